@@ -1,0 +1,267 @@
+//! `TenantGateway` (tenantgateway.io/v1alpha1): one per tenant, cluster-scoped.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const GROUP: &str = "tenantgateway.io";
+pub const MANAGER: &str = "tenant-gateway";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_TENANT: &str = "tenantgateway.io/tenant";
+/// The ingress class a tenant's gateway serves when the spec names none.
+pub const DEFAULT_INGRESS_CLASS: &str = "tenant-gateway";
+pub const CONTROLLER_NAME: &str = "tenantgateway.io/controller";
+
+/// A tenant's dedicated Envoy ingress fleet and the namespaces it serves.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "tenantgateway.io",
+    version = "v1alpha1",
+    kind = "TenantGateway",
+    shortname = "tgw",
+    status = "TenantGatewayStatus",
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Namespaces","type":"string","jsonPath":".status.claimedNamespaces","priority":1}"#,
+    printcolumn = r#"{"name":"Address","type":"string","jsonPath":".status.addresses[0].value"}"#,
+    printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantGatewaySpec {
+    /// Which namespaces this tenant serves.
+    #[serde(default)]
+    pub namespaces: NamespaceSelection,
+    /// Namespace for the gateway's Deployment, Service and ServiceAccount
+    /// (default: the operator's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_namespace: Option<String>,
+    /// Envoy replicas (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub envoy: EnvoySettings,
+    #[serde(default)]
+    pub listeners: ListenerSettings,
+    #[serde(default)]
+    pub service: ServiceSettings,
+    #[serde(default)]
+    pub ingress_class: IngressClassSettings,
+    /// TCP proxy ports: each maps a listener port to a Service in a claimed namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_proxies: Vec<TcpProxy>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelection {
+    /// Namespaces named explicitly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// Namespaces selected by label; combined with `names` (union).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvoySettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    /// Envoy log level: trace, debug, info, warning, error, critical, off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<EnvoyLogLevel>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvoyLogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+    Off,
+}
+
+impl EnvoyLogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+            Self::Critical => "critical",
+            Self::Off => "off",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSettings {
+    /// Container port of the plain HTTP listener (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub http_port: Option<u16>,
+    /// Container port of the TLS listener (default 8443).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub https_port: Option<u16>,
+}
+
+impl ListenerSettings {
+    pub fn http(&self) -> u16 {
+        self.http_port.unwrap_or(8080)
+    }
+    pub fn https(&self) -> u16 {
+        self.https_port.unwrap_or(8443)
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// Service type: LoadBalancer (default), NodePort or ClusterIP.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub type_: Option<ServiceType>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    LoadBalancer,
+    NodePort,
+    ClusterIP,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressClassSettings {
+    /// The IngressClass name this gateway serves (default `tenant-gateway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Also serve Ingresses that name no class (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve_unclassed: Option<bool>,
+    /// Have the operator create a per-tenant IngressClass object (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<bool>,
+}
+
+impl IngressClassSettings {
+    pub fn class_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(DEFAULT_INGRESS_CLASS)
+    }
+    pub fn serves_unclassed(&self) -> bool {
+        self.serve_unclassed.unwrap_or(true)
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpProxy {
+    /// Listener port on the gateway.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    pub service: TcpProxyBackend,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpProxyBackend {
+    pub namespace: String,
+    pub name: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantGatewayStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimed_namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<NamespaceConflict>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<GatewayAddress>,
+}
+
+/// A namespace this tenant asked for that another TenantGateway holds.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceConflict {
+    pub namespace: String,
+    pub holder: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayAddress {
+    /// `IPAddress` or `Hostname`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub value: String,
+}
+
+/// The CRD manifest as YAML, exactly as checked in under `config/crd/`.
+pub fn crd_yaml() -> String {
+    let crd = TenantGateway::crd();
+    // serde_yaml never fails on a CRD built from our own types.
+    serde_yaml::to_string(&crd).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_crd_matches_rust_types() {
+        let checked_in = include_str!("../../config/crd/tenantgateways.yaml");
+        assert_eq!(
+            checked_in,
+            crd_yaml(),
+            "config/crd/tenantgateways.yaml drifted: run `cargo run -p tenant-gateway -- crds > config/crd/tenantgateways.yaml`"
+        );
+    }
+
+    #[test]
+    fn crd_is_cluster_scoped_with_short_name() {
+        let crd = TenantGateway::crd();
+        assert_eq!(crd.spec.scope, "Cluster");
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.names.short_names, Some(vec!["tgw".to_string()]));
+        let v = &crd.spec.versions[0];
+        assert_eq!(v.name, "v1alpha1");
+        let cols: Vec<_> = v
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert!(cols.contains(&"Ready") && cols.contains(&"Address"), "{cols:?}");
+    }
+
+    #[test]
+    fn spec_defaults() {
+        let spec: TenantGatewaySpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec.listeners.http(), 8080);
+        assert_eq!(spec.listeners.https(), 8443);
+        assert_eq!(spec.ingress_class.class_name(), "tenant-gateway");
+        assert!(spec.ingress_class.serves_unclassed());
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", crds::crd_yaml());
+}

@@ -1,0 +1,7 @@
+//! Ingress-to-Envoy translation (pure) and the ADS server.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod snapshot;
+
+pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
