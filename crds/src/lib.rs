@@ -253,7 +253,10 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert!(cols.contains(&"Ready") && cols.contains(&"Address"), "{cols:?}");
+        assert!(
+            cols.contains(&"Ready") && cols.contains(&"Address"),
+            "{cols:?}"
+        );
     }
 
     #[test]

@@ -5,3 +5,8 @@
 pub mod snapshot;
 
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
+pub mod diagnostics;
+pub mod translate;
+
+pub use diagnostics::{Diagnostic, ObjectRef, Severity};
+pub use translate::{translate, GatewayOptions, TenantObjects, Translation};

@@ -1,0 +1,234 @@
+//! Resolving Ingress backends: Service → port → ready endpoints, and TLS Secrets.
+
+use super::{GatewayOptions, TenantObjects};
+use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::IngressServiceBackend;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::{BTreeMap, BTreeSet};
+
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One upstream cluster: a Service port and its ready endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClusterPlan {
+    pub name: String,
+    /// (address, port), sorted and deduplicated.
+    pub endpoints: BTreeSet<(String, u16)>,
+}
+
+/// A TLS certificate from a `kubernetes.io/tls` Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsSecretPlan {
+    /// Envoy secret name: `<namespace>/<secret>`.
+    pub name: String,
+    pub cert_chain: Vec<u8>,
+    pub private_key: Vec<u8>,
+}
+
+type Key = (String, String);
+
+/// Lookup tables over the tenant's Services, EndpointSlices and Secrets.
+pub(crate) struct BackendIndex<'a> {
+    services: BTreeMap<Key, &'a Service>,
+    slices: BTreeMap<Key, Vec<&'a EndpointSlice>>,
+    secrets: BTreeMap<Key, &'a Secret>,
+}
+
+fn key(ns: &str, name: &str) -> Key {
+    (ns.to_string(), name.to_string())
+}
+
+pub(crate) fn cluster_name(namespace: &str, service: &str, port: i32) -> String {
+    format!("{namespace}/{service}/{port}")
+}
+
+impl<'a> BackendIndex<'a> {
+    pub(crate) fn new(objects: &'a TenantObjects, options: &GatewayOptions) -> Self {
+        let mut services = BTreeMap::new();
+        for s in &objects.services {
+            let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) else {
+                continue;
+            };
+            if options.in_scope(ns) {
+                services.insert(key(ns, name), s);
+            }
+        }
+        let mut slices: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
+        for es in &objects.endpoint_slices {
+            let Some(ns) = &es.metadata.namespace else {
+                continue;
+            };
+            let svc = es
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let Some(svc) = svc {
+                if options.in_scope(ns) {
+                    slices.entry(key(ns, svc)).or_default().push(es);
+                }
+            }
+        }
+        let mut secrets = BTreeMap::new();
+        for s in &objects.secrets {
+            let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) else {
+                continue;
+            };
+            if options.in_scope(ns) {
+                secrets.insert(key(ns, name), s);
+            }
+        }
+        Self {
+            services,
+            slices,
+            secrets,
+        }
+    }
+
+    /// Resolve a service backend in `namespace`. `Err` is a human-readable
+    /// reason naming the Service and port.
+    pub(crate) fn resolve_service(
+        &self,
+        namespace: &str,
+        backend: &IngressServiceBackend,
+    ) -> Result<ClusterPlan, BackendError> {
+        let svc = self
+            .services
+            .get(&key(namespace, &backend.name))
+            .ok_or_else(|| BackendError::ServiceNotFound(backend.name.clone()))?;
+        let spec = svc.spec.as_ref();
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            return Err(BackendError::ExternalName(backend.name.clone()));
+        }
+        let ports: &[ServicePort] = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
+        let port = backend.port.as_ref();
+        let svc_port = match (
+            port.and_then(|p| p.number),
+            port.and_then(|p| p.name.as_deref()),
+        ) {
+            (Some(n), _) => ports
+                .iter()
+                .find(|p| p.port == n)
+                .ok_or_else(|| BackendError::PortNumberNotFound(backend.name.clone(), n))?,
+            (None, Some(name)) if !name.is_empty() => ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .ok_or_else(|| {
+                    BackendError::PortNameNotFound(backend.name.clone(), name.to_string())
+                })?,
+            _ => return Err(BackendError::NoPort(backend.name.clone())),
+        };
+        let port_name = svc_port.name.as_deref().unwrap_or("");
+        let mut endpoints = BTreeSet::new();
+        for es in self
+            .slices
+            .get(&key(namespace, &backend.name))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            if es.address_type != "IPv4" && es.address_type != "IPv6" {
+                continue;
+            }
+            let Some(target) = es
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+                .and_then(|p| p.port)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+            else {
+                continue;
+            };
+            for ep in &es.endpoints {
+                // A nil `ready` means "unknown"; the API asks consumers to treat it as ready.
+                let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                if !ready {
+                    continue;
+                }
+                for addr in &ep.addresses {
+                    if addr.parse::<std::net::IpAddr>().is_ok() {
+                        endpoints.insert((addr.clone(), target));
+                    }
+                }
+            }
+        }
+        Ok(ClusterPlan {
+            name: cluster_name(namespace, &backend.name, svc_port.port),
+            endpoints,
+        })
+    }
+
+    pub(crate) fn resolve_tls_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<TlsSecretPlan, String> {
+        let secret = self
+            .secrets
+            .get(&key(namespace, name))
+            .ok_or_else(|| format!("Secret {namespace}/{name} not found"))?;
+        let get = |k: &str| -> Option<Vec<u8>> {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .map(|b| b.0.clone())
+                .or_else(|| {
+                    secret
+                        .string_data
+                        .as_ref()
+                        .and_then(|d| d.get(k))
+                        .map(|s| s.as_bytes().to_vec())
+                })
+        };
+        let cert =
+            get("tls.crt").ok_or_else(|| format!("Secret {namespace}/{name} has no tls.crt"))?;
+        let key =
+            get("tls.key").ok_or_else(|| format!("Secret {namespace}/{name} has no tls.key"))?;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("Secret {namespace}/{name} tls.crt is not valid PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "Secret {namespace}/{name} tls.crt holds no PEM certificate"
+            ));
+        }
+        PrivateKeyDer::from_pem_slice(&key).map_err(|e| {
+            format!("Secret {namespace}/{name} tls.key holds no valid PEM private key: {e}")
+        })?;
+        Ok(TlsSecretPlan {
+            name: format!("{namespace}/{name}"),
+            cert_chain: cert,
+            private_key: key,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BackendError {
+    #[error("Service {0:?} not found in the Ingress's namespace")]
+    ServiceNotFound(String),
+    #[error("Service {0:?} is of type ExternalName, which is not served (it could point the gateway at arbitrary hosts, including its own admin interface)")]
+    ExternalName(String),
+    #[error("Service {0:?} has no port {1}")]
+    PortNumberNotFound(String, i32),
+    #[error("Service {0:?} has no port named {1:?}")]
+    PortNameNotFound(String, String),
+    #[error("backend for Service {0:?} names no port")]
+    NoPort(String),
+}
+
+impl BackendError {
+    /// The field below `...backend.service` that is wrong.
+    pub(crate) fn field_suffix(&self) -> &'static str {
+        match self {
+            BackendError::ServiceNotFound(_) | BackendError::ExternalName(_) => "name",
+            BackendError::PortNumberNotFound(..) => "port.number",
+            BackendError::PortNameNotFound(..) => "port.name",
+            BackendError::NoPort(_) => "port",
+        }
+    }
+}

@@ -1,0 +1,1084 @@
+//! Table-driven tests of translation. `Router` evaluates a RouteConfiguration
+//! the way Envoy does (vhost by exact domain, then longest `*.` suffix, then
+//! `*`; first matching route), so cases read as the Ingress spec's tables.
+
+use super::*;
+use crate::diagnostics::Severity;
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher, route, route_action, route_match, RouteConfiguration,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher;
+use k8s_openapi::api::core::v1::{Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::ByteString;
+use std::collections::BTreeMap;
+
+// ---------- fixtures ----------
+
+pub(crate) fn meta(ns: &str, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        namespace: Some(ns.into()),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+fn ts(secs: i64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap())
+}
+
+pub(crate) fn backend(svc: &str, port: i32) -> IngressBackend {
+    IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: svc.into(),
+            port: Some(ServiceBackendPort {
+                number: Some(port),
+                name: None,
+            }),
+        }),
+        resource: None,
+    }
+}
+
+fn named_backend(svc: &str, port: &str) -> IngressBackend {
+    IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: svc.into(),
+            port: Some(ServiceBackendPort {
+                number: None,
+                name: Some(port.into()),
+            }),
+        }),
+        resource: None,
+    }
+}
+
+pub(crate) fn path(p: &str, ty: &str, b: IngressBackend) -> HTTPIngressPath {
+    HTTPIngressPath {
+        path: Some(p.into()),
+        path_type: ty.into(),
+        backend: b,
+    }
+}
+
+pub(crate) fn rule(host: Option<&str>, paths: Vec<HTTPIngressPath>) -> IngressRule {
+    IngressRule {
+        host: host.map(Into::into),
+        http: Some(HTTPIngressRuleValue { paths }),
+    }
+}
+
+pub(crate) fn ingress(ns: &str, name: &str, age: i64, rules: Vec<IngressRule>) -> Ingress {
+    let mut m = meta(ns, name);
+    m.creation_timestamp = Some(ts(age));
+    Ingress {
+        metadata: m,
+        spec: Some(IngressSpec {
+            rules: Some(rules),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+pub(crate) fn service(ns: &str, name: &str, ports: &[(Option<&str>, i32)]) -> Service {
+    Service {
+        metadata: meta(ns, name),
+        spec: Some(ServiceSpec {
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(n, p)| ServicePort {
+                        name: n.map(Into::into),
+                        port: *p,
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// An EndpointSlice for `svc` with one port and (address, ready) endpoints.
+pub(crate) fn slice(
+    ns: &str,
+    svc: &str,
+    port_name: Option<&str>,
+    port: i32,
+    eps: &[(&str, Option<bool>)],
+) -> EndpointSlice {
+    let mut m = meta(ns, &format!("{svc}-{}", eps.len()));
+    m.labels = Some(BTreeMap::from([(
+        "kubernetes.io/service-name".to_string(),
+        svc.to_string(),
+    )]));
+    EndpointSlice {
+        metadata: m,
+        address_type: "IPv4".into(),
+        endpoints: eps
+            .iter()
+            .map(|(a, ready)| Endpoint {
+                addresses: vec![a.to_string()],
+                conditions: Some(EndpointConditions {
+                    ready: *ready,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ports: Some(vec![EndpointPort {
+            name: port_name.map(Into::into),
+            port: Some(port),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// A Service `name` with port 80 → endpoints on 8080.
+fn svc_with_eps(ns: &str, name: &str, ip: &str) -> (Service, EndpointSlice) {
+    (
+        service(ns, name, &[(None, 80)]),
+        slice(ns, name, None, 8080, &[(ip, Some(true))]),
+    )
+}
+
+fn objects(ingresses: Vec<Ingress>, svcs: &[&str]) -> TenantObjects {
+    let mut o = TenantObjects {
+        ingresses,
+        ..Default::default()
+    };
+    for (i, s) in svcs.iter().enumerate() {
+        let (svc, es) = svc_with_eps("shop", s, &format!("10.0.0.{}", i + 1));
+        o.services.push(svc);
+        o.endpoint_slices.push(es);
+    }
+    o
+}
+
+// ---------- a minimal Envoy route evaluator ----------
+
+#[derive(Debug, PartialEq, Eq, Clone)]
+enum Outcome {
+    Cluster(String),
+    Status(u32),
+    /// No route matched: Envoy answers 404.
+    NoRoute,
+}
+
+fn cluster(ns_svc_port: &str) -> Outcome {
+    Outcome::Cluster(ns_svc_port.to_string())
+}
+
+fn route_request(rc: &RouteConfiguration, host: &str, path: &str) -> Outcome {
+    let host_l = host.to_ascii_lowercase();
+    let bare = host_l.split(':').next().unwrap_or("");
+    let exact = rc
+        .virtual_hosts
+        .iter()
+        .find(|v| v.domains.iter().any(|d| d == bare));
+    let wildcard = || {
+        rc.virtual_hosts
+            .iter()
+            .flat_map(|v| v.domains.iter().map(move |d| (v, d)))
+            .filter(|(_, d)| d.starts_with("*.") && bare.ends_with(&d[1..]))
+            .max_by_key(|(_, d)| d.len())
+            .map(|(v, _)| v)
+    };
+    let any = || {
+        rc.virtual_hosts
+            .iter()
+            .find(|v| v.domains.iter().any(|d| d == "*"))
+    };
+    let Some(vh) = exact.or_else(wildcard).or_else(any) else {
+        return Outcome::NoRoute;
+    };
+    let p = path.split('?').next().unwrap_or("");
+    for r in &vh.routes {
+        let m = r.r#match.as_ref().unwrap();
+        let path_ok = match m.path_specifier.as_ref().unwrap() {
+            route_match::PathSpecifier::Prefix(x) => p.starts_with(x.as_str()),
+            route_match::PathSpecifier::Path(x) => p == x,
+            route_match::PathSpecifier::PathSeparatedPrefix(x) => {
+                p == x || p.starts_with(&format!("{x}/"))
+            }
+            other => panic!("unexpected path specifier {other:?}"),
+        };
+        let headers_ok = m.headers.iter().all(|h| {
+            assert_eq!(h.name, ":authority");
+            match h.header_match_specifier.as_ref().unwrap() {
+                header_matcher::HeaderMatchSpecifier::StringMatch(sm) => {
+                    match sm.match_pattern.as_ref().unwrap() {
+                        string_matcher::MatchPattern::SafeRegex(re) => {
+                            regex::Regex::new(&re.regex).unwrap().is_match(host)
+                        }
+                        other => panic!("unexpected matcher {other:?}"),
+                    }
+                }
+                other => panic!("unexpected header matcher {other:?}"),
+            }
+        });
+        if path_ok && headers_ok {
+            return match r.action.as_ref().unwrap() {
+                route::Action::Route(a) => match a.cluster_specifier.as_ref().unwrap() {
+                    route_action::ClusterSpecifier::Cluster(c) => Outcome::Cluster(c.clone()),
+                    other => panic!("unexpected cluster specifier {other:?}"),
+                },
+                route::Action::DirectResponse(d) => Outcome::Status(d.status),
+                other => panic!("unexpected action {other:?}"),
+            };
+        }
+    }
+    Outcome::NoRoute
+}
+
+fn http_routes(t: &Translation) -> &RouteConfiguration {
+    t.resources
+        .routes
+        .iter()
+        .find(|r| r.name == HTTP_ROUTE_CONFIG)
+        .expect("http route config")
+}
+
+fn errors(t: &Translation) -> Vec<&Diagnostic> {
+    t.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect()
+}
+
+// ---------- the Ingress spec's path examples ----------
+
+#[test]
+fn path_matching_follows_the_ingress_spec_examples() {
+    // (paths as (pathType, path), request path, expected path index or None)
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        Option<usize>,
+    );
+    let cases: &[Case] = &[
+        (&[("Prefix", "/")], "/anything/at/all", Some(0)),
+        (&[("Exact", "/foo")], "/foo", Some(0)),
+        (&[("Exact", "/foo")], "/bar", None),
+        (&[("Exact", "/foo")], "/foo/", None),
+        (&[("Exact", "/foo/")], "/foo", None),
+        (&[("Prefix", "/foo")], "/foo", Some(0)),
+        (&[("Prefix", "/foo")], "/foo/", Some(0)),
+        (&[("Prefix", "/foo/")], "/foo", Some(0)),
+        (&[("Prefix", "/foo/")], "/foo/", Some(0)),
+        (&[("Prefix", "/aaa/bb")], "/aaa/bbb", None),
+        (&[("Prefix", "/aaa/bbb")], "/aaa/bbb", Some(0)),
+        (&[("Prefix", "/aaa/bbb/")], "/aaa/bbb", Some(0)),
+        (&[("Prefix", "/aaa/bbb")], "/aaa/bbb/", Some(0)),
+        (&[("Prefix", "/aaa/bbb")], "/aaa/bbb/ccc", Some(0)),
+        (&[("Prefix", "/aaa/bbb")], "/aaa/bbbxyz", None),
+        (&[("Prefix", "/"), ("Prefix", "/aaa")], "/aaa/ccc", Some(1)),
+        (
+            &[("Prefix", "/"), ("Prefix", "/aaa"), ("Prefix", "/aaa/bbb")],
+            "/aaa/bbb",
+            Some(2),
+        ),
+        (
+            &[("Prefix", "/"), ("Prefix", "/aaa"), ("Prefix", "/aaa/bbb")],
+            "/ccc",
+            Some(0),
+        ),
+        (&[("Prefix", "/aaa")], "/ccc", None),
+        (&[("Prefix", "/foo"), ("Exact", "/foo")], "/foo", Some(1)),
+        (&[("Exact", "/foo"), ("Prefix", "/foo")], "/foo", Some(0)),
+        (&[("Exact", "/foo"), ("Prefix", "/foo")], "/foo/x", Some(1)),
+        // Query strings do not take part in matching.
+        (&[("Exact", "/foo")], "/foo?x=1", Some(0)),
+        // ImplementationSpecific is element-wise Prefix.
+        (&[("ImplementationSpecific", "/foo")], "/foo/bar", Some(0)),
+        (&[("ImplementationSpecific", "/foo")], "/foobar", None),
+        // Matching is case-sensitive.
+        (&[("Exact", "/Foo")], "/foo", None),
+        (&[("Prefix", "/Foo")], "/foo/x", None),
+        // Longest wins regardless of the order written.
+        (
+            &[("Prefix", "/a/b/c"), ("Prefix", "/a"), ("Prefix", "/a/b")],
+            "/a/b/x",
+            Some(2),
+        ),
+    ];
+    for (i, (paths, request, want)) in cases.iter().enumerate() {
+        let svcs: Vec<String> = (0..paths.len()).map(|j| format!("s{j}")).collect();
+        let ing = ingress(
+            "shop",
+            "web",
+            0,
+            vec![rule(
+                Some("foo.bar.com"),
+                paths
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (ty, p))| path(p, ty, backend(&svcs[j], 80)))
+                    .collect(),
+            )],
+        );
+        let svc_refs: Vec<&str> = svcs.iter().map(String::as_str).collect();
+        let t = translate(&objects(vec![ing], &svc_refs), &GatewayOptions::default());
+        assert!(errors(&t).is_empty(), "case {i}: {:?}", t.diagnostics);
+        let got = route_request(http_routes(&t), "foo.bar.com", request);
+        let want = match want {
+            Some(j) => cluster(&format!("shop/s{j}/80")),
+            None => Outcome::Status(404),
+        };
+        // No default backend: an unmatched path on a known host is a 404.
+        let got = if got == Outcome::NoRoute {
+            Outcome::Status(404)
+        } else {
+            got
+        };
+        assert_eq!(got, want, "case {i}: paths {paths:?} request {request}");
+    }
+}
+
+// ---------- hosts ----------
+
+#[test]
+fn host_matching_follows_the_ingress_spec() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![
+            rule(
+                Some("foo.bar.com"),
+                vec![path("/", "Prefix", backend("exact", 80))],
+            ),
+            rule(
+                Some("*.foo.com"),
+                vec![path("/", "Prefix", backend("wild", 80))],
+            ),
+            rule(None, vec![path("/", "Prefix", backend("nohost", 80))]),
+        ],
+    );
+    let t = translate(
+        &objects(vec![ing], &["exact", "wild", "nohost"]),
+        &GatewayOptions::default(),
+    );
+    assert!(errors(&t).is_empty(), "{:?}", t.diagnostics);
+    let rc = http_routes(&t);
+    let cases = [
+        ("foo.bar.com", "shop/exact/80"),
+        ("FOO.bar.com", "shop/exact/80"),
+        ("foo.bar.com:8080", "shop/exact/80"),
+        ("bar.foo.com", "shop/wild/80"),
+        ("bar.foo.com:8080", "shop/wild/80"),
+        // A wildcard covers exactly one label.
+        ("baz.bar.foo.com", "shop/nohost/80"),
+        ("foo.com", "shop/nohost/80"),
+        ("other.example", "shop/nohost/80"),
+    ];
+    for (host, want) in cases {
+        assert_eq!(route_request(rc, host, "/x"), cluster(want), "host {host}");
+    }
+}
+
+#[test]
+fn wildcard_host_without_catch_all_rejects_deeper_names() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![rule(
+            Some("*.foo.com"),
+            vec![path("/", "Prefix", backend("wild", 80))],
+        )],
+    );
+    let t = translate(&objects(vec![ing], &["wild"]), &GatewayOptions::default());
+    let rc = http_routes(&t);
+    assert_eq!(route_request(rc, "a.foo.com", "/"), cluster("shop/wild/80"));
+    assert_eq!(route_request(rc, "a.b.foo.com", "/"), Outcome::NoRoute);
+}
+
+#[test]
+fn default_backend_serves_what_no_rule_matches() {
+    let mut ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![
+            rule(
+                Some("foo.bar.com"),
+                vec![path("/api", "Prefix", backend("api", 80))],
+            ),
+            rule(
+                Some("*.wild.com"),
+                vec![path("/api", "Prefix", backend("api", 80))],
+            ),
+        ],
+    );
+    ing.spec.as_mut().unwrap().default_backend = Some(backend("fallback", 80));
+    let t = translate(
+        &objects(vec![ing], &["api", "fallback"]),
+        &GatewayOptions::default(),
+    );
+    assert!(errors(&t).is_empty(), "{:?}", t.diagnostics);
+    let rc = http_routes(&t);
+    assert_eq!(
+        route_request(rc, "foo.bar.com", "/api/x"),
+        cluster("shop/api/80")
+    );
+    assert_eq!(
+        route_request(rc, "foo.bar.com", "/other"),
+        cluster("shop/fallback/80")
+    );
+    assert_eq!(
+        route_request(rc, "unknown.host", "/api"),
+        cluster("shop/fallback/80")
+    );
+    assert_eq!(
+        route_request(rc, "x.wild.com", "/other"),
+        cluster("shop/fallback/80")
+    );
+    assert_eq!(
+        route_request(rc, "x.y.wild.com", "/api"),
+        cluster("shop/fallback/80")
+    );
+}
+
+// ---------- backends ----------
+
+#[test]
+fn service_port_by_name_resolves_through_the_endpoint_slice_port_name() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![rule(
+            None,
+            vec![path("/", "Prefix", named_backend("web", "http"))],
+        )],
+    );
+    let objs = TenantObjects {
+        ingresses: vec![ing],
+        services: vec![service(
+            "shop",
+            "web",
+            &[(Some("metrics"), 9090), (Some("http"), 80)],
+        )],
+        endpoint_slices: vec![
+            // The slice's port named "http" is the target port 8080.
+            EndpointSlice {
+                ports: Some(vec![
+                    EndpointPort {
+                        name: Some("metrics".into()),
+                        port: Some(9100),
+                        ..Default::default()
+                    },
+                    EndpointPort {
+                        name: Some("http".into()),
+                        port: Some(8080),
+                        ..Default::default()
+                    },
+                ]),
+                ..slice("shop", "web", None, 0, &[("10.1.0.5", Some(true))])
+            },
+        ],
+        ..Default::default()
+    };
+    let t = translate(&objs, &GatewayOptions::default());
+    assert!(errors(&t).is_empty(), "{:?}", t.diagnostics);
+    assert_eq!(
+        route_request(http_routes(&t), "x", "/"),
+        cluster("shop/web/80")
+    );
+    let cla = &t.resources.endpoints[0];
+    assert_eq!(cla.cluster_name, "shop/web/80");
+    let addrs = endpoint_addrs(&t, "shop/web/80");
+    assert_eq!(addrs, vec![("10.1.0.5".to_string(), 8080)]);
+}
+
+fn endpoint_addrs(t: &Translation, cluster: &str) -> Vec<(String, u32)> {
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
+    let cla = t
+        .resources
+        .endpoints
+        .iter()
+        .find(|c| c.cluster_name == cluster)
+        .unwrap_or_else(|| panic!("no CLA {cluster}"));
+    cla.endpoints
+        .iter()
+        .flat_map(|l| &l.lb_endpoints)
+        .map(|e| {
+            let Some(lb_endpoint::HostIdentifier::Endpoint(ep)) = &e.host_identifier else {
+                panic!()
+            };
+            let Some(address::Address::SocketAddress(sa)) = &ep.address.as_ref().unwrap().address
+            else {
+                panic!()
+            };
+            let Some(socket_address::PortSpecifier::PortValue(p)) = sa.port_specifier else {
+                panic!()
+            };
+            (sa.address.clone(), p)
+        })
+        .collect()
+}
+
+#[test]
+fn only_ready_endpoints_are_served_and_unknown_readiness_counts_as_ready() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![rule(None, vec![path("/", "Prefix", backend("web", 80))])],
+    );
+    let objs = TenantObjects {
+        ingresses: vec![ing],
+        services: vec![service("shop", "web", &[(None, 80)])],
+        endpoint_slices: vec![
+            slice(
+                "shop",
+                "web",
+                None,
+                8080,
+                &[
+                    ("10.0.0.3", Some(false)),
+                    ("10.0.0.1", Some(true)),
+                    ("10.0.0.2", None),
+                ],
+            ),
+            // The same endpoint in a second slice (during a rollout) is listed once.
+            slice(
+                "shop",
+                "web",
+                None,
+                8080,
+                &[
+                    ("10.0.0.1", Some(true)),
+                    ("x", Some(true)),
+                    ("10.0.0.9", Some(false)),
+                ],
+            ),
+            // Another Service's slice is not ours.
+            slice("shop", "other", None, 8080, &[("10.9.9.9", Some(true))]),
+        ],
+        ..Default::default()
+    };
+    let t = translate(&objs, &GatewayOptions::default());
+    assert_eq!(
+        endpoint_addrs(&t, "shop/web/80"),
+        vec![("10.0.0.1".into(), 8080), ("10.0.0.2".into(), 8080)]
+    );
+}
+
+#[test]
+fn bad_backends_disable_only_their_path_with_a_diagnostic_naming_the_field() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![rule(
+            Some("shop.example.com"),
+            vec![
+                path("/ok", "Prefix", backend("ok", 80)),
+                path("/missing", "Prefix", backend("nope", 80)),
+                path("/badport", "Prefix", backend("ok", 81)),
+                path("/badname", "Prefix", named_backend("ok", "grpc")),
+                path("relative", "Prefix", backend("ok", 80)),
+                path("/typo", "Prefx", backend("ok", 80)),
+            ],
+        )],
+    );
+    let t = translate(&objects(vec![ing], &["ok"]), &GatewayOptions::default());
+    let rc = http_routes(&t);
+    let h = "shop.example.com";
+    assert_eq!(route_request(rc, h, "/ok"), cluster("shop/ok/80"));
+    assert_eq!(route_request(rc, h, "/missing"), Outcome::Status(503));
+    assert_eq!(route_request(rc, h, "/badport/x"), Outcome::Status(503));
+    assert_eq!(route_request(rc, h, "/badname"), Outcome::Status(503));
+    assert_eq!(t.routable_paths, 1);
+    let fields: Vec<(&str, &str)> = errors(&t)
+        .iter()
+        .map(|d| (d.field.as_str(), d.object.name.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("spec.rules[0].http.paths[1].backend.service.name", "web"),
+            (
+                "spec.rules[0].http.paths[2].backend.service.port.number",
+                "web"
+            ),
+            (
+                "spec.rules[0].http.paths[3].backend.service.port.name",
+                "web"
+            ),
+            ("spec.rules[0].http.paths[4]", "web"),
+            ("spec.rules[0].http.paths[5]", "web"),
+        ]
+    );
+    assert!(t
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("\"nope\" not found")));
+    assert!(t.diagnostics.iter().any(|d| d.message.contains("Prefx")));
+}
+
+#[test]
+fn external_name_services_are_refused() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![rule(None, vec![path("/", "Prefix", backend("ext", 80))])],
+    );
+    let mut svc = service("shop", "ext", &[(None, 80)]);
+    let spec = svc.spec.as_mut().unwrap();
+    spec.type_ = Some("ExternalName".into());
+    spec.external_name = Some("localhost".into());
+    let objs = TenantObjects {
+        ingresses: vec![ing],
+        services: vec![svc],
+        ..Default::default()
+    };
+    let t = translate(&objs, &GatewayOptions::default());
+    assert!(t.resources.clusters.is_empty());
+    assert_eq!(errors(&t).len(), 1);
+    assert!(errors(&t)[0].message.contains("ExternalName"));
+}
+
+#[test]
+fn invalid_hosts_disable_only_their_rule() {
+    let ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![
+            rule(
+                Some("Shop.Example.com"),
+                vec![path("/", "Prefix", backend("a", 80))],
+            ),
+            rule(
+                Some("foo.*.com"),
+                vec![path("/", "Prefix", backend("a", 80))],
+            ),
+            rule(
+                Some("10.0.0.1"),
+                vec![path("/", "Prefix", backend("a", 80))],
+            ),
+            rule(
+                Some("good.example.com"),
+                vec![path("/", "Prefix", backend("a", 80))],
+            ),
+        ],
+    );
+    let t = translate(&objects(vec![ing], &["a"]), &GatewayOptions::default());
+    let fields: Vec<&str> = errors(&t).iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "spec.rules[0].host",
+            "spec.rules[1].host",
+            "spec.rules[2].host"
+        ]
+    );
+    assert_eq!(
+        route_request(http_routes(&t), "good.example.com", "/"),
+        cluster("shop/a/80")
+    );
+}
+
+// ---------- merging and conflicts ----------
+
+#[test]
+fn many_ingresses_merge_and_the_oldest_wins_a_conflict() {
+    let newer = ingress(
+        "shop",
+        "newer",
+        10,
+        vec![rule(
+            Some("shop.example.com"),
+            vec![
+                path("/login", "Prefix", backend("b", 80)),
+                path("/cart", "Prefix", backend("b", 80)),
+            ],
+        )],
+    );
+    let older = ingress(
+        "shop",
+        "older",
+        5,
+        vec![rule(
+            Some("shop.example.com"),
+            vec![path("/login/", "Prefix", backend("a", 80))],
+        )],
+    );
+    let t = translate(
+        &objects(vec![newer, older], &["a", "b"]),
+        &GatewayOptions::default(),
+    );
+    let rc = http_routes(&t);
+    assert_eq!(
+        route_request(rc, "shop.example.com", "/login"),
+        cluster("shop/a/80")
+    );
+    assert_eq!(
+        route_request(rc, "shop.example.com", "/cart"),
+        cluster("shop/b/80")
+    );
+    let errs = errors(&t);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].object.name, "newer");
+    assert_eq!(errs[0].field, "spec.rules[0].http.paths[0]");
+    assert!(
+        errs[0].message.contains("older Ingress shop/older"),
+        "{}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn equal_timestamps_break_ties_by_namespace_then_name() {
+    let mk = |ns: &str, name: &str, svc: &str| {
+        ingress(
+            ns,
+            name,
+            0,
+            vec![rule(
+                Some("h.example.com"),
+                vec![path("/", "Prefix", backend(svc, 80))],
+            )],
+        )
+    };
+    let mut objs = objects(
+        vec![
+            mk("shop", "b", "b"),
+            mk("shop", "a", "a"),
+            mk("alpha", "z", "z"),
+        ],
+        &["a", "b"],
+    );
+    let (s, e) = svc_with_eps("alpha", "z", "10.0.9.1");
+    objs.services.push(s);
+    objs.endpoint_slices.push(e);
+    let t = translate(&objs, &GatewayOptions::default());
+    assert_eq!(
+        route_request(http_routes(&t), "h.example.com", "/"),
+        cluster("alpha/z/80")
+    );
+    let losers: Vec<String> = errors(&t).iter().map(|d| d.object.to_string()).collect();
+    assert_eq!(losers, vec!["Ingress shop/a", "Ingress shop/b"]);
+}
+
+#[test]
+fn exact_and_prefix_on_the_same_path_are_not_a_conflict() {
+    let a = ingress(
+        "shop",
+        "a",
+        0,
+        vec![rule(None, vec![path("/foo", "Prefix", backend("a", 80))])],
+    );
+    let b = ingress(
+        "shop",
+        "b",
+        1,
+        vec![rule(None, vec![path("/foo", "Exact", backend("b", 80))])],
+    );
+    let t = translate(
+        &objects(vec![a, b], &["a", "b"]),
+        &GatewayOptions::default(),
+    );
+    assert!(errors(&t).is_empty(), "{:?}", t.diagnostics);
+    assert_eq!(
+        route_request(http_routes(&t), "x", "/foo"),
+        cluster("shop/b/80")
+    );
+    assert_eq!(
+        route_request(http_routes(&t), "x", "/foo/1"),
+        cluster("shop/a/80")
+    );
+}
+
+#[test]
+fn second_default_backend_is_reported() {
+    let mut a = ingress("shop", "a", 0, vec![]);
+    a.spec.as_mut().unwrap().default_backend = Some(backend("a", 80));
+    let mut b = ingress("shop", "b", 1, vec![]);
+    b.spec.as_mut().unwrap().default_backend = Some(backend("b", 80));
+    let t = translate(
+        &objects(vec![b, a], &["a", "b"]),
+        &GatewayOptions::default(),
+    );
+    assert_eq!(
+        route_request(http_routes(&t), "x", "/q"),
+        cluster("shop/a/80")
+    );
+    assert_eq!(errors(&t).len(), 1);
+    assert_eq!(errors(&t)[0].field, "spec.defaultBackend");
+    assert_eq!(errors(&t)[0].object.name, "b");
+}
+
+// ---------- classes and scope ----------
+
+#[test]
+fn ingress_class_selects_what_this_gateway_serves() {
+    let mk = |name: &str, class: Option<&str>, legacy: Option<&str>| {
+        let mut i = ingress(
+            "shop",
+            name,
+            0,
+            vec![rule(
+                Some(&format!("{name}.example.com")),
+                vec![path("/", "Prefix", backend("a", 80))],
+            )],
+        );
+        i.spec.as_mut().unwrap().ingress_class_name = class.map(Into::into);
+        if let Some(l) = legacy {
+            i.metadata.annotations = Some(BTreeMap::from([(
+                "kubernetes.io/ingress.class".to_string(),
+                l.to_string(),
+            )]));
+        }
+        i
+    };
+    let objs = objects(
+        vec![
+            mk("mine", Some("tenant-gateway"), None),
+            mk("nginx", Some("nginx"), None),
+            mk("legacy", None, Some("tenant-gateway")),
+            mk("legacynginx", None, Some("nginx")),
+            mk("unclassed", None, None),
+        ],
+        &["a"],
+    );
+    let served = |opts: &GatewayOptions| -> Vec<String> {
+        let t = translate(&objs, opts);
+        let mut v: Vec<String> = http_routes(&t)
+            .virtual_hosts
+            .iter()
+            .filter(|v| v.name != "*")
+            .map(|v| v.name.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        served(&GatewayOptions::default()),
+        vec![
+            "legacy.example.com",
+            "mine.example.com",
+            "unclassed.example.com"
+        ]
+    );
+    let strict = GatewayOptions {
+        serve_unclassed: false,
+        ..GatewayOptions::default()
+    };
+    assert_eq!(
+        served(&strict),
+        vec!["legacy.example.com", "mine.example.com"]
+    );
+}
+
+#[test]
+fn objects_outside_the_tenant_namespaces_are_never_referenced() {
+    let ing_a = ingress(
+        "acme",
+        "web",
+        0,
+        vec![rule(
+            Some("shop.example.com"),
+            vec![path("/login", "Prefix", backend("web", 80))],
+        )],
+    );
+    let ing_b = ingress(
+        "globex",
+        "web",
+        0,
+        vec![rule(
+            Some("shop.example.com"),
+            vec![path("/login", "Prefix", backend("web", 80))],
+        )],
+    );
+    let (sa, ea) = svc_with_eps("acme", "web", "10.0.1.1");
+    let (sb, eb) = svc_with_eps("globex", "web", "10.0.2.1");
+    let objs = TenantObjects {
+        ingresses: vec![ing_a, ing_b],
+        services: vec![sa, sb],
+        endpoint_slices: vec![ea, eb],
+        ..Default::default()
+    };
+    for (tenant, other) in [("acme", "globex"), ("globex", "acme")] {
+        let opts = GatewayOptions {
+            namespaces: Some([tenant.to_string()].into()),
+            ..GatewayOptions::default()
+        };
+        let t = translate(&objs, &opts);
+        assert!(errors(&t).is_empty(), "{:?}", t.diagnostics);
+        assert_eq!(
+            route_request(http_routes(&t), "shop.example.com", "/login"),
+            cluster(&format!("{tenant}/web/80"))
+        );
+        let dump = format!("{:?}", t.resources);
+        assert!(!dump.contains(other), "{tenant}'s config mentions {other}");
+    }
+}
+
+// ---------- TLS ----------
+
+fn tls_secret(ns: &str, name: &str) -> Secret {
+    let cert = rcgen::generate_simple_self_signed(vec!["shop.example.com".into()]).unwrap();
+    Secret {
+        metadata: meta(ns, name),
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".into(), ByteString(cert.cert.pem().into_bytes())),
+            (
+                "tls.key".into(),
+                ByteString(cert.signing_key.serialize_pem().into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tls_hosts_get_sni_filter_chains_from_secrets_in_the_ingress_namespace() {
+    let mut ing = ingress(
+        "shop",
+        "web",
+        0,
+        vec![rule(
+            Some("shop.example.com"),
+            vec![path("/", "Prefix", backend("a", 80))],
+        )],
+    );
+    ing.spec.as_mut().unwrap().tls = Some(vec![
+        IngressTLS {
+            hosts: Some(vec!["shop.example.com".into(), "*.shop.example.com".into()]),
+            secret_name: Some("shop-tls".into()),
+        },
+        IngressTLS {
+            hosts: Some(vec!["other.example.com".into()]),
+            secret_name: Some("missing".into()),
+        },
+        IngressTLS {
+            hosts: Some(vec!["third.example.com".into()]),
+            secret_name: Some("elsewhere".into()),
+        },
+    ]);
+    let mut objs = objects(vec![ing], &["a"]);
+    objs.secrets.push(tls_secret("shop", "shop-tls"));
+    // A Secret of the same name in another namespace is never used.
+    objs.secrets.push(tls_secret("other", "elsewhere"));
+    let opts = GatewayOptions {
+        namespaces: Some(["shop".to_string()].into()),
+        ..GatewayOptions::default()
+    };
+    let t = translate(&objs, &opts);
+    let names: Vec<&str> = t
+        .resources
+        .listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["http", "https"]);
+    let https = &t.resources.listeners[1];
+    assert_eq!(https.filter_chains.len(), 1);
+    let m = https.filter_chains[0].filter_chain_match.as_ref().unwrap();
+    assert_eq!(
+        m.server_names,
+        vec!["*.shop.example.com", "shop.example.com"]
+    );
+    assert_eq!(t.resources.secrets.len(), 1);
+    assert_eq!(t.resources.secrets[0].name, "shop/shop-tls");
+    let fields: Vec<&str> = errors(&t).iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec!["spec.tls[1].secretName", "spec.tls[2].secretName"]
+    );
+    // HTTP on the TLS host keeps working.
+    assert_eq!(
+        route_request(http_routes(&t), "shop.example.com", "/"),
+        cluster("shop/a/80")
+    );
+}
+
+#[test]
+fn malformed_tls_secret_is_reported_not_served() {
+    let mut ing = ingress("shop", "web", 0, vec![]);
+    ing.spec.as_mut().unwrap().tls = Some(vec![IngressTLS {
+        hosts: Some(vec!["shop.example.com".into()]),
+        secret_name: Some("bad".into()),
+    }]);
+    let mut s = tls_secret("shop", "bad");
+    s.data
+        .as_mut()
+        .unwrap()
+        .insert("tls.key".into(), ByteString(b"not a key".to_vec()));
+    let mut objs = objects(vec![ing], &[]);
+    objs.secrets.push(s);
+    let t = translate(&objs, &GatewayOptions::default());
+    assert!(t.resources.secrets.is_empty());
+    assert_eq!(
+        t.resources.listeners.len(),
+        1,
+        "no https listener without a valid cert"
+    );
+    assert!(
+        errors(&t)[0].message.contains("tls.key"),
+        "{:?}",
+        t.diagnostics
+    );
+}
+
+// ---------- determinism ----------
+
+#[test]
+fn output_is_byte_identical_whatever_the_input_order() {
+    use prost::Message;
+    let mut ings = Vec::new();
+    for i in 0..20 {
+        ings.push(ingress(
+            "shop",
+            &format!("ing{i}"),
+            i % 3,
+            vec![rule(
+                Some(&format!("h{}.example.com", i % 4)),
+                vec![path(
+                    &format!("/p{}", i % 3),
+                    "Prefix",
+                    backend(&format!("s{}", i % 3), 80),
+                )],
+            )],
+        ));
+    }
+    let objs = objects(ings.clone(), &["s0", "s1", "s2"]);
+    let mut rev = objs.clone();
+    rev.ingresses.reverse();
+    rev.services.reverse();
+    rev.endpoint_slices.reverse();
+    let a = translate(&objs, &GatewayOptions::default());
+    let b = translate(&rev, &GatewayOptions::default());
+    assert_eq!(a, b);
+    let enc = |t: &Translation| -> Vec<Vec<u8>> {
+        t.resources
+            .routes
+            .iter()
+            .map(|r| r.encode_to_vec())
+            .collect()
+    };
+    assert_eq!(enc(&a), enc(&b));
+    let sa = crate::Snapshot::from(&a.resources);
+    let sb = crate::Snapshot::from(&b.resources);
+    for ty in crate::ResourceType::ALL {
+        assert_eq!(sa.version(ty), sb.version(ty));
+    }
+    assert!(
+        !a.diagnostics.is_empty(),
+        "the fixture has conflicts to report"
+    );
+}
