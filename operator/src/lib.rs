@@ -1,3 +1,6 @@
 //! The tenant-gateway operator: reconciler, per-tenant builders and the manifest loader.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+
+pub mod manifests;
+pub mod render;

@@ -88,15 +88,6 @@ impl Diagnostics {
         self.push(Severity::Error, object, field, message)
     }
 
-    pub(crate) fn warning(
-        &mut self,
-        object: &ObjectRef,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.push(Severity::Warning, object, field, message)
-    }
-
     /// Sorted and deduplicated, so output is deterministic.
     pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.0.sort();

@@ -5,6 +5,7 @@
 pub mod snapshot;
 
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
+pub mod bootstrap;
 pub mod diagnostics;
 pub mod translate;
 

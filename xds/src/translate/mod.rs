@@ -17,6 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use std::collections::BTreeSet;
 
+pub(crate) use envoy::ads_config_source;
 pub use envoy::{HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER, HTTP_ROUTE_CONFIG};
 
 /// Everything translation reads for one tenant.
