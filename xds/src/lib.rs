@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod ads;
 pub mod snapshot;
 
+pub use ads::{serve_tcp, serve_unix, AdsError, AdsServer, AdsStats};
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
