@@ -345,3 +345,393 @@ pub fn version_of(ty: ResourceType, resources: &Resources) -> String {
     }
     s.version(ty)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::EnvoyResources;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+    use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_action, Route, RouteAction, RouteConfiguration, VirtualHost,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
+    };
+    use envoy_types::pb::google::rpc::Status as RpcStatus;
+    use prost::{Message, Name};
+    use ResourceType::*;
+
+    fn cluster(name: &str) -> Cluster {
+        Cluster {
+            name: name.into(),
+            cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+            ..Default::default()
+        }
+    }
+
+    fn routes(name: &str, clusters: &[&str]) -> RouteConfiguration {
+        RouteConfiguration {
+            name: name.into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "all".into(),
+                domains: vec!["*".into()],
+                routes: clusters
+                    .iter()
+                    .map(|c| Route {
+                        action: Some(route::Action::Route(RouteAction {
+                            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                                (*c).into(),
+                            )),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn listener(name: &str, rds: &str) -> Listener {
+        let hcm = HttpConnectionManager {
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: rds.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        Listener {
+            name: name.into(),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "hcm".into(),
+                    config_type: Some(filter::ConfigType::TypedConfig(Any {
+                        type_url: HttpConnectionManager::type_url(),
+                        value: hcm.encode_to_vec(),
+                    })),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Listener "http" → routes "r" → `routed` clusters; `clusters` all exist with endpoints.
+    fn snap(clusters: &[&str], routed: &[&str]) -> Snapshot {
+        Snapshot::from(&EnvoyResources {
+            listeners: vec![listener("http", "r")],
+            routes: vec![routes("r", routed)],
+            clusters: clusters.iter().map(|c| cluster(c)).collect(),
+            endpoints: clusters
+                .iter()
+                .map(|c| ClusterLoadAssignment {
+                    cluster_name: (*c).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            secrets: vec![],
+        })
+    }
+
+    fn req(
+        ty: ResourceType,
+        names: &[&str],
+        acking: Option<&DiscoveryResponse>,
+    ) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: ty.type_url().into(),
+            resource_names: names.iter().map(|n| (*n).into()).collect(),
+            version_info: acking.map(|r| r.version_info.clone()).unwrap_or_default(),
+            response_nonce: acking.map(|r| r.nonce.clone()).unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    fn nack(ty: ResourceType, rejected: &DiscoveryResponse, kept: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: ty.type_url().into(),
+            version_info: kept.into(),
+            response_nonce: rejected.nonce.clone(),
+            error_detail: Some(RpcStatus {
+                code: 3,
+                message: "bad cluster".into(),
+                details: vec![],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn types(step: &Step) -> Vec<ResourceType> {
+        step.responses
+            .iter()
+            .map(|r| ResourceType::from_type_url(&r.type_url).expect("known type"))
+            .collect()
+    }
+
+    fn names(resp: &DiscoveryResponse) -> Vec<String> {
+        resp.resources
+            .iter()
+            .map(|a| {
+                if a.type_url == Cluster::type_url() {
+                    Cluster::decode(a.value.as_slice()).expect("cluster").name
+                } else if a.type_url == ClusterLoadAssignment::type_url() {
+                    ClusterLoadAssignment::decode(a.value.as_slice())
+                        .expect("cla")
+                        .cluster_name
+                } else if a.type_url == RouteConfiguration::type_url() {
+                    RouteConfiguration::decode(a.value.as_slice())
+                        .expect("rc")
+                        .name
+                } else {
+                    Listener::decode(a.value.as_slice()).expect("listener").name
+                }
+            })
+            .collect()
+    }
+
+    fn only(step: &Step, ty: ResourceType) -> DiscoveryResponse {
+        assert_eq!(
+            types(step),
+            vec![ty],
+            "expected exactly one {ty:?} response"
+        );
+        step.responses[0].clone()
+    }
+
+    /// Drives a stream through Envoy's start-up sequence; returns the last
+    /// response of each type (all ACKed).
+    fn converge(st: &mut StreamState, s: &Snapshot) -> BTreeMap<ResourceType, DiscoveryResponse> {
+        let mut last = BTreeMap::new();
+        let cds = only(&st.on_request(&req(Cluster, &[], None), s), Cluster);
+        assert!(
+            st.on_request(&req(Listener, &[], None), s)
+                .responses
+                .is_empty(),
+            "LDS must wait for CDS"
+        );
+        assert!(
+            st.on_request(&req(Cluster, &[], Some(&cds)), s)
+                .responses
+                .is_empty(),
+            "LDS must wait for EDS"
+        );
+        let eds_names: Vec<String> = s.names(Endpoint).map(String::from).collect();
+        let eds_names: Vec<&str> = eds_names.iter().map(|n| n.as_str()).collect();
+        let eds = only(
+            &st.on_request(&req(Endpoint, &eds_names, None), s),
+            Endpoint,
+        );
+        let lds = only(
+            &st.on_request(&req(Endpoint, &eds_names, Some(&eds)), s),
+            Listener,
+        );
+        assert!(st
+            .on_request(&req(Listener, &[], Some(&lds)), s)
+            .responses
+            .is_empty());
+        let rds = only(&st.on_request(&req(Route, &["r"], None), s), Route);
+        assert!(st
+            .on_request(&req(Route, &["r"], Some(&rds)), s)
+            .responses
+            .is_empty());
+        last.insert(Cluster, cds);
+        last.insert(Endpoint, eds);
+        last.insert(Listener, lds);
+        last.insert(Route, rds);
+        last
+    }
+
+    #[test]
+    fn start_up_pushes_in_make_before_break_order_with_snapshot_versions() {
+        let s = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s);
+        for (ty, resp) in &last {
+            assert_eq!(
+                resp.version_info,
+                s.version(*ty),
+                "{ty:?} carries the snapshot version"
+            );
+        }
+        let nonces: BTreeSet<_> = last.values().map(|r| r.nonce.clone()).collect();
+        assert_eq!(nonces.len(), 4, "every response has its own nonce");
+        assert!(!st.waiting_for_eds_subscription());
+    }
+
+    #[test]
+    fn ack_and_identical_snapshot_send_nothing() {
+        let s = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s);
+        // A repeated ACK of the current version and nonce is a no-op.
+        assert!(st
+            .on_request(&req(Cluster, &[], last.get(&Cluster)), &s)
+            .responses
+            .is_empty());
+        let same = snap(&["a"], &["a"]);
+        let step = st.on_snapshot(&same);
+        assert!(step.responses.is_empty() && step.events.is_empty());
+    }
+
+    #[test]
+    fn unrequested_types_are_never_sent() {
+        let s = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        assert!(st.on_snapshot(&s).responses.is_empty());
+        let step = st.on_request(&req(Listener, &[], None), &s);
+        // Nothing holds LDS back before CDS exists on this stream.
+        assert_eq!(types(&step), vec![Listener]);
+    }
+
+    #[test]
+    fn nack_is_reported_not_resent_and_a_later_snapshot_goes_out() {
+        let s1 = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s1);
+        let s2 = snap(&["a", "bad"], &["a"]);
+        let cds2 = only(&st.on_snapshot(&s2), Cluster);
+        let step = st.on_request(&nack(Cluster, &cds2, &last[&Cluster].version_info), &s2);
+        assert_eq!(
+            step.events,
+            vec![StreamEvent::Nack {
+                ty: Cluster,
+                rejected_version: cds2.version_info.clone(),
+                kept_version: last[&Cluster].version_info.clone(),
+                message: "bad cluster".into(),
+            }]
+        );
+        assert!(
+            !step
+                .responses
+                .iter()
+                .any(|r| r.type_url == Cluster.type_url()),
+            "rejected CDS is not resent"
+        );
+        // The same snapshot again: still nothing for CDS.
+        assert!(st.on_snapshot(&s2).responses.is_empty());
+        // A fixed snapshot goes out.
+        let s3 = snap(&["a", "b"], &["a", "b"]);
+        let cds3 = only(&st.on_snapshot(&s3), Cluster);
+        assert_eq!(names(&cds3), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn dropped_cluster_stays_until_routes_without_it_are_acked() {
+        let s1 = snap(&["a", "c"], &["a", "c"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s1);
+        // New config: route to b instead of c; c dropped.
+        let s2 = snap(&["a", "b"], &["a", "b"]);
+        let cds = only(&st.on_snapshot(&s2), Cluster);
+        assert_eq!(names(&cds), vec!["a", "b", "c"], "c is still routed to");
+        assert_ne!(cds.version_info, s2.version(Cluster));
+        assert!(
+            st.on_request(&req(Cluster, &[], Some(&cds)), &s2)
+                .responses
+                .is_empty(),
+            "routes wait until Envoy asks for b's endpoints"
+        );
+        let abc = ["a", "b", "c"];
+        let eds = only(
+            &st.on_request(&req(Endpoint, &abc, Some(&last[&Endpoint])), &s2),
+            Endpoint,
+        );
+        assert_eq!(names(&eds), abc, "c keeps its endpoints");
+        let rds = only(&st.on_request(&req(Endpoint, &abc, Some(&eds)), &s2), Route);
+        assert!(
+            st.on_snapshot(&s2).responses.is_empty(),
+            "CDS waits for the RDS ACK"
+        );
+        // Routes no longer use c: now c goes.
+        let cds2 = only(
+            &st.on_request(&req(Route, &["r"], Some(&rds)), &s2),
+            Cluster,
+        );
+        assert_eq!(names(&cds2), vec!["a", "b"]);
+        assert_eq!(cds2.version_info, s2.version(Cluster));
+        // c's endpoints leave with it.
+        let eds2 = only(
+            &st.on_request(&req(Cluster, &[], Some(&cds2)), &s2),
+            Endpoint,
+        );
+        assert_eq!(names(&eds2), vec!["a", "b"]);
+        let step = st.on_request(&req(Endpoint, &["a", "b"], Some(&eds2)), &s2);
+        assert!(step.responses.is_empty());
+        assert!(!st.waiting_for_eds_subscription());
+    }
+
+    #[test]
+    fn named_types_answer_only_existing_subscribed_names_and_follow_the_subscription() {
+        let s = snap(&["a", "b"], &["a"]);
+        let mut st = StreamState::new();
+        let eds = only(
+            &st.on_request(&req(Endpoint, &["a", "missing"], None), &s),
+            Endpoint,
+        );
+        assert_eq!(names(&eds), vec!["a"]);
+        let eds2 = only(
+            &st.on_request(&req(Endpoint, &["a", "b"], Some(&eds)), &s),
+            Endpoint,
+        );
+        assert_eq!(names(&eds2), vec!["a", "b"]);
+        // Same subscription again: nothing.
+        assert!(st
+            .on_request(&req(Endpoint, &["a", "b"], Some(&eds2)), &s)
+            .responses
+            .is_empty());
+    }
+
+    #[test]
+    fn stale_nonce_is_ignored() {
+        let s1 = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s1);
+        let s2 = snap(&["a", "b"], &["a"]);
+        let cds2 = only(&st.on_snapshot(&s2), Cluster);
+        // A request carrying the previous CDS nonce is neither ACK nor NACK.
+        let step = st.on_request(&nack(Cluster, &last[&Cluster], ""), &s2);
+        assert!(step.events.is_empty() && step.responses.is_empty());
+        let step = st.on_request(&req(Cluster, &[], Some(&cds2)), &s2);
+        assert_eq!(
+            step.events,
+            vec![StreamEvent::Ack {
+                ty: Cluster,
+                version: cds2.version_info.clone()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_new_stream_starts_from_the_current_snapshot() {
+        let s1 = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        converge(&mut st, &s1);
+        let s2 = snap(&["b"], &["b"]);
+        let mut fresh = StreamState::new();
+        let last = converge(&mut fresh, &s2);
+        assert_eq!(
+            names(&last[&Cluster]),
+            vec!["b"],
+            "nothing of the old stream leaks into a new one"
+        );
+    }
+
+    #[test]
+    fn references_cover_routes_weighted_clusters_and_listener_secrets() {
+        let mut refs = References::default();
+        let s = snap(&["a"], &["a", "x"]);
+        for ty in ResourceType::ALL {
+            s.resources(ty).for_each(|(_, a)| refs.add(a));
+        }
+        assert_eq!(
+            refs.clusters,
+            ["a", "x"].iter().map(|s| s.to_string()).collect()
+        );
+    }
+}
