@@ -100,9 +100,10 @@ pub struct Step {
 }
 
 /// One ADS stream's view of Envoy. Push rules:
-/// - types go out in [`ResourceType::ALL`] order, one in flight at a time, and a
-///   later type waits until earlier ones are ACKed/NACKed and EDS covers every
-///   accepted EDS cluster, so routes never point at a cluster still warming;
+/// - types go out in [`ResourceType::ALL`] order, at most one response per type
+///   in flight; listeners and routes wait until secrets, clusters and endpoints
+///   are ACKed/NACKed and EDS covers every accepted EDS cluster, so routes never
+///   point at a cluster still warming;
 /// - a cluster or secret the snapshot drops stays while anything Envoy holds
 ///   still refers to it, and goes once the referrers' replacements are ACKed;
 /// - a type whose content equals what was last sent is not sent again.
@@ -292,48 +293,63 @@ impl StreamState {
             self.gate_override = false;
         }
         let (retained_clusters, retained_secrets) = self.retained(snap);
-        let mut blocked = false;
+        let eds_gate = self.waiting_for_eds_subscription();
+        // Types with a response in flight, including ones pushed just now.
+        let mut in_flight = BTreeSet::new();
         for ty in ResourceType::ALL {
-            let desired = self.desired(ty, snap, &retained_clusters, &retained_secrets);
-            let gate_eds = ty == ResourceType::Endpoint && self.waiting_for_eds_subscription();
             let st = self.ty(ty);
-            if st.requested {
-                if st.pending {
-                    blocked = true;
-                } else {
-                    let version = version_of(ty, &desired);
-                    let changed = st.sent.as_ref().is_none_or(|s| s.version != version);
-                    if changed && !blocked {
-                        self.nonces += 1;
-                        let nonce = self.nonces.to_string();
-                        step.events.push(StreamEvent::Push {
-                            ty,
-                            version: version.clone(),
-                            resources: desired.len(),
-                        });
-                        step.responses.push(DiscoveryResponse {
-                            version_info: version.clone(),
-                            resources: desired.values().cloned().collect(),
-                            type_url: ty.type_url().to_string(),
-                            nonce: nonce.clone(),
-                            ..Default::default()
-                        });
-                        let st = self.ty(ty);
-                        st.sent = Some(Sent {
-                            version,
-                            nonce,
-                            resources: desired,
-                        });
-                        st.pending = true;
-                        blocked = true;
-                    }
-                }
+            if st.pending {
+                in_flight.insert(ty);
+                continue;
             }
-            // Listeners and routes wait until every accepted EDS cluster has
-            // endpoints requested (and, via `pending`, delivered).
-            blocked |= gate_eds;
+            if !st.requested || blocked(ty, &in_flight, eds_gate) {
+                continue;
+            }
+            let desired = self.desired(ty, snap, &retained_clusters, &retained_secrets);
+            let version = version_of(ty, &desired);
+            let st = self.ty(ty);
+            if st.sent.as_ref().is_some_and(|s| s.version == version) {
+                continue;
+            }
+            self.nonces += 1;
+            let nonce = self.nonces.to_string();
+            step.events.push(StreamEvent::Push {
+                ty,
+                version: version.clone(),
+                resources: desired.len(),
+            });
+            step.responses.push(DiscoveryResponse {
+                version_info: version.clone(),
+                resources: desired.values().cloned().collect(),
+                type_url: ty.type_url().to_string(),
+                nonce: nonce.clone(),
+                ..Default::default()
+            });
+            let st = self.ty(ty);
+            st.sent = Some(Sent {
+                version,
+                nonce,
+                resources: desired,
+            });
+            st.pending = true;
+            in_flight.insert(ty);
         }
     }
+}
+
+/// Whether `ty` must wait. Listeners and routes wait until secrets, clusters
+/// and endpoints are applied (Envoy ACKs CDS only once new clusters are warm)
+/// and EDS covers every accepted cluster. Endpoints do not wait for the CDS
+/// ACK: Envoy needs them to warm the clusters before it ACKs. Routes do not
+/// wait for the LDS ACK for the same reason (listener warming needs RDS).
+fn blocked(ty: ResourceType, in_flight: &BTreeSet<ResourceType>, eds_gate: bool) -> bool {
+    use ResourceType::*;
+    let waits_for: &[ResourceType] = match ty {
+        Secret => &[],
+        Cluster | Endpoint => &[Secret],
+        Listener | Route => &[Secret, Cluster, Endpoint],
+    };
+    waits_for.iter().any(|t| in_flight.contains(t)) || (matches!(ty, Listener | Route) && eds_gate)
 }
 
 /// The version of a response: the snapshot's content hash over exactly the
@@ -648,22 +664,41 @@ mod tests {
             st.on_snapshot(&s2).responses.is_empty(),
             "CDS waits for the RDS ACK"
         );
-        // Routes no longer use c: now c goes.
-        let cds2 = only(
-            &st.on_request(&req(Route, &["r"], Some(&rds)), &s2),
-            Cluster,
-        );
+        // Routes no longer use c: now c goes, and its endpoints with it.
+        let step = st.on_request(&req(Route, &["r"], Some(&rds)), &s2);
+        assert_eq!(types(&step), vec![Cluster, Endpoint]);
+        let (cds2, eds2) = (step.responses[0].clone(), step.responses[1].clone());
         assert_eq!(names(&cds2), vec!["a", "b"]);
         assert_eq!(cds2.version_info, s2.version(Cluster));
-        // c's endpoints leave with it.
-        let eds2 = only(
-            &st.on_request(&req(Cluster, &[], Some(&cds2)), &s2),
-            Endpoint,
-        );
         assert_eq!(names(&eds2), vec!["a", "b"]);
         let step = st.on_request(&req(Endpoint, &["a", "b"], Some(&eds2)), &s2);
         assert!(step.responses.is_empty());
+        let step = st.on_request(&req(Cluster, &[], Some(&cds2)), &s2);
+        assert!(step.responses.is_empty());
         assert!(!st.waiting_for_eds_subscription());
+    }
+
+    #[test]
+    fn endpoints_flow_while_cds_ack_waits_for_warming_and_routes_wait_for_both() {
+        // Envoy 1.40 ACKs CDS only after new clusters got their endpoints.
+        let s1 = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s1);
+        let s2 = snap(&["a", "b"], &["a", "b"]);
+        let cds = only(&st.on_snapshot(&s2), Cluster);
+        let eds = only(
+            &st.on_request(&req(Endpoint, &["a", "b"], Some(&last[&Endpoint])), &s2),
+            Endpoint,
+        );
+        assert_eq!(names(&eds), vec!["a", "b"]);
+        assert!(
+            st.on_request(&req(Endpoint, &["a", "b"], Some(&eds)), &s2)
+                .responses
+                .is_empty(),
+            "routes wait for the CDS ACK"
+        );
+        let rds = only(&st.on_request(&req(Cluster, &[], Some(&cds)), &s2), Route);
+        assert_eq!(rds.version_info, s2.version(Route));
     }
 
     #[test]
