@@ -209,7 +209,7 @@ async fn steady_traffic_sees_no_error_while_50_snapshots_change_other_routes() {
             &[("stable", stable.addr), (name.as_str(), other.addr)],
         );
         // Every other snapshot also adds a second extra cluster.
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let extra = format!("y{i}");
             r.clusters.push(eds_cluster(&extra));
             r.endpoints.push(endpoints(&extra, &[other.addr]));
@@ -323,8 +323,8 @@ async fn rejected_config_is_counted_and_the_last_good_one_keeps_serving() {
     );
     assert_eq!(nack.kept_version, good_cds);
     assert!(
-        nack.message.contains("broken"),
-        "Envoy's message names the cluster: {}",
+        nack.message.contains("duration") && nack.message.contains("-1"),
+        "Envoy's own message is reported: {}",
         nack.message
     );
     assert!(envoy.stat("cluster_manager.cds.update_rejected").await >= Some(1));
