@@ -495,3 +495,128 @@ async fn push_latency_benchmark() {
         samples[samples.len() - 1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_snapshots_coalesces_and_ends_on_the_latest() {
+    let a = Backend::start("a").await;
+    let port = free_port();
+    let addr = listener_addr(port);
+    let config = |i: usize| {
+        let p = format!("/burst{i}");
+        http_config(port, &[(p.as_str(), "a")], &[("a", a.addr)])
+    };
+    let (ads, envoy) = start(config(0), "node-g").await;
+    assert_served(addr, "/burst0", "a").await;
+    settle(&ads).await;
+    let before = ads.stats.counters(ResourceType::Route).pushes;
+    for i in 1..=30 {
+        ads.push(Snapshot::from(&config(i)));
+    }
+    let last = Snapshot::from(&config(30)).version(ResourceType::Route);
+    assert!(
+        wait_until(UP, || async {
+            envoy
+                .text_stat("http.http.rds.http-routes.version_text")
+                .await
+                .as_deref()
+                == Some(last.as_str())
+        })
+        .await,
+        "Envoy did not end on the latest snapshot"
+    );
+    assert_served(addr, "/burst30", "a").await;
+    let r = http_get(addr, "h", "/burst29").await.expect("GET");
+    assert_eq!(r.status, 404, "a stale route is still served");
+    settle(&ads).await;
+    let pushed = ads.stats.counters(ResourceType::Route).pushes - before;
+    println!("30 snapshots in a burst → {pushed} RDS pushes");
+    assert!(
+        (1..30).contains(&pushed),
+        "{pushed} RDS pushes for a burst of 30"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_is_private_replaces_a_stale_socket_shutdown_ends_streams_and_envoy_reconnects()
+{
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ads.sock");
+    // A stale socket from a previous run.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("stale socket"));
+    let a = Backend::start("a").await;
+    let port = free_port();
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::from(&http_config(
+        port,
+        &[("/a", "a")],
+        &[("a", a.addr)],
+    ))));
+    let (server, stats) = xds::AdsServer::new(rx);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(xds::serve_unix(path.clone(), server, async {
+        let _ = stopped.await;
+    }));
+    // The stale socket had the umask's mode; ours is group-private.
+    let mode = || {
+        std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(UP, || async { mode() == 0o660 }).await,
+        "socket mode {:o}",
+        mode()
+    );
+    let envoy = Envoy::start("node-h", &path).await;
+    assert_served(listener_addr(port), "/a", "a").await;
+    assert_eq!(stats.snapshot().active_streams, 1);
+    // Shutdown must not hang on Envoy's long-lived stream.
+    stop.send(()).expect("stop");
+    let result = tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("server did not shut down while Envoy was connected")
+        .expect("join");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(!path.exists(), "socket left behind");
+    assert_eq!(stats.snapshot().active_streams, 0);
+    drop(tx);
+
+    // Envoy keeps its last config while the server is away...
+    assert_served(listener_addr(port), "/a", "a").await;
+    // ...and a restarted server (new snapshot) is picked up on reconnect.
+    let b = Backend::start("b").await;
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::from(&http_config(
+        port,
+        &[("/b", "b")],
+        &[("b", b.addr)],
+    ))));
+    let (server, stats) = xds::AdsServer::new(rx);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(xds::serve_unix(path.clone(), server, async {
+        let _ = stopped.await;
+    }));
+    assert_served(listener_addr(port), "/b", "b").await;
+    assert!(
+        wait_until(UP, || async {
+            matches!(http_get(listener_addr(port), "h", "/a").await, Ok(r) if r.status == 404)
+        })
+        .await
+    );
+    assert_eq!(stats.snapshot().total_streams, 1);
+    stop.send(()).expect("stop");
+    serving.await.expect("join").expect("serve");
+    drop(envoy);
+
+    // Anything that is not a socket is left alone.
+    std::fs::write(&path, "not a socket").expect("file");
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
+    let (server, _) = xds::AdsServer::new(rx);
+    let err = xds::serve_unix(&path, server, async {})
+        .await
+        .expect_err("must refuse");
+    assert!(matches!(err, xds::AdsError::NotASocket { .. }), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("file"),
+        "not a socket"
+    );
+}
