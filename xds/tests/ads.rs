@@ -464,36 +464,53 @@ async fn two_envoys_on_one_server_both_serve_and_follow_changes() {
     assert!(wait_until(UP, || async { ads.stats.snapshot().active_streams == 1 }).await);
 }
 
-/// Benchmark, not a test: `cargo test -p tenant-gateway-xds --test ads -- --ignored --nocapture push_latency`.
+/// Benchmark, not a test:
+/// `cargo test -p tenant-gateway-xds --test ads -- --ignored --nocapture push_latency`.
+/// Median time from `push` to the first 200 on the new route, for a route-only
+/// change (RDS) and for a new route to a new cluster (CDS → EDS → RDS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn push_latency_benchmark() {
     let a = Backend::start("a").await;
     let port = free_port();
     let addr = listener_addr(port);
-    let config = |i: usize| {
+    let routes_only = |i: usize| {
         let p = format!("/r{i}");
         http_config(port, &[(p.as_str(), "a")], &[("a", a.addr)])
     };
-    let (ads, _envoy) = start(config(0), "bench").await;
+    let new_cluster = |i: usize| {
+        let (p, c) = (format!("/c{i}"), format!("c{i}"));
+        http_config(port, &[(p.as_str(), c.as_str())], &[(c.as_str(), a.addr)])
+    };
+    let (ads, _envoy) = start(routes_only(0), "bench").await;
     assert_served(addr, "/r0", "a").await;
-    let mut samples = Vec::new();
-    for i in 1..=20 {
-        let path = format!("/r{i}");
-        ads.push(Snapshot::from(&config(i)));
-        let t = time_until(UP, || served_by(addr, "h", &path, "a"))
-            .await
-            .expect("served");
-        samples.push(t);
+    for (label, prefix, config) in [
+        (
+            "route only",
+            "/r",
+            &routes_only as &dyn Fn(usize) -> EnvoyResources,
+        ),
+        ("new cluster + route", "/c", &new_cluster),
+    ] {
+        let mut samples = Vec::new();
+        for i in 1..=20 {
+            let path = format!("{prefix}{i}");
+            ads.push(Snapshot::from(&config(i)));
+            let t = time_until(UP, || served_by(addr, "h", &path, "a"))
+                .await
+                .expect("served");
+            samples.push(t);
+            settle(&ads).await;
+        }
+        samples.sort();
+        println!(
+            "{label}: push → first 200 over {} runs: median {:?}, min {:?}, max {:?}",
+            samples.len(),
+            samples[samples.len() / 2],
+            samples[0],
+            samples[samples.len() - 1]
+        );
     }
-    samples.sort();
-    println!(
-        "push → first 200 over {} runs: median {:?}, min {:?}, max {:?}",
-        samples.len(),
-        samples[samples.len() / 2],
-        samples[0],
-        samples[samples.len() - 1]
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,3 +156,82 @@ pub fn eds_name(any: &Any) -> Option<String> {
         .unwrap_or_default();
     Some(if service.is_empty() { c.name } else { service })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SdsSecretConfig;
+
+    fn any<M: Message + Name>(m: &M) -> Any {
+        Any {
+            type_url: M::type_url(),
+            value: m.encode_to_vec(),
+        }
+    }
+
+    #[test]
+    fn tls_listener_with_tcp_proxy_refers_to_its_secrets_and_cluster() {
+        let tls = DownstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                    name: "shop-cert".into(),
+                    ..Default::default()
+                }],
+                validation_context_type: Some(
+                    ValidationContextType::ValidationContextSdsSecretConfig(SdsSecretConfig {
+                        name: "client-ca".into(),
+                        ..Default::default()
+                    }),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let tcp = TcpProxy {
+            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster("db".into())),
+            ..Default::default()
+        };
+        let listener = Listener {
+            name: "tls".into(),
+            filter_chains: vec![FilterChain {
+                transport_socket: Some(TransportSocket {
+                    name: "tls".into(),
+                    config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
+                }),
+                filters: vec![Filter {
+                    name: "tcp".into(),
+                    config_type: Some(filter::ConfigType::TypedConfig(any(&tcp))),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut refs = References::default();
+        refs.add(&any(&listener));
+        assert_eq!(refs.clusters, BTreeSet::from(["db".to_string()]));
+        assert_eq!(
+            refs.secrets,
+            BTreeSet::from(["client-ca".to_string(), "shop-cert".to_string()])
+        );
+    }
+
+    #[test]
+    fn eds_name_prefers_the_service_name() {
+        use envoy_types::pb::envoy::config::cluster::v3::cluster::EdsClusterConfig;
+        let mut c = Cluster {
+            name: "c".into(),
+            cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+            ..Default::default()
+        };
+        assert_eq!(eds_name(&any(&c)), Some("c".into()));
+        c.eds_cluster_config = Some(EdsClusterConfig {
+            service_name: "svc".into(),
+            ..Default::default()
+        });
+        assert_eq!(eds_name(&any(&c)), Some("svc".into()));
+        c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32));
+        assert_eq!(eds_name(&any(&c)), None);
+    }
+}
