@@ -2,8 +2,10 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod ads;
 pub mod snapshot;
 
+pub use ads::{serve_tcp, serve_unix, AdsError, AdsServer, AdsStats};
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
 pub mod bootstrap;
 pub mod diagnostics;
