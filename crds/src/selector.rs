@@ -28,9 +28,11 @@ pub fn matches(
             "NotIn" => !have.is_some_and(|v| values.contains(v)),
             "Exists" => have.is_some(),
             "DoesNotExist" => have.is_none(),
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "matchExpressions[{i}].operator {other:?} is not In, NotIn, Exists or DoesNotExist"
-            )),
+            ))
+            }
         };
         if !ok {
             return Ok(false);

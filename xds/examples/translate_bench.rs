@@ -106,7 +106,10 @@ pub fn tenant(paths: usize, hosts: usize) -> TenantObjects {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let paths = args.first().copied().unwrap_or(10_000);
     let hosts = args.get(1).copied().unwrap_or(1_000);
     let runs = args.get(2).copied().unwrap_or(21);
