@@ -2,5 +2,4 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod manifests;
 pub mod render;

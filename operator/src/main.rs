@@ -1,10 +1,10 @@
 //! `tenant-gateway`: the operator, the per-tenant xDS sidecar and offline tools.
 
 use clap::{Parser, Subcommand};
-use operator::manifests::Manifests;
 use operator::render::{render, Format, RenderOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use xds::manifests::Manifests;
 
 #[derive(Parser)]
 #[command(

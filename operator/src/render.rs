@@ -1,8 +1,8 @@
 //! `tenant-gateway render`: an offline preview and lint of a tenant's
 //! Ingresses, printed as a static Envoy bootstrap.
 
-use crate::manifests::{selected_namespaces, Manifests};
 use xds::bootstrap::{static_bootstrap, to_json, to_yaml};
+use xds::manifests::{selected_namespaces, Manifests};
 use xds::{translate, Diagnostic, GatewayOptions, Translation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -9,6 +9,7 @@ pub use ads::{serve_tcp, serve_unix, AdsError, AdsServer, AdsStats};
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
 pub mod bootstrap;
 pub mod diagnostics;
+pub mod manifests;
 pub mod translate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};

@@ -206,9 +206,15 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy against the ADS socket and waits for its admin interface.
     pub async fn start(node_id: &str, ads_socket: &Path) -> Self {
+        Self::start_with_bootstrap(node_id, &bootstrap_yaml(node_id, ads_socket, 0)).await
+    }
+
+    /// Starts Envoy with the given bootstrap (its admin port is replaced by an
+    /// ephemeral one through `--admin-address-path` only if the bootstrap says 0).
+    pub async fn start_with_bootstrap(node_id: &str, bootstrap: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("bootstrap.yaml");
-        std::fs::write(&config, bootstrap_yaml(node_id, ads_socket, 0)).expect("write bootstrap");
+        std::fs::write(&config, bootstrap).expect("write bootstrap");
         let admin_path = dir.path().join("admin-address");
         let log = std::fs::File::create(dir.path().join("envoy.log")).expect("log file");
         let child = Command::new(envoy_bin())

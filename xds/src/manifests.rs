@@ -1,12 +1,13 @@
 //! Reading Kubernetes manifests from files and directories (multi-document
 //! YAML or JSON) into a TenantGateway and its tenant's objects.
 
+use crate::translate::TenantObjects;
 use crds::TenantGateway;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use xds::TenantObjects;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -145,9 +146,9 @@ impl Manifests {
 }
 
 /// Objects without a namespace land in `default`, as with `kubectl apply`.
-fn with_default_ns<K: kube::Resource>(mut k: K) -> K {
-    if k.meta().namespace.is_none() {
-        k.meta_mut().namespace = Some("default".into());
+fn with_default_ns<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(mut k: K) -> K {
+    if k.metadata().namespace.is_none() {
+        k.metadata_mut().namespace = Some("default".into());
     }
     k
 }
