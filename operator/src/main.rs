@@ -51,11 +51,155 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
         output: Format,
     },
+    /// Print the ADS bootstrap a tenant's Envoy starts with (as in its ConfigMap).
+    Bootstrap {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "/var/run/tenant-gateway/ads.sock")]
+        socket: String,
+        /// Envoy admin port (always bound to 127.0.0.1).
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+    },
+    /// Run the per-pod xDS sidecar: watch the tenant's claimed namespaces, translate,
+    /// and serve ADS to Envoy over a Unix socket.
+    Xds(Box<XdsArgs>),
+}
+
+#[derive(clap::Args)]
+struct XdsArgs {
+    /// The TenantGateway this sidecar serves.
+    #[arg(long)]
+    tenant: String,
+    /// Namespace of the gateway's Deployment, Service and claims ConfigMap.
+    #[arg(long, env = "POD_NAMESPACE")]
+    gateway_namespace: String,
+    /// ADS Unix socket shared with Envoy (an emptyDir).
+    #[arg(long, default_value = "/var/run/tenant-gateway/ads.sock")]
+    socket: PathBuf,
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    #[arg(long, default_value_t = 8443)]
+    https_port: u16,
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: String,
+    /// IngressClass served by this gateway.
+    #[arg(long, default_value = crds::DEFAULT_INGRESS_CLASS)]
+    ingress_class: String,
+    /// Also serve Ingresses that name no class.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    serve_unclassed: bool,
+    /// /healthz, /ready, /drain (Envoy's probes and preStop hook).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    health_addr: std::net::SocketAddr,
+    #[arg(long, default_value = "0.0.0.0:9102")]
+    metrics_addr: std::net::SocketAddr,
+    /// Envoy's admin interface (loopback only).
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin_addr: std::net::SocketAddr,
+    /// Claims ConfigMap name (default: tgw-<tenant>-claims).
+    #[arg(long)]
+    claims_configmap: Option<String>,
+    /// The tenant Service whose address goes into Ingress status (default: tgw-<tenant>).
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    debounce_ms: u64,
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "exiting");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Xds(a) => {
+            init_logging();
+            run_async(async move {
+                let client = kube::Client::try_default().await?;
+                let cfg = operator::sidecar::SidecarConfig {
+                    claims_configmap: a
+                        .claims_configmap
+                        .unwrap_or_else(|| format!("tgw-{}-claims", a.tenant)),
+                    service: a.service.unwrap_or_else(|| format!("tgw-{}", a.tenant)),
+                    tenant: a.tenant,
+                    gateway_namespace: a.gateway_namespace,
+                    socket: a.socket,
+                    options: xds::GatewayOptions {
+                        bind_address: a.bind_address,
+                        http_port: a.http_port,
+                        https_port: a.https_port,
+                        ingress_class: a.ingress_class,
+                        serve_unclassed: a.serve_unclassed,
+                        namespaces: None,
+                    },
+                    health_addr: a.health_addr,
+                    metrics_addr: a.metrics_addr,
+                    admin_addr: a.admin_addr,
+                    debounce: std::time::Duration::from_millis(a.debounce_ms),
+                };
+                operator::sidecar::run(cfg, client, shutdown_signal()).await
+            })
+        }
+        Command::Bootstrap {
+            tenant,
+            socket,
+            admin_port,
+        } => {
+            let b = xds::bootstrap::ads_bootstrap("tenant-gateway", &tenant, &socket, admin_port);
+            match xds::bootstrap::to_yaml(&b) {
+                Ok(y) => {
+                    print!("{y}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Crds => {
             print!("{}", crds::crd_yaml());
             ExitCode::SUCCESS
