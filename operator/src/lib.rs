@@ -5,3 +5,5 @@
 pub mod metrics;
 pub mod render;
 pub mod sidecar;
+pub mod conditions;
+pub mod leader;

@@ -61,6 +61,23 @@ enum Command {
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
     },
+    /// Run the operator: reconcile TenantGateways (one active replica via a Lease).
+    Operator {
+        /// The operator's namespace (default gateway namespace, Lease namespace).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "tenant-gateway-system")]
+        namespace: String,
+        /// The tenant-gateway image, used for the xDS sidecar.
+        #[arg(long, env = "TG_IMAGE", default_value = "localhost/tenant-gateway:dev")]
+        image: String,
+        /// Envoy image for gateways that do not name one.
+        #[arg(long, env = "TG_ENVOY_IMAGE", default_value = "localhost/envoy:1.40")]
+        envoy_image: String,
+        #[arg(long, env = "TG_IMAGE_PULL_POLICY")]
+        image_pull_policy: Option<String>,
+        /// /healthz and /metrics.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        http_addr: std::net::SocketAddr,
+    },
     /// Run the per-pod xDS sidecar: watch the tenant's claimed namespaces, translate,
     /// and serve ADS to Envoy over a Unix socket.
     Xds(Box<XdsArgs>),
@@ -155,6 +172,50 @@ fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Operator {
+            namespace,
+            image,
+            envoy_image,
+            image_pull_policy,
+            http_addr,
+        } => {
+            init_logging();
+            run_async(async move {
+                let client = kube::Client::try_default().await?;
+                let metrics = std::sync::Arc::new(operator::metrics::OperatorMetrics::new());
+                let m = metrics.clone();
+                let listener = tokio::net::TcpListener::bind(http_addr).await?;
+                tokio::spawn(operator::sidecar::health::serve_http(listener, move |req| {
+                    let m = m.clone();
+                    async move {
+                        use hyper::StatusCode;
+                        match req.uri().path() {
+                            "/healthz" => operator::sidecar::health::text(StatusCode::OK, "ok\n"),
+                            "/metrics" => operator::sidecar::health::text(StatusCode::OK, m.encode()),
+                            _ => operator::sidecar::health::text(StatusCode::NOT_FOUND, "not found\n"),
+                        }
+                    }
+                }));
+                let identity = std::env::var("POD_NAME")
+                    .unwrap_or_else(|_| format!("tenant-gateway-{}", std::process::id()));
+                let leases = kube::Api::namespaced(client.clone(), &namespace);
+                let lost = operator::leader::acquire(leases, identity).await;
+                let build = operator::build::BuildContext {
+                    operator_namespace: namespace,
+                    image,
+                    envoy_image,
+                    image_pull_policy,
+                };
+                let shutdown = async {
+                    tokio::select! {
+                        _ = shutdown_signal() => {},
+                        _ = lost => tracing::error!("lost leadership; stopping"),
+                    }
+                };
+                operator::reconcile::run(client, build, metrics, shutdown).await;
+                Ok(())
+            })
+        }
         Command::Xds(a) => {
             init_logging();
             run_async(async move {

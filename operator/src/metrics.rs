@@ -120,3 +120,63 @@ impl SidecarMetrics {
         out
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// The operator's reconcile metrics.
+pub struct OperatorMetrics {
+    registry: Registry,
+    pub reconciles: Counter,
+    pub failures: Family<ReasonLabel, Counter>,
+    pub duration_seconds: Histogram,
+}
+
+impl Default for OperatorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OperatorMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tenant_gateway_operator");
+        let reconciles = Counter::default();
+        let failures = Family::<ReasonLabel, Counter>::default();
+        let duration_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("reconciles", "TenantGateway reconciles started", reconciles.clone());
+        registry.register("reconcile_failures", "Failed reconciles, by reason", failures.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile duration", duration_seconds.clone());
+        Self {
+            registry,
+            reconciles,
+            failures,
+            duration_seconds,
+        }
+    }
+
+    pub fn observe(&self, started: std::time::Instant, failure: Option<&str>) {
+        self.duration_seconds.observe(started.elapsed().as_secs_f64());
+        if let Some(reason) = failure {
+            self.failure(reason);
+        }
+    }
+
+    pub fn failure(&self, reason: &str) {
+        self.failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

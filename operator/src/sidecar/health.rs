@@ -93,11 +93,7 @@ pub async fn drain(state: &HealthState) -> String {
 }
 
 async fn handle(state: HealthState, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let reply = |code: StatusCode, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = code;
-        r
-    };
+    let reply = |code: StatusCode, body: String| text(code, body);
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, "ok\n".into()),
         (&Method::GET, "/ready") => {
@@ -134,23 +130,39 @@ async fn handle(state: HealthState, req: Request<hyper::body::Incoming>) -> Resp
     }
 }
 
-/// Serve the endpoints on `listener` until the task is dropped.
+/// Serve the sidecar's endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: HealthState) {
+    serve_http(listener, move |req| handle(state.clone(), req)).await
+}
+
+/// A minimal HTTP/1.1 server: one `handler` call per request.
+pub async fn serve_http<F, Fut>(listener: tokio::net::TcpListener, handler: F)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let state = state.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+                let fut = handler(req);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
+}
+
+/// A plain-text response.
+pub fn text(code: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    *r.status_mut() = code;
+    r
 }
 
 #[cfg(test)]

@@ -1,0 +1,377 @@
+//! The TenantGateway reconciler, a pipeline of named stages:
+//! resolve claims → build desired objects (pure) → server-side apply →
+//! delete this tenant's labelled objects the pass did not produce → status.
+
+use crate::build::{self, build_all, names, BuildContext, BuildError, Desired};
+use crate::claims::{arbitrate, claim_request, ClaimDecision, ClaimRequest};
+use crate::conditions::{self, condition};
+use crate::metrics::OperatorMetrics;
+use crds::{GatewayAddress, NamespaceConflict, TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("resolving namespace claims: {0}")]
+    Claims(String),
+    #[error("building objects: {0}")]
+    Build(#[from] BuildError),
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting stale {kind} {name}: {source}")]
+    Cleanup {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("reading {0}: {1}")]
+    Read(&'static str, #[source] kube::Error),
+}
+
+impl ReconcileError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Claims(_) => "claims",
+            Self::Build(e) => e.metric_label(),
+            Self::Apply { .. } => "apply",
+            Self::Cleanup { .. } => "cleanup",
+            Self::Status(_) => "status",
+            Self::Read(..) => "read",
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub build: BuildContext,
+    pub gateways: Store<TenantGateway>,
+    pub namespaces: Store<Namespace>,
+    pub recorder: Recorder,
+    pub metrics: Arc<OperatorMetrics>,
+}
+
+/// Stage 1: every TenantGateway's claim, arbitrated together.
+pub fn resolve_claims(gateways: &[Arc<TenantGateway>], namespaces: &[Namespace], tenant: &str) -> Result<ClaimDecision, String> {
+    let mut requests: Vec<ClaimRequest> = Vec::new();
+    let mut own_error = None;
+    for gw in gateways {
+        // A gateway being deleted lets go of its namespaces at once.
+        if gw.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        match claim_request(gw, namespaces) {
+            Ok(r) => requests.push(r),
+            Err(e) if gw.name_any() == tenant => own_error = Some(e),
+            Err(_) => {}
+        }
+    }
+    if let Some(e) = own_error {
+        return Err(e);
+    }
+    Ok(arbitrate(&requests).remove(tenant).unwrap_or_default())
+}
+
+/// The kinds the operator creates, for orphan cleanup.
+fn managed_kinds() -> Vec<(ApiResource, bool)> {
+    vec![
+        (ApiResource::erase::<ServiceAccount>(&()), true),
+        (ApiResource::erase::<Role>(&()), true),
+        (ApiResource::erase::<RoleBinding>(&()), true),
+        (ApiResource::erase::<ConfigMap>(&()), true),
+        (ApiResource::erase::<Service>(&()), true),
+        (ApiResource::erase::<PodDisruptionBudget>(&()), true),
+        (ApiResource::erase::<Deployment>(&()), true),
+        (ApiResource::erase::<IngressClass>(&()), false),
+    ]
+}
+
+fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// Stage 3: server-side apply under one field manager, in build order
+/// (RBAC before the claims ConfigMap the sidecar follows).
+async fn apply_all(client: &Client, desired: &[Desired]) -> Result<(), ReconcileError> {
+    let pp = PatchParams::apply(MANAGER).force();
+    for d in desired {
+        let obj = d.to_dynamic()?;
+        let api = dyn_api(client, &d.api_resource(), d.namespace());
+        api.patch(d.name(), &pp, &Patch::Apply(&obj)).await.map_err(|source| ReconcileError::Apply {
+            kind: d.kind().into(),
+            name: format!("{}/{}", d.namespace().unwrap_or(""), d.name()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Stage 4: delete this tenant's labelled objects that the pass did not produce.
+async fn delete_stale(client: &Client, tenant: &str, desired: &[Desired]) -> Result<usize, ReconcileError> {
+    let keep: BTreeSet<(String, Option<String>, String)> = desired
+        .iter()
+        .map(|d| (d.kind().to_string(), d.namespace().map(String::from), d.name().to_string()))
+        .collect();
+    let lp = ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER},{LABEL_TENANT}={tenant}"));
+    let mut deleted = 0;
+    for (ar, _namespaced) in managed_kinds() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let list = api.list_metadata(&lp).await.map_err(|e| ReconcileError::Read("managed objects", e))?;
+        for o in list.items {
+            let key = (ar.kind.clone(), o.metadata.namespace.clone(), o.metadata.name.clone().unwrap_or_default());
+            if keep.contains(&key) || o.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let api = dyn_api(client, &ar, key.1.as_deref());
+            match api.delete(&key.2, &DeleteParams::background()).await {
+                Ok(_) => deleted += 1,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => {
+                    return Err(ReconcileError::Cleanup {
+                        kind: key.0,
+                        name: key.2,
+                        source,
+                    })
+                }
+            }
+            tracing::info!(kind = %key.0, namespace = ?key.1, name = %key.2, "deleted stale object");
+        }
+    }
+    Ok(deleted)
+}
+
+/// Stage 5 helpers: readiness and addresses from the live Deployment and Service.
+fn deployment_ready(d: Option<&Deployment>, want: i32) -> (bool, String) {
+    let Some(d) = d else {
+        return (false, "Deployment not found yet".into());
+    };
+    let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+    let updated = d.status.as_ref().and_then(|s| s.updated_replicas).unwrap_or(0);
+    let ok = if want == 0 { true } else { available >= 1 };
+    (ok, format!("{available}/{want} replicas available, {updated} updated"))
+}
+
+fn service_addresses(s: Option<&Service>) -> Vec<GatewayAddress> {
+    let Some(s) = s else { return vec![] };
+    let mut out: Vec<GatewayAddress> = s
+        .status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| match (&i.ip, &i.hostname) {
+            (Some(ip), _) => Some(GatewayAddress { type_: "IPAddress".into(), value: ip.clone() }),
+            (None, Some(h)) => Some(GatewayAddress { type_: "Hostname".into(), value: h.clone() }),
+            _ => None,
+        })
+        .collect();
+    if out.is_empty() {
+        if let Some(ip) = s.spec.as_ref().and_then(|sp| sp.cluster_ip.clone()).filter(|ip| ip != "None" && !ip.is_empty()) {
+            out.push(GatewayAddress { type_: "IPAddress".into(), value: ip });
+        }
+    }
+    out
+}
+
+async fn write_status(client: &Client, gw: &TenantGateway, status: TenantGatewayStatus) -> Result<(), ReconcileError> {
+    let api: Api<TenantGateway> = Api::all(client.clone());
+    let patch = serde_json::json!({
+        "apiVersion": "tenantgateway.io/v1alpha1",
+        "kind": "TenantGateway",
+        "status": status,
+    });
+    api.patch_status(&gw.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(ReconcileError::Status)?;
+    Ok(())
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn publish(ctx: &Context, gw: &TenantGateway, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &gw.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish Event");
+    }
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %gw.name_any()))]
+pub async fn reconcile(gw: Arc<TenantGateway>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let tenant = gw.name_any();
+    let generation = gw.metadata.generation;
+    let old = gw.status.clone().unwrap_or_default();
+    if gw.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove everything.
+        return Ok(Action::await_change());
+    }
+
+    // Validate: an invalid spec gets a condition naming the field, no hot loop.
+    if let Err(errors) = build::validate(&gw) {
+        let msg = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let conds = conditions::merge(
+            &old.conditions,
+            vec![condition(conditions::ACCEPTED, false, "InvalidSpec", msg.clone(), generation)],
+            &now(),
+        );
+        if old.conditions != conds || old.observed_generation != generation {
+            publish(&ctx, &gw, EventType::Warning, "InvalidSpec", msg).await;
+        }
+        write_status(&ctx.client, &gw, TenantGatewayStatus { observed_generation: generation, conditions: conds, ..old }).await?;
+        ctx.metrics.observe(started, Some("invalid_spec"));
+        return Ok(Action::await_change());
+    }
+
+    // 1. claims
+    let namespaces: Vec<Namespace> = ctx.namespaces.state().iter().map(|n| (**n).clone()).collect();
+    let decision = resolve_claims(&ctx.gateways.state(), &namespaces, &tenant).map_err(ReconcileError::Claims)?;
+    // 2. build (pure)
+    let desired = build_all(&gw, &decision, &ctx.build)?;
+    // 3. apply
+    apply_all(&ctx.client, &desired).await?;
+    // 4. orphans (incl. RoleBindings in namespaces no longer claimed)
+    delete_stale(&ctx.client, &tenant, &desired).await?;
+
+    // 5. status
+    let gw_ns = names::gateway_namespace(&gw, &ctx.build.operator_namespace);
+    let deploy = Api::<Deployment>::namespaced(ctx.client.clone(), &gw_ns)
+        .get_opt(&names::deployment_name(&tenant))
+        .await
+        .map_err(|e| ReconcileError::Read("Deployment", e))?;
+    let svc = Api::<Service>::namespaced(ctx.client.clone(), &gw_ns)
+        .get_opt(&names::service_name(&tenant))
+        .await
+        .map_err(|e| ReconcileError::Read("Service", e))?;
+    let replicas = gw.spec.replicas.unwrap_or(2);
+    let (ready, ready_msg) = deployment_ready(deploy.as_ref(), replicas);
+    let claimed: Vec<String> = decision.claimed.iter().cloned().collect();
+    let conflicts: Vec<NamespaceConflict> = decision.conflicts.clone();
+    let claims_cond = if conflicts.is_empty() {
+        condition(conditions::NAMESPACES_CLAIMED, true, "Claimed", format!("claimed {}", claimed.join(", ")), generation)
+    } else {
+        let list = conflicts.iter().map(|c| format!("{} (held by {})", c.namespace, c.holder)).collect::<Vec<_>>().join(", ");
+        condition(conditions::NAMESPACES_CLAIMED, false, "NamespaceConflict", format!("namespaces held by older TenantGateways: {list}"), generation)
+    };
+    let conds = conditions::merge(
+        &old.conditions,
+        vec![
+            condition(conditions::ACCEPTED, true, "Accepted", "spec is valid and objects are applied", generation),
+            claims_cond,
+            condition(conditions::READY, ready, if ready { "Available" } else { "Unavailable" }, ready_msg, generation),
+        ],
+        &now(),
+    );
+    if conflicts != old.conflicts && !conflicts.is_empty() {
+        let list = conflicts.iter().map(|c| format!("{} is held by {}", c.namespace, c.holder)).collect::<Vec<_>>().join("; ");
+        publish(&ctx, &gw, EventType::Warning, "NamespaceConflict", list).await;
+    }
+    let status = TenantGatewayStatus {
+        observed_generation: generation,
+        conditions: conds,
+        claimed_namespaces: claimed,
+        conflicts,
+        addresses: service_addresses(svc.as_ref()),
+    };
+    if Some(&status) != gw.status.as_ref() {
+        write_status(&ctx.client, &gw, status).await?;
+    }
+    ctx.metrics.observe(started, None);
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+pub fn error_policy(_gw: Arc<TenantGateway>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, reason = err.metric_label(), "reconcile failed");
+    ctx.metrics.failure(err.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn all_gateways(store: &Store<TenantGateway>) -> Vec<ObjectRef<TenantGateway>> {
+    store.state().iter().map(|g| ObjectRef::from_obj(&**g)).collect()
+}
+
+/// Run the controller until `shutdown` completes.
+pub async fn run(client: Client, build: BuildContext, metrics: Arc<OperatorMetrics>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let gws: Api<TenantGateway> = Api::all(client.clone());
+    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
+
+    // Namespaces: a store for claim resolution, and a trigger to re-arbitrate.
+    let (ns_store, ns_writer) = kube::runtime::reflector::store::<Namespace>();
+    let ns_stream = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|n: &mut Namespace| n.managed_fields_mut().clear())
+        .reflect(ns_writer);
+    tokio::spawn(ns_stream.for_each(|_| async {}));
+
+    let controller = Controller::new(gws.clone(), watcher::Config::default());
+    let gw_store = controller.store();
+    let for_ns = gw_store.clone();
+    let for_gw = gw_store.clone();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "tenant-gateway-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        build,
+        gateways: gw_store,
+        namespaces: ns_store,
+        recorder,
+        metrics,
+    });
+    controller
+        .owns(Api::<Deployment>::all(client.clone()), managed.clone())
+        .owns(Api::<Service>::all(client.clone()), managed.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
+        .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), managed)
+        // Any Namespace change may move claims: re-arbitrate every tenant.
+        .watches(Api::<Namespace>::all(client.clone()), watcher::Config::default(), move |_ns: Namespace| all_gateways(&for_ns))
+        // One tenant's spec or deletion can hand namespaces to another.
+        .watches(gws, watcher::Config::default(), move |_gw: TenantGateway| all_gateways(&for_gw))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile loop event");
+            }
+        })
+        .await;
+}
