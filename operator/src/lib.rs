@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod build;
+pub mod claims;
 pub mod render;

@@ -1,0 +1,1 @@
+//! Tests over config/: RBAC least privilege and typed parsing of every manifest.
