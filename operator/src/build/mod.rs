@@ -95,6 +95,8 @@ fn join(errs: &[SpecError]) -> String {
 }
 
 /// One object the operator wants to exist for a tenant.
+// A handful per tenant: unboxed variants keep `Desired::Deployment(d)` plain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Desired {
     ServiceAccount(ServiceAccount),
