@@ -8,7 +8,13 @@ pub const ACCEPTED: &str = "Accepted";
 pub const READY: &str = "Ready";
 pub const NAMESPACES_CLAIMED: &str = "NamespacesClaimed";
 
-pub fn condition(type_: &str, ok: bool, reason: &str, message: impl Into<String>, generation: Option<i64>) -> Condition {
+pub fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         type_: type_.to_string(),
         status: if ok { "True" } else { "False" }.to_string(),
@@ -47,15 +53,27 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_changes() {
-        let first = merge(&[], vec![condition(READY, false, "Pending", "0/2", Some(1))], &t(100));
+        let first = merge(
+            &[],
+            vec![condition(READY, false, "Pending", "0/2", Some(1))],
+            &t(100),
+        );
         assert_eq!(first[0].last_transition_time, t(100));
         // Same status, new message and generation: time kept.
-        let second = merge(&first, vec![condition(READY, false, "Pending", "1/2", Some(2))], &t(200));
+        let second = merge(
+            &first,
+            vec![condition(READY, false, "Pending", "1/2", Some(2))],
+            &t(200),
+        );
         assert_eq!(second[0].last_transition_time, t(100));
         assert_eq!(second[0].message, "1/2");
         assert_eq!(second[0].observed_generation, Some(2));
         // Status flips: time moves.
-        let third = merge(&second, vec![condition(READY, true, "Available", "2/2", Some(2))], &t(300));
+        let third = merge(
+            &second,
+            vec![condition(READY, true, "Available", "2/2", Some(2))],
+            &t(300),
+        );
         assert_eq!(third[0].last_transition_time, t(300));
     }
 
@@ -64,7 +82,10 @@ mod tests {
         let old = merge(&[], vec![condition("Old", true, "X", "", None)], &t(1));
         let out = merge(
             &old,
-            vec![condition(READY, true, "A", "", None), condition(ACCEPTED, true, "A", "", None)],
+            vec![
+                condition(READY, true, "A", "", None),
+                condition(ACCEPTED, true, "A", "", None),
+            ],
             &t(2),
         );
         let types: Vec<&str> = out.iter().map(|c| c.type_.as_str()).collect();

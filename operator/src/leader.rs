@@ -71,7 +71,10 @@ async fn try_hold(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error>
             }
             lease.spec = Some(held_spec(identity, lease.spec.as_ref(), now));
             // resourceVersion makes this a compare-and-swap.
-            match api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
+            match api
+                .replace(LEASE_NAME, &PostParams::default(), &lease)
+                .await
+            {
                 Ok(_) => Ok(true),
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
                 Err(e) => Err(e),
@@ -132,9 +135,18 @@ mod tests {
     fn lease_rules() {
         let now = Timestamp::from_second(1_000).unwrap();
         assert!(can_acquire(None, "a", now));
-        assert!(can_acquire(Some(&spec("a", 999)), "a", now), "renew our own");
-        assert!(!can_acquire(Some(&spec("b", 990)), "a", now), "b's lease is fresh");
-        assert!(can_acquire(Some(&spec("b", 980)), "a", now), "b's lease expired");
+        assert!(
+            can_acquire(Some(&spec("a", 999)), "a", now),
+            "renew our own"
+        );
+        assert!(
+            !can_acquire(Some(&spec("b", 990)), "a", now),
+            "b's lease is fresh"
+        );
+        assert!(
+            can_acquire(Some(&spec("b", 980)), "a", now),
+            "b's lease expired"
+        );
         let taken = held_spec("a", Some(&spec("b", 980)), now);
         assert_eq!(taken.lease_transitions, Some(1));
         let renewed = held_spec("a", Some(&taken), now);

@@ -1,9 +1,13 @@
-//! The tenant-gateway operator: reconciler, per-tenant builders and the manifest loader.
+//! The tenant-gateway operator: reconciler, per-tenant builders, claim
+//! arbitration, the xDS sidecar, and offline tools.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod metrics;
-pub mod render;
-pub mod sidecar;
+pub mod build;
+pub mod claims;
 pub mod conditions;
 pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod render;
+pub mod sidecar;

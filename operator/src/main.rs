@@ -185,21 +185,32 @@ fn main() -> ExitCode {
                 let metrics = std::sync::Arc::new(operator::metrics::OperatorMetrics::new());
                 let m = metrics.clone();
                 let listener = tokio::net::TcpListener::bind(http_addr).await?;
-                tokio::spawn(operator::sidecar::health::serve_http(listener, move |req| {
-                    let m = m.clone();
-                    async move {
-                        use hyper::StatusCode;
-                        match req.uri().path() {
-                            "/healthz" => operator::sidecar::health::text(StatusCode::OK, "ok\n"),
-                            "/metrics" => operator::sidecar::health::text(StatusCode::OK, m.encode()),
-                            _ => operator::sidecar::health::text(StatusCode::NOT_FOUND, "not found\n"),
+                tokio::spawn(operator::sidecar::health::serve_http(
+                    listener,
+                    move |req| {
+                        let m = m.clone();
+                        async move {
+                            use hyper::StatusCode;
+                            match req.uri().path() {
+                                "/healthz" => {
+                                    operator::sidecar::health::text(StatusCode::OK, "ok\n")
+                                }
+                                "/metrics" => {
+                                    operator::sidecar::health::text(StatusCode::OK, m.encode())
+                                }
+                                _ => operator::sidecar::health::text(
+                                    StatusCode::NOT_FOUND,
+                                    "not found\n",
+                                ),
+                            }
                         }
-                    }
-                }));
+                    },
+                ));
                 let identity = std::env::var("POD_NAME")
                     .unwrap_or_else(|_| format!("tenant-gateway-{}", std::process::id()));
                 let leases = kube::Api::namespaced(client.clone(), &namespace);
-                let lost = operator::leader::acquire(leases, identity).await;
+                // Spawned: the renewal future is not Sync, the shutdown trigger must be.
+                let lost = tokio::spawn(operator::leader::acquire(leases, identity).await);
                 let build = operator::build::BuildContext {
                     operator_namespace: namespace,
                     image,

@@ -146,9 +146,21 @@ impl OperatorMetrics {
         let reconciles = Counter::default();
         let failures = Family::<ReasonLabel, Counter>::default();
         let duration_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("reconciles", "TenantGateway reconciles started", reconciles.clone());
-        registry.register("reconcile_failures", "Failed reconciles, by reason", failures.clone());
-        registry.register("reconcile_duration_seconds", "Reconcile duration", duration_seconds.clone());
+        registry.register(
+            "reconciles",
+            "TenantGateway reconciles started",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles, by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration_seconds.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -158,7 +170,8 @@ impl OperatorMetrics {
     }
 
     pub fn observe(&self, started: std::time::Instant, failure: Option<&str>) {
-        self.duration_seconds.observe(started.elapsed().as_secs_f64());
+        self.duration_seconds
+            .observe(started.elapsed().as_secs_f64());
         if let Some(reason) = failure {
             self.failure(reason);
         }

@@ -6,7 +6,10 @@ use crate::build::{self, build_all, names, BuildContext, BuildError, Desired};
 use crate::claims::{arbitrate, claim_request, ClaimDecision, ClaimRequest};
 use crate::conditions::{self, condition};
 use crate::metrics::OperatorMetrics;
-use crds::{GatewayAddress, NamespaceConflict, TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
+use crds::{
+    GatewayAddress, NamespaceConflict, TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY,
+    LABEL_TENANT, MANAGER,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
@@ -74,7 +77,20 @@ pub struct Context {
 }
 
 /// Stage 1: every TenantGateway's claim, arbitrated together.
-pub fn resolve_claims(gateways: &[Arc<TenantGateway>], namespaces: &[Namespace], tenant: &str) -> Result<ClaimDecision, String> {
+/// `reserved` (the operator's own namespace) is never claimable: a tenant
+/// holding it could read whatever the operator's namespace stores.
+pub fn resolve_claims(
+    gateways: &[Arc<TenantGateway>],
+    namespaces: &[Namespace],
+    reserved: &str,
+    tenant: &str,
+) -> Result<ClaimDecision, String> {
+    let claimable: Vec<Namespace> = namespaces
+        .iter()
+        .filter(|n| n.metadata.name.as_deref() != Some(reserved))
+        .cloned()
+        .collect();
+    let namespaces = claimable.as_slice();
     let mut requests: Vec<ClaimRequest> = Vec::new();
     let mut own_error = None;
     for gw in gateways {
@@ -122,28 +138,49 @@ async fn apply_all(client: &Client, desired: &[Desired]) -> Result<(), Reconcile
     for d in desired {
         let obj = d.to_dynamic()?;
         let api = dyn_api(client, &d.api_resource(), d.namespace());
-        api.patch(d.name(), &pp, &Patch::Apply(&obj)).await.map_err(|source| ReconcileError::Apply {
-            kind: d.kind().into(),
-            name: format!("{}/{}", d.namespace().unwrap_or(""), d.name()),
-            source,
-        })?;
+        api.patch(d.name(), &pp, &Patch::Apply(&obj))
+            .await
+            .map_err(|source| ReconcileError::Apply {
+                kind: d.kind().into(),
+                name: format!("{}/{}", d.namespace().unwrap_or(""), d.name()),
+                source,
+            })?;
     }
     Ok(())
 }
 
 /// Stage 4: delete this tenant's labelled objects that the pass did not produce.
-async fn delete_stale(client: &Client, tenant: &str, desired: &[Desired]) -> Result<usize, ReconcileError> {
+async fn delete_stale(
+    client: &Client,
+    tenant: &str,
+    desired: &[Desired],
+) -> Result<usize, ReconcileError> {
     let keep: BTreeSet<(String, Option<String>, String)> = desired
         .iter()
-        .map(|d| (d.kind().to_string(), d.namespace().map(String::from), d.name().to_string()))
+        .map(|d| {
+            (
+                d.kind().to_string(),
+                d.namespace().map(String::from),
+                d.name().to_string(),
+            )
+        })
         .collect();
-    let lp = ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER},{LABEL_TENANT}={tenant}"));
+    let lp = ListParams::default().labels(&format!(
+        "{LABEL_MANAGED_BY}={MANAGER},{LABEL_TENANT}={tenant}"
+    ));
     let mut deleted = 0;
     for (ar, _namespaced) in managed_kinds() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let list = api.list_metadata(&lp).await.map_err(|e| ReconcileError::Read("managed objects", e))?;
+        let list = api
+            .list_metadata(&lp)
+            .await
+            .map_err(|e| ReconcileError::Read("managed objects", e))?;
         for o in list.items {
-            let key = (ar.kind.clone(), o.metadata.namespace.clone(), o.metadata.name.clone().unwrap_or_default());
+            let key = (
+                ar.kind.clone(),
+                o.metadata.namespace.clone(),
+                o.metadata.name.clone().unwrap_or_default(),
+            );
             if keep.contains(&key) || o.metadata.deletion_timestamp.is_some() {
                 continue;
             }
@@ -170,10 +207,21 @@ fn deployment_ready(d: Option<&Deployment>, want: i32) -> (bool, String) {
     let Some(d) = d else {
         return (false, "Deployment not found yet".into());
     };
-    let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-    let updated = d.status.as_ref().and_then(|s| s.updated_replicas).unwrap_or(0);
+    let available = d
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    let updated = d
+        .status
+        .as_ref()
+        .and_then(|s| s.updated_replicas)
+        .unwrap_or(0);
     let ok = if want == 0 { true } else { available >= 1 };
-    (ok, format!("{available}/{want} replicas available, {updated} updated"))
+    (
+        ok,
+        format!("{available}/{want} replicas available, {updated} updated"),
+    )
 }
 
 fn service_addresses(s: Option<&Service>) -> Vec<GatewayAddress> {
@@ -186,29 +234,51 @@ fn service_addresses(s: Option<&Service>) -> Vec<GatewayAddress> {
         .into_iter()
         .flatten()
         .filter_map(|i| match (&i.ip, &i.hostname) {
-            (Some(ip), _) => Some(GatewayAddress { type_: "IPAddress".into(), value: ip.clone() }),
-            (None, Some(h)) => Some(GatewayAddress { type_: "Hostname".into(), value: h.clone() }),
+            (Some(ip), _) => Some(GatewayAddress {
+                type_: "IPAddress".into(),
+                value: ip.clone(),
+            }),
+            (None, Some(h)) => Some(GatewayAddress {
+                type_: "Hostname".into(),
+                value: h.clone(),
+            }),
             _ => None,
         })
         .collect();
     if out.is_empty() {
-        if let Some(ip) = s.spec.as_ref().and_then(|sp| sp.cluster_ip.clone()).filter(|ip| ip != "None" && !ip.is_empty()) {
-            out.push(GatewayAddress { type_: "IPAddress".into(), value: ip });
+        if let Some(ip) = s
+            .spec
+            .as_ref()
+            .and_then(|sp| sp.cluster_ip.clone())
+            .filter(|ip| ip != "None" && !ip.is_empty())
+        {
+            out.push(GatewayAddress {
+                type_: "IPAddress".into(),
+                value: ip,
+            });
         }
     }
     out
 }
 
-async fn write_status(client: &Client, gw: &TenantGateway, status: TenantGatewayStatus) -> Result<(), ReconcileError> {
+async fn write_status(
+    client: &Client,
+    gw: &TenantGateway,
+    status: TenantGatewayStatus,
+) -> Result<(), ReconcileError> {
     let api: Api<TenantGateway> = Api::all(client.clone());
     let patch = serde_json::json!({
         "apiVersion": "tenantgateway.io/v1alpha1",
         "kind": "TenantGateway",
         "status": status,
     });
-    api.patch_status(&gw.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(ReconcileError::Status)?;
+    api.patch_status(
+        &gw.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ReconcileError::Status)?;
     Ok(())
 }
 
@@ -230,7 +300,10 @@ async fn publish(ctx: &Context, gw: &TenantGateway, type_: EventType, reason: &s
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %gw.name_any()))]
-pub async fn reconcile(gw: Arc<TenantGateway>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    gw: Arc<TenantGateway>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let tenant = gw.name_any();
@@ -243,23 +316,49 @@ pub async fn reconcile(gw: Arc<TenantGateway>, ctx: Arc<Context>) -> Result<Acti
 
     // Validate: an invalid spec gets a condition naming the field, no hot loop.
     if let Err(errors) = build::validate(&gw) {
-        let msg = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let msg = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         let conds = conditions::merge(
             &old.conditions,
-            vec![condition(conditions::ACCEPTED, false, "InvalidSpec", msg.clone(), generation)],
+            vec![condition(
+                conditions::ACCEPTED,
+                false,
+                "InvalidSpec",
+                msg.clone(),
+                generation,
+            )],
             &now(),
         );
         if old.conditions != conds || old.observed_generation != generation {
             publish(&ctx, &gw, EventType::Warning, "InvalidSpec", msg).await;
         }
-        write_status(&ctx.client, &gw, TenantGatewayStatus { observed_generation: generation, conditions: conds, ..old }).await?;
+        write_status(
+            &ctx.client,
+            &gw,
+            TenantGatewayStatus {
+                observed_generation: generation,
+                conditions: conds,
+                ..old
+            },
+        )
+        .await?;
         ctx.metrics.observe(started, Some("invalid_spec"));
         return Ok(Action::await_change());
     }
 
     // 1. claims
-    let namespaces: Vec<Namespace> = ctx.namespaces.state().iter().map(|n| (**n).clone()).collect();
-    let decision = resolve_claims(&ctx.gateways.state(), &namespaces, &tenant).map_err(ReconcileError::Claims)?;
+    let namespaces: Vec<Namespace> = ctx
+        .namespaces
+        .state()
+        .iter()
+        .map(|n| (**n).clone())
+        .collect();
+    let reserved = ctx.build.operator_namespace.as_str();
+    let decision = resolve_claims(&ctx.gateways.state(), &namespaces, reserved, &tenant)
+        .map_err(ReconcileError::Claims)?;
     // 2. build (pure)
     let desired = build_all(&gw, &decision, &ctx.build)?;
     // 3. apply
@@ -282,22 +381,54 @@ pub async fn reconcile(gw: Arc<TenantGateway>, ctx: Arc<Context>) -> Result<Acti
     let claimed: Vec<String> = decision.claimed.iter().cloned().collect();
     let conflicts: Vec<NamespaceConflict> = decision.conflicts.clone();
     let claims_cond = if conflicts.is_empty() {
-        condition(conditions::NAMESPACES_CLAIMED, true, "Claimed", format!("claimed {}", claimed.join(", ")), generation)
+        condition(
+            conditions::NAMESPACES_CLAIMED,
+            true,
+            "Claimed",
+            format!("claimed {}", claimed.join(", ")),
+            generation,
+        )
     } else {
-        let list = conflicts.iter().map(|c| format!("{} (held by {})", c.namespace, c.holder)).collect::<Vec<_>>().join(", ");
-        condition(conditions::NAMESPACES_CLAIMED, false, "NamespaceConflict", format!("namespaces held by older TenantGateways: {list}"), generation)
+        let list = conflicts
+            .iter()
+            .map(|c| format!("{} (held by {})", c.namespace, c.holder))
+            .collect::<Vec<_>>()
+            .join(", ");
+        condition(
+            conditions::NAMESPACES_CLAIMED,
+            false,
+            "NamespaceConflict",
+            format!("namespaces held by older TenantGateways: {list}"),
+            generation,
+        )
     };
     let conds = conditions::merge(
         &old.conditions,
         vec![
-            condition(conditions::ACCEPTED, true, "Accepted", "spec is valid and objects are applied", generation),
+            condition(
+                conditions::ACCEPTED,
+                true,
+                "Accepted",
+                "spec is valid and objects are applied",
+                generation,
+            ),
             claims_cond,
-            condition(conditions::READY, ready, if ready { "Available" } else { "Unavailable" }, ready_msg, generation),
+            condition(
+                conditions::READY,
+                ready,
+                if ready { "Available" } else { "Unavailable" },
+                ready_msg,
+                generation,
+            ),
         ],
         &now(),
     );
     if conflicts != old.conflicts && !conflicts.is_empty() {
-        let list = conflicts.iter().map(|c| format!("{} is held by {}", c.namespace, c.holder)).collect::<Vec<_>>().join("; ");
+        let list = conflicts
+            .iter()
+            .map(|c| format!("{} is held by {}", c.namespace, c.holder))
+            .collect::<Vec<_>>()
+            .join("; ");
         publish(&ctx, &gw, EventType::Warning, "NamespaceConflict", list).await;
     }
     let status = TenantGatewayStatus {
@@ -321,20 +452,32 @@ pub fn error_policy(_gw: Arc<TenantGateway>, err: &ReconcileError, ctx: Arc<Cont
 }
 
 fn all_gateways(store: &Store<TenantGateway>) -> Vec<ObjectRef<TenantGateway>> {
-    store.state().iter().map(|g| ObjectRef::from_obj(&**g)).collect()
+    store
+        .state()
+        .iter()
+        .map(|g| ObjectRef::from_obj(&**g))
+        .collect()
 }
 
 /// Run the controller until `shutdown` completes.
-pub async fn run(client: Client, build: BuildContext, metrics: Arc<OperatorMetrics>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    client: Client,
+    build: BuildContext,
+    metrics: Arc<OperatorMetrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let gws: Api<TenantGateway> = Api::all(client.clone());
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
 
     // Namespaces: a store for claim resolution, and a trigger to re-arbitrate.
     let (ns_store, ns_writer) = kube::runtime::reflector::store::<Namespace>();
-    let ns_stream = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(|n: &mut Namespace| n.managed_fields_mut().clear())
-        .reflect(ns_writer);
+    let ns_stream = watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|n: &mut Namespace| n.managed_fields_mut().clear())
+    .reflect(ns_writer);
     tokio::spawn(ns_stream.for_each(|_| async {}));
 
     let controller = Controller::new(gws.clone(), watcher::Config::default());
@@ -363,9 +506,17 @@ pub async fn run(client: Client, build: BuildContext, metrics: Arc<OperatorMetri
         .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), managed)
         // Any Namespace change may move claims: re-arbitrate every tenant.
-        .watches(Api::<Namespace>::all(client.clone()), watcher::Config::default(), move |_ns: Namespace| all_gateways(&for_ns))
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            move |_ns: Namespace| all_gateways(&for_ns),
+        )
         // One tenant's spec or deletion can hand namespaces to another.
-        .watches(gws, watcher::Config::default(), move |_gw: TenantGateway| all_gateways(&for_gw))
+        .watches(
+            gws,
+            watcher::Config::default(),
+            move |_gw: TenantGateway| all_gateways(&for_gw),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -374,4 +525,82 @@ pub async fn run(client: Client, build: BuildContext, metrics: Arc<OperatorMetri
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crds::{NamespaceSelection, TenantGatewaySpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+    fn ns(name: &str, tenant: &str) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some([("tenant".to_string(), tenant.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn gw(name: &str, age: i64, selector_tenant: &str) -> Arc<TenantGateway> {
+        let mut g = TenantGateway::new(
+            name,
+            TenantGatewaySpec {
+                namespaces: NamespaceSelection {
+                    names: vec![],
+                    selector: Some(LabelSelector {
+                        match_labels: Some(
+                            [("tenant".to_string(), selector_tenant.to_string())].into(),
+                        ),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            },
+        );
+        g.metadata.creation_timestamp = Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(age).unwrap(),
+        ));
+        Arc::new(g)
+    }
+
+    #[test]
+    fn the_operator_namespace_is_never_claimed_and_deleting_gateways_release_theirs() {
+        let namespaces = vec![ns("shop", "acme"), ns("tenant-gateway-system", "acme")];
+        let acme = gw("acme", 10, "acme");
+        let d = resolve_claims(
+            std::slice::from_ref(&acme),
+            &namespaces,
+            "tenant-gateway-system",
+            "acme",
+        )
+        .unwrap();
+        assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
+
+        // An older gateway wants the same namespace: acme loses it...
+        let older = gw("older", 1, "acme");
+        let d = resolve_claims(
+            &[acme.clone(), older.clone()],
+            &namespaces,
+            "tenant-gateway-system",
+            "acme",
+        )
+        .unwrap();
+        assert!(d.claimed.is_empty());
+        assert_eq!(d.conflicts[0].holder, "older");
+        // ...until the older one is being deleted.
+        let mut deleting = (*older).clone();
+        deleting.metadata.deletion_timestamp =
+            Some(Time(k8s_openapi::jiff::Timestamp::from_second(50).unwrap()));
+        let d = resolve_claims(
+            &[acme, Arc::new(deleting)],
+            &namespaces,
+            "tenant-gateway-system",
+            "acme",
+        )
+        .unwrap();
+        assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
+    }
 }

@@ -8,6 +8,7 @@ pub mod health;
 mod namespaces;
 pub mod status;
 
+use crate::build::names;
 use crate::metrics::SidecarMetrics;
 use futures::StreamExt;
 use health::HealthState;
@@ -28,9 +29,6 @@ use tokio::sync::{watch, Notify};
 use xds::ads::{serve_unix, AdsServer, AdsStats};
 use xds::{translate, Diagnostic, GatewayOptions, ResourceType, Snapshot};
 
-/// Key of the claims ConfigMap holding the claimed namespaces, one per line.
-pub const CLAIMS_KEY: &str = "namespaces";
-
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
     pub tenant: String,
@@ -49,14 +47,8 @@ pub struct SidecarConfig {
 pub fn parse_claims(cm: &ConfigMap) -> BTreeSet<String> {
     cm.data
         .as_ref()
-        .and_then(|d| d.get(CLAIMS_KEY))
-        .map(|v| {
-            v.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        .and_then(|d| d.get(names::CLAIMS_KEY))
+        .map(|v| names::parse_claims_data(v))
         .unwrap_or_default()
 }
 

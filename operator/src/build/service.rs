@@ -1,0 +1,225 @@
+//! The tenant's Service, PodDisruptionBudget and (optionally) IngressClass.
+
+use super::meta::{selector_labels, ResolvedTenant};
+use super::names::{self, SERVICE_HTTPS_PORT, SERVICE_HTTP_PORT};
+use super::workload::tcp_proxy_port_name;
+use crds::{ServiceType, CONTROLLER_NAME};
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::networking::v1::{IngressClass, IngressClassSpec};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+fn service_type(t: Option<ServiceType>) -> &'static str {
+    match t.unwrap_or(ServiceType::LoadBalancer) {
+        ServiceType::LoadBalancer => "LoadBalancer",
+        ServiceType::NodePort => "NodePort",
+        ServiceType::ClusterIP => "ClusterIP",
+    }
+}
+
+fn port(name: String, port: i32, target: String) -> ServicePort {
+    ServicePort {
+        name: Some(name),
+        port,
+        // Explicit: SSA keys service ports by (port, protocol).
+        protocol: Some("TCP".into()),
+        target_port: Some(IntOrString::String(target)),
+        ..Default::default()
+    }
+}
+
+/// `http` 80 and `https` 443 to the listeners' named container ports, plus
+/// one port per TCP proxy (same number outside and inside).
+pub fn build_service(t: &ResolvedTenant<'_>) -> Service {
+    let spec = &t.gw.spec;
+    let mut meta = t.meta_in_gateway_ns(names::service_name(t.name()));
+    if !spec.service.annotations.is_empty() {
+        meta.annotations = Some(spec.service.annotations.clone());
+    }
+    let mut ports = vec![
+        port("http".into(), SERVICE_HTTP_PORT, "http".into()),
+        port("https".into(), SERVICE_HTTPS_PORT, "https".into()),
+    ];
+    ports.extend(spec.tcp_proxies.iter().map(|p| {
+        let name = tcp_proxy_port_name(p.port);
+        port(name.clone(), i32::from(p.port), name)
+    }));
+    Service {
+        metadata: meta,
+        spec: Some(ServiceSpec {
+            type_: Some(service_type(spec.service.type_).into()),
+            selector: Some(selector_labels(t.name())),
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// Only with more than one replica: a PDB on a single replica would block
+/// node drains forever.
+pub fn build_pdb(t: &ResolvedTenant<'_>) -> Option<PodDisruptionBudget> {
+    let replicas =
+        t.gw.spec
+            .replicas
+            .unwrap_or(super::workload::DEFAULT_REPLICAS);
+    (replicas > 1).then(|| PodDisruptionBudget {
+        metadata: t.meta_in_gateway_ns(names::pdb_name(t.name())),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(t.name())),
+                match_expressions: None,
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// Only when `spec.ingressClass.create` is true.
+pub fn build_ingress_class(t: &ResolvedTenant<'_>) -> Option<IngressClass> {
+    let settings = &t.gw.spec.ingress_class;
+    settings.create.unwrap_or(false).then(|| IngressClass {
+        metadata: t.meta(settings.class_name().to_string(), None),
+        spec: Some(IngressClassSpec {
+            controller: Some(CONTROLLER_NAME.into()),
+            parameters: None,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{ctx, tenant};
+    use super::*;
+    use crds::{TcpProxy, TcpProxyBackend};
+
+    fn with<R>(gw: &crds::TenantGateway, f: impl FnOnce(&ResolvedTenant<'_>) -> R) -> R {
+        let ctx = ctx();
+        f(&ResolvedTenant::new(gw, &ctx).unwrap())
+    }
+
+    #[test]
+    fn service_type_table() {
+        let cases = [
+            (None, "LoadBalancer"),
+            (Some(ServiceType::LoadBalancer), "LoadBalancer"),
+            (Some(ServiceType::NodePort), "NodePort"),
+            (Some(ServiceType::ClusterIP), "ClusterIP"),
+        ];
+        for (spec_type, want) in cases {
+            let mut gw = tenant("acme");
+            gw.spec.service.type_ = spec_type;
+            let svc = with(&gw, build_service);
+            assert_eq!(
+                svc.spec.unwrap().type_.as_deref(),
+                Some(want),
+                "{spec_type:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_ports_selector_annotations() {
+        let mut gw = tenant("acme");
+        gw.spec.tcp_proxies = vec![TcpProxy {
+            port: 5432,
+            service: TcpProxyBackend::default(),
+        }];
+        gw.spec.service.annotations =
+            [("example.com/lb".to_string(), "internal".to_string())].into();
+        let svc = with(&gw, build_service);
+        assert_eq!(svc.metadata.name.as_deref(), Some("tgw-acme"));
+        assert_eq!(
+            svc.metadata.annotations.as_ref().unwrap()["example.com/lb"],
+            "internal"
+        );
+        let spec = svc.spec.unwrap();
+        let ports: Vec<_> = spec
+            .ports
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.name.unwrap(),
+                    p.port,
+                    p.target_port.unwrap(),
+                    p.protocol.unwrap(),
+                )
+            })
+            .collect();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            ports,
+            [
+                (s("http"), 80, IntOrString::String(s("http")), s("TCP")),
+                (s("https"), 443, IntOrString::String(s("https")), s("TCP")),
+                (
+                    s("tcp-5432"),
+                    5432,
+                    IntOrString::String(s("tcp-5432")),
+                    s("TCP")
+                ),
+            ]
+        );
+        assert_eq!(spec.selector.unwrap(), selector_labels("acme"));
+        // No annotations in the spec: no annotations map at all (SSA would own it).
+        assert!(with(&tenant("acme"), build_service)
+            .metadata
+            .annotations
+            .is_none());
+    }
+
+    #[test]
+    fn pdb_only_with_more_than_one_replica() {
+        let cases = [
+            (None, true),
+            (Some(0), false),
+            (Some(1), false),
+            (Some(2), true),
+            (Some(5), true),
+        ];
+        for (replicas, want) in cases {
+            let mut gw = tenant("acme");
+            gw.spec.replicas = replicas;
+            let pdb = with(&gw, build_pdb);
+            assert_eq!(pdb.is_some(), want, "replicas {replicas:?}");
+            if let Some(pdb) = pdb {
+                let spec = pdb.spec.unwrap();
+                assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+                assert_eq!(
+                    spec.selector.unwrap().match_labels.unwrap(),
+                    selector_labels("acme")
+                );
+                assert_eq!(pdb.metadata.name.as_deref(), Some("tgw-acme"));
+            }
+        }
+    }
+
+    #[test]
+    fn ingress_class_only_when_asked() {
+        let mut gw = tenant("acme");
+        assert!(with(&gw, build_ingress_class).is_none());
+        gw.spec.ingress_class.create = Some(false);
+        assert!(with(&gw, build_ingress_class).is_none());
+        gw.spec.ingress_class.create = Some(true);
+        let ic = with(&gw, build_ingress_class).unwrap();
+        assert_eq!(ic.metadata.name.as_deref(), Some("tenant-gateway"));
+        assert_eq!(ic.metadata.namespace, None);
+        assert_eq!(
+            ic.spec.unwrap().controller.as_deref(),
+            Some("tenantgateway.io/controller")
+        );
+        gw.spec.ingress_class.name = Some("acme".into());
+        assert_eq!(
+            with(&gw, build_ingress_class)
+                .unwrap()
+                .metadata
+                .name
+                .as_deref(),
+            Some("acme")
+        );
+    }
+}

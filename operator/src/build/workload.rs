@@ -1,0 +1,697 @@
+//! The tenant's Envoy Deployment: Envoy plus the xDS sidecar as a native
+//! sidecar, restricted Pod Security, API credentials in the sidecar only.
+
+use super::meta::{selector_labels, ResolvedTenant};
+use super::names::{
+    self, BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER, HEALTH_PORT,
+    METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
+};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
+    DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecurityContext, ServiceAccountTokenProjection, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::{Digest, Sha256};
+
+/// Default Envoy replicas.
+pub const DEFAULT_REPLICAS: i32 = 2;
+/// Preemption budget: preStop drain (Envoy `--drain-time-s 20`) plus slack.
+pub const TERMINATION_GRACE_SECONDS: i64 = 45;
+/// UID/GID of the images (distroless `nonroot`).
+pub const NONROOT_ID: i64 = 65532;
+
+const TOKEN_VOLUME: &str = "kube-api-access";
+const TOKEN_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+const SOCKET_VOLUME: &str = "xds-socket";
+const BOOTSTRAP_VOLUME: &str = "envoy-bootstrap";
+const TMP_VOLUME: &str = "tmp";
+/// Same lifetime the kubelet gives its own projected tokens; it rotates them.
+const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
+
+/// Hex sha256 of the bootstrap, for the pod-template annotation.
+pub fn bootstrap_hash(bootstrap_yaml: &str) -> String {
+    hex::encode(Sha256::digest(bootstrap_yaml.as_bytes()))
+}
+
+pub fn build_envoy_deployment(t: &ResolvedTenant<'_>, bootstrap_yaml: &str) -> Deployment {
+    let selector = selector_labels(t.name());
+    let mut pod_labels = t.meta(String::new(), None).labels.unwrap_or_default();
+    pod_labels.extend(selector.clone());
+
+    Deployment {
+        metadata: t.meta_in_gateway_ns(names::deployment_name(t.name())),
+        spec: Some(DeploymentSpec {
+            replicas: Some(t.gw.spec.replicas.unwrap_or(DEFAULT_REPLICAS)),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            },
+            // Surge first: a new pod is Ready before an old one drains.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(
+                        [(
+                            BOOTSTRAP_HASH_ANNOTATION.to_string(),
+                            bootstrap_hash(bootstrap_yaml),
+                        )]
+                        .into(),
+                    ),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec(t, selector)),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_spec(
+    t: &ResolvedTenant<'_>,
+    selector: std::collections::BTreeMap<String, String>,
+) -> PodSpec {
+    PodSpec {
+        service_account_name: Some(names::service_account_name(t.name())),
+        automount_service_account_token: Some(false),
+        // Service env vars of a shared namespace are noise and a leak.
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NONROOT_ID),
+            run_as_group: Some(NONROOT_ID),
+            fs_group: Some(NONROOT_ID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        init_containers: Some(vec![xds_sidecar(t)]),
+        containers: vec![envoy(t)],
+        volumes: Some(volumes(t)),
+        topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "kubernetes.io/hostname".into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector),
+                match_expressions: None,
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+fn restricted_container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            add: None,
+            drop: Some(vec!["ALL".into()]),
+        }),
+        ..Default::default()
+    }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: Some("v1".into()),
+                field_path: path.into(),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn pod_env() -> Vec<EnvVar> {
+    vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+    ]
+}
+
+fn tcp_port(name: String, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name),
+        container_port: i32::from(port),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn http_get(path: &str, port: u16) -> HTTPGetAction {
+    HTTPGetAction {
+        path: Some(path.into()),
+        port: IntOrString::Int(i32::from(port)),
+        scheme: Some("HTTP".into()),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(http_get(path, HEALTH_PORT)),
+        period_seconds: Some(period),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(1),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// Name of the container port of the TCP proxy on `port`.
+pub(crate) fn tcp_proxy_port_name(port: u16) -> String {
+    format!("tcp-{port}")
+}
+
+/// Runs as an init container with `restartPolicy: Always` (a native sidecar):
+/// it is started, and its startup probe passes, before Envoy starts, and it
+/// is stopped only after Envoy has exited, so drains always reach it.
+fn xds_sidecar(t: &ResolvedTenant<'_>) -> Container {
+    let spec = &t.gw.spec;
+    let (http, https) = (
+        spec.listeners.http().to_string(),
+        spec.listeners.https().to_string(),
+    );
+    let serve_unclassed = spec.ingress_class.serves_unclassed().to_string();
+    let args = [
+        "xds",
+        "--tenant",
+        t.name(),
+        "--gateway-namespace",
+        t.namespace(),
+        "--socket",
+        SOCKET_PATH,
+        "--http-port",
+        &http,
+        "--https-port",
+        &https,
+        "--ingress-class",
+        spec.ingress_class.class_name(),
+        "--serve-unclassed",
+        &serve_unclassed,
+    ];
+    Container {
+        name: SIDECAR_CONTAINER.into(),
+        image: Some(t.ctx.image.clone()),
+        image_pull_policy: t.ctx.image_pull_policy.clone(),
+        args: Some(args.iter().map(|s| s.to_string()).collect()),
+        env: Some(pod_env()),
+        ports: Some(vec![
+            tcp_port("health".into(), HEALTH_PORT),
+            tcp_port("metrics".into(), METRICS_PORT),
+        ]),
+        restart_policy: Some("Always".into()),
+        startup_probe: Some(http_probe("/healthz", 1, 60)),
+        readiness_probe: Some(http_probe("/healthz", 5, 3)),
+        resources: Some(ResourceRequirements {
+            requests: Some(
+                [
+                    ("cpu".to_string(), Quantity("10m".into())),
+                    ("memory".to_string(), Quantity("32Mi".into())),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        }),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![
+            mount(TOKEN_VOLUME, TOKEN_MOUNT, true),
+            mount(SOCKET_VOLUME, SOCKET_DIR, false),
+        ]),
+        ..Default::default()
+    }
+}
+
+fn envoy(t: &ResolvedTenant<'_>) -> Container {
+    let spec = &t.gw.spec;
+    let log_level = spec.envoy.log_level.map_or("info", |l| l.as_str());
+    let bootstrap_path = format!("{BOOTSTRAP_DIR}/{BOOTSTRAP_KEY}");
+    let args = [
+        "-c",
+        &bootstrap_path,
+        "--service-node",
+        "$(POD_NAME)",
+        "--service-cluster",
+        t.name(),
+        "--log-level",
+        log_level,
+        "--drain-time-s",
+        "20",
+        "--drain-strategy",
+        "immediate",
+        "--disable-hot-restart",
+    ];
+    let mut ports = vec![
+        tcp_port("http".into(), spec.listeners.http()),
+        tcp_port("https".into(), spec.listeners.https()),
+    ];
+    ports.extend(
+        spec.tcp_proxies
+            .iter()
+            .map(|p| tcp_port(tcp_proxy_port_name(p.port), p.port)),
+    );
+    Container {
+        name: ENVOY_CONTAINER.into(),
+        image: Some(
+            spec.envoy
+                .image
+                .clone()
+                .unwrap_or_else(|| t.ctx.envoy_image.clone()),
+        ),
+        image_pull_policy: t.ctx.image_pull_policy.clone(),
+        command: Some(vec!["envoy".into()]),
+        args: Some(args.iter().map(|s| s.to_string()).collect()),
+        env: Some(pod_env()),
+        ports: Some(ports),
+        // Served by the sidecar: Ready once Envoy has its first config and
+        // fails as soon as a drain starts.
+        readiness_probe: Some(http_probe("/ready", 2, 3)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                http_get: Some(http_get("/drain", HEALTH_PORT)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        resources: spec.envoy.resources.clone(),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![
+            mount(BOOTSTRAP_VOLUME, BOOTSTRAP_DIR, true),
+            mount(TMP_VOLUME, "/tmp", false),
+            mount(SOCKET_VOLUME, SOCKET_DIR, false),
+        ]),
+        ..Default::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
+}
+
+/// Sorted by name.
+fn volumes(t: &ResolvedTenant<'_>) -> Vec<Volume> {
+    vec![
+        Volume {
+            name: BOOTSTRAP_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::bootstrap_config_map_name(t.name()),
+                default_mode: Some(0o444),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // What the kubelet would automount, given to the sidecar alone.
+        Volume {
+            name: TOKEN_VOLUME.into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o444),
+                sources: Some(vec![
+                    VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            path: "token".into(),
+                            expiration_seconds: Some(TOKEN_EXPIRATION_SECONDS),
+                            audience: None,
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        config_map: Some(ConfigMapProjection {
+                            name: "kube-root-ca.crt".into(),
+                            items: Some(vec![KeyToPath {
+                                key: "ca.crt".into(),
+                                path: "ca.crt".into(),
+                                mode: None,
+                            }]),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        downward_api: Some(DownwardAPIProjection {
+                            items: Some(vec![DownwardAPIVolumeFile {
+                                path: "namespace".into(),
+                                field_ref: Some(ObjectFieldSelector {
+                                    api_version: Some("v1".into()),
+                                    field_path: "metadata.namespace".into(),
+                                }),
+                                ..Default::default()
+                            }]),
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+            }),
+            ..Default::default()
+        },
+        empty_dir(TMP_VOLUME),
+        empty_dir(SOCKET_VOLUME),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{ctx, tenant};
+    use super::super::pss::restricted_violations;
+    use super::*;
+    use crds::{EnvoyLogLevel, TcpProxy, TcpProxyBackend};
+
+    fn deployment(gw: &crds::TenantGateway) -> Deployment {
+        let ctx = ctx();
+        let t = ResolvedTenant::new(gw, &ctx).unwrap();
+        let yaml = super::super::envoy_bootstrap_yaml(t.name()).unwrap();
+        build_envoy_deployment(&t, &yaml)
+    }
+
+    fn pod(d: &Deployment) -> &PodSpec {
+        d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    fn container<'a>(p: &'a PodSpec, name: &str) -> &'a Container {
+        p.init_containers
+            .iter()
+            .flatten()
+            .chain(&p.containers)
+            .find(|c| c.name == name)
+            .unwrap()
+    }
+
+    fn mounts(c: &Container) -> Vec<(&str, &str, bool)> {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.mount_path.as_str(),
+                    m.read_only == Some(true),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pod_passes_restricted_pod_security() {
+        let mut gw = tenant("acme");
+        gw.spec.tcp_proxies = vec![TcpProxy {
+            port: 5432,
+            service: TcpProxyBackend {
+                namespace: "acme-shop".into(),
+                name: "db".into(),
+                port: 5432,
+            },
+        }];
+        let d = deployment(&gw);
+        assert_eq!(restricted_violations(pod(&d)), Vec::<String>::new());
+        let psc = pod(&d).security_context.as_ref().unwrap();
+        assert_eq!(
+            (psc.run_as_user, psc.run_as_group, psc.fs_group),
+            (Some(65532), Some(65532), Some(65532))
+        );
+        for c in pod(&d)
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&pod(&d).containers)
+        {
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+            assert_eq!(sc.privileged, Some(false), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn sidecar_is_native_and_holds_the_only_token() {
+        let d = deployment(&tenant("acme"));
+        let p = pod(&d);
+        assert_eq!(p.automount_service_account_token, Some(false));
+        assert_eq!(p.service_account_name.as_deref(), Some("tgw-acme"));
+        let inits = p.init_containers.as_ref().unwrap();
+        assert_eq!(inits.len(), 1);
+        let xds = &inits[0];
+        assert_eq!(xds.name, "xds");
+        assert_eq!(xds.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(xds.image.as_deref(), Some("localhost/tenant-gateway:dev"));
+        assert_eq!(xds.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        assert_eq!(
+            xds.args.as_ref().unwrap(),
+            &[
+                "xds",
+                "--tenant",
+                "acme",
+                "--gateway-namespace",
+                "tenant-gateway-system",
+                "--socket",
+                "/var/run/tenant-gateway/ads.sock",
+                "--http-port",
+                "8080",
+                "--https-port",
+                "8443",
+                "--ingress-class",
+                "tenant-gateway",
+                "--serve-unclassed",
+                "true"
+            ]
+        );
+        assert_eq!(
+            mounts(xds),
+            [
+                (
+                    "kube-api-access",
+                    "/var/run/secrets/kubernetes.io/serviceaccount",
+                    true
+                ),
+                ("xds-socket", "/var/run/tenant-gateway", false),
+            ]
+        );
+        let probe = |p: &Option<Probe>| {
+            let g = p.as_ref().unwrap().http_get.as_ref().unwrap();
+            (g.path.clone().unwrap(), g.port.clone())
+        };
+        assert_eq!(
+            probe(&xds.readiness_probe),
+            ("/healthz".into(), IntOrString::Int(8081))
+        );
+        assert_eq!(
+            probe(&xds.startup_probe),
+            ("/healthz".into(), IntOrString::Int(8081))
+        );
+        let ports: Vec<_> = xds
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.container_port)
+            .collect();
+        assert_eq!(ports, [8081, 9102]);
+        let env: Vec<_> = xds.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(env, ["POD_NAME", "POD_NAMESPACE"]);
+
+        // Envoy: no API credentials of any kind.
+        let envoy = container(p, "envoy");
+        assert!(
+            !mounts(envoy).iter().any(|(n, path, _)| *n == "kube-api-access"
+                || path.starts_with("/var/run/secrets")),
+            "{:?}",
+            mounts(envoy)
+        );
+        assert_eq!(
+            mounts(envoy),
+            [
+                ("envoy-bootstrap", "/etc/envoy", true),
+                ("tmp", "/tmp", false),
+                ("xds-socket", "/var/run/tenant-gateway", false),
+            ]
+        );
+        let projected = p
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "kube-api-access")
+            .and_then(|v| v.projected.as_ref())
+            .unwrap();
+        let sources = projected.sources.as_ref().unwrap();
+        assert!(sources[0].service_account_token.is_some());
+        assert_eq!(
+            sources[1].config_map.as_ref().unwrap().name,
+            "kube-root-ca.crt"
+        );
+        assert!(sources[2].downward_api.is_some());
+    }
+
+    #[test]
+    fn envoy_container_command_ports_probes() {
+        let mut gw = tenant("acme");
+        gw.spec.listeners.http_port = Some(18080);
+        gw.spec.envoy.log_level = Some(EnvoyLogLevel::Debug);
+        gw.spec.envoy.image = Some("example.com/envoy:custom".into());
+        gw.spec.tcp_proxies = vec![TcpProxy {
+            port: 5432,
+            service: TcpProxyBackend::default(),
+        }];
+        let d = deployment(&gw);
+        let envoy = container(pod(&d), "envoy");
+        assert_eq!(envoy.image.as_deref(), Some("example.com/envoy:custom"));
+        assert_eq!(envoy.command.as_ref().unwrap(), &["envoy"]);
+        assert_eq!(
+            envoy.args.as_ref().unwrap().join(" "),
+            "-c /etc/envoy/envoy.yaml --service-node $(POD_NAME) --service-cluster acme \
+             --log-level debug --drain-time-s 20 --drain-strategy immediate --disable-hot-restart"
+        );
+        let ports: Vec<_> = envoy
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port, p.host_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("http", 18080, None),
+                ("https", 8443, None),
+                ("tcp-5432", 5432, None)
+            ]
+        );
+        let ready = envoy
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (ready.path.as_deref(), &ready.port),
+            (Some("/ready"), &IntOrString::Int(8081))
+        );
+        let pre_stop = envoy
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.http_get.as_ref())
+            .unwrap();
+        assert_eq!(
+            (pre_stop.path.as_deref(), &pre_stop.port),
+            (Some("/drain"), &IntOrString::Int(8081))
+        );
+        let env: Vec<_> = envoy
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert!(env.contains(&"POD_NAME"), "$(POD_NAME) needs the env var");
+        assert_eq!(pod(&d).termination_grace_period_seconds, Some(45));
+
+        let defaults = deployment(&tenant("acme"));
+        let envoy = container(pod(&defaults), "envoy");
+        assert_eq!(envoy.image.as_deref(), Some("localhost/envoy:1.40"));
+        assert!(envoy
+            .args
+            .as_ref()
+            .unwrap()
+            .join(" ")
+            .contains("--log-level info"));
+    }
+
+    #[test]
+    fn replicas_selector_and_labels() {
+        let d = deployment(&tenant("acme"));
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let sel = spec.selector.match_labels.as_ref().unwrap();
+        assert_eq!(
+            sel.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("app.kubernetes.io/component", "envoy"),
+                ("tenantgateway.io/tenant", "acme")
+            ]
+        );
+        let pod_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
+        for (k, v) in sel {
+            assert_eq!(
+                pod_labels.get(k),
+                Some(v),
+                "pod template carries selector {k}"
+            );
+        }
+        assert_eq!(pod_labels["app.kubernetes.io/managed-by"], "tenant-gateway");
+
+        let mut gw = tenant("acme");
+        gw.spec.replicas = Some(0);
+        assert_eq!(deployment(&gw).spec.unwrap().replicas, Some(0));
+    }
+
+    #[test]
+    fn bootstrap_hash_annotation() {
+        let hash = |d: &Deployment| {
+            d.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[BOOTSTRAP_HASH_ANNOTATION]
+                .clone()
+        };
+        let d = deployment(&tenant("acme"));
+        let yaml = super::super::envoy_bootstrap_yaml("acme").unwrap();
+        assert_eq!(hash(&d), bootstrap_hash(&yaml));
+        assert_eq!(hash(&d).len(), 64);
+        // A different bootstrap (here: another tenant's) gives another hash.
+        let other = super::super::envoy_bootstrap_yaml("globex").unwrap();
+        assert_ne!(bootstrap_hash(&yaml), bootstrap_hash(&other));
+        let ctx = ctx();
+        let gw = tenant("acme");
+        let t = ResolvedTenant::new(&gw, &ctx).unwrap();
+        assert_ne!(hash(&build_envoy_deployment(&t, &other)), hash(&d));
+    }
+}
