@@ -325,3 +325,25 @@ async fn pod_reaches_apiserver_via_kubernetes_service() -> Result<()> {
     );
     ns.cleanup().await
 }
+
+/// (e) The PodSecurity admission is on: a privileged pod is refused in a namespace that
+/// enforces the `restricted` standard (every TestNamespace does).
+#[tokio::test]
+async fn pod_security_admission_refuses_privileged_pods() -> Result<()> {
+    if skip_requested("pod_security_admission_refuses_privileged_pods") {
+        return Ok(());
+    }
+    let ns = TestNamespace::create("psa").await?;
+    let mut container = echo_container(&[]);
+    container["securityContext"] = json!({"privileged": true});
+    let pod: Pod = obj(json!({
+        "metadata": {"name": "privileged"},
+        "spec": {"containers": [container]}
+    }));
+    match ns.api::<Pod>().create(&PostParams::default(), &pod).await {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("PodSecurity") => {}
+        Err(e) => anyhow::bail!("expected a PodSecurity 403, got {e}"),
+        Ok(_) => anyhow::bail!("a privileged pod was admitted into a restricted namespace"),
+    }
+    ns.cleanup().await
+}
