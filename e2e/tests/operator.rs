@@ -458,7 +458,12 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
                         }
                         other => {
                             failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(format!("{other:?}"));
+                            if errors.len() < 10 {
+                                errors.push(match other {
+                                    Ok((code, body)) => format!("{code} {body}"),
+                                    Err(e) => format!("{e:#}"),
+                                });
+                            }
                         }
                     }
                 }

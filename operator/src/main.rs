@@ -60,6 +60,9 @@ enum Command {
         /// Envoy admin port (always bound to 127.0.0.1).
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
+        /// Envoy's readiness listener (`GET /ready`).
+        #[arg(long, default_value_t = operator::build::names::ENVOY_HEALTH_PORT)]
+        health_port: u16,
     },
     /// Run the operator: reconcile TenantGateways (one active replica via a Lease).
     Operator {
@@ -259,8 +262,15 @@ fn main() -> ExitCode {
             tenant,
             socket,
             admin_port,
+            health_port,
         } => {
-            let b = xds::bootstrap::ads_bootstrap("tenant-gateway", &tenant, &socket, admin_port);
+            let b = xds::bootstrap::ads_bootstrap(
+                "tenant-gateway",
+                &tenant,
+                &socket,
+                admin_port,
+                Some(health_port),
+            );
             match xds::bootstrap::to_yaml(&b) {
                 Ok(y) => {
                     print!("{y}");

@@ -7,6 +7,7 @@ use crate::snapshot::EnvoyResources;
 use crate::translate::ads_config_source;
 use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap, Admin, Bootstrap};
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::ConfigSource;
 use envoy_types::pb::envoy::config::core::v3::{
     address, grpc_service, socket_address, transport_socket, Address, GrpcService,
     Http2ProtocolOptions, Node, Pipe, SocketAddress, TransportSocket,
@@ -14,15 +15,21 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
-use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher, HeaderMatcher, RouteConfiguration, VirtualHost,
+};
+use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager, HttpConnectionManager,
+    http_connection_manager, http_filter, HttpConnectionManager, HttpFilter,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     http_protocol_options, HttpProtocolOptions,
 };
-use envoy_types::pb::google::protobuf::{Any, Duration};
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration};
 use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use std::collections::BTreeMap;
@@ -110,9 +117,83 @@ fn pack<M: Message + Name>(m: &M) -> Any {
     }
 }
 
+/// A static listener answering `GET /ready` from Envoy itself (200 while
+/// live, 503 once `/healthcheck/fail` starts a drain). Kubelet readiness
+/// probes use it, so Envoy's readiness never depends on the xDS sidecar.
+fn health_listener(port: u16) -> Listener {
+    let health = HealthCheck {
+        pass_through_mode: Some(BoolValue { value: false }),
+        headers: vec![HeaderMatcher {
+            name: ":path".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact("/ready".into())),
+                    ignore_case: false,
+                },
+            )),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let hcm = HttpConnectionManager {
+        stat_prefix: "health".into(),
+        route_specifier: Some(http_connection_manager::RouteSpecifier::RouteConfig(
+            RouteConfiguration {
+                name: "health".into(),
+                virtual_hosts: vec![VirtualHost {
+                    name: "health".into(),
+                    domains: vec!["*".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )),
+        http_filters: vec![
+            HttpFilter {
+                name: "envoy.filters.http.health_check".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack(&health))),
+                ..Default::default()
+            },
+            HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+                    &Router::default(),
+                ))),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    Listener {
+        name: "health".into(),
+        address: Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: "0.0.0.0".into(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
+                ..Default::default()
+            })),
+        }),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack(&hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// The bootstrap of a tenant's Envoy: everything comes over ADS from the xDS
 /// sidecar on a Unix socket in a shared emptyDir (never on the network).
-pub fn ads_bootstrap(node_id: &str, tenant: &str, socket_path: &str, admin_port: u16) -> Bootstrap {
+/// `health_port` adds the readiness listener (see [`health_listener`]).
+pub fn ads_bootstrap(
+    node_id: &str,
+    tenant: &str,
+    socket_path: &str,
+    admin_port: u16,
+    health_port: Option<u16>,
+) -> Bootstrap {
     let http2 = HttpProtocolOptions {
         upstream_protocol_options: Some(
             http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
@@ -162,12 +243,21 @@ pub fn ads_bootstrap(node_id: &str, tenant: &str, socket_path: &str, admin_port:
         }),
         ..Default::default()
     };
-    let ads = ads_config_source();
+    // Stay initializing until the sidecar's first complete config arrives,
+    // rather than going live empty after the default 15 s.
+    let ads = ConfigSource {
+        initial_fetch_timeout: Some(Duration {
+            seconds: 0,
+            nanos: 0,
+        }),
+        ..ads_config_source()
+    };
     Bootstrap {
         node: Some(node(node_id, tenant)),
         admin: Some(admin(admin_port)),
         static_resources: Some(bootstrap::StaticResources {
             clusters: vec![xds_cluster],
+            listeners: health_port.map(health_listener).into_iter().collect(),
             ..Default::default()
         }),
         dynamic_resources: Some(bootstrap::DynamicResources {

@@ -69,17 +69,27 @@ struct Gateway {
     ads: AdsFixture,
     envoy: Envoy,
     options: GatewayOptions,
+    /// Envoy's own readiness listener.
+    health: SocketAddr,
 }
 
 impl Gateway {
     async fn start(name: &str, t: &Translation, options: GatewayOptions) -> Self {
         let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
-        let bootstrap = ads_bootstrap(name, name, &ads.socket.display().to_string(), 0);
+        let health_port = support::free_port();
+        let bootstrap = ads_bootstrap(
+            name,
+            name,
+            &ads.socket.display().to_string(),
+            0,
+            Some(health_port),
+        );
         let envoy = Envoy::start_with_bootstrap(name, &to_yaml(&bootstrap).unwrap()).await;
         let gw = Self {
             ads,
             envoy,
             options,
+            health: SocketAddr::from(([127, 0, 0, 1], health_port)),
         };
         gw.wait_http().await;
         gw
@@ -519,4 +529,36 @@ async fn ingress_and_endpoint_changes_under_continuous_traffic_fail_zero_request
     eprintln!("40 changes in {elapsed:?}: {ok} requests ok, {failed} failed");
     assert_eq!(failed, 0, "failed requests during changes: {errors:?}");
     assert!(ok > 100, "too few requests to mean anything: {ok}");
+}
+
+// ---------- readiness ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_readiness_is_served_by_envoy_and_fails_when_a_drain_starts() {
+    let b = backends(&["a"]).await;
+    let yaml = String::from(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a, namespace: shop}\nspec:\n  rules:\n  - http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}]}\n---\n",
+    ) + &service_yaml("shop", "a", &[&b["a"]]);
+    let opts = options(&["shop"]);
+    let gw = Gateway::start("ready", &translate(&objects(&yaml), &opts), opts).await;
+    let ready = http_get(gw.health, "x", "/ready").await.unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    // Other paths on the health listener are not an open proxy.
+    assert_ne!(http_get(gw.health, "x", "/").await.unwrap().status, 200);
+    // The ADS server goes away (sidecar restart): Envoy stays ready and serving.
+    let http = gw.http();
+    drop(gw.ads);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        http_get(gw.health, "x", "/ready").await.unwrap().status,
+        200
+    );
+    assert_eq!(answer(http, "x", "/p").await, "a");
+    // A drain (the preStop hook) makes it unready at once.
+    let status = gw.envoy.admin_post("/healthcheck/fail").await;
+    assert_eq!(status, 200, "admin POST /healthcheck/fail");
+    assert_eq!(
+        http_get(gw.health, "x", "/ready").await.unwrap().status,
+        503
+    );
 }

@@ -2,15 +2,22 @@
 //! claimed namespaces (read live by the sidecar; changes never roll pods).
 
 use super::meta::ResolvedTenant;
-use super::names::{self, ADMIN_PORT, BOOTSTRAP_KEY, BOOTSTRAP_NODE_ID, CLAIMS_KEY, SOCKET_PATH};
+use super::names::{
+    self, ADMIN_PORT, BOOTSTRAP_KEY, BOOTSTRAP_NODE_ID, CLAIMS_KEY, ENVOY_HEALTH_PORT, SOCKET_PATH,
+};
 use super::BuildError;
 use crate::claims::ClaimDecision;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Envoy's ADS bootstrap for `tenant`, as written to the ConfigMap.
 pub fn envoy_bootstrap_yaml(tenant: &str) -> Result<String, BuildError> {
-    let bootstrap =
-        xds::bootstrap::ads_bootstrap(BOOTSTRAP_NODE_ID, tenant, SOCKET_PATH, ADMIN_PORT);
+    let bootstrap = xds::bootstrap::ads_bootstrap(
+        BOOTSTRAP_NODE_ID,
+        tenant,
+        SOCKET_PATH,
+        ADMIN_PORT,
+        Some(ENVOY_HEALTH_PORT),
+    );
     xds::bootstrap::to_yaml(&bootstrap).map_err(BuildError::Bootstrap)
 }
 

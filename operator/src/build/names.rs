@@ -17,7 +17,9 @@ pub const HEALTH_PORT: u16 = 8081;
 /// Sidecar Prometheus metrics.
 pub const METRICS_PORT: u16 = 9102;
 /// Ports inside the pod that listeners and TCP proxies must not take.
-pub const RESERVED_POD_PORTS: [u16; 3] = [ADMIN_PORT, HEALTH_PORT, METRICS_PORT];
+pub const RESERVED_POD_PORTS: [u16; 4] = [ADMIN_PORT, HEALTH_PORT, METRICS_PORT, ENVOY_HEALTH_PORT];
+/// Envoy's own readiness listener (`GET /ready`), independent of the sidecar.
+pub const ENVOY_HEALTH_PORT: u16 = 8002;
 
 /// Service ports of the HTTP and HTTPS listeners.
 pub const SERVICE_HTTP_PORT: i32 = 80;

@@ -3,8 +3,8 @@
 
 use super::meta::{selector_labels, ResolvedTenant};
 use super::names::{
-    self, BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER, HEALTH_PORT,
-    METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
+    self, BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER,
+    ENVOY_HEALTH_PORT, HEALTH_PORT, METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
 };
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -175,8 +175,12 @@ fn http_get(path: &str, port: u16) -> HTTPGetAction {
 }
 
 fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
+    probe_on(path, HEALTH_PORT, period, failure_threshold)
+}
+
+fn probe_on(path: &str, port: u16, period: i32, failure_threshold: i32) -> Probe {
     Probe {
-        http_get: Some(http_get(path, HEALTH_PORT)),
+        http_get: Some(http_get(path, port)),
         period_seconds: Some(period),
         failure_threshold: Some(failure_threshold),
         timeout_seconds: Some(1),
@@ -298,9 +302,11 @@ fn envoy(t: &ResolvedTenant<'_>) -> Container {
         args: Some(args.iter().map(|s| s.to_string()).collect()),
         env: Some(pod_env()),
         ports: Some(ports),
-        // Served by the sidecar: Ready once Envoy has its first config and
-        // fails as soon as a drain starts.
-        readiness_probe: Some(http_probe("/ready", 2, 3)),
+        // Served by Envoy itself (a static health listener): it stays ready
+        // while the sidecar restarts, goes ready only after the first
+        // complete config (initial_fetch_timeout 0), and fails once a drain
+        // starts (/healthcheck/fail).
+        readiness_probe: Some(probe_on("/ready", ENVOY_HEALTH_PORT, 2, 3)),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 http_get: Some(http_get("/drain", HEALTH_PORT)),
@@ -596,9 +602,11 @@ mod tests {
             .http_get
             .as_ref()
             .unwrap();
+        // Envoy's own health listener, not the sidecar: a sidecar restart
+        // must not take the pod out of the Service.
         assert_eq!(
             (ready.path.as_deref(), &ready.port),
-            (Some("/ready"), &IntOrString::Int(8081))
+            (Some("/ready"), &IntOrString::Int(8002))
         );
         let pre_stop = envoy
             .lifecycle

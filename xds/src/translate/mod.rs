@@ -85,6 +85,8 @@ pub struct Translation {
     pub diagnostics: Vec<Diagnostic>,
     /// Paths routed to a real backend cluster (not a direct 503 or 404).
     pub routable_paths: usize,
+    /// Ingresses of this gateway's class, as (namespace, name), sorted.
+    pub served_ingresses: Vec<(String, String)>,
 }
 
 /// Translate one tenant's objects. Deterministic: the same objects (in any
@@ -99,6 +101,7 @@ pub fn translate(objects: &TenantObjects, options: &GatewayOptions) -> Translati
         resources,
         diagnostics: diags.into_sorted(),
         routable_paths,
+        served_ingresses: plan.served,
     }
 }
 

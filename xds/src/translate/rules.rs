@@ -79,6 +79,8 @@ pub(crate) struct Plan {
     /// SNI host → Envoy secret name.
     pub tls_hosts: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, TlsSecretPlan>,
+    /// Every Ingress this gateway serves (its class matched), as (namespace, name).
+    pub served: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -274,6 +276,7 @@ pub(crate) fn collect(
         let name = ing.metadata.name.as_deref().unwrap_or_default();
         let owner = format!("{ns}/{name}");
         let obj = ObjectRef::new("Ingress", ns, name);
+        c.plan.served.push((ns.to_string(), name.to_string()));
         let Some(spec) = &ing.spec else { continue };
 
         if let Some(backend) = &spec.default_backend {
@@ -406,6 +409,7 @@ pub(crate) fn collect(
             }
         }
     }
+    c.plan.served.sort();
     for routes in c.plan.hosts.values_mut() {
         routes.sort_by(|a, b| a.path.precedence_key().cmp(&b.path.precedence_key()));
     }

@@ -865,6 +865,9 @@ fn ingress_class_selects_what_this_gateway_serves() {
         v.sort();
         v
     };
+    let t = translate(&objs, &GatewayOptions::default());
+    let names: Vec<&str> = t.served_ingresses.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, vec!["legacy", "mine", "unclassed"]);
     assert_eq!(
         served(&GatewayOptions::default()),
         vec![

@@ -271,6 +271,22 @@ impl Envoy {
         r.body
     }
 
+    /// POST to the admin interface; the status code.
+    pub async fn admin_post(&self, path: &str) -> u16 {
+        let mut s = TcpStream::connect(self.admin).await.expect("admin connect");
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("admin write");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.expect("admin read");
+        String::from_utf8_lossy(&buf)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// `/config_dump` as JSON.
     pub async fn config_dump(&self) -> serde_json::Value {
         serde_json::from_str(&self.admin_get("/config_dump").await).expect("config_dump JSON")
