@@ -138,10 +138,19 @@ fn tgw_api(c: &Client) -> Api<kube::api::DynamicObject> {
 }
 
 async fn create_tgw(c: &Client, name: &str, namespaces: serde_json::Value) -> Result<()> {
+    create_tgw_with(c, name, namespaces, 1).await
+}
+
+async fn create_tgw_with(
+    c: &Client,
+    name: &str,
+    namespaces: serde_json::Value,
+    replicas: i32,
+) -> Result<()> {
     let tgw: kube::api::DynamicObject = obj(serde_json::json!({
         "apiVersion": API, "kind": "TenantGateway",
         "metadata": {"name": name},
-        "spec": {"namespaces": namespaces, "replicas": 1, "service": {"type": "NodePort"}}
+        "spec": {"namespaces": namespaces, "replicas": replicas, "service": {"type": "NodePort"}}
     }));
     tgw_api(c).create(&PostParams::default(), &tgw).await?;
     Ok(())
@@ -398,6 +407,89 @@ async fn a_claimed_namespace_goes_to_the_older_tenant_and_moves_when_it_lets_go(
     result
 }
 
+/// Requests in a loop until stopped: (ok count, failure count, first failures).
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Traffic {
+    fn start(addr: SocketAddr, host: &'static str, path: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let mut errors = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                match get(addr, host, path).await {
+                    Ok((200, _)) => {
+                        o.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        f.fetch_add(1, Ordering::Relaxed);
+                        if errors.len() < 10 {
+                            errors.push(match other {
+                                Ok((code, body)) => format!("{code} {body}"),
+                                Err(e) => format!("{e:#}"),
+                            });
+                        }
+                    }
+                }
+            }
+            errors
+        });
+        Self {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    /// Stop and assert that nothing failed.
+    async fn finish(self, what: &str) -> Result<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self.task.await?;
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        eprintln!("{what}: {ok} ok, {failed} failed");
+        assert_eq!(failed, 0, "{what}: failed requests: {errors:?}");
+        assert!(ok > 20, "{what}: too little traffic: {ok}");
+        Ok(ok)
+    }
+}
+
+/// SIGKILL the xDS sidecar process of one pod (its container restarts).
+fn kill_sidecar(tenant: &str, pod: &str) -> Result<()> {
+    let needle = format!("tenant-gateway xds --tenant {tenant} ");
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let dir = entry.path();
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(&needle) {
+            continue;
+        }
+        let environ =
+            String::from_utf8_lossy(&std::fs::read(dir.join("environ")).unwrap_or_default())
+                .into_owned();
+        if environ
+            .split('\0')
+            .any(|kv| kv == format!("POD_NAME={pod}"))
+        {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let status = Command::new("kill").args(["-9", &pid]).status()?;
+            if status.success() {
+                return Ok(());
+            }
+        }
+    }
+    bail!("no xds sidecar process for pod {pod} on this node (is this the local cluster?)")
+}
+
 fn pod_restarts(p: &Pod) -> Vec<(String, i32)> {
     let st = p.status.as_ref();
     st.and_then(|s| s.container_statuses.clone())
@@ -434,43 +526,17 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
     deploy_echo(&ns, "login", 1).await?;
     deploy_echo(&ns, "other", 1).await?;
     create_ingress(&ns, "login", "shop.example.com", "/login", "login").await?;
-    create_tgw(&c, &tenant, serde_json::json!({"names": [ns.name]})).await?;
+    // Two replicas, as by default: one pod's sidecar can restart while the other serves.
+    create_tgw_with(&c, &tenant, serde_json::json!({"names": [ns.name]}), 2).await?;
     let result = async {
         let gw = ready_gateway(&c, &tenant).await?;
         served_from(gw, "shop.example.com", "/login", &ns.name).await?;
-        let pods_before: Vec<(String, Vec<(String, i32)>)> = gateway_pods(&c, &tenant)
-            .await?
-            .iter()
-            .map(|p| (p.metadata.uid.clone().unwrap_or_default(), pod_restarts(p)))
-            .collect();
+        let pods_before = gateway_pods(&c, &tenant).await?;
+        assert_eq!(pods_before.len(), 2);
 
-        // Continuous traffic to an unchanged route.
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let traffic = {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            tokio::spawn(async move {
-                let mut errors = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    match get(gw, "shop.example.com", "/login").await {
-                        Ok((200, _)) => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            if errors.len() < 10 {
-                                errors.push(match other {
-                                    Ok((code, body)) => format!("{code} {body}"),
-                                    Err(e) => format!("{e:#}"),
-                                });
-                            }
-                        }
-                    }
-                }
-                errors
-            })
-        };
-        // Add, change and delete Ingresses; scale a backend.
+        // Continuous traffic to an unchanged route while Ingresses and
+        // Services change and a backend scales.
+        let traffic = Traffic::start(gw, "shop.example.com", "/login");
         create_ingress(&ns, "extra", "extra.example.com", "/", "other").await?;
         served_from(gw, "extra.example.com", "/x", &ns.name).await?;
         create_ingress(&ns, "extra", "extra.example.com", "/v2", "other").await?;
@@ -511,45 +577,57 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
             Ok((get(gw, "extra.example.com", "/v2").await?.0 == 404).then_some(()))
         })
         .await?;
+        traffic
+            .finish("Service traffic during Ingress/Service/scale changes")
+            .await?;
 
-        // Kill the xDS sidecar process on the node: Envoy keeps serving its last config.
-        let killed = Command::new("pkill")
-            .args(["-f", &format!("tenant-gateway xds --tenant {tenant} ")])
-            .status()?;
-        assert!(
-            killed.success(),
-            "no sidecar process found for {tenant} (is this the local cluster?)"
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
-
-        stop.store(true, Ordering::Relaxed);
-        let errors = traffic.await?;
-        let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-        eprintln!("traffic during changes: {ok} ok, {failed} failed");
-        assert_eq!(failed, 0, "failed requests: {errors:?}");
-        assert!(ok > 50, "too little traffic: {ok}");
-
-        // Same pods; Envoy never restarted; the sidecar restarted once and serves again.
-        let after = wait_until("sidecar restarted", Duration::from_secs(60), || async {
-            let pods = gateway_pods(&c, &tenant).await?;
-            let xds_restarted = pods
-                .iter()
-                .all(|p| pod_restarts(p).iter().any(|(n, r)| n == "xds" && *r >= 1));
-            Ok(xds_restarted.then_some(pods))
-        })
+        // Kill one pod's xDS sidecar: its Envoy keeps serving the last config
+        // (traffic straight to that pod), and the Service keeps serving.
+        let victim = &pods_before[0];
+        let victim_name = victim.metadata.name.clone().unwrap_or_default();
+        let pod_ip = victim
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .ok_or_else(|| anyhow!("no pod IP"))?;
+        let direct: SocketAddr = format!("{pod_ip}:8080").parse()?;
+        let via_service = Traffic::start(gw, "shop.example.com", "/login");
+        let via_pod = Traffic::start(direct, "shop.example.com", "/login");
+        kill_sidecar(&tenant, &victim_name)?;
+        let restarted = wait_until(
+            "sidecar restarted and pod Ready again",
+            Duration::from_secs(60),
+            || async {
+                let p = Api::<Pod>::namespaced(c.clone(), SYSTEM_NS)
+                    .get(&victim_name)
+                    .await?;
+                let xds = pod_restarts(&p).iter().any(|(n, r)| n == "xds" && *r >= 1);
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                Ok((xds && ready).then_some(p))
+            },
+        )
         .await?;
-        let uids: Vec<String> = after
-            .iter()
-            .map(|p| p.metadata.uid.clone().unwrap_or_default())
-            .collect();
-        assert_eq!(
-            uids,
-            pods_before
-                .iter()
-                .map(|(u, _)| u.clone())
-                .collect::<Vec<_>>(),
-            "gateway pods replaced"
-        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        via_pod
+            .finish("direct to the pod whose sidecar was killed")
+            .await?;
+        via_service
+            .finish("Service traffic while a sidecar restarts")
+            .await?;
+        assert_eq!(restarted.metadata.uid, victim.metadata.uid);
+
+        // Same pods; no Envoy ever restarted; the restarted sidecar follows changes again.
+        let after = gateway_pods(&c, &tenant).await?;
+        let uids = |ps: &[Pod]| {
+            ps.iter()
+                .map(|p| p.metadata.uid.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(uids(&after), uids(&pods_before), "gateway pods replaced");
         for p in &after {
             let envoy = pod_restarts(p)
                 .into_iter()
@@ -558,7 +636,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
             assert_eq!(envoy, Some(0), "Envoy restarted");
         }
         create_ingress(&ns, "after", "after.example.com", "/", "login").await?;
-        served_from(gw, "after.example.com", "/", &ns.name).await?;
+        served_from(direct, "after.example.com", "/", &ns.name).await?;
         Ok::<_, anyhow::Error>(())
     }
     .await;

@@ -112,13 +112,10 @@ pub async fn run(
     let (server, stats) = AdsServer::new(snap_rx);
     let drain = server.drain_signal();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let socket = cfg.socket.clone();
-    let ads = tokio::spawn(async move {
-        let stopped = async {
-            let _ = stop_rx.await;
-        };
-        serve_unix(&socket, server, stopped).await
-    });
+    // ADS is served only once the first complete snapshot exists: a restarted
+    // sidecar must never answer a reconnecting Envoy with an empty config.
+    let mut pending_server = Some((server, stop_rx));
+    let mut ads: Option<tokio::task::JoinHandle<()>> = None;
 
     let metrics = Arc::new(SidecarMetrics::new(stats.clone()));
     let configured = Arc::new(AtomicBool::new(false));
@@ -208,6 +205,18 @@ pub async fn run(
                 .collect();
             snap_tx.send_replace(snap.clone());
             last = Some(snap);
+            if let Some((server, stop_rx)) = pending_server.take() {
+                let socket = cfg.socket.clone();
+                ads = Some(tokio::spawn(async move {
+                    let stopped = async {
+                        let _ = stop_rx.await;
+                    };
+                    if let Err(e) = serve_unix(&socket, server, stopped).await {
+                        tracing::error!(error = %e, "ADS server failed");
+                    }
+                }));
+                tracing::info!(socket = %cfg.socket.display(), "serving ADS");
+            }
             configured.store(true, Ordering::SeqCst);
             metrics.translations.inc();
             tracing::info!(
@@ -271,6 +280,8 @@ pub async fn run(
     tracing::info!("shutting down: closing ADS streams");
     drain.drain();
     let _ = stop_tx.send(());
-    let _ = ads.await;
+    if let Some(ads) = ads {
+        let _ = ads.await;
+    }
     Ok(())
 }
