@@ -8,6 +8,8 @@
 //! after printing why they did nothing. Nothing else skips them.
 #![cfg(feature = "harness")]
 
+pub mod gateway;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -20,6 +20,10 @@ pub struct HealthState {
     pub configured: Arc<AtomicBool>,
     pub draining: Arc<AtomicBool>,
     pub admin: SocketAddr,
+    /// Keep accepting for at least this long after a drain starts: endpoint
+    /// removal reaches every node's proxy asynchronously, so new connections
+    /// may still arrive for a moment.
+    pub min_drain: Duration,
     pub drain_timeout: Duration,
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }
@@ -73,7 +77,9 @@ pub async fn drain(state: &HealthState) -> String {
     state.draining.store(true, Ordering::SeqCst);
     let _ = admin_request(state.admin, "POST", "/healthcheck/fail").await;
     let _ = admin_request(state.admin, "POST", "/drain_listeners?graceful").await;
-    let deadline = tokio::time::Instant::now() + state.drain_timeout;
+    let started = tokio::time::Instant::now();
+    let deadline = started + state.drain_timeout;
+    tokio::time::sleep(state.min_drain).await;
     loop {
         let active =
             match admin_request(state.admin, "GET", "/stats?filter=downstream_cx_active").await {

@@ -124,6 +124,7 @@ pub async fn run(
         configured: configured.clone(),
         draining: Arc::new(AtomicBool::new(false)),
         admin: cfg.admin_addr,
+        min_drain: Duration::from_secs(5),
         drain_timeout: Duration::from_secs(30),
         metrics: Arc::new(move || m.encode()),
     };

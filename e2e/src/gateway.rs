@@ -1,0 +1,457 @@
+//! Helpers for tests and benchmarks of tenant-gateway itself on a cluster:
+//! installing the operator from `config/`, tenants (TenantGateways, echo
+//! backends, Ingresses), requests through a tenant's NodePort, traffic loops,
+//! and the gateway pods' processes on the local node.
+
+use crate::{node_internal_ip, wait_until, TestNamespace};
+use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const SYSTEM_NS: &str = "tenant-gateway-system";
+pub const API: &str = "tenantgateway.io/v1alpha1";
+
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `kubectl`: `$KUBECTL`, else on PATH, else the one `hack/local-cluster` built.
+pub fn kubectl() -> Command {
+    let bin = std::env::var("KUBECTL").ok().or_else(|| {
+        let found = std::fs::read_dir("/var/cache/tenant-gateway/k8s")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin/kubectl"))
+            .find(|p| p.exists());
+        found.map(|p| p.display().to_string())
+    });
+    let mut c = Command::new(bin.unwrap_or_else(|| "kubectl".into()));
+    if std::env::var_os("KUBECONFIG").is_none() {
+        c.env("KUBECONFIG", crate::local_cluster_kubeconfig());
+    }
+    c
+}
+
+pub fn run(mut c: Command) -> Result<String> {
+    let out = c.output().context("running kubectl")?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", c, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Install `config/` once per test run and wait for the operator.
+pub fn install_operator() -> Result<()> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let mut apply = kubectl();
+        apply
+            .args(["apply", "--server-side", "--force-conflicts", "-k"])
+            .arg(repo().join("config"));
+        run(apply).map_err(|e| format!("{e:#}"))?;
+        let mut wait = kubectl();
+        wait.args([
+            "-n",
+            SYSTEM_NS,
+            "rollout",
+            "status",
+            "deployment/tenant-gateway",
+            "--timeout=180s",
+        ]);
+        run(wait).map_err(|e| format!("{e:#}"))?;
+        Ok(())
+    })
+    .clone()
+    .map_err(|e| anyhow!(e))
+}
+
+pub fn obj<T: k8s_openapi::serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).expect("valid object")
+}
+
+pub async fn deploy_echo(ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
+    let labels = serde_json::json!({"app": name});
+    let d: Deployment = obj(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [crate::echo_container(&[])]}
+            }
+        }
+    }));
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &d)
+        .await?;
+    let s: Service = obj(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    }));
+    ns.api::<Service>()
+        .create(&PostParams::default(), &s)
+        .await?;
+    Ok(())
+}
+
+pub async fn create_ingress(
+    ns: &TestNamespace,
+    name: &str,
+    host: &str,
+    path: &str,
+    svc: &str,
+) -> Result<()> {
+    let i: Ingress = obj(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"rules": [{"host": host, "http": {"paths": [
+            {"path": path, "pathType": "Prefix", "backend": {"service": {"name": svc, "port": {"name": "http"}}}}
+        ]}}]}
+    }));
+    ns.api::<Ingress>()
+        .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&i))
+        .await?;
+    Ok(())
+}
+
+pub fn tgw_api(c: &Client) -> Api<kube::api::DynamicObject> {
+    let ar = kube::discovery::ApiResource {
+        group: "tenantgateway.io".into(),
+        version: "v1alpha1".into(),
+        api_version: API.into(),
+        kind: "TenantGateway".into(),
+        plural: "tenantgateways".into(),
+    };
+    Api::all_with(c.clone(), &ar)
+}
+
+pub async fn create_tgw(c: &Client, name: &str, namespaces: serde_json::Value) -> Result<()> {
+    create_tgw_with(c, name, namespaces, 1).await
+}
+
+pub async fn create_tgw_with(
+    c: &Client,
+    name: &str,
+    namespaces: serde_json::Value,
+    replicas: i32,
+) -> Result<()> {
+    let tgw: kube::api::DynamicObject = obj(serde_json::json!({
+        "apiVersion": API, "kind": "TenantGateway",
+        "metadata": {"name": name},
+        "spec": {"namespaces": namespaces, "replicas": replicas, "service": {"type": "NodePort"}}
+    }));
+    tgw_api(c).create(&PostParams::default(), &tgw).await?;
+    Ok(())
+}
+
+pub async fn delete_tgw(c: &Client, name: &str) {
+    let _ = tgw_api(c).delete(name, &DeleteParams::background()).await;
+}
+
+pub fn condition(tgw: &kube::api::DynamicObject, ty: &str) -> Option<(String, String)> {
+    let conds = tgw.data.pointer("/status/conditions")?.as_array()?;
+    let c = conds.iter().find(|c| c["type"] == ty)?;
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["message"].as_str().unwrap_or("").to_string(),
+    ))
+}
+
+/// Wait until the TenantGateway is Ready and return its HTTP NodePort address.
+pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
+    wait_until(
+        &format!("TenantGateway {name} Ready"),
+        Duration::from_secs(180),
+        || async {
+            let t = tgw_api(c).get(name).await?;
+            Ok((condition(&t, "Ready").map(|c| c.0).as_deref() == Some("True")).then_some(()))
+        },
+    )
+    .await?;
+    let svc = Api::<Service>::namespaced(c.clone(), SYSTEM_NS)
+        .get(&format!("tgw-{name}"))
+        .await?;
+    let port = svc
+        .spec
+        .and_then(|s| s.ports)
+        .into_iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("http"))
+        .and_then(|p| p.node_port)
+        .ok_or_else(|| anyhow!("tgw-{name} has no http NodePort"))?;
+    let ip = node_internal_ip(c).await?;
+    Ok(format!("{ip}:{port}").parse()?)
+}
+
+/// GET with a Host header; (status, body).
+pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String)> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow!("malformed response {text:?}"))?;
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow!("no status"))?;
+        Ok::<_, anyhow::Error>((code, body.to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| anyhow!("GET timed out"))?
+}
+
+/// Wait until `host path` through `addr` answers 200 from a pod in `ns`.
+pub async fn served_from(addr: SocketAddr, host: &str, path: &str, ns: &str) -> Result<()> {
+    let want = format!("ns={ns} ");
+    wait_until(
+        &format!("{host}{path} served from {ns} via {addr}"),
+        Duration::from_secs(60),
+        || async {
+            let (code, body) = get(addr, host, path).await?;
+            Ok((code == 200 && body.contains(&want)).then_some(()))
+        },
+    )
+    .await
+}
+
+pub fn managed_selector(tenant: &str) -> ListParams {
+    ListParams::default().labels(&format!(
+        "app.kubernetes.io/managed-by=tenant-gateway,tenantgateway.io/tenant={tenant}"
+    ))
+}
+
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Traffic {
+    pub fn start(addr: SocketAddr, host: &'static str, path: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let mut errors = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                match get(addr, host, path).await {
+                    Ok((200, _)) => {
+                        o.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        f.fetch_add(1, Ordering::Relaxed);
+                        if errors.len() < 10 {
+                            errors.push(match other {
+                                Ok((code, body)) => format!("{code} {body}"),
+                                Err(e) => format!("{e:#}"),
+                            });
+                        }
+                    }
+                }
+            }
+            errors
+        });
+        Self {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    /// Like `start`, over one keep-alive connection (reconnecting when the
+    /// server closes it gracefully, which is not a failure).
+    pub fn start_keepalive(addr: SocketAddr, host: &'static str, path: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let mut errors = Vec::new();
+            let mut conn: Option<tokio::io::BufReader<tokio::net::TcpStream>> = None;
+            while !s.load(Ordering::Relaxed) {
+                if conn.is_none() {
+                    match tokio::net::TcpStream::connect(addr).await {
+                        Ok(c) => conn = Some(tokio::io::BufReader::new(c)),
+                        Err(e) => {
+                            f.fetch_add(1, Ordering::Relaxed);
+                            errors.push(format!("connect: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                match keepalive_get(c, host, path).await {
+                    Ok((200, close)) => {
+                        o.fetch_add(1, Ordering::Relaxed);
+                        if close {
+                            conn = None;
+                        }
+                    }
+                    // The server closed an idle keep-alive connection before
+                    // this request was written: a client retries that.
+                    Err(KeepaliveError::ClosedBeforeResponse) => conn = None,
+                    other => {
+                        f.fetch_add(1, Ordering::Relaxed);
+                        if errors.len() < 10 {
+                            errors.push(format!("{:?}", other.map(|(c, _)| c)));
+                        }
+                        conn = None;
+                    }
+                }
+            }
+            errors
+        });
+        Self {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    /// Stop and assert that nothing failed.
+    pub async fn finish(self, what: &str) -> Result<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self.task.await?;
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        eprintln!("{what}: {ok} ok, {failed} failed");
+        assert_eq!(failed, 0, "{what}: failed requests: {errors:?}");
+        assert!(ok > 20, "{what}: too little traffic: {ok}");
+        Ok(ok)
+    }
+}
+
+/// SIGKILL the xDS sidecar process of one pod (its container restarts).
+pub fn kill_sidecar(tenant: &str, pod: &str) -> Result<()> {
+    kill_container_process(pod, &format!("tenant-gateway xds --tenant {tenant} "))
+}
+
+/// SIGKILL the process of `pod` (by its POD_NAME environment) whose command
+/// line contains `needle`. Works on the node the pod runs on (the local cluster).
+pub fn kill_container_process(pod: &str, needle: &str) -> Result<()> {
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let dir = entry.path();
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(needle) {
+            continue;
+        }
+        let environ =
+            String::from_utf8_lossy(&std::fs::read(dir.join("environ")).unwrap_or_default())
+                .into_owned();
+        if environ
+            .split('\0')
+            .any(|kv| kv == format!("POD_NAME={pod}"))
+        {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let status = Command::new("kill").args(["-9", &pid]).status()?;
+            if status.success() {
+                return Ok(());
+            }
+        }
+    }
+    bail!("no process {needle:?} of pod {pod} on this node (is this the local cluster?)")
+}
+
+pub fn pod_restarts(p: &Pod) -> Vec<(String, i32)> {
+    let st = p.status.as_ref();
+    st.and_then(|s| s.container_statuses.clone())
+        .into_iter()
+        .flatten()
+        .chain(
+            st.and_then(|s| s.init_container_statuses.clone())
+                .into_iter()
+                .flatten(),
+        )
+        .map(|c| (c.name, c.restart_count))
+        .collect()
+}
+
+pub async fn gateway_pods(c: &Client, tenant: &str) -> Result<Vec<Pod>> {
+    let lp = ListParams::default().labels(&format!(
+        "tenantgateway.io/tenant={tenant},app.kubernetes.io/component=envoy"
+    ));
+    Ok(Api::<Pod>::namespaced(c.clone(), SYSTEM_NS)
+        .list(&lp)
+        .await?
+        .items)
+}
+
+#[derive(Debug)]
+pub enum KeepaliveError {
+    /// The connection was closed before any byte of a response arrived.
+    ClosedBeforeResponse,
+    Other(String),
+}
+
+/// One GET on a kept-alive connection: (status, server asked to close).
+async fn keepalive_get(
+    c: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    host: &str,
+    path: &str,
+) -> std::result::Result<(u16, bool), KeepaliveError> {
+    use tokio::io::AsyncBufReadExt;
+    let other = |e: std::io::Error| KeepaliveError::Other(e.to_string());
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    c.get_mut().write_all(req.as_bytes()).await.map_err(other)?;
+    let mut line = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read_line(&mut line))
+        .await
+        .map_err(|_| KeepaliveError::Other("timeout".into()))?
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::ConnectionReset {
+                KeepaliveError::ClosedBeforeResponse
+            } else {
+                other(e)
+            }
+        })?;
+    if n == 0 {
+        return Err(KeepaliveError::ClosedBeforeResponse);
+    }
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| KeepaliveError::Other(format!("bad status line {line:?}")))?;
+    let (mut len, mut close) = (0usize, false);
+    loop {
+        let mut h = String::new();
+        c.read_line(&mut h).await.map_err(other)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if lower == "connection: close" {
+            close = true;
+        }
+    }
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await.map_err(other)?;
+    Ok((code, close))
+}
