@@ -260,29 +260,12 @@ fn is_ready(p: &Pod) -> bool {
 }
 
 async fn operator_pods(c: &Client) -> Result<Vec<Pod>> {
-    let lp = ListParams::default().labels("app.kubernetes.io/name=tenant-gateway-operator");
+    let lp = ListParams::default()
+        .labels("app.kubernetes.io/name=tenant-gateway,app.kubernetes.io/component=operator");
     let mut pods = Api::<Pod>::namespaced(c.clone(), SYSTEM_NS)
         .list(&lp)
         .await?
         .items;
-    if pods.is_empty() {
-        // Fall back to the Deployment's own selector.
-        let d = Api::<Deployment>::namespaced(c.clone(), SYSTEM_NS)
-            .get("tenant-gateway")
-            .await?;
-        let sel = d
-            .spec
-            .and_then(|s| s.selector.match_labels)
-            .unwrap_or_default()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        pods = Api::<Pod>::namespaced(c.clone(), SYSTEM_NS)
-            .list(&ListParams::default().labels(&sel))
-            .await?
-            .items;
-    }
     pods.retain(|p| p.metadata.deletion_timestamp.is_none());
     Ok(pods)
 }
