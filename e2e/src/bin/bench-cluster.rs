@@ -1,0 +1,425 @@
+//! Benchmarks on a real cluster (issue 7): route propagation and scale.
+//!
+//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|scale|all] [runs]
+//!
+//! Propagation: time from an Ingress create / update / backend scale-up being
+//! accepted by the API server to the first 200 through the tenant's Envoy (via
+//! its NodePort), with 1, 100 and 3,000 existing routes in the tenant.
+//! Scale: sidecar and Envoy memory with 5,000 routes; 100 TenantGateways on one
+//! operator (time to all Ready, operator memory, memory after deleting them).
+//! Memory is read from /proc on this node (the local cluster).
+//! JSON lines go to target/bench/cluster.jsonl; a markdown table to stdout.
+
+use anyhow::{anyhow, Result};
+use e2e::gateway::*;
+use e2e::{client, wait_until, TestNamespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+struct Report {
+    rows: Vec<String>,
+    json: std::fs::File,
+}
+
+impl Report {
+    fn new() -> Result<Self> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            rows: Vec::new(),
+            json: std::fs::File::create(dir.join("cluster.jsonl"))?,
+        })
+    }
+    fn add(&mut self, what: &str, routes: usize, samples_ms: &mut [f64]) -> Result<()> {
+        let (p50, p99, n) = (
+            percentile(samples_ms, 0.5),
+            percentile(samples_ms, 0.99),
+            samples_ms.len(),
+        );
+        writeln!(
+            self.json,
+            "{}",
+            serde_json::json!({"bench": what, "routes": routes, "runs": n, "p50_ms": p50, "p99_ms": p99})
+        )?;
+        self.rows
+            .push(format!("| {what} | {routes} | {n} | {p50:.1} | {p99:.1} |"));
+        eprintln!("{what} with {routes} routes: p50 {p50:.1} ms, p99 {p99:.1} ms over {n} runs");
+        Ok(())
+    }
+    fn value(&mut self, what: &str, value: String) -> Result<()> {
+        writeln!(
+            self.json,
+            "{}",
+            serde_json::json!({"bench": what, "value": value})
+        )?;
+        self.rows.push(format!("| {what} | {value} |"));
+        eprintln!("{what}: {value}");
+        Ok(())
+    }
+}
+
+/// Poll `host path` until 200 (new TCP connection each try); the instant it answered.
+async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok((200, _)) = get(gw, host, path).await {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("{host}{path} never answered 200"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn ingress_with_paths(name: &str, host: &str, paths: std::ops::Range<usize>, svc: &str) -> Ingress {
+    let paths: Vec<serde_json::Value> = paths
+        .map(|i| serde_json::json!({"path": format!("/r{i}"), "pathType": "Prefix", "backend": {"service": {"name": svc, "port": {"name": "http"}}}}))
+        .collect();
+    obj(
+        serde_json::json!({"metadata": {"name": name}, "spec": {"rules": [{"host": host, "http": {"paths": paths}}]}}),
+    )
+}
+
+/// Make the tenant hold exactly `n` base routes (100 paths per Ingress).
+async fn ensure_routes(ns: &TestNamespace, gw: SocketAddr, n: usize) -> Result<()> {
+    let api = ns.api::<Ingress>();
+    let per = 100;
+    let want = n.div_ceil(per);
+    for k in 0..want {
+        let lo = k * per;
+        let hi = ((k + 1) * per).min(n);
+        let ing = ingress_with_paths(&format!("base-{k}"), "base.example.com", lo..hi, "login");
+        api.patch(
+            &format!("base-{k}"),
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&ing),
+        )
+        .await?;
+    }
+    // Drop Ingresses beyond what is wanted.
+    for i in api.list(&ListParams::default()).await?.items {
+        let name = i.metadata.name.unwrap_or_default();
+        if let Some(k) = name
+            .strip_prefix("base-")
+            .and_then(|k| k.parse::<usize>().ok())
+        {
+            if k >= want {
+                api.delete(&name, &DeleteParams::default()).await?;
+            }
+        }
+    }
+    if n > 0 {
+        first_200(
+            gw,
+            "base.example.com",
+            &format!("/r{}", n - 1),
+            Duration::from_secs(120),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn proc_rss_and_cpu(needle: &str, env: Option<&str>) -> Option<(f64, f64)> {
+    let ticks = 100.0; // USER_HZ
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let d = e.path();
+        let cmd = String::from_utf8_lossy(&std::fs::read(d.join("cmdline")).unwrap_or_default())
+            .replace('\0', " ");
+        if !cmd.contains(needle) {
+            continue;
+        }
+        if let Some(env) = env {
+            let environ =
+                String::from_utf8_lossy(&std::fs::read(d.join("environ")).unwrap_or_default())
+                    .into_owned();
+            if !environ.split('\0').any(|kv| kv == env) {
+                continue;
+            }
+        }
+        let status = std::fs::read_to_string(d.join("status")).ok()?;
+        let rss_kib: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(d.join("stat")).ok()?;
+        let after_comm = stat.rsplit(')').next()?;
+        let f: Vec<&str> = after_comm.split_whitespace().collect();
+        let cpu = (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks;
+        return Some((rss_kib / 1024.0, cpu));
+    }
+    None
+}
+
+async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()> {
+    let ns = TestNamespace::create("bench").await?;
+    let tenant = format!("bench-{}", &ns.name[ns.name.len() - 6..]);
+    deploy_echo(&ns, "login", 1).await?;
+    create_tgw_with(c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
+    let result = async {
+        let gw = ready_gateway(c, &tenant).await?;
+        let api = ns.api::<Ingress>();
+        for existing in [1usize, 100, 3000] {
+            ensure_routes(&ns, gw, existing).await?;
+            let (mut create, mut update) = (Vec::new(), Vec::new());
+            for i in 0..runs {
+                let host = format!("probe-{existing}-{i}.example.com");
+                let name = format!("probe-{existing}-{i}");
+                let ing = ingress_with_paths(&name, &host, 0..1, "login");
+                api.create(&PostParams::default(), &ing).await?;
+                let t0 = Instant::now();
+                let t1 = first_200(gw, &host, "/r0", Duration::from_secs(30)).await?;
+                create.push((t1 - t0).as_secs_f64() * 1000.0);
+                let moved = ingress_with_paths(&name, &host, 1..2, "login");
+                api.patch(
+                    &name,
+                    &PatchParams::apply("bench").force(),
+                    &Patch::Apply(&moved),
+                )
+                .await?;
+                let t0 = Instant::now();
+                let t1 = first_200(gw, &host, "/r1", Duration::from_secs(30)).await?;
+                update.push((t1 - t0).as_secs_f64() * 1000.0);
+                api.delete(&name, &DeleteParams::default()).await?;
+            }
+            report.add("Ingress create → first 200", existing, &mut create)?;
+            report.add("Ingress update → first 200", existing, &mut update)?;
+        }
+        // Backend scale-up (0 → 1) with 3,000 routes: includes pod start; the
+        // endpoint-ready → first 200 part is what the gateway adds.
+        deploy_echo(&ns, "scaled", 0).await?;
+        let ing = ingress_with_paths("scaled", "scaled.example.com", 0..1, "scaled");
+        api.create(&PostParams::default(), &ing).await?;
+        let deployments = ns.api::<Deployment>();
+        let slices = ns.api::<EndpointSlice>();
+        let (mut total, mut gateway_part) = (Vec::new(), Vec::new());
+        for _ in 0..runs.min(10) {
+            deployments
+                .patch(
+                    "scaled",
+                    &PatchParams::default(),
+                    &Patch::Merge(&serde_json::json!({"spec": {"replicas": 1}})),
+                )
+                .await?;
+            let t0 = Instant::now();
+            let ready_at = async {
+                loop {
+                    let list = slices
+                        .list(&ListParams::default().labels("kubernetes.io/service-name=scaled"))
+                        .await?;
+                    let ready = list
+                        .items
+                        .iter()
+                        .flat_map(|s| &s.endpoints)
+                        .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true));
+                    if ready {
+                        return Ok::<_, anyhow::Error>(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            let (ready_at, served_at) = tokio::join!(
+                ready_at,
+                first_200(gw, "scaled.example.com", "/r0", Duration::from_secs(120))
+            );
+            let (ready_at, served_at) = (ready_at?, served_at?);
+            total.push((served_at - t0).as_secs_f64() * 1000.0);
+            gateway_part.push(served_at.saturating_duration_since(ready_at).as_secs_f64() * 1000.0);
+            deployments
+                .patch(
+                    "scaled",
+                    &PatchParams::default(),
+                    &Patch::Merge(&serde_json::json!({"spec": {"replicas": 0}})),
+                )
+                .await?;
+            wait_until("scaled back to 0", Duration::from_secs(60), || async {
+                Ok((get(gw, "scaled.example.com", "/r0").await?.0 == 503).then_some(()))
+            })
+            .await?;
+        }
+        report.add(
+            "backend scale-up 0→1 → first 200 (incl. pod start)",
+            3000,
+            &mut total,
+        )?;
+        report.add(
+            "backend endpoint Ready → first 200",
+            3000,
+            &mut gateway_part,
+        )?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    delete_tgw(c, &tenant).await;
+    ns.cleanup().await?;
+    result
+}
+
+async fn scale(c: &Client, report: &mut Report) -> Result<()> {
+    // One tenant with 5,000 routes.
+    let ns = TestNamespace::create("scale").await?;
+    let tenant = format!("scale-{}", &ns.name[ns.name.len() - 6..]);
+    deploy_echo(&ns, "login", 1).await?;
+    create_tgw_with(c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
+    let result = async {
+        let gw = ready_gateway(c, &tenant).await?;
+        let pod = gateway_pods(c, &tenant)
+            .await?
+            .first()
+            .and_then(|p| p.metadata.name.clone())
+            .ok_or_else(|| anyhow!("no gateway pod"))?;
+        let env = format!("POD_NAME={pod}");
+        let sidecar = format!("tenant-gateway xds --tenant {tenant} ");
+        let (idle_mib, cpu0) = proc_rss_and_cpu(&sidecar, Some(&env))
+            .ok_or_else(|| anyhow!("sidecar process not found on this node"))?;
+        let t0 = Instant::now();
+        ensure_routes(&ns, gw, 5000).await?;
+        let took = t0.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (side_mib, cpu1) =
+            proc_rss_and_cpu(&sidecar, Some(&env)).ok_or_else(|| anyhow!("sidecar gone"))?;
+        let (envoy_mib, _) = proc_rss_and_cpu("envoy -c /etc/envoy/envoy.yaml", Some(&env))
+            .ok_or_else(|| anyhow!("envoy not found"))?;
+        report.value("sidecar RSS, idle (1 route)", format!("{idle_mib:.1} MiB"))?;
+        report.value(
+            "5,000 routes (50 Ingresses) applied → last route served",
+            format!("{:.1} s", took.as_secs_f64()),
+        )?;
+        report.value(
+            "sidecar RSS with 5,000 routes",
+            format!("{side_mib:.1} MiB"),
+        )?;
+        report.value(
+            "sidecar CPU to converge 5,000 routes",
+            format!("{:.2} CPU-s", cpu1 - cpu0),
+        )?;
+        report.value("Envoy RSS with 5,000 routes", format!("{envoy_mib:.1} MiB"))?;
+        ensure_routes(&ns, gw, 1).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (after_mib, _) =
+            proc_rss_and_cpu(&sidecar, Some(&env)).ok_or_else(|| anyhow!("sidecar gone"))?;
+        report.value(
+            "sidecar RSS after scaling back to 1 route",
+            format!("{after_mib:.1} MiB"),
+        )?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    delete_tgw(c, &tenant).await;
+    ns.cleanup().await?;
+    result?;
+
+    // 100 tenants on one operator (replicas 0: the operator's work without 200 pods).
+    let (op_before, _) = proc_rss_and_cpu("tenant-gateway operator", None)
+        .ok_or_else(|| anyhow!("operator process not found on this node"))?;
+    let api = tgw_api(c);
+    let names: Vec<String> = (0..100).map(|i| format!("scale-t{i:03}")).collect();
+    let t0 = Instant::now();
+    for n in &names {
+        let tgw: kube::api::DynamicObject = obj(serde_json::json!({
+            "apiVersion": "tenantgateway.io/v1alpha1", "kind": "TenantGateway",
+            "metadata": {"name": n},
+            "spec": {"namespaces": {"names": [format!("{n}-ns")]}, "replicas": 0, "service": {"type": "ClusterIP"}}
+        }));
+        api.create(&PostParams::default(), &tgw).await?;
+    }
+    wait_until(
+        "100 TenantGateways Ready",
+        Duration::from_secs(600),
+        || async {
+            let list = api.list(&ListParams::default()).await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|t| {
+                    t.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("scale-t"))
+                })
+                .filter(|t| {
+                    condition(t, "Ready").map(|c| c.0).as_deref() == Some("True")
+                        && condition(t, "Accepted").map(|c| c.0).as_deref() == Some("True")
+                })
+                .count();
+            Ok((ready == 100).then_some(()))
+        },
+    )
+    .await?;
+    let took = t0.elapsed();
+    let (op_100, _) = proc_rss_and_cpu("tenant-gateway operator", None)
+        .ok_or_else(|| anyhow!("operator gone"))?;
+    for n in &names {
+        let _ = api.delete(n, &DeleteParams::background()).await;
+    }
+    wait_until(
+        "100 TenantGateways gone",
+        Duration::from_secs(300),
+        || async {
+            let list = api.list(&ListParams::default()).await?;
+            Ok((!list.items.iter().any(|t| {
+                t.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("scale-t"))
+            }))
+            .then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (op_after, _) = proc_rss_and_cpu("tenant-gateway operator", None)
+        .ok_or_else(|| anyhow!("operator gone"))?;
+    report.value(
+        "100 TenantGateways created → all Accepted and Ready",
+        format!("{:.1} s", took.as_secs_f64()),
+    )?;
+    report.value(
+        "operator RSS: before / with 100 tenants / after deleting them",
+        format!("{op_before:.1} / {op_100:.1} / {op_after:.1} MiB"),
+    )?;
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(20);
+    install_operator()?;
+    let c = client().await?;
+    let mut report = Report::new()?;
+    if what == "propagation" || what == "all" {
+        propagation(&c, &mut report, runs).await?;
+    }
+    if what == "scale" || what == "all" {
+        scale(&c, &mut report).await?;
+    }
+    println!("| measurement | routes | runs | p50 ms | p99 ms |\n|---|---|---|---|---|");
+    for r in report.rows.iter().filter(|r| r.matches('|').count() == 6) {
+        println!("{r}");
+    }
+    println!("\n| measurement | value |\n|---|---|");
+    for r in report.rows.iter().filter(|r| r.matches('|').count() == 3) {
+        println!("{r}");
+    }
+    Ok(())
+}
