@@ -289,69 +289,39 @@ async fn scale_operator(c: &Client, replicas: i32) -> Result<()> {
     .await
 }
 
+/// Add `kind ns/name → resourceVersion` for every `K` matching `lp`.
+async fn versions_of<K>(
+    c: &Client,
+    lp: &ListParams,
+    out: &mut BTreeMap<String, String>,
+) -> Result<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for o in Api::<K>::all(c.clone()).list_metadata(lp).await?.items {
+        let m = o.metadata;
+        out.insert(
+            format!(
+                "{} {}/{}",
+                K::kind(&()),
+                m.namespace.unwrap_or_default(),
+                m.name.unwrap_or_default()
+            ),
+            m.resource_version.unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
 /// resourceVersion of every object the operator made for `tenant`.
 async fn managed_versions(c: &Client, tenant: &str) -> Result<BTreeMap<String, String>> {
     let lp = managed_selector(tenant);
     let mut out = BTreeMap::new();
-    let mut add = |kind: &str, items: Vec<(Option<String>, Option<String>, Option<String>)>| {
-        for (ns, name, rv) in items {
-            out.insert(
-                format!(
-                    "{kind} {}/{}",
-                    ns.unwrap_or_default(),
-                    name.unwrap_or_default()
-                ),
-                rv.unwrap_or_default(),
-            );
-        }
-    };
-    let m = |o: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        (
-            o.namespace.clone(),
-            o.name.clone(),
-            o.resource_version.clone(),
-        )
-    };
-    add(
-        "Deployment",
-        Api::<Deployment>::all(c.clone())
-            .list(&lp)
-            .await?
-            .items
-            .iter()
-            .map(|o| m(&o.metadata))
-            .collect(),
-    );
-    add(
-        "Service",
-        Api::<Service>::all(c.clone())
-            .list(&lp)
-            .await?
-            .items
-            .iter()
-            .map(|o| m(&o.metadata))
-            .collect(),
-    );
-    add(
-        "ConfigMap",
-        Api::<ConfigMap>::all(c.clone())
-            .list(&lp)
-            .await?
-            .items
-            .iter()
-            .map(|o| m(&o.metadata))
-            .collect(),
-    );
-    add(
-        "RoleBinding",
-        Api::<k8s_openapi::api::rbac::v1::RoleBinding>::all(c.clone())
-            .list(&lp)
-            .await?
-            .items
-            .iter()
-            .map(|o| m(&o.metadata))
-            .collect(),
-    );
+    versions_of::<Deployment>(c, &lp, &mut out).await?;
+    versions_of::<Service>(c, &lp, &mut out).await?;
+    versions_of::<ConfigMap>(c, &lp, &mut out).await?;
+    versions_of::<k8s_openapi::api::rbac::v1::RoleBinding>(c, &lp, &mut out).await?;
+    versions_of::<k8s_openapi::api::core::v1::ServiceAccount>(c, &lp, &mut out).await?;
     Ok(out)
 }
 
