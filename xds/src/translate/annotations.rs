@@ -186,7 +186,6 @@ const FAIL_CLOSED: &[&str] = &[
     "auth-secret",
     "auth-tls-secret",
     "auth-tls-verify-client",
-    "enable-opentelemetry",
     "satisfy",
 ];
 
