@@ -1,5 +1,6 @@
 //! Resolving Ingress backends: Service → port → ready endpoints, and TLS Secrets.
 
+use super::annotations::ClusterSettings;
 use super::{GatewayOptions, TenantObjects};
 use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -16,6 +17,8 @@ pub(crate) struct ClusterPlan {
     pub name: String,
     /// (address, port), sorted and deduplicated.
     pub endpoints: BTreeSet<(String, u16)>,
+    /// Non-default settings give the cluster a distinct name.
+    pub settings: ClusterSettings,
 }
 
 /// A TLS certificate from a `kubernetes.io/tls` Secret.
@@ -158,6 +161,7 @@ impl<'a> BackendIndex<'a> {
         Ok(ClusterPlan {
             name: cluster_name(namespace, &backend.name, svc_port.port),
             endpoints,
+            settings: ClusterSettings::default(),
         })
     }
 

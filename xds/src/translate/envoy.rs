@@ -1,5 +1,6 @@
 //! Writing the routing plan as Envoy resources (LDS/RDS/CDS/EDS/SDS over ADS).
 
+use super::annotations::{Affinity, Cidr, IngressSettings, TlsVersion};
 use super::backends::ClusterPlan;
 use super::rules::{HostMatch, PathMatch, Plan, RoutePlan, Target};
 use super::GatewayOptions;
@@ -10,16 +11,24 @@ use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, transport_socket, AggregatedConfigSource,
     ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
 };
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option, CidrRange, HeaderValue, HeaderValueOption,
+};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
 };
-use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, route, route_action, route_match, DirectResponseAction, HeaderMatcher, Route,
-    RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+use envoy_types::pb::envoy::config::rbac::v3::{
+    permission, principal, rbac, Permission, Policy, Principal, Rbac as RbacRules,
 };
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher, redirect_action, route, route_action, route_match, weighted_cluster,
+    DirectResponseAction, HeaderMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+};
+use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -28,8 +37,12 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     secret, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    tls_parameters, TlsParameters,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
-use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use prost::{Message, Name};
 use std::collections::BTreeMap;
 
@@ -37,6 +50,14 @@ pub const HTTP_LISTENER: &str = "http";
 pub const HTTPS_LISTENER: &str = "https";
 pub const HTTP_ROUTE_CONFIG: &str = "http";
 pub const HTTPS_ROUTE_CONFIG: &str = "https";
+const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+
+/// Which listener a route configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
 
 fn any<M: Message + Name>(m: &M) -> Any {
     Any {
@@ -49,6 +70,13 @@ fn secs(s: i64) -> Duration {
     Duration {
         seconds: s,
         nanos: 0,
+    }
+}
+
+fn dur(d: std::time::Duration) -> Duration {
+    Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
@@ -73,23 +101,22 @@ fn socket(ip: &str, port: u16) -> Address {
 }
 
 pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
-    let virtual_hosts = virtual_hosts(plan);
     let mut listeners = vec![http_listener(options)];
     if let Some(l) = https_listener(plan, options) {
         listeners.push(l);
     }
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    let route_config = |name: &str| RouteConfiguration {
+    let route_config = |name: &str, scheme: Scheme| RouteConfiguration {
         name: name.to_string(),
-        virtual_hosts: virtual_hosts.clone(),
+        virtual_hosts: virtual_hosts(plan, scheme),
         // `Host: shop.example.com:8080` matches the vhost `shop.example.com`.
         ignore_port_in_host_matching: true,
         ..Default::default()
     };
     EnvoyResources {
         routes: vec![
-            route_config(HTTP_ROUTE_CONFIG),
-            route_config(HTTPS_ROUTE_CONFIG),
+            route_config(HTTP_ROUTE_CONFIG, Scheme::Http),
+            route_config(HTTPS_ROUTE_CONFIG, Scheme::Https),
         ],
         clusters: plan.clusters.values().map(cluster).collect(),
         endpoints: plan.clusters.values().map(load_assignment).collect(),
@@ -126,8 +153,12 @@ fn cluster(c: &ClusterPlan) -> Cluster {
             eds_config: Some(ads_config_source()),
             service_name: String::new(),
         }),
-        connect_timeout: Some(secs(5)),
-        lb_policy: cluster::LbPolicy::RoundRobin as i32,
+        connect_timeout: Some(c.settings.connect_timeout.map_or(secs(5), dur)),
+        lb_policy: if c.settings.hashed {
+            cluster::LbPolicy::RingHash as i32
+        } else {
+            cluster::LbPolicy::RoundRobin as i32
+        },
         ..Default::default()
     }
 }
@@ -158,6 +189,7 @@ fn route_name(r: &RoutePlan, host: &HostMatch) -> String {
     let path = match &r.path {
         PathMatch::Exact(p) => format!("exact:{p}"),
         PathMatch::Prefix(p) => format!("prefix:{p}"),
+        PathMatch::Regex(p) => format!("regex:{p}"),
     };
     format!("{}|{}|{path}", r.source, host.display())
 }
@@ -168,6 +200,11 @@ fn path_specifier(p: &PathMatch) -> route_match::PathSpecifier {
         PathMatch::Prefix(p) if p == "/" => route_match::PathSpecifier::Prefix("/".into()),
         // Element-wise: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, never `/foobar`.
         PathMatch::Prefix(p) => route_match::PathSpecifier::PathSeparatedPrefix(p.clone()),
+        // Full match in Envoy; ingress-nginx's `~* "^<path>"` is a case-insensitive prefix.
+        PathMatch::Regex(p) => route_match::PathSpecifier::SafeRegex(RegexMatcher {
+            regex: format!("(?i)(?:{p}).*"),
+            ..Default::default()
+        }),
     }
 }
 
@@ -190,30 +227,365 @@ fn one_label_authority(wildcard: &str) -> HeaderMatcher {
     }
 }
 
-fn envoy_route(r: &RoutePlan, host: &HostMatch, authority: Option<&HeaderMatcher>) -> Route {
-    let action = match &r.target {
-        Target::Cluster(c) => route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(c.clone())),
-            // No overall deadline (long polls, WebSockets); idle like nginx's proxy-read-timeout.
-            timeout: Some(secs(0)),
-            idle_timeout: Some(secs(60)),
+fn header_regex(name: &str, regex: String) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                    regex,
+                    ..Default::default()
+                })),
+                ignore_case: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn header_exact(name: &str, value: &str) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(value.into())),
+                ignore_case: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+/// `Cookie:` holds `name=value` among others.
+fn cookie_is(name: &str, value: &str) -> HeaderMatcher {
+    header_regex(
+        "cookie",
+        format!(
+            "(?:.*;\\s*)?{}={}(?:;.*)?",
+            regex::escape(name),
+            regex::escape(value)
+        ),
+    )
+}
+
+fn route_action(
+    s: &IngressSettings,
+    path: &PathMatch,
+    spec: route_action::ClusterSpecifier,
+) -> RouteAction {
+    let mut a = RouteAction {
+        cluster_specifier: Some(spec),
+        // No overall deadline (long polls, WebSockets); idle like nginx's proxy-read-timeout.
+        timeout: Some(secs(0)),
+        idle_timeout: Some(dur(s.idle_timeout)),
+        ..Default::default()
+    };
+    if s.retry.retries > 0 && !s.retry.on.is_empty() {
+        a.retry_policy = Some(RetryPolicy {
+            retry_on: s.retry.on.join(","),
+            num_retries: Some(UInt32Value {
+                value: s.retry.retries,
+            }),
+            retriable_status_codes: s.retry.status_codes.clone(),
             ..Default::default()
-        }),
+        });
+    }
+    match &s.affinity {
+        Affinity::None => {}
+        Affinity::Cookie(c) => {
+            use route_action::hash_policy;
+            a.hash_policy = vec![route_action::HashPolicy {
+                policy_specifier: Some(hash_policy::PolicySpecifier::Cookie(hash_policy::Cookie {
+                    name: c.name.clone(),
+                    // Present: Envoy sets the cookie when missing; zero = session cookie.
+                    ttl: Some(c.max_age.map_or(secs(0), dur)),
+                    path: c.path.clone().unwrap_or_else(|| "/".into()),
+                    attributes: c
+                        .same_site
+                        .iter()
+                        .map(|v| hash_policy::CookieAttribute {
+                            name: "SameSite".into(),
+                            value: v.clone(),
+                        })
+                        .collect(),
+                })),
+                terminal: false,
+            }];
+        }
+        Affinity::SourceIp => {
+            use route_action::hash_policy;
+            a.hash_policy = vec![route_action::HashPolicy {
+                policy_specifier: Some(hash_policy::PolicySpecifier::ConnectionProperties(
+                    hash_policy::ConnectionProperties { source_ip: true },
+                )),
+                terminal: false,
+            }];
+        }
+    }
+    match (path, &s.rewrite_target, &s.prefix_rewrite) {
+        (PathMatch::Regex(re), Some(target), _) => {
+            // nginx `rewrite` replaces the whole path with the target.
+            a.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: format!("(?i)^(?:{re}).*$"),
+                    ..Default::default()
+                }),
+                substitution: target.clone(),
+            });
+        }
+        (PathMatch::Exact(_), Some(target), _) => {
+            a.prefix_rewrite = target.clone();
+        }
+        (PathMatch::Prefix(p), None, Some(to)) if to == "/" => {
+            a.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: format!("^{}/?", regex::escape(p.trim_end_matches('/'))),
+                    ..Default::default()
+                }),
+                substitution: "/".into(),
+            });
+        }
+        (PathMatch::Prefix(p), None, Some(to)) if p == "/" => {
+            a.prefix_rewrite = format!("{to}/");
+        }
+        (PathMatch::Prefix(_) | PathMatch::Exact(_), None, Some(to)) => {
+            a.prefix_rewrite = to.clone();
+        }
+        _ => {}
+    }
+    a
+}
+
+fn action_for(target: &Target, s: &IngressSettings, path: &PathMatch) -> route::Action {
+    match target {
+        Target::Cluster(c) => route::Action::Route(route_action(
+            s,
+            path,
+            route_action::ClusterSpecifier::Cluster(c.clone()),
+        )),
         Target::Unavailable => route::Action::DirectResponse(DirectResponseAction {
             status: 503,
             ..Default::default()
         }),
-    };
-    Route {
-        name: route_name(r, host),
-        r#match: Some(RouteMatch {
-            path_specifier: Some(path_specifier(&r.path)),
-            headers: authority.cloned().into_iter().collect(),
+        Target::AppRoot(to) => route::Action::Redirect(RedirectAction {
+            path_rewrite_specifier: Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+                to.clone(),
+            )),
+            response_code: redirect_action::RedirectResponseCode::Found as i32,
             ..Default::default()
         }),
-        action: Some(action),
-        ..Default::default()
     }
+}
+
+fn cidr(c: &Cidr) -> Principal {
+    Principal {
+        identifier: Some(principal::Identifier::RemoteIp(CidrRange {
+            address_prefix: c.addr.to_string(),
+            prefix_len: Some(UInt32Value { value: c.len }),
+        })),
+    }
+}
+
+fn any_of(ranges: &[Cidr]) -> Principal {
+    Principal {
+        identifier: Some(principal::Identifier::OrIds(principal::Set {
+            ids: ranges.iter().map(cidr).collect(),
+        })),
+    }
+}
+
+/// Source ranges as one ALLOW policy (so the proto map holds one entry and
+/// encodes deterministically): in an allowed range and in no denied one.
+fn source_rbac(s: &IngressSettings) -> Option<Any> {
+    if s.allow_ranges.is_empty() && s.deny_ranges.is_empty() {
+        return None;
+    }
+    let mut ids = Vec::new();
+    if !s.allow_ranges.is_empty() {
+        ids.push(any_of(&s.allow_ranges));
+    }
+    if !s.deny_ranges.is_empty() {
+        ids.push(Principal {
+            identifier: Some(principal::Identifier::NotId(Box::new(any_of(
+                &s.deny_ranges,
+            )))),
+        });
+    }
+    let policy = Policy {
+        permissions: vec![Permission {
+            rule: Some(permission::Rule::Any(true)),
+        }],
+        principals: vec![Principal {
+            identifier: Some(principal::Identifier::AndIds(principal::Set { ids })),
+        }],
+        ..Default::default()
+    };
+    let rules = RbacRules {
+        action: rbac::Action::Allow as i32,
+        policies: [("source-ranges".to_string(), policy)]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    Some(any(&RbacPerRoute {
+        rbac: Some(Rbac {
+            rules: Some(rules),
+            ..Default::default()
+        }),
+    }))
+}
+
+fn hsts(s: &IngressSettings) -> Vec<HeaderValueOption> {
+    let Some(h) = &s.hsts else { return vec![] };
+    let mut value = format!("max-age={}", h.max_age);
+    if h.include_subdomains {
+        value.push_str("; includeSubDomains");
+    }
+    vec![HeaderValueOption {
+        header: Some(HeaderValue {
+            key: "strict-transport-security".into(),
+            value,
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..Default::default()
+    }]
+}
+
+/// The Envoy routes of one planned path, most specific first: canary
+/// header/cookie routes, the WebSocket route, then the path itself.
+fn envoy_routes(
+    r: &RoutePlan,
+    host: &HostMatch,
+    authority: Option<&HeaderMatcher>,
+    scheme: Scheme,
+    host_tls: bool,
+) -> Vec<Route> {
+    let s = &r.settings;
+    let name = route_name(r, host);
+    let matcher = |extra: Vec<HeaderMatcher>| RouteMatch {
+        path_specifier: Some(path_specifier(&r.path)),
+        headers: authority.cloned().into_iter().chain(extra).collect(),
+        ..Default::default()
+    };
+    if scheme == Scheme::Http && (s.force_ssl_redirect || (s.ssl_redirect && host_tls)) {
+        // 308 like ingress-nginx: the method and body are kept.
+        return vec![Route {
+            name,
+            r#match: Some(matcher(vec![])),
+            action: Some(route::Action::Redirect(RedirectAction {
+                scheme_rewrite_specifier: Some(
+                    redirect_action::SchemeRewriteSpecifier::HttpsRedirect(true),
+                ),
+                response_code: redirect_action::RedirectResponseCode::PermanentRedirect as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }];
+    }
+    let rbac = source_rbac(s);
+    let headers = if scheme == Scheme::Https {
+        hsts(s)
+    } else {
+        vec![]
+    };
+    let route = |name: String, m: RouteMatch, action: route::Action| Route {
+        name,
+        r#match: Some(m),
+        action: Some(action),
+        typed_per_filter_config: rbac
+            .iter()
+            .map(|a| (RBAC_FILTER.to_string(), a.clone()))
+            .collect(),
+        response_headers_to_add: headers.clone(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut main = action_for(&r.target, s, &r.path);
+    if let Some(c) = &r.canary {
+        let canary = action_for(&c.target, s, &r.path);
+        let k = &c.canary;
+        if let Some(h) = &k.by_header {
+            match &k.by_header_value {
+                Some(v) => out.push(route(
+                    format!("{name}|canary:header"),
+                    matcher(vec![header_exact(h, v)]),
+                    canary.clone(),
+                )),
+                None => {
+                    out.push(route(
+                        format!("{name}|canary:header-always"),
+                        matcher(vec![header_exact(h, "always")]),
+                        canary.clone(),
+                    ));
+                    out.push(route(
+                        format!("{name}|canary:header-never"),
+                        matcher(vec![header_exact(h, "never")]),
+                        main.clone(),
+                    ));
+                }
+            }
+        }
+        if let Some(ck) = &k.by_cookie {
+            out.push(route(
+                format!("{name}|canary:cookie-always"),
+                matcher(vec![cookie_is(ck, "always")]),
+                canary.clone(),
+            ));
+            out.push(route(
+                format!("{name}|canary:cookie-never"),
+                matcher(vec![cookie_is(ck, "never")]),
+                main.clone(),
+            ));
+        }
+        if let (Target::Cluster(m), Target::Cluster(cc), true) =
+            (&r.target, &c.target, k.weight > 0)
+        {
+            let spec = if k.weight >= k.weight_total {
+                route_action::ClusterSpecifier::Cluster(cc.clone())
+            } else {
+                route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                    clusters: vec![
+                        weighted_cluster::ClusterWeight {
+                            name: m.clone(),
+                            weight: Some(UInt32Value {
+                                value: k.weight_total - k.weight,
+                            }),
+                            ..Default::default()
+                        },
+                        weighted_cluster::ClusterWeight {
+                            name: cc.clone(),
+                            weight: Some(UInt32Value { value: k.weight }),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                })
+            };
+            main = route::Action::Route(route_action(s, &r.path, spec));
+        }
+    }
+    if let (Some(ws), route::Action::Route(a)) = (s.websocket_idle_timeout, &main) {
+        let mut a = a.clone();
+        a.idle_timeout = Some(dur(ws));
+        let upgrade = HeaderMatcher {
+            name: "upgrade".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact("websocket".into())),
+                    ignore_case: true,
+                },
+            )),
+            ..Default::default()
+        };
+        out.push(route(
+            format!("{name}|websocket"),
+            matcher(vec![upgrade]),
+            route::Action::Route(a),
+        ));
+    }
+    out.push(route(name, matcher(vec![]), main));
+    out
 }
 
 fn not_found(host: &HostMatch, authority: Option<&HeaderMatcher>) -> Route {
@@ -232,14 +604,21 @@ fn not_found(host: &HostMatch, authority: Option<&HeaderMatcher>) -> Route {
     }
 }
 
+fn host_has_tls(plan: &Plan, host: &HostMatch) -> bool {
+    match host {
+        HostMatch::Any => false,
+        HostMatch::Exact(h) | HostMatch::Wildcard(h) => plan.tls_hosts.contains_key(h),
+    }
+}
+
 /// Requests whose host matches a rule are answered by that rule's paths, then
 /// the default backend; requests matching no host use the rules without host.
-fn virtual_hosts(plan: &Plan) -> Vec<VirtualHost> {
+fn virtual_hosts(plan: &Plan, scheme: Scheme) -> Vec<VirtualHost> {
     let any = HostMatch::Any;
-    let default_for = |host: &HostMatch, auth: Option<&HeaderMatcher>| -> Route {
+    let default_for = |host: &HostMatch, auth: Option<&HeaderMatcher>| -> Vec<Route> {
         match &plan.default_backend {
-            Some(d) => envoy_route(d, host, auth),
-            None => not_found(host, auth),
+            Some(d) => envoy_routes(d, host, auth, scheme, host_has_tls(plan, host)),
+            None => vec![not_found(host, auth)],
         }
     };
     let catch_all: Vec<Route> = plan
@@ -247,23 +626,22 @@ fn virtual_hosts(plan: &Plan) -> Vec<VirtualHost> {
         .get(&any)
         .into_iter()
         .flatten()
-        .map(|r| envoy_route(r, &any, None))
-        .chain(
-            plan.default_backend
-                .iter()
-                .map(|d| envoy_route(d, &any, None)),
-        )
+        .chain(plan.default_backend.iter())
+        .flat_map(|r| envoy_routes(r, &any, None, scheme, false))
         .collect();
 
     let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
     for (host, routes) in &plan.hosts {
+        let tls = host_has_tls(plan, host);
         let (domain, mut list) = match host {
             HostMatch::Any => continue,
             HostMatch::Exact(h) => {
-                let mut list: Vec<Route> =
-                    routes.iter().map(|r| envoy_route(r, host, None)).collect();
+                let mut list: Vec<Route> = routes
+                    .iter()
+                    .flat_map(|r| envoy_routes(r, host, None, scheme, tls))
+                    .collect();
                 if plan.default_backend.is_some() {
-                    list.push(default_for(host, None));
+                    list.extend(default_for(host, None));
                 }
                 (h.clone(), list)
             }
@@ -271,9 +649,9 @@ fn virtual_hosts(plan: &Plan) -> Vec<VirtualHost> {
                 let auth = one_label_authority(w);
                 let mut list: Vec<Route> = routes
                     .iter()
-                    .map(|r| envoy_route(r, host, Some(&auth)))
+                    .flat_map(|r| envoy_routes(r, host, Some(&auth), scheme, tls))
                     .collect();
-                list.push(default_for(host, Some(&auth)));
+                list.extend(default_for(host, Some(&auth)));
                 // Deeper names (a.b.example.com) match no rule host: fall back.
                 list.extend(catch_all.iter().cloned());
                 (w.clone(), list)
@@ -308,13 +686,22 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
             config_source: Some(ads_config_source()),
             route_config_name: route_config.to_string(),
         })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(
-                any(&Router::default()),
-            )),
-            ..Default::default()
-        }],
+        http_filters: vec![
+            // Source ranges: off unless a route enables it with its own policy.
+            HttpFilter {
+                name: RBAC_FILTER.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(&Rbac::default()))),
+                disabled: true,
+                ..Default::default()
+            },
+            HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(
+                    any(&Router::default()),
+                )),
+                ..Default::default()
+            },
+        ],
         // The client's address is the peer: append it to X-Forwarded-For and
         // set X-Forwarded-Proto; trust no forwarded headers from clients.
         use_remote_address: Some(BoolValue { value: true }),
@@ -346,18 +733,27 @@ fn http_listener(options: &GatewayOptions) -> Listener {
 
 /// One filter chain per certificate, selected by SNI; no listener when no TLS.
 fn https_listener(plan: &Plan, options: &GatewayOptions) -> Option<Listener> {
-    let mut by_secret: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
     for (host, secret) in &plan.tls_hosts {
-        by_secret.entry(secret).or_default().push(host.clone());
+        let min = plan.tls_min_version.get(host).copied().unwrap_or_default();
+        by_secret
+            .entry((secret, min))
+            .or_default()
+            .push(host.clone());
     }
     if by_secret.is_empty() {
         return None;
     }
     let filter_chains = by_secret
         .into_iter()
-        .map(|(secret, server_names)| {
+        .map(|((secret, min), server_names)| {
+            let tls_params = (min == TlsVersion::V1_3).then(|| TlsParameters {
+                tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
+                ..Default::default()
+            });
             let tls = DownstreamTlsContext {
                 common_tls_context: Some(CommonTlsContext {
+                    tls_params,
                     tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
                         name: secret.to_string(),
                         sds_config: Some(ads_config_source()),
@@ -368,7 +764,10 @@ fn https_listener(plan: &Plan, options: &GatewayOptions) -> Option<Listener> {
                 ..Default::default()
             };
             FilterChain {
-                name: secret.to_string(),
+                name: match min {
+                    TlsVersion::V1_2 => secret.to_string(),
+                    TlsVersion::V1_3 => format!("{secret}|tls1.3"),
+                },
                 filter_chain_match: Some(FilterChainMatch {
                     server_names,
                     ..Default::default()

@@ -6,6 +6,7 @@
 //! [`envoy`] builds Listeners, RouteConfigurations, Clusters, endpoints and
 //! TLS secrets from that plan.
 
+mod annotations;
 mod backends;
 mod envoy;
 mod rules;

@@ -1,12 +1,15 @@
 //! Collecting Ingress rules: class filtering, validation, precedence and
 //! conflict arbitration (oldest Ingress wins), TLS hosts and default backend.
 
+use super::annotations::{self, Canary, ClusterSettings, IngressSettings, TlsVersion};
 use super::backends::{BackendIndex, ClusterPlan, TlsSecretPlan};
 use super::{GatewayOptions, TenantObjects};
 use crate::diagnostics::{Diagnostics, ObjectRef};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
@@ -35,6 +38,9 @@ pub(crate) enum PathMatch {
     Exact(String),
     /// Element-wise prefix, normalised without trailing slash (`/` stays `/`).
     Prefix(String),
+    /// `use-regex`: an RE2 regex matched case-insensitively against the start
+    /// of the path (ingress-nginx's `location ~* "^<path>"`), validated.
+    Regex(String),
 }
 
 impl PathMatch {
@@ -43,12 +49,14 @@ impl PathMatch {
         match self {
             PathMatch::Exact(p) => (std::cmp::Reverse(p.len()), 0, p),
             PathMatch::Prefix(p) => (std::cmp::Reverse(p.len()), 1, p),
+            PathMatch::Regex(p) => (std::cmp::Reverse(p.len()), 2, p),
         }
     }
     fn display(&self) -> String {
         match self {
             PathMatch::Exact(p) => format!("{p} (Exact)"),
             PathMatch::Prefix(p) => format!("{p} (Prefix)"),
+            PathMatch::Regex(p) => format!("{p} (regex)"),
         }
     }
 }
@@ -60,6 +68,17 @@ pub(crate) enum Target {
     /// The backend is missing or invalid: answer 503 rather than let the
     /// request fall through to another (shorter) path's backend.
     Unavailable,
+    /// `app-root`: redirect (302, as ingress-nginx) to this path.
+    AppRoot(String),
+}
+
+/// A canary Ingress attached to the main route of the same host and path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CanaryPlan {
+    pub target: Target,
+    pub canary: Canary,
+    pub source: String,
+    pub settings: Arc<IngressSettings>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +87,9 @@ pub(crate) struct RoutePlan {
     pub target: Target,
     /// `namespace/ingress` that owns this route, for the route name.
     pub source: String,
+    /// The owning Ingress's annotations.
+    pub settings: Arc<IngressSettings>,
+    pub canary: Option<CanaryPlan>,
 }
 
 /// The tenant's routing plan, before it is written as Envoy resources.
@@ -78,6 +100,8 @@ pub(crate) struct Plan {
     pub clusters: BTreeMap<String, ClusterPlan>,
     /// SNI host → Envoy secret name.
     pub tls_hosts: BTreeMap<String, String>,
+    /// SNI host → minimum TLS version (from the Ingress that owns its TLS).
+    pub tls_min_version: BTreeMap<String, TlsVersion>,
     pub secrets: BTreeMap<String, TlsSecretPlan>,
     /// Every Ingress this gateway serves (its class matched), as (namespace, name).
     pub served: Vec<(String, String)>,
@@ -199,6 +223,9 @@ pub(crate) fn parse_path(path: Option<&str>, path_type: &str) -> Result<PathMatc
     }
 }
 
+/// (host, path) → owning Ingress.
+type Claims = BTreeMap<(HostMatch, PathMatch), String>;
+
 struct Collector<'a, 'o> {
     index: &'a BackendIndex<'o>,
     diags: &'a mut Diagnostics,
@@ -212,6 +239,7 @@ impl Collector<'_, '_> {
         backend: &IngressBackend,
         obj: &ObjectRef,
         field: &str,
+        settings: &ClusterSettings,
     ) -> Target {
         let Some(svc) = &backend.service else {
             let what = if backend.resource.is_some() {
@@ -223,7 +251,12 @@ impl Collector<'_, '_> {
             return Target::Unavailable;
         };
         match self.index.resolve_service(namespace, svc) {
-            Ok(cluster) => {
+            Ok(mut cluster) => {
+                if !settings.is_default() {
+                    // A distinct cluster per settings; default ones keep their name.
+                    cluster.name = format!("{}/{}", cluster.name, settings_hash(settings));
+                    cluster.settings = settings.clone();
+                }
                 let name = cluster.name.clone();
                 self.plan.clusters.entry(name.clone()).or_insert(cluster);
                 Target::Cluster(name)
@@ -238,6 +271,136 @@ impl Collector<'_, '_> {
             }
         }
     }
+
+    /// A canary Ingress does not conflict with the main one: each of its
+    /// paths joins the main route of the same host and path.
+    fn attach_canary(
+        &mut self,
+        ing: &Ingress,
+        canary: &Canary,
+        settings: &Arc<IngressSettings>,
+        cluster_settings: &ClusterSettings,
+        claimed: &Claims,
+        obj: &ObjectRef,
+    ) {
+        let ns = obj.namespace.as_str();
+        let owner = format!("{ns}/{}", obj.name);
+        let Some(spec) = &ing.spec else { return };
+        if spec.default_backend.is_some() {
+            self.diags.push(
+                crate::diagnostics::Severity::Warning,
+                obj,
+                "spec.defaultBackend",
+                "ignored on a canary Ingress",
+            );
+        }
+        for (ri, rule) in spec.rules.iter().flatten().enumerate() {
+            let host = match rule.host.as_deref() {
+                None | Some("") => HostMatch::Any,
+                Some(h) => match parse_host(h) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        self.diags.error(obj, format!("spec.rules[{ri}].host"), e);
+                        continue;
+                    }
+                },
+            };
+            for (pi, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
+                let field = format!("spec.rules[{ri}].http.paths[{pi}]");
+                let path = match path_for(p.path.as_deref(), &p.path_type, settings) {
+                    Ok(path) => path,
+                    Err(e) => {
+                        self.diags
+                            .error(obj, field, format!("{e}; path not served"));
+                        continue;
+                    }
+                };
+                if !claimed.contains_key(&(host.clone(), path.clone())) {
+                    self.diags.error(
+                        obj,
+                        field,
+                        format!(
+                            "canary for host {} path {}, which no main Ingress serves; not served",
+                            host.display(),
+                            path.display()
+                        ),
+                    );
+                    continue;
+                }
+                let target = self.target(
+                    ns,
+                    &p.backend,
+                    obj,
+                    &format!("{field}.backend"),
+                    cluster_settings,
+                );
+                let main = self
+                    .plan
+                    .hosts
+                    .get_mut(&host)
+                    .and_then(|routes| routes.iter_mut().find(|r| r.path == path));
+                match main {
+                    Some(main) if main.canary.is_none() => {
+                        main.canary = Some(CanaryPlan {
+                            target,
+                            canary: canary.clone(),
+                            source: owner.clone(),
+                            settings: settings.clone(),
+                        });
+                    }
+                    Some(main) => {
+                        let holder = main.canary.as_ref().map(|c| c.source.clone());
+                        self.diags.error(
+                            obj,
+                            field,
+                            format!(
+                                "host {} path {} already has the canary {}; not served",
+                                host.display(),
+                                path.display(),
+                                holder.unwrap_or_default()
+                            ),
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// A short, stable hash of non-default cluster settings, for the cluster name.
+fn settings_hash(settings: &ClusterSettings) -> String {
+    // Debug output of our own plain types is stable.
+    hex::encode(&Sha256::digest(format!("{settings:?}").as_bytes())[..4])
+}
+
+/// Validate one path by its pathType and the Ingress's regex settings.
+fn path_for(
+    p: Option<&str>,
+    path_type: &str,
+    settings: &IngressSettings,
+) -> Result<PathMatch, String> {
+    let parsed = parse_path(p, path_type)?;
+    if !settings.use_regex || path_type == "Exact" {
+        if let Some(target) = settings.rewrite_target.as_deref() {
+            if annotations::max_group(target) > 0 {
+                return Err("rewrite-target uses capture groups but the path is Exact".into());
+            }
+        }
+        return Ok(parsed);
+    }
+    let raw = p.filter(|p| !p.is_empty()).unwrap_or("/");
+    let groups =
+        annotations::check_regex(raw).map_err(|e| format!("path {raw:?} (use-regex): {e}"))?;
+    if let Some(target) = &settings.rewrite_target {
+        let used = annotations::max_group(target);
+        if used > groups {
+            return Err(format!(
+                "rewrite-target uses capture group ${used} but path {raw:?} has only {groups}"
+            ));
+        }
+    }
+    Ok(PathMatch::Regex(raw.to_string()))
 }
 
 /// Build the routing plan from every Ingress of the tenant, oldest first.
@@ -260,6 +423,20 @@ pub(crate) fn collect(
         })
         .collect();
     ingresses.sort_by(|a, b| creation_key(a).cmp(&creation_key(b)));
+    // Canary Ingresses attach to the main routes, so they come after them all.
+    let mut parsed: Vec<(&Ingress, annotations::Parsed)> = ingresses
+        .into_iter()
+        .map(|ing| {
+            let obj = ObjectRef::new(
+                "Ingress",
+                ing.metadata.namespace.as_deref().unwrap_or_default(),
+                ing.metadata.name.as_deref().unwrap_or_default(),
+            );
+            let p = annotations::parse(ing.metadata.annotations.as_ref(), &obj, diags);
+            (ing, p)
+        })
+        .collect();
+    parsed.sort_by_key(|(_, p)| p.settings.canary.is_some());
 
     let mut c = Collector {
         index,
@@ -267,17 +444,26 @@ pub(crate) fn collect(
         plan: Plan::default(),
     };
     // (host, path) → owning Ingress, for conflict reports.
-    let mut claimed: BTreeMap<(HostMatch, PathMatch), String> = BTreeMap::new();
+    let mut claimed: Claims = BTreeMap::new();
     let mut default_owner: Option<String> = None;
     let mut tls_owner: BTreeMap<String, String> = BTreeMap::new();
 
-    for ing in ingresses {
+    for (ing, parsed) in parsed {
         let ns = ing.metadata.namespace.as_deref().unwrap_or_default();
         let name = ing.metadata.name.as_deref().unwrap_or_default();
         let owner = format!("{ns}/{name}");
         let obj = ObjectRef::new("Ingress", ns, name);
         c.plan.served.push((ns.to_string(), name.to_string()));
         let Some(spec) = &ing.spec else { continue };
+        if parsed.drop_rules {
+            continue;
+        }
+        let settings = Arc::new(parsed.settings);
+        let cluster_settings = settings.cluster();
+        if let Some(canary) = &settings.canary {
+            c.attach_canary(ing, canary, &settings, &cluster_settings, &claimed, &obj);
+            continue;
+        }
 
         if let Some(backend) = &spec.default_backend {
             if let Some(holder) = &default_owner {
@@ -287,16 +473,19 @@ pub(crate) fn collect(
                     format!("ignored: the older Ingress {holder} already sets the default backend"),
                 );
             } else {
-                let target = c.target(ns, backend, &obj, "spec.defaultBackend");
+                let target = c.target(ns, backend, &obj, "spec.defaultBackend", &cluster_settings);
                 c.plan.default_backend = Some(RoutePlan {
                     path: PathMatch::Prefix("/".into()),
                     target,
                     source: owner.clone(),
+                    settings: settings.clone(),
+                    canary: None,
                 });
                 default_owner = Some(owner.clone());
             }
         }
 
+        let mut rule_hosts = BTreeSet::new();
         for (ri, rule) in spec.rules.iter().flatten().enumerate() {
             let host = match rule.host.as_deref() {
                 None | Some("") => HostMatch::Any,
@@ -312,9 +501,10 @@ pub(crate) fn collect(
                     }
                 },
             };
+            rule_hosts.insert(host.clone());
             for (pi, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
                 let field = format!("spec.rules[{ri}].http.paths[{pi}]");
-                let path = match parse_path(p.path.as_deref(), &p.path_type) {
+                let path = match path_for(p.path.as_deref(), &p.path_type, &settings) {
                     Ok(path) => path,
                     Err(e) => {
                         c.diags.error(&obj, field, format!("{e}; path not served"));
@@ -339,7 +529,13 @@ pub(crate) fn collect(
                     );
                     continue;
                 }
-                let target = c.target(ns, &p.backend, &obj, &format!("{field}.backend"));
+                let target = c.target(
+                    ns,
+                    &p.backend,
+                    &obj,
+                    &format!("{field}.backend"),
+                    &cluster_settings,
+                );
                 claimed.insert(slot, owner.clone());
                 c.plan
                     .hosts
@@ -349,7 +545,36 @@ pub(crate) fn collect(
                         path,
                         target,
                         source: owner.clone(),
+                        settings: settings.clone(),
+                        canary: None,
                     });
+            }
+        }
+        if let Some(root) = &settings.app_root {
+            // ingress-nginx answers `/` of every host of the Ingress with a redirect.
+            for host in rule_hosts {
+                let slot = (host.clone(), PathMatch::Exact("/".into()));
+                if let Some(holder) = claimed.get(&slot).filter(|h| **h != owner) {
+                    c.diags.error(
+                        &obj,
+                        annotations::field("nginx.ingress.kubernetes.io/app-root"),
+                        format!(
+                            "host {} path / is already served by the older Ingress {holder}; app-root is not applied there",
+                            host.display()
+                        ),
+                    );
+                    continue;
+                }
+                let routes = c.plan.hosts.entry(host.clone()).or_default();
+                routes.retain(|r| r.path != PathMatch::Exact("/".into()));
+                claimed.insert(slot, owner.clone());
+                routes.push(RoutePlan {
+                    path: PathMatch::Exact("/".into()),
+                    target: Target::AppRoot(root.clone()),
+                    source: owner.clone(),
+                    settings: settings.clone(),
+                    canary: None,
+                });
             }
         }
 
@@ -403,6 +628,9 @@ pub(crate) fn collect(
                 }
                 tls_owner.insert(h.clone(), owner.clone());
                 c.plan.tls_hosts.insert(h.clone(), secret.name.clone());
+                c.plan
+                    .tls_min_version
+                    .insert(h.clone(), settings.tls_min_version);
             }
             if c.plan.tls_hosts.values().any(|s| *s == secret.name) {
                 c.plan.secrets.insert(secret.name.clone(), secret);

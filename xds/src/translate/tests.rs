@@ -1085,3 +1085,280 @@ fn output_is_byte_identical_whatever_the_input_order() {
         "the fixture has conflicts to report"
     );
 }
+
+// ---------- annotations ----------
+
+fn annotated(mut ing: Ingress, pairs: &[(&str, &str)]) -> Ingress {
+    ing.metadata.annotations = Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    ing
+}
+
+/// A tenant using every annotation-driven route and cluster feature at once.
+fn annotated_tenant() -> TenantObjects {
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let main = annotated(
+        ingress(
+            "shop",
+            "web",
+            0,
+            vec![rule(
+                Some("shop.example.com"),
+                vec![
+                    path("/", "Prefix", backend("s0", 80)),
+                    path("/api", "Prefix", backend("s1", 80)),
+                ],
+            )],
+        ),
+        &[
+            (&n("affinity"), "cookie"),
+            (&n("session-cookie-samesite"), "Strict"),
+            (&n("whitelist-source-range"), "10.0.0.0/8,127.0.0.1"),
+            (&n("denylist-source-range"), "10.9.0.0/16"),
+            (&n("proxy-connect-timeout"), "2"),
+            (&n("proxy-next-upstream"), "error http_502 http_503"),
+            ("tenantgateway.io/hsts-max-age", "600"),
+        ],
+    );
+    let canary = annotated(
+        ingress(
+            "shop",
+            "web-canary",
+            1,
+            vec![rule(
+                Some("shop.example.com"),
+                vec![path("/", "Prefix", backend("s2", 80))],
+            )],
+        ),
+        &[
+            (&n("canary"), "true"),
+            (&n("canary-weight"), "25"),
+            (&n("canary-by-header"), "X-Canary"),
+            (&n("canary-by-cookie"), "c"),
+        ],
+    );
+    let regex = annotated(
+        ingress(
+            "shop",
+            "regex",
+            2,
+            vec![rule(
+                Some("re.example.com"),
+                vec![path(
+                    "/v(\\d+)/(.*)",
+                    "ImplementationSpecific",
+                    backend("s1", 80),
+                )],
+            )],
+        ),
+        &[(&n("rewrite-target"), "/$2"), (&n("app-root"), "/home")],
+    );
+    objects(vec![main, canary, regex], &["s0", "s1", "s2"])
+}
+
+#[test]
+fn annotated_output_is_byte_identical_whatever_the_input_order() {
+    use prost::Message;
+    let objs = annotated_tenant();
+    let a = translate(&objs, &GatewayOptions::default());
+    assert!(errors(&a).is_empty(), "{:?}", a.diagnostics);
+    for _ in 0..8 {
+        let mut rev = objs.clone();
+        rev.ingresses.reverse();
+        rev.services.reverse();
+        rev.endpoint_slices.reverse();
+        // Annotation maps are rebuilt, so any hashed state is fresh.
+        for ing in &mut rev.ingresses {
+            let ann = ing.metadata.annotations.take();
+            ing.metadata.annotations = ann.map(|m| m.into_iter().rev().collect());
+        }
+        let b = translate(&rev, &GatewayOptions::default());
+        assert_eq!(a, b);
+        for (x, y) in a.resources.routes.iter().zip(&b.resources.routes) {
+            assert_eq!(x.encode_to_vec(), y.encode_to_vec());
+        }
+        let (sa, sb) = (
+            crate::Snapshot::from(&a.resources),
+            crate::Snapshot::from(&b.resources),
+        );
+        for ty in crate::ResourceType::ALL {
+            assert_eq!(sa.version(ty), sb.version(ty));
+        }
+    }
+    // prost encodes proto maps from a HashMap in random order: every map we
+    // emit holds at most one entry, so the encoding is deterministic.
+    for rc in &a.resources.routes {
+        for vh in &rc.virtual_hosts {
+            assert!(vh.typed_per_filter_config.len() <= 1);
+            for r in &vh.routes {
+                assert!(r.typed_per_filter_config.len() <= 1, "{}", r.name);
+            }
+        }
+    }
+    assert!(http_routes(&a)
+        .virtual_hosts
+        .iter()
+        .flat_map(|v| &v.routes)
+        .any(|r| !r.typed_per_filter_config.is_empty()));
+}
+
+#[test]
+fn clusters_with_non_default_settings_get_a_stable_suffix_and_defaults_keep_their_name() {
+    let t = translate(&annotated_tenant(), &GatewayOptions::default());
+    let names: Vec<&str> = t
+        .resources
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    // s1 is used with defaults (regex Ingress) and with affinity (web).
+    assert!(names.contains(&"shop/s1/80"), "{names:?}");
+    let hashed: Vec<&&str> = names
+        .iter()
+        .filter(|n| n.matches('/').count() == 3)
+        .collect();
+    assert_eq!(hashed.len(), 2, "{names:?}");
+    for n in &hashed {
+        let suffix = n.rsplit('/').next().unwrap();
+        assert_eq!(suffix.len(), 8, "{n}");
+        let c = t
+            .resources
+            .clusters
+            .iter()
+            .find(|c| c.name == ***n)
+            .unwrap();
+        assert_eq!(c.connect_timeout.as_ref().unwrap().seconds, 2);
+        assert_eq!(
+            c.lb_policy,
+            envoy_types::pb::envoy::config::cluster::v3::cluster::LbPolicy::RingHash as i32
+        );
+    }
+    // Every cluster has endpoints under its own name.
+    let eds: Vec<&str> = t
+        .resources
+        .endpoints
+        .iter()
+        .map(|e| e.cluster_name.as_str())
+        .collect();
+    assert_eq!(names, eds);
+}
+
+#[test]
+fn bad_annotations_affect_only_their_ingress() {
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let good = ingress(
+        "shop",
+        "good",
+        0,
+        vec![rule(
+            Some("a.example.com"),
+            vec![path("/", "Prefix", backend("s0", 80))],
+        )],
+    );
+    let dropped = annotated(
+        ingress(
+            "shop",
+            "dropped",
+            1,
+            vec![rule(
+                Some("b.example.com"),
+                vec![path("/", "Prefix", backend("s0", 80))],
+            )],
+        ),
+        &[(&n("whitelist-source-range"), "10.0.0.0/99")],
+    );
+    let bad_regex = annotated(
+        ingress(
+            "shop",
+            "bad-regex",
+            2,
+            vec![rule(
+                Some("c.example.com"),
+                vec![
+                    path("/(?=x)", "Prefix", backend("s0", 80)),
+                    path("/ok/(.*)", "Prefix", backend("s0", 80)),
+                ],
+            )],
+        ),
+        &[(&n("rewrite-target"), "/$1")],
+    );
+    let lenient = annotated(
+        ingress(
+            "shop",
+            "lenient",
+            3,
+            vec![rule(
+                Some("d.example.com"),
+                vec![path("/", "Prefix", backend("s0", 80))],
+            )],
+        ),
+        &[(&n("proxy-read-timeout"), "forever")],
+    );
+    let orphan_canary = annotated(
+        ingress(
+            "shop",
+            "orphan",
+            4,
+            vec![rule(
+                Some("e.example.com"),
+                vec![path("/", "Prefix", backend("s0", 80))],
+            )],
+        ),
+        &[(&n("canary"), "true"), (&n("canary-weight"), "50")],
+    );
+    let t = translate(
+        &objects(
+            vec![good, dropped, bad_regex, lenient, orphan_canary],
+            &["s0"],
+        ),
+        &GatewayOptions::default(),
+    );
+    let rc = http_routes(&t);
+    assert_eq!(
+        route_request(rc, "a.example.com", "/"),
+        cluster("shop/s0/80")
+    );
+    assert_eq!(route_request(rc, "b.example.com", "/"), Outcome::NoRoute);
+    assert_eq!(
+        route_request(rc, "d.example.com", "/"),
+        cluster("shop/s0/80")
+    );
+    assert_eq!(route_request(rc, "e.example.com", "/"), Outcome::NoRoute);
+    let errs: Vec<(String, String)> = errors(&t)
+        .iter()
+        .map(|d| (d.object.name.clone(), d.field.clone()))
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            (
+                "bad-regex".to_string(),
+                "spec.rules[0].http.paths[0]".to_string()
+            ),
+            (
+                "dropped".to_string(),
+                "metadata.annotations[\"nginx.ingress.kubernetes.io/whitelist-source-range\"]"
+                    .to_string()
+            ),
+            (
+                "orphan".to_string(),
+                "spec.rules[0].http.paths[0]".to_string()
+            ),
+        ]
+    );
+    let warn = t
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Warning)
+        .unwrap();
+    assert_eq!(warn.object.name, "lenient");
+    assert!(warn.message.contains("\"forever\""));
+    // The dropped Ingress is still listed as served (its status names it).
+    assert!(t
+        .served_ingresses
+        .contains(&("shop".into(), "dropped".into())));
+}

@@ -337,7 +337,8 @@ impl Drop for Envoy {
     }
 }
 
-/// A local HTTP backend answering `backend=<id> path=<path> host=<host>`.
+/// A local HTTP backend answering `backend=<id> path=<path> host=<host>`;
+/// `GET /sleep/<ms>` waits that long before answering (timeouts).
 pub struct Backend {
     pub id: String,
     pub addr: SocketAddr,
@@ -375,7 +376,16 @@ impl Backend {
                                     .unwrap_or("/"),
                                 host
                             );
+                            let delay = req
+                                .uri()
+                                .path()
+                                .strip_prefix("/sleep/")
+                                .and_then(|ms| ms.parse::<u64>().ok())
+                                .map(Duration::from_millis);
                             async move {
+                                if let Some(d) = delay {
+                                    tokio::time::sleep(d).await;
+                                }
                                 Ok::<_, std::convert::Infallible>(Response::new(Full::new(
                                     Bytes::from(body),
                                 )))

@@ -1,0 +1,869 @@
+//! Per-Ingress settings parsed from annotations: ours (`tenantgateway.io/…`),
+//! ingress-nginx's (`nginx.ingress.kubernetes.io/…`) and a few of Contour's
+//! (`projectcontour.io/…`). Ours win when both name the same feature.
+//!
+//! Every value is validated here, before it can reach Envoy: a bad value
+//! affects only its Ingress and is reported. Each annotation is either
+//! *lenient* (the Ingress serves with the default, `Warning`) or *strict*
+//! (the Ingress's rules are not served, `Error`) — strict where serving with
+//! the default would silently weaken what the tenant asked for (access
+//! control, authentication, rewrites, canaries). See `docs/annotations.md`.
+
+use crate::diagnostics::{Diagnostics, ObjectRef, Severity};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+pub(crate) const OURS: &str = "tenantgateway.io/";
+pub(crate) const NGINX: &str = "nginx.ingress.kubernetes.io/";
+pub(crate) const CONTOUR: &str = "projectcontour.io/";
+
+/// Minimum TLS version of an HTTPS filter chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Hsts {
+    pub max_age: u64,
+    pub include_subdomains: bool,
+}
+
+/// How requests are spread over a backend's endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Affinity {
+    #[default]
+    None,
+    /// Envoy generates the cookie (ring hash on its value).
+    Cookie(CookieAffinity),
+    /// Hash of the client address (after trusted X-Forwarded-For hops).
+    SourceIp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CookieAffinity {
+    pub name: String,
+    pub path: Option<String>,
+    /// None: a session cookie (no expiry).
+    pub max_age: Option<Duration>,
+    pub same_site: Option<String>,
+}
+
+/// ingress-nginx canary semantics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Canary {
+    pub weight: u32,
+    pub weight_total: u32,
+    pub by_header: Option<String>,
+    pub by_header_value: Option<String>,
+    pub by_cookie: Option<String>,
+}
+
+/// Retries: Envoy `retry_on` conditions and the number of retries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Retry {
+    /// Envoy retry_on names, sorted and deduplicated; empty = no retries.
+    pub on: Vec<&'static str>,
+    /// Extra status codes for `retriable-status-codes`, sorted.
+    pub status_codes: Vec<u32>,
+    pub retries: u32,
+}
+
+impl Default for Retry {
+    /// Only failures before the request reached a backend: always safe to retry.
+    fn default() -> Self {
+        Self {
+            on: vec!["connect-failure", "refused-stream", "reset-before-request"],
+            status_codes: vec![],
+            retries: 2,
+        }
+    }
+}
+
+/// An IPv4 or IPv6 CIDR range, normalised (host bits cleared).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub len: u32,
+}
+
+/// Settings that shape the upstream cluster (a distinct cluster when not default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ClusterSettings {
+    pub connect_timeout: Option<Duration>,
+    /// Ring hash instead of round robin.
+    pub hashed: bool,
+}
+
+impl ClusterSettings {
+    pub(crate) fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Everything the annotations of one Ingress ask for, typed and validated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct IngressSettings {
+    pub ssl_redirect: bool,
+    pub force_ssl_redirect: bool,
+    pub hsts: Option<Hsts>,
+    pub tls_min_version: TlsVersion,
+    pub use_regex: bool,
+    /// nginx `rewrite-target`, with `$n` already turned into Envoy's `\n`.
+    pub rewrite_target: Option<String>,
+    pub app_root: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub connect_timeout: Option<Duration>,
+    /// Stream idle timeout of the route (nginx read/send timeouts).
+    pub idle_timeout: Duration,
+    pub websocket_idle_timeout: Option<Duration>,
+    pub retry: Retry,
+    pub affinity: Affinity,
+    pub canary: Option<Canary>,
+    pub allow_ranges: Vec<Cidr>,
+    pub deny_ranges: Vec<Cidr>,
+}
+
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        Self {
+            ssl_redirect: false,
+            force_ssl_redirect: false,
+            hsts: None,
+            tls_min_version: TlsVersion::default(),
+            use_regex: false,
+            rewrite_target: None,
+            app_root: None,
+            prefix_rewrite: None,
+            connect_timeout: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            websocket_idle_timeout: None,
+            retry: Retry::default(),
+            affinity: Affinity::None,
+            canary: None,
+            allow_ranges: vec![],
+            deny_ranges: vec![],
+        }
+    }
+}
+
+impl IngressSettings {
+    pub(crate) fn cluster(&self) -> ClusterSettings {
+        ClusterSettings {
+            connect_timeout: self.connect_timeout,
+            hashed: !matches!(self.affinity, Affinity::None),
+        }
+    }
+}
+
+/// Settings plus whether the Ingress's rules must not be served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    pub settings: IngressSettings,
+    pub drop_rules: bool,
+}
+
+/// Raw config injection: refused, whatever the content.
+const SNIPPETS: &[&str] = &[
+    "configuration-snippet",
+    "server-snippet",
+    "auth-snippet",
+    "stream-snippet",
+    "modsecurity-snippet",
+    "location-snippet",
+];
+
+/// ingress-nginx features we do not implement whose absence would weaken
+/// security if the Ingress were served anyway: its rules are dropped.
+const FAIL_CLOSED: &[&str] = &[
+    "auth-type",
+    "auth-url",
+    "auth-secret",
+    "auth-tls-secret",
+    "auth-tls-verify-client",
+    "satisfy",
+];
+
+/// (our key, ingress-nginx key, Contour key) suffixes for each feature we read.
+struct Spec {
+    ours: &'static str,
+    nginx: Option<&'static str>,
+    contour: Option<&'static str>,
+}
+
+const fn spec(ours: &'static str, nginx: Option<&'static str>) -> Spec {
+    Spec {
+        ours,
+        nginx,
+        contour: None,
+    }
+}
+
+const SSL_REDIRECT: Spec = spec("ssl-redirect", Some("ssl-redirect"));
+const FORCE_SSL_REDIRECT: Spec = spec("force-ssl-redirect", Some("force-ssl-redirect"));
+const HSTS_MAX_AGE: Spec = spec("hsts-max-age", None);
+const HSTS_SUBDOMAINS: Spec = spec("hsts-include-subdomains", None);
+const TLS_MIN_VERSION: Spec = Spec {
+    ours: "tls-min-version",
+    nginx: None,
+    contour: Some("tls-minimum-protocol-version"),
+};
+const USE_REGEX: Spec = spec("use-regex", Some("use-regex"));
+const REWRITE_TARGET: Spec = spec("rewrite-target", Some("rewrite-target"));
+const APP_ROOT: Spec = spec("app-root", Some("app-root"));
+const PREFIX_REWRITE: Spec = spec("prefix-rewrite", None);
+const CONNECT_TIMEOUT: Spec = spec("connect-timeout", Some("proxy-connect-timeout"));
+const READ_TIMEOUT: Spec = spec("read-timeout", Some("proxy-read-timeout"));
+const SEND_TIMEOUT: Spec = spec("send-timeout", Some("proxy-send-timeout"));
+const IDLE_TIMEOUT: Spec = spec("idle-timeout", None);
+const WS_IDLE_TIMEOUT: Spec = spec("websocket-idle-timeout", None);
+const RETRY_ON: Spec = spec("retry-on", Some("proxy-next-upstream"));
+const RETRY_TRIES: Spec = spec("retry-tries", Some("proxy-next-upstream-tries"));
+const AFFINITY: Spec = spec("affinity", Some("affinity"));
+const UPSTREAM_HASH_BY: Spec = spec("upstream-hash-by", Some("upstream-hash-by"));
+const COOKIE_NAME: Spec = spec("session-cookie-name", Some("session-cookie-name"));
+const COOKIE_PATH: Spec = spec("session-cookie-path", Some("session-cookie-path"));
+const COOKIE_MAX_AGE: Spec = spec("session-cookie-max-age", Some("session-cookie-max-age"));
+const COOKIE_SAMESITE: Spec = spec("session-cookie-samesite", Some("session-cookie-samesite"));
+const CANARY: Spec = spec("canary", Some("canary"));
+const CANARY_WEIGHT: Spec = spec("canary-weight", Some("canary-weight"));
+const CANARY_WEIGHT_TOTAL: Spec = spec("canary-weight-total", Some("canary-weight-total"));
+const CANARY_BY_HEADER: Spec = spec("canary-by-header", Some("canary-by-header"));
+const CANARY_BY_HEADER_VALUE: Spec = spec("canary-by-header-value", Some("canary-by-header-value"));
+const CANARY_BY_COOKIE: Spec = spec("canary-by-cookie", Some("canary-by-cookie"));
+const ALLOW_RANGE: Spec = spec("allowlist-source-range", Some("allowlist-source-range"));
+const ALLOW_RANGE_OLD: Spec = spec("whitelist-source-range", Some("whitelist-source-range"));
+const DENY_RANGE: Spec = spec("denylist-source-range", Some("denylist-source-range"));
+
+const ALL: &[&Spec] = &[
+    &SSL_REDIRECT,
+    &FORCE_SSL_REDIRECT,
+    &HSTS_MAX_AGE,
+    &HSTS_SUBDOMAINS,
+    &TLS_MIN_VERSION,
+    &USE_REGEX,
+    &REWRITE_TARGET,
+    &APP_ROOT,
+    &PREFIX_REWRITE,
+    &CONNECT_TIMEOUT,
+    &READ_TIMEOUT,
+    &SEND_TIMEOUT,
+    &IDLE_TIMEOUT,
+    &WS_IDLE_TIMEOUT,
+    &RETRY_ON,
+    &RETRY_TRIES,
+    &AFFINITY,
+    &UPSTREAM_HASH_BY,
+    &COOKIE_NAME,
+    &COOKIE_PATH,
+    &COOKIE_MAX_AGE,
+    &COOKIE_SAMESITE,
+    &CANARY,
+    &CANARY_WEIGHT,
+    &CANARY_WEIGHT_TOTAL,
+    &CANARY_BY_HEADER,
+    &CANARY_BY_HEADER_VALUE,
+    &CANARY_BY_COOKIE,
+    &ALLOW_RANGE,
+    &ALLOW_RANGE_OLD,
+    &DENY_RANGE,
+];
+
+/// Our annotations that are not features of one Ingress but are still ours
+/// (so not reported as unknown).
+const OURS_OTHER: &[&str] = &[];
+
+/// The diagnostic field naming an annotation.
+pub(crate) fn field(key: &str) -> String {
+    format!("metadata.annotations[{key:?}]")
+}
+
+struct Reader<'a> {
+    annotations: &'a BTreeMap<String, String>,
+    obj: &'a ObjectRef,
+    diags: &'a mut Diagnostics,
+    drop_rules: bool,
+}
+
+/// How an invalid value is handled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnError {
+    /// Serve the Ingress with the default (Warning).
+    Default,
+    /// Do not serve the Ingress's rules (Error).
+    Drop,
+}
+
+impl<'a> Reader<'a> {
+    /// The value of a feature: ours, then Contour's, then ingress-nginx's.
+    fn get(&self, s: &Spec) -> Option<(String, &'a str)> {
+        let annotations = self.annotations;
+        let candidates = [
+            Some(format!("{OURS}{}", s.ours)),
+            s.contour.map(|c| format!("{CONTOUR}{c}")),
+            s.nginx.map(|n| format!("{NGINX}{n}")),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find_map(|k| annotations.get(&k).map(|v| (k, v.as_str())))
+    }
+
+    /// Parse a feature's value; on error report it and apply `on_error`.
+    fn parse<T>(
+        &mut self,
+        s: &Spec,
+        on_error: OnError,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let (key, value) = self.get(s)?;
+        match f(value.trim()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.invalid(&key, value, &e, on_error);
+                None
+            }
+        }
+    }
+
+    fn invalid(&mut self, key: &str, value: &str, why: &str, on_error: OnError) {
+        let (sev, then) = match on_error {
+            OnError::Default => (Severity::Warning, "the Ingress is served with the default"),
+            OnError::Drop => {
+                self.drop_rules = true;
+                (Severity::Error, "the Ingress's rules are not served")
+            }
+        };
+        self.diags.push(
+            sev,
+            self.obj,
+            field(key),
+            format!("invalid value {value:?}: {why}; {then}"),
+        );
+    }
+}
+
+/// Parse an Ingress's annotations. Never fails: problems become diagnostics.
+pub(crate) fn parse(
+    annotations: Option<&BTreeMap<String, String>>,
+    obj: &ObjectRef,
+    diags: &mut Diagnostics,
+) -> Parsed {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    let mut r = Reader {
+        annotations: annotations.unwrap_or(&EMPTY),
+        obj,
+        diags,
+        drop_rules: false,
+    };
+    report_unknown(&mut r);
+    let mut s = IngressSettings::default();
+    use OnError::{Default as Lenient, Drop as Strict};
+
+    // TLS. A bad redirect flag fails closed: the tenant asked for HTTPS only.
+    s.ssl_redirect = r.parse(&SSL_REDIRECT, Strict, parse_bool).unwrap_or(false);
+    s.force_ssl_redirect = r
+        .parse(&FORCE_SSL_REDIRECT, Strict, parse_bool)
+        .unwrap_or(false);
+    if let Some(max_age) = r.parse(&HSTS_MAX_AGE, Lenient, |v| {
+        parse_u64(v, 0, 2 * 365 * 24 * 3600)
+    }) {
+        let include_subdomains = r
+            .parse(&HSTS_SUBDOMAINS, Lenient, parse_bool)
+            .unwrap_or(false);
+        s.hsts = Some(Hsts {
+            max_age,
+            include_subdomains,
+        });
+    }
+    s.tls_min_version = r
+        .parse(&TLS_MIN_VERSION, Strict, parse_tls_version)
+        .unwrap_or_default();
+
+    // Rewrites.
+    s.use_regex = r.parse(&USE_REGEX, Strict, parse_bool).unwrap_or(false);
+    s.rewrite_target = r.parse(&REWRITE_TARGET, Strict, parse_rewrite_target);
+    if s.rewrite_target.is_some() {
+        // As in ingress-nginx: a rewrite target makes the paths regexes.
+        s.use_regex = true;
+    }
+    s.app_root = r.parse(&APP_ROOT, Strict, |v| parse_abs_path(v, false));
+    s.prefix_rewrite = r.parse(&PREFIX_REWRITE, Strict, |v| parse_abs_path(v, true));
+    if s.prefix_rewrite.is_some() && s.use_regex {
+        if let Some((key, value)) = r.get(&PREFIX_REWRITE) {
+            r.invalid(
+                &key,
+                value,
+                "cannot be combined with use-regex or rewrite-target",
+                Strict,
+            );
+        }
+    }
+
+    // Timeouts and retries.
+    s.connect_timeout = r.parse(&CONNECT_TIMEOUT, Lenient, |v| {
+        parse_duration(v, Duration::from_millis(1), Duration::from_secs(3600))
+    });
+    let long = |v: &str| parse_duration(v, Duration::from_millis(1), Duration::from_secs(86_400));
+    let read = r.parse(&READ_TIMEOUT, Lenient, long);
+    let send = r.parse(&SEND_TIMEOUT, Lenient, long);
+    let idle = r.parse(&IDLE_TIMEOUT, Lenient, long);
+    // Envoy has one stream idle timer for both directions: the longest wins.
+    if let Some(t) = idle.or_else(|| read.max(send)) {
+        s.idle_timeout = t;
+    }
+    s.websocket_idle_timeout = r.parse(&WS_IDLE_TIMEOUT, Lenient, long);
+    if let Some(mut retry) = r.parse(&RETRY_ON, Lenient, parse_retry_on) {
+        retry.retries = s.retry.retries;
+        s.retry = retry;
+    }
+    if let Some(tries) = r.parse(&RETRY_TRIES, Lenient, |v| parse_u64(v, 0, 10)) {
+        // nginx counts tries including the first; 0 means "no limit" there,
+        // which we bound to the default.
+        if tries > 0 {
+            s.retry.retries = u32::try_from(tries - 1).unwrap_or(0);
+        }
+    }
+    if s.retry.retries == 0 {
+        s.retry.on.clear();
+        s.retry.status_codes.clear();
+    }
+
+    // Session affinity.
+    s.affinity = parse_affinity(&mut r);
+
+    // Canary.
+    if r.parse(&CANARY, Strict, parse_bool).unwrap_or(false) {
+        s.canary = parse_canary(&mut r);
+    }
+
+    // Access control: a bad range fails closed.
+    for spec in [&ALLOW_RANGE, &ALLOW_RANGE_OLD] {
+        if let Some(ranges) = r.parse(spec, Strict, parse_cidrs) {
+            if s.allow_ranges.is_empty() {
+                s.allow_ranges = ranges;
+            }
+        }
+    }
+    s.deny_ranges = r
+        .parse(&DENY_RANGE, Strict, parse_cidrs)
+        .unwrap_or_default();
+
+    Parsed {
+        settings: s,
+        drop_rules: r.drop_rules,
+    }
+}
+
+fn known_suffix(prefix: &str, suffix: &str) -> bool {
+    ALL.iter().any(|s| match prefix {
+        OURS => s.ours == suffix,
+        NGINX => s.nginx == Some(suffix),
+        _ => s.contour == Some(suffix),
+    }) || (prefix == OURS && OURS_OTHER.contains(&suffix))
+}
+
+/// Snippets and fail-closed features get one diagnostic each; the other
+/// unknown annotations of our prefixes one warning per Ingress.
+fn report_unknown(r: &mut Reader<'_>) {
+    let mut unknown = Vec::new();
+    for key in r.annotations.keys() {
+        let Some((prefix, suffix)) = [OURS, NGINX, CONTOUR]
+            .into_iter()
+            .find_map(|p| key.strip_prefix(p).map(|s| (p, s)))
+        else {
+            continue;
+        };
+        if known_suffix(prefix, suffix) {
+            continue;
+        }
+        if prefix == NGINX && SNIPPETS.contains(&suffix) {
+            r.diags.push(
+                Severity::Warning,
+                r.obj,
+                field(key),
+                "refused: raw proxy configuration injection is never allowed (tenants share \
+                 nothing with each other, but the gateway's config is not theirs to write); \
+                 the snippet is ignored — use the typed annotations in docs/annotations.md",
+            );
+        } else if prefix == NGINX && FAIL_CLOSED.contains(&suffix) {
+            r.drop_rules = true;
+            r.diags.push(
+                Severity::Error,
+                r.obj,
+                field(key),
+                "not supported, and serving without it would weaken access control; \
+                 the Ingress's rules are not served",
+            );
+        } else if prefix != CONTOUR {
+            unknown.push(key.as_str());
+        }
+    }
+    if !unknown.is_empty() {
+        let mut msg = String::from("not supported, ignored: ");
+        for (i, k) in unknown.iter().enumerate() {
+            let _ = write!(msg, "{}{k}", if i > 0 { ", " } else { "" });
+        }
+        r.diags
+            .push(Severity::Warning, r.obj, "metadata.annotations", msg);
+    }
+}
+
+fn parse_affinity(r: &mut Reader<'_>) -> Affinity {
+    use OnError::Default as Lenient;
+    let hash_by = r.parse(&UPSTREAM_HASH_BY, Lenient, |v| match v {
+        "$remote_addr" | "$binary_remote_addr" => Ok(Affinity::SourceIp),
+        other => Err(format!(
+            "only $remote_addr (client address) is supported, not {other:?}"
+        )),
+    });
+    let kind = r.parse(&AFFINITY, Lenient, |v| match v {
+        "cookie" => Ok(Some(true)),
+        "source-ip" => Ok(Some(false)),
+        "" | "none" => Ok(None),
+        _ => Err("expected \"cookie\" or \"source-ip\"".into()),
+    });
+    match kind.flatten() {
+        Some(true) => {
+            let name = r
+                .parse(&COOKIE_NAME, Lenient, parse_cookie_name)
+                .unwrap_or_else(|| "INGRESSCOOKIE".into());
+            let path = r.parse(&COOKIE_PATH, Lenient, |v| parse_abs_path(v, false));
+            let max_age = r.parse(&COOKIE_MAX_AGE, Lenient, |v| {
+                parse_u64(v, 1, 10 * 365 * 24 * 3600).map(Duration::from_secs)
+            });
+            let same_site = r.parse(&COOKIE_SAMESITE, Lenient, |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "strict" => Ok("Strict".to_string()),
+                    "lax" => Ok("Lax".to_string()),
+                    "none" => Ok("None".to_string()),
+                    _ => Err("expected Strict, Lax or None".into()),
+                }
+            });
+            Affinity::Cookie(CookieAffinity {
+                name,
+                path,
+                max_age,
+                same_site,
+            })
+        }
+        Some(false) => Affinity::SourceIp,
+        None => hash_by.unwrap_or_default(),
+    }
+}
+
+fn parse_canary(r: &mut Reader<'_>) -> Option<Canary> {
+    use OnError::Drop as Strict;
+    let weight_total = r
+        .parse(&CANARY_WEIGHT_TOTAL, Strict, |v| parse_u64(v, 1, 1_000_000))
+        .unwrap_or(100);
+    let weight = r
+        .parse(&CANARY_WEIGHT, Strict, |v| parse_u64(v, 0, 1_000_000))
+        .unwrap_or(0);
+    if weight > weight_total {
+        if let Some((key, value)) = r.get(&CANARY_WEIGHT) {
+            r.invalid(
+                &key,
+                value,
+                &format!("greater than canary-weight-total ({weight_total})"),
+                Strict,
+            );
+        }
+        return None;
+    }
+    let by_header = r.parse(&CANARY_BY_HEADER, Strict, parse_header_name);
+    let by_header_value = r.parse(&CANARY_BY_HEADER_VALUE, Strict, parse_header_value);
+    let by_cookie = r.parse(&CANARY_BY_COOKIE, Strict, parse_cookie_name);
+    Some(Canary {
+        weight: u32::try_from(weight).ok()?,
+        weight_total: u32::try_from(weight_total).ok()?,
+        by_header,
+        by_header_value,
+        by_cookie,
+    })
+}
+
+// ---------- value parsers (pure, table-tested) ----------
+
+/// Go's strconv.ParseBool, which ingress-nginx uses.
+pub(crate) fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err("expected \"true\" or \"false\"".into()),
+    }
+}
+
+pub(crate) fn parse_u64(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = v
+        .parse()
+        .map_err(|_| "expected a non-negative integer".to_string())?;
+    if n < min || n > max {
+        return Err(format!("must be between {min} and {max}"));
+    }
+    Ok(n)
+}
+
+/// Seconds as a bare integer (ingress-nginx), or with a unit: `500ms`, `5s`, `2m`, `1h`.
+pub(crate) fn parse_duration(v: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let err = || {
+        "expected seconds (\"30\") or a duration (\"500ms\", \"30s\", \"5m\", \"1h\")".to_string()
+    };
+    if num.is_empty() || num.len() > 9 {
+        return Err(err());
+    }
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(err()),
+    };
+    if d < min || d > max {
+        return Err(format!("must be between {min:?} and {max:?}"));
+    }
+    Ok(d)
+}
+
+pub(crate) fn parse_tls_version(v: &str) -> Result<TlsVersion, String> {
+    match v.trim_start_matches("TLSv").trim_start_matches("TLS") {
+        "1.2" => Ok(TlsVersion::V1_2),
+        "1.3" => Ok(TlsVersion::V1_3),
+        _ => Err("expected \"1.2\" or \"1.3\"".into()),
+    }
+}
+
+/// An absolute URL path without query, fragment, whitespace or control characters.
+/// `trim` drops a trailing slash (except for `/`).
+pub(crate) fn parse_abs_path(v: &str, trim: bool) -> Result<String, String> {
+    if !v.starts_with('/') {
+        return Err("must be an absolute path starting with \"/\"".into());
+    }
+    if v.len() > 1024 {
+        return Err("longer than 1024 characters".into());
+    }
+    if v.chars().any(|c| {
+        c.is_control() || c.is_whitespace() || matches!(c, '?' | '#' | '\\' | '"' | '%' | '$')
+    }) {
+        return Err(
+            "must not contain whitespace, control characters or any of ? # \\ \" % $".into(),
+        );
+    }
+    let t = if trim { v.trim_end_matches('/') } else { v };
+    Ok(if t.is_empty() { "/".into() } else { t.into() })
+}
+
+/// A rewrite target: an absolute path where `$1`..`$9` name capture groups.
+/// Returned in Envoy's substitution syntax (`\1`). Checking that the groups
+/// exist in the path regex happens when the path is known.
+pub(crate) fn parse_rewrite_target(v: &str) -> Result<String, String> {
+    if !v.starts_with('/') {
+        return Err("must be an absolute path starting with \"/\"".into());
+    }
+    if v.len() > 1024 {
+        return Err("longer than 1024 characters".into());
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_control() || c.is_whitespace() || matches!(c, '?' | '#' | '\\' | '"') {
+            return Err(
+                "must not contain whitespace, control characters or any of ? # \\ \"".into(),
+            );
+        }
+        if c == '$' {
+            match chars.next() {
+                Some(d @ '1'..='9') => {
+                    out.push('\\');
+                    out.push(d);
+                }
+                _ => return Err("\"$\" must be followed by a capture group number 1-9".into()),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The highest `\n` capture group used in an Envoy substitution.
+pub(crate) fn max_group(substitution: &str) -> usize {
+    let b = substitution.as_bytes();
+    b.windows(2)
+        .filter(|w| w[0] == b'\\' && w[1].is_ascii_digit())
+        .map(|w| usize::from(w[1] - b'0'))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The longest regex we hand to Envoy; RE2 also refuses programs above a
+/// size (Envoy's default limit is 100 instructions per the runtime guard,
+/// as a warning), so patterns are kept short and repetitions bounded.
+pub(crate) const MAX_REGEX_LEN: usize = 256;
+
+/// Validate a path regex for Envoy's RE2: the `regex` crate has RE2's syntax
+/// (no look-around, no backreferences), and counted repetitions are bounded.
+/// Returns the number of capture groups.
+pub(crate) fn check_regex(re: &str) -> Result<usize, String> {
+    if re.len() > MAX_REGEX_LEN {
+        return Err(format!("longer than {MAX_REGEX_LEN} characters"));
+    }
+    if re.chars().any(|c| c.is_control()) {
+        return Err("contains control characters".into());
+    }
+    let compiled = regex::RegexBuilder::new(re)
+        .size_limit(1 << 16)
+        .build()
+        .map_err(|e| format!("not a valid RE2 regular expression: {e}"))?;
+    // `a{1000}` is short text but a huge program.
+    let counted = regex::Regex::new(r"\{(\d+)(,(\d*))?\}").map_err(|e| e.to_string())?;
+    for c in counted.captures_iter(re) {
+        let n = |i| {
+            c.get(i)
+                .and_then(|m| m.as_str().parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        if n(1) > 32 || n(3) > 32 {
+            return Err("counted repetitions above 32 are not allowed".into());
+        }
+    }
+    Ok(compiled.captures_len() - 1)
+}
+
+/// An HTTP header name (RFC 9110 token), lowercase, not a pseudo-header.
+pub(crate) fn parse_header_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 256
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok {
+        return Err("not a valid HTTP header name".into());
+    }
+    Ok(v.to_ascii_lowercase())
+}
+
+/// A header value: visible ASCII and spaces, no CR/LF.
+pub(crate) fn parse_header_value(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 1024 || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err("must be 1-1024 printable ASCII characters".into());
+    }
+    Ok(v.to_string())
+}
+
+/// A cookie name (RFC 6265 token).
+pub(crate) fn parse_cookie_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok {
+        return Err("not a valid cookie name".into());
+    }
+    Ok(v.to_string())
+}
+
+/// The Envoy retry_on conditions a tenant may name directly.
+const ENVOY_RETRY_ON: &[&str] = &[
+    "5xx",
+    "connect-failure",
+    "gateway-error",
+    "refused-stream",
+    "reset",
+    "reset-before-request",
+    "retriable-4xx",
+];
+
+/// `proxy-next-upstream` (nginx words) or Envoy retry_on names, space or comma separated.
+pub(crate) fn parse_retry_on(v: &str) -> Result<Retry, String> {
+    let mut on = Vec::new();
+    let mut codes = Vec::new();
+    for w in v.split([' ', ',']).filter(|w| !w.is_empty()) {
+        match w {
+            "off" => {
+                return Ok(Retry {
+                    on: vec![],
+                    status_codes: vec![],
+                    retries: 0,
+                })
+            }
+            "error" => on.extend(["connect-failure", "refused-stream", "reset"]),
+            "timeout" => on.extend(["reset"]),
+            "invalid_header" => on.push("reset"),
+            "non_idempotent" => {}
+            _ if ENVOY_RETRY_ON.contains(&w) => {
+                on.extend(ENVOY_RETRY_ON.iter().copied().filter(|c| *c == w));
+            }
+            _ => {
+                let code = w
+                    .strip_prefix("http_")
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .filter(|c| [403, 404, 429, 500, 502, 503, 504].contains(c))
+                    .ok_or_else(|| format!("unknown condition {w:?}"))?;
+                on.push("retriable-status-codes");
+                codes.push(code);
+            }
+        }
+    }
+    on.sort_unstable();
+    on.dedup();
+    codes.sort_unstable();
+    codes.dedup();
+    Ok(Retry {
+        on,
+        status_codes: codes,
+        retries: Retry::default().retries,
+    })
+}
+
+/// Comma-separated CIDRs (a bare address is a /32 or /128). At least one.
+pub(crate) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
+    let mut out = Vec::new();
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (ip, len) = match part.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (part, None),
+        };
+        let addr: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{part:?} is not an IP address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("{part:?} has an invalid prefix length"))?,
+        };
+        // Clear host bits so equal ranges compare equal.
+        let addr = match addr {
+            std::net::IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                std::net::IpAddr::V4((u32::from(a) & mask).into())
+            }
+            std::net::IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                std::net::IpAddr::V6((u128::from(a) & mask).into())
+            }
+        };
+        out.push(Cidr { addr, len });
+    }
+    if out.is_empty() {
+        return Err("no CIDR ranges".into());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "annotations_tests.rs"]
+mod tests;

@@ -1,0 +1,563 @@
+//! Table-driven tests of every annotation value parser, and of how one
+//! Ingress's annotations become settings and diagnostics.
+
+use super::*;
+use crate::diagnostics::Diagnostic;
+
+fn d(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+#[test]
+fn booleans_parse_like_go_strconv() {
+    for (v, want) in [
+        ("true", Some(true)),
+        ("True", Some(true)),
+        ("TRUE", Some(true)),
+        ("1", Some(true)),
+        ("t", Some(true)),
+        ("false", Some(false)),
+        ("0", Some(false)),
+        ("F", Some(false)),
+        ("yes", None),
+        ("", None),
+        ("tru", None),
+    ] {
+        assert_eq!(parse_bool(v).ok(), want, "{v:?}");
+    }
+}
+
+#[test]
+fn durations_are_seconds_or_have_a_unit_and_stay_in_range() {
+    let (min, max) = (d(1), Duration::from_secs(3600));
+    for (v, want) in [
+        ("30", Some(d(30_000))),
+        ("30s", Some(d(30_000))),
+        ("500ms", Some(d(500))),
+        ("2m", Some(d(120_000))),
+        ("1h", Some(d(3_600_000))),
+        ("2h", None),
+        ("0", None),
+        ("-1", None),
+        ("1.5", None),
+        ("5 s", None),
+        ("s", None),
+        ("", None),
+        ("1d", None),
+        ("99999999999", None),
+    ] {
+        assert_eq!(parse_duration(v, min, max).ok(), want, "{v:?}");
+    }
+}
+
+#[test]
+fn integers_are_bounded() {
+    for (v, want) in [
+        ("0", Some(0)),
+        ("10", Some(10)),
+        ("11", None),
+        ("-1", None),
+        ("x", None),
+        ("", None),
+    ] {
+        assert_eq!(parse_u64(v, 0, 10).ok(), want, "{v:?}");
+    }
+}
+
+#[test]
+fn tls_versions() {
+    for (v, want) in [
+        ("1.2", Some(TlsVersion::V1_2)),
+        ("1.3", Some(TlsVersion::V1_3)),
+        ("TLSv1.3", Some(TlsVersion::V1_3)),
+        ("1.1", None),
+        ("1.0", None),
+        ("", None),
+    ] {
+        assert_eq!(parse_tls_version(v).ok(), want, "{v:?}");
+    }
+}
+
+#[test]
+fn absolute_paths_refuse_what_could_escape_a_header_or_substitution() {
+    for (v, trim, want) in [
+        ("/app", false, Some("/app")),
+        ("/app/", false, Some("/app/")),
+        ("/app/", true, Some("/app")),
+        ("/", true, Some("/")),
+        ("app", false, None),
+        ("/a b", false, None),
+        ("/a\r\nX-Evil: 1", false, None),
+        ("/a?x=1", false, None),
+        ("/a#f", false, None),
+        ("/a\\1", false, None),
+        ("/a$1", false, None),
+        ("/a%0d", false, None),
+        ("", false, None),
+    ] {
+        assert_eq!(
+            parse_abs_path(v, trim).ok().as_deref(),
+            want,
+            "{v:?} trim={trim}"
+        );
+    }
+}
+
+#[test]
+fn rewrite_targets_turn_nginx_groups_into_envoy_groups() {
+    for (v, want) in [
+        ("/", Some("/")),
+        ("/$1", Some("/\\1")),
+        ("/api/$2/x/$1", Some("/api/\\2/x/\\1")),
+        ("/$0", None),
+        ("/$", None),
+        ("/$x", None),
+        ("relative/$1", None),
+        ("/a b", None),
+        ("/a\\1", None),
+        ("/a\n", None),
+    ] {
+        assert_eq!(parse_rewrite_target(v).ok().as_deref(), want, "{v:?}");
+    }
+    assert_eq!(max_group("/\\2/x/\\1"), 2);
+    assert_eq!(max_group("/"), 0);
+}
+
+#[test]
+fn regexes_are_checked_against_re2_syntax_and_size() {
+    for (re, want) in [
+        ("/foo", Some(0)),
+        ("/foo(/|$)(.*)", Some(2)),
+        ("/api/v[0-9]+/(.*)", Some(1)),
+        ("/(?:a|b)", Some(0)),
+        ("/x{1,32}", Some(0)),
+        ("/(?=look)", None),  // look-ahead: not RE2
+        ("/(a)\\1", None),    // backreference: not RE2
+        ("/[unclosed", None), // syntax
+        ("/x{100}", None),    // program size
+        ("/x{1,1000}", None),
+        ("/a\u{7}", None),
+    ] {
+        assert_eq!(check_regex(re).ok(), want, "{re:?}");
+    }
+    assert!(check_regex(&format!("/{}", "a".repeat(MAX_REGEX_LEN))).is_err());
+}
+
+#[test]
+fn header_and_cookie_names_and_values_cannot_inject() {
+    for (v, want) in [
+        ("X-Canary", Some("x-canary")),
+        ("x_y", Some("x_y")),
+        (":authority", None),
+        ("X Canary", None),
+        ("X-A\r\nB", None),
+        ("", None),
+    ] {
+        assert_eq!(parse_header_name(v).ok().as_deref(), want, "{v:?}");
+    }
+    for (v, ok) in [
+        ("always", true),
+        ("v 1", true),
+        ("a\r\nb", false),
+        ("a\0", false),
+        ("", false),
+    ] {
+        assert_eq!(parse_header_value(v).is_ok(), ok, "{v:?}");
+    }
+    for (v, ok) in [
+        ("INGRESSCOOKIE", true),
+        ("route", true),
+        ("a=b", false),
+        ("a;b", false),
+        ("a b", false),
+        ("", false),
+    ] {
+        assert_eq!(parse_cookie_name(v).is_ok(), ok, "{v:?}");
+    }
+}
+
+#[test]
+fn retry_conditions_map_nginx_words_to_envoy() {
+    let on = |v: &str| parse_retry_on(v).map(|r| (r.on, r.status_codes, r.retries));
+    assert_eq!(
+        on("error timeout").unwrap(),
+        (
+            vec!["connect-failure", "refused-stream", "reset"],
+            vec![],
+            2
+        )
+    );
+    assert_eq!(
+        on("error http_502 http_503").unwrap(),
+        (
+            vec![
+                "connect-failure",
+                "refused-stream",
+                "reset",
+                "retriable-status-codes"
+            ],
+            vec![502, 503],
+            2
+        )
+    );
+    assert_eq!(
+        on("5xx,gateway-error").unwrap().0,
+        vec!["5xx", "gateway-error"]
+    );
+    assert_eq!(on("off").unwrap(), (vec![], vec![], 0));
+    assert!(on("http_418").is_err());
+    assert!(on("sometimes").is_err());
+}
+
+#[test]
+fn cidrs_are_normalised_and_validated() {
+    let c = |v: &str| {
+        parse_cidrs(v).map(|v| {
+            v.iter()
+                .map(|c| format!("{}/{}", c.addr, c.len))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(c("127.0.0.1").unwrap(), ["127.0.0.1/32"]);
+    assert_eq!(
+        c("10.1.2.3/8, 192.168.0.0/16").unwrap(),
+        ["10.0.0.0/8", "192.168.0.0/16"]
+    );
+    assert_eq!(
+        c("::1, 2001:db8::1/32").unwrap(),
+        ["::1/128", "2001:db8::/32"]
+    );
+    assert_eq!(c("0.0.0.0/0").unwrap(), ["0.0.0.0/0"]);
+    for bad in [
+        "",
+        "10.0.0.0/33",
+        "10.0.0/8",
+        "example.com",
+        "::1/129",
+        "1.2.3.4/x",
+    ] {
+        assert!(c(bad).is_err(), "{bad:?}");
+    }
+}
+
+// ---------- whole-Ingress parsing ----------
+
+fn parse_map(pairs: &[(&str, &str)]) -> (Parsed, Vec<Diagnostic>) {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut diags = Diagnostics::default();
+    let obj = ObjectRef::new("Ingress", "shop", "web");
+    let p = parse(Some(&map), &obj, &mut diags);
+    (p, diags.into_sorted())
+}
+
+fn ng(k: &str) -> String {
+    format!("{NGINX}{k}")
+}
+fn ours(k: &str) -> String {
+    format!("{OURS}{k}")
+}
+
+#[test]
+fn no_annotations_give_the_defaults_and_no_diagnostics() {
+    let (p, diags) = parse_map(&[]);
+    assert_eq!(p.settings, IngressSettings::default());
+    assert!(!p.drop_rules);
+    assert!(diags.is_empty());
+}
+
+#[test]
+fn every_annotation_parses_into_its_typed_setting() {
+    type Check = fn(&IngressSettings) -> bool;
+    let cases: &[(&[(&str, &str)], Check)] = &[
+        (&[("ssl-redirect", "true")], |s| s.ssl_redirect),
+        (&[("force-ssl-redirect", "true")], |s| s.force_ssl_redirect),
+        (&[("use-regex", "true")], |s| s.use_regex),
+        (&[("rewrite-target", "/$1")], |s| {
+            s.use_regex && s.rewrite_target.as_deref() == Some("/\\1")
+        }),
+        (&[("app-root", "/app")], |s| {
+            s.app_root.as_deref() == Some("/app")
+        }),
+        (&[("proxy-connect-timeout", "3")], |s| {
+            s.connect_timeout == Some(d(3000))
+        }),
+        (&[("proxy-read-timeout", "120")], |s| {
+            s.idle_timeout == d(120_000)
+        }),
+        (
+            &[("proxy-read-timeout", "10"), ("proxy-send-timeout", "20")],
+            |s| s.idle_timeout == d(20_000),
+        ),
+        (&[("proxy-next-upstream-tries", "1")], |s| {
+            s.retry.retries == 0 && s.retry.on.is_empty()
+        }),
+        (&[("proxy-next-upstream-tries", "4")], |s| {
+            s.retry.retries == 3
+        }),
+        (&[("proxy-next-upstream", "error http_503")], |s| {
+            s.retry.status_codes == [503]
+        }),
+        (
+            &[("affinity", "cookie")],
+            |s| matches!(&s.affinity, Affinity::Cookie(c) if c.name == "INGRESSCOOKIE" && c.max_age.is_none()),
+        ),
+        (
+            &[
+                ("affinity", "cookie"),
+                ("session-cookie-name", "route"),
+                ("session-cookie-path", "/app"),
+                ("session-cookie-max-age", "3600"),
+                ("session-cookie-samesite", "lax"),
+            ],
+            |s| {
+                s.affinity
+                    == Affinity::Cookie(CookieAffinity {
+                        name: "route".into(),
+                        path: Some("/app".into()),
+                        max_age: Some(d(3_600_000)),
+                        same_site: Some("Lax".into()),
+                    })
+            },
+        ),
+        (&[("upstream-hash-by", "$remote_addr")], |s| {
+            s.affinity == Affinity::SourceIp
+        }),
+        (
+            &[
+                ("canary", "true"),
+                ("canary-weight", "10"),
+                ("canary-by-header", "X-Canary"),
+                ("canary-by-cookie", "canary"),
+            ],
+            |s| {
+                s.canary
+                    == Some(Canary {
+                        weight: 10,
+                        weight_total: 100,
+                        by_header: Some("x-canary".into()),
+                        by_header_value: None,
+                        by_cookie: Some("canary".into()),
+                    })
+            },
+        ),
+        (&[("canary", "false"), ("canary-weight", "10")], |s| {
+            s.canary.is_none()
+        }),
+        (&[("whitelist-source-range", "10.0.0.0/8")], |s| {
+            s.allow_ranges.len() == 1
+        }),
+        (&[("denylist-source-range", "127.0.0.1")], |s| {
+            s.deny_ranges.len() == 1
+        }),
+    ];
+    for (pairs, check) in cases {
+        let nginx: Vec<(String, &str)> = pairs.iter().map(|(k, v)| (ng(k), *v)).collect();
+        let refs: Vec<(&str, &str)> = nginx.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let (p, diags) = parse_map(&refs);
+        assert!(diags.is_empty(), "{pairs:?}: {diags:?}");
+        assert!(!p.drop_rules, "{pairs:?}");
+        assert!(check(&p.settings), "{pairs:?}: {:?}", p.settings);
+    }
+    // Ours only.
+    let (p, diags) = parse_map(&[
+        (&ours("hsts-max-age"), "31536000"),
+        (&ours("hsts-include-subdomains"), "true"),
+        (&ours("tls-min-version"), "1.3"),
+        (&ours("prefix-rewrite"), "/v2/"),
+        (&ours("websocket-idle-timeout"), "1h"),
+        (&ours("affinity"), "source-ip"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let s = p.settings;
+    assert_eq!(
+        s.hsts,
+        Some(Hsts {
+            max_age: 31_536_000,
+            include_subdomains: true
+        })
+    );
+    assert_eq!(s.tls_min_version, TlsVersion::V1_3);
+    assert_eq!(s.prefix_rewrite.as_deref(), Some("/v2"));
+    assert_eq!(s.websocket_idle_timeout, Some(d(3_600_000)));
+    assert_eq!(s.affinity, Affinity::SourceIp);
+    // Contour's name for the TLS minimum.
+    let (p, _) = parse_map(&[("projectcontour.io/tls-minimum-protocol-version", "1.3")]);
+    assert_eq!(p.settings.tls_min_version, TlsVersion::V1_3);
+}
+
+#[test]
+fn ours_win_over_ingress_nginx() {
+    let (p, diags) = parse_map(&[
+        (&ng("proxy-read-timeout"), "10"),
+        (&ours("read-timeout"), "30"),
+        (&ng("ssl-redirect"), "true"),
+        (&ours("ssl-redirect"), "false"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.idle_timeout, d(30_000));
+    assert!(!p.settings.ssl_redirect);
+    // Our valid value wins; the shadowed nginx value is not even read.
+    let (p, diags) = parse_map(&[
+        (&ng("proxy-read-timeout"), "bogus"),
+        (&ours("read-timeout"), "30"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.idle_timeout, d(30_000));
+}
+
+#[test]
+fn invalid_values_warn_and_serve_defaults_or_drop_rules_as_documented() {
+    // (annotation, value, drops the rules?)
+    let cases = [
+        ("proxy-read-timeout", "soon", false),
+        ("proxy-connect-timeout", "0", false),
+        ("proxy-next-upstream", "sometimes", false),
+        ("proxy-next-upstream-tries", "100", false),
+        ("affinity", "magic", false),
+        ("session-cookie-samesite", "sometimes", false),
+        ("upstream-hash-by", "$request_uri", false),
+        ("ssl-redirect", "yes", true),
+        ("force-ssl-redirect", "maybe", true),
+        ("use-regex", "on", true),
+        ("rewrite-target", "/$x", true),
+        ("app-root", "app", true),
+        ("canary", "yes", true),
+        ("whitelist-source-range", "10.0.0.0/33", true),
+        ("allowlist-source-range", "nope", true),
+        ("denylist-source-range", "", true),
+    ];
+    for (k, v, drops) in cases {
+        let key = ng(k);
+        let mut pairs = vec![(key.as_str(), v)];
+        if k.starts_with("session-cookie") {
+            pairs.push(("nginx.ingress.kubernetes.io/affinity", "cookie"));
+        }
+        let (p, diags) = parse_map(&pairs);
+        assert_eq!(p.drop_rules, drops, "{k}={v:?}");
+        assert_eq!(diags.len(), 1, "{k}={v:?}: {diags:?}");
+        let diag = &diags[0];
+        assert_eq!(
+            diag.severity,
+            if drops {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            "{k}"
+        );
+        assert_eq!(diag.field, format!("metadata.annotations[{key:?}]"));
+        assert_eq!(diag.object, ObjectRef::new("Ingress", "shop", "web"));
+        assert!(diag.message.contains(&format!("{v:?}")), "{}", diag.message);
+        if !drops {
+            assert_eq!(
+                p.settings.idle_timeout, DEFAULT_IDLE_TIMEOUT,
+                "defaults are kept"
+            );
+        }
+    }
+    // Ours too.
+    let (p, diags) = parse_map(&[(&ours("tls-min-version"), "1.1")]);
+    assert!(p.drop_rules);
+    assert_eq!(
+        diags[0].field,
+        "metadata.annotations[\"tenantgateway.io/tls-min-version\"]"
+    );
+    let (p, diags) = parse_map(&[(&ours("hsts-max-age"), "forever")]);
+    assert!(!p.drop_rules && p.settings.hsts.is_none());
+    assert_eq!(diags[0].severity, Severity::Warning);
+    // Canary weight above the total.
+    let (p, diags) = parse_map(&[
+        (&ng("canary"), "true"),
+        (&ng("canary-weight"), "50"),
+        (&ng("canary-weight-total"), "10"),
+    ]);
+    assert!(p.drop_rules && p.settings.canary.is_none(), "{diags:?}");
+    // Prefix rewrite with regex paths.
+    let (p, _) = parse_map(&[(&ours("prefix-rewrite"), "/v2"), (&ng("use-regex"), "true")]);
+    assert!(p.drop_rules);
+}
+
+#[test]
+fn unknown_annotations_are_reported_once_per_ingress() {
+    let (p, diags) = parse_map(&[
+        (&ng("enable-cors"), "true"),
+        (&ng("proxy-buffering"), "on"),
+        (&ours("no-such-thing"), "1"),
+        ("example.com/other", "x"),
+        ("kubernetes.io/ingress.class", "tenant"),
+    ]);
+    assert!(!p.drop_rules);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].severity, Severity::Warning);
+    assert_eq!(diags[0].field, "metadata.annotations");
+    for k in [
+        "enable-cors",
+        "proxy-buffering",
+        "tenantgateway.io/no-such-thing",
+    ] {
+        assert!(diags[0].message.contains(k), "{}", diags[0].message);
+    }
+    assert!(!diags[0].message.contains("example.com/other"));
+}
+
+#[test]
+fn snippets_are_refused_as_config_injection() {
+    for k in [
+        "configuration-snippet",
+        "server-snippet",
+        "auth-snippet",
+        "stream-snippet",
+    ] {
+        let (p, diags) = parse_map(&[(&ng(k), "more_set_headers \"X: y\";")]);
+        assert!(!p.drop_rules);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].field, format!("metadata.annotations[{:?}]", ng(k)));
+        assert!(
+            diags[0].message.contains("injection is never allowed"),
+            "{}",
+            diags[0].message
+        );
+    }
+}
+
+#[test]
+fn unsupported_authentication_fails_closed() {
+    let (p, diags) = parse_map(&[(&ng("auth-url"), "http://auth.example/check")]);
+    assert!(p.drop_rules);
+    assert_eq!(diags[0].severity, Severity::Error);
+}
+
+#[test]
+fn parsing_never_panics_on_arbitrary_values() {
+    let values = [
+        "",
+        " ",
+        "\0",
+        "\u{202e}",
+        "$",
+        "$$1",
+        "{",
+        "(",
+        "99999999999999999999",
+        "-0",
+        "/(",
+        "/$9",
+        "\r\n",
+        "🦀",
+    ];
+    let keys: Vec<String> = ALL
+        .iter()
+        .flat_map(|s| [Some(ours(s.ours)), s.nginx.map(ng)])
+        .flatten()
+        .collect();
+    for k in &keys {
+        for v in values {
+            let (_, diags) =
+                parse_map(&[(k, v), (&ng("affinity"), "cookie"), (&ng("canary"), "true")]);
+            let _ = diags;
+        }
+    }
+}

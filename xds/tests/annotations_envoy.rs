@@ -1,0 +1,943 @@
+//! Ingress annotations through a real Envoy: tenants as YAML manifests are
+//! translated, served over ADS with the production bootstrap, and checked
+//! with real requests against local backends that answer with their identity
+//! and the path they saw.
+
+mod support;
+
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{wait_until, AdsFixture, Backend, Envoy};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
+use xds::manifests::Manifests;
+use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
+
+// ---------- tenant fixtures ----------
+
+/// A Service `name` (port 80, named `http`) whose endpoints are `eps`, one
+/// EndpointSlice per backend (each listens on its own loopback port).
+fn service_yaml(ns: &str, name: &str, eps: &[&Backend]) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n"
+    );
+    for (i, b) in eps.iter().enumerate() {
+        out.push_str(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-{i}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\n\
+             addressType: IPv4\nports:\n- {{name: http, port: {}}}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\n---\n",
+            b.addr.port()
+        ));
+    }
+    out
+}
+
+/// An Ingress in namespace `shop` with annotations and (host, path, pathType, service) rules.
+fn ingress_yaml(
+    name: &str,
+    age: u32,
+    annotations: &[(&str, &str)],
+    paths: &[(&str, &str, &str, &str)],
+    tls: Option<(&str, &str)>,
+) -> String {
+    let ann: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    {k}: {v:?}\n"))
+        .collect();
+    let mut rules = String::new();
+    for (host, path, ty, svc) in paths {
+        rules.push_str(&format!(
+            "  - host: {host:?}\n    http:\n      paths:\n      - {{path: {path:?}, pathType: {ty}, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n"
+        ));
+    }
+    let tls = tls
+        .map(|(host, secret)| format!("  tls:\n  - {{hosts: [{host}], secretName: {secret}}}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: shop\n  creationTimestamp: \"2024-01-{:02}T00:00:00Z\"\n  annotations:\n{ann}    x: y\nspec:\n  rules:\n{rules}{tls}---\n",
+        age + 1
+    )
+}
+
+fn objects(yaml: &str) -> TenantObjects {
+    let mut m = Manifests::default();
+    m.add_documents(Path::new("test.yaml"), yaml)
+        .expect("test manifests parse");
+    m.objects
+}
+
+fn translated(yaml: &str) -> (Translation, GatewayOptions) {
+    let options = GatewayOptions {
+        bind_address: "127.0.0.1".into(),
+        http_port: support::free_port(),
+        https_port: support::free_port(),
+        namespaces: Some(["shop".to_string()].into()),
+        ..GatewayOptions::default()
+    };
+    let t = translate(&objects(yaml), &options);
+    (t, options)
+}
+
+/// A tenant's Envoy fed over ADS, started with the production bootstrap.
+struct Gateway {
+    _ads: AdsFixture,
+    envoy: Envoy,
+    options: GatewayOptions,
+}
+
+impl Gateway {
+    async fn start(name: &str, yaml: &str) -> Self {
+        let (t, options) = translated(yaml);
+        let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
+        let bootstrap = ads_bootstrap(name, name, &ads.socket.display().to_string(), 0, None);
+        let envoy = Envoy::start_with_bootstrap(name, &to_yaml(&bootstrap).unwrap()).await;
+        let gw = Self {
+            _ads: ads,
+            envoy,
+            options,
+        };
+        let addr = gw.http();
+        let up = wait_until(Duration::from_secs(15), || async {
+            request(addr, "probe.invalid", "/", &[]).await.is_ok()
+        })
+        .await;
+        assert!(up, "Envoy did not come up; log:\n{}", gw.envoy.log());
+        assert_eq!(gw._ads.stats.snapshot().last_nack, None, "Envoy NACKed");
+        // Every cluster has a healthy host before the test starts.
+        let admin = gw.envoy.admin;
+        let ready = wait_until(Duration::from_secs(10), || async {
+            let s = support::http_get(admin, "admin", "/clusters").await;
+            s.is_ok_and(|r| !r.body.contains("health_flags::/failed"))
+        })
+        .await;
+        assert!(ready);
+        gw
+    }
+    fn http(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.options.http_port))
+    }
+    fn https(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.options.https_port))
+    }
+}
+
+// ---------- a small HTTP/1.1 client that keeps headers ----------
+
+#[derive(Debug, Clone)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// `backend=<id>` of the answering backend.
+    fn backend(&self) -> &str {
+        self.body
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("backend=")
+    }
+    /// The path (and query) the backend saw.
+    fn seen_path(&self) -> &str {
+        self.body
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("path="))
+            .unwrap_or("")
+    }
+}
+
+struct Client<S> {
+    stream: BufReader<S>,
+}
+
+impl Client<TcpStream> {
+    async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(s),
+        })
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    async fn get(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Resp> {
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tg-test\r\n{extra}\r\n");
+        self.stream.get_mut().write_all(req.as_bytes()).await?;
+        let r = &mut self.stream;
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed",
+            ));
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut resp_headers = Vec::new();
+        let mut length = 0;
+        loop {
+            line.clear();
+            r.read_line(&mut line).await?;
+            let h = line.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                assert!(
+                    !k.eq_ignore_ascii_case("transfer-encoding"),
+                    "chunked responses are not expected here"
+                );
+                resp_headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).await?;
+        Ok(Resp {
+            status,
+            headers: resp_headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}
+
+/// One GET on a fresh connection, with a deadline.
+async fn request(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Resp> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        Client::connect(addr).await?.get(host, path, headers).await
+    })
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
+}
+
+async fn get(addr: SocketAddr, host: &str, path: &str) -> Resp {
+    request(addr, host, path, &[])
+        .await
+        .unwrap_or_else(|e| panic!("GET {host}{path}: {e}"))
+}
+
+// ---------- TLS ----------
+
+struct Cert {
+    pem: String,
+    key: String,
+    der: CertificateDer<'static>,
+}
+
+fn cert(host: &str) -> Cert {
+    let c = rcgen::generate_simple_self_signed(vec![host.to_string()]).unwrap();
+    Cert {
+        pem: c.cert.pem(),
+        key: c.signing_key.serialize_pem(),
+        der: c.cert.der().clone(),
+    }
+}
+
+fn tls_secret_yaml(name: &str, c: &Cert) -> String {
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n",
+        indent(&c.pem),
+        indent(&c.key)
+    )
+}
+
+/// GET over TLS with `sni`, trusting only `root`, offering only `versions`.
+async fn https_get(
+    addr: SocketAddr,
+    sni: &str,
+    root: &CertificateDer<'static>,
+    path: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Resp, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).map_err(|e| e.to_string())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let mut c = Client {
+        stream: BufReader::new(tls),
+    };
+    tokio::time::timeout(Duration::from_secs(5), c.get(sni, path, &[]))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+const ALL_TLS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+const TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_redirect_hsts_and_tls_minimum_version() {
+    let web = Backend::start("web").await;
+    let (secure, modern) = (cert("secure.example.com"), cert("modern.example.com"));
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        tls_secret_yaml("secure-tls", &secure),
+        tls_secret_yaml("modern-tls", &modern),
+        // ssl-redirect applies to hosts with TLS only.
+        ingress_yaml(
+            "secure",
+            0,
+            &[
+                ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
+                ("tenantgateway.io/hsts-max-age", "31536000"),
+                ("tenantgateway.io/hsts-include-subdomains", "true"),
+            ],
+            &[("secure.example.com", "/", "Prefix", "web")],
+            Some(("secure.example.com", "secure-tls")),
+        ),
+        ingress_yaml(
+            "plain-asked",
+            1,
+            &[("nginx.ingress.kubernetes.io/ssl-redirect", "true")],
+            &[("plain.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        // force-ssl-redirect applies to every host.
+        ingress_yaml(
+            "forced",
+            2,
+            &[("nginx.ingress.kubernetes.io/force-ssl-redirect", "true")],
+            &[("forced.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "modern",
+            3,
+            &[("tenantgateway.io/tls-min-version", "1.3")],
+            &[("modern.example.com", "/", "Prefix", "web")],
+            Some(("modern.example.com", "modern-tls")),
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("tls-annotations", &yaml).await;
+
+    let r = get(gw.http(), "secure.example.com", "/cart?id=7").await;
+    assert_eq!(r.status, 308, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some("https://secure.example.com/cart?id=7")
+    );
+    let r = get(gw.http(), "forced.example.com", "/x").await;
+    assert_eq!(r.status, 308, "{r:?}");
+    assert_eq!(r.header("location"), Some("https://forced.example.com/x"));
+    // No TLS for the host: ssl-redirect does nothing. No annotation: no redirect.
+    let r = get(gw.http(), "plain.example.com", "/x").await;
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    let r = get(gw.http(), "modern.example.com", "/x").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("strict-transport-security"), None);
+
+    // HTTPS: served, with HSTS only where asked.
+    let r = https_get(gw.https(), "secure.example.com", &secure.der, "/a", ALL_TLS)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    // TLS 1.2 still works where the minimum is the default...
+    let r = https_get(
+        gw.https(),
+        "secure.example.com",
+        &secure.der,
+        "/a",
+        TLS12_ONLY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    // ...and is refused where the minimum is 1.3.
+    let r = https_get(gw.https(), "modern.example.com", &modern.der, "/a", ALL_TLS)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.header("strict-transport-security")),
+        (200, None)
+    );
+    let err = https_get(
+        gw.https(),
+        "modern.example.com",
+        &modern.der,
+        "/a",
+        TLS12_ONLY,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("handshake"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_target_app_root_and_prefix_rewrite_reach_the_backend_rewritten() {
+    let web = Backend::start("web").await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        ingress_yaml(
+            "regex",
+            0,
+            &[
+                ("nginx.ingress.kubernetes.io/use-regex", "true"),
+                ("nginx.ingress.kubernetes.io/rewrite-target", "/$2"),
+            ],
+            &[(
+                "shop.example.com",
+                "/api(/|$)(.*)",
+                "ImplementationSpecific",
+                "web",
+            )],
+            None,
+        ),
+        ingress_yaml(
+            "root",
+            1,
+            &[("nginx.ingress.kubernetes.io/app-root", "/app1")],
+            &[("root.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "prefix",
+            2,
+            &[("tenantgateway.io/prefix-rewrite", "/v2")],
+            &[("prefix.example.com", "/old", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "strip",
+            3,
+            &[("tenantgateway.io/prefix-rewrite", "/")],
+            &[("strip.example.com", "/svc", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("rewrites", &yaml).await;
+    for (host, path, seen) in [
+        ("shop.example.com", "/api/users?x=1", "/users?x=1"),
+        ("shop.example.com", "/api", "/"),
+        ("shop.example.com", "/API/v1/items", "/v1/items"),
+        ("root.example.com", "/app1/page", "/app1/page"),
+        ("prefix.example.com", "/old/x/y", "/v2/x/y"),
+        ("prefix.example.com", "/old", "/v2"),
+        ("strip.example.com", "/svc/a?b=c", "/a?b=c"),
+        ("strip.example.com", "/svc", "/"),
+    ] {
+        let r = get(gw.http(), host, path).await;
+        assert_eq!(
+            (r.status, r.seen_path()),
+            (200, seen),
+            "{host}{path}: {r:?}"
+        );
+    }
+    // As nginx's `~* ^/api(/|$)(.*)`: `(/|$)` needs a separator or the end.
+    assert_eq!(
+        get(gw.http(), "shop.example.com", "/apiary").await.status,
+        404
+    );
+    let r = get(gw.http(), "root.example.com", "/").await;
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(r.header("location"), Some("http://root.example.com/app1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_timeout_fires_on_a_slow_backend_and_websockets_echo() {
+    let web = Backend::start("web").await;
+    let ws = WsEcho::start().await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: ws, namespace: shop}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ws-0\n  namespace: shop\n  labels: {{kubernetes.io/service-name: ws}}\n\
+             addressType: IPv4\nports:\n- {{name: http, port: {}}}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n---\n",
+            ws.addr.port()
+        ),
+        ingress_yaml(
+            "slow",
+            0,
+            &[("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")],
+            &[("slow.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "patient",
+            1,
+            &[],
+            &[("patient.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "ws",
+            2,
+            &[("tenantgateway.io/websocket-idle-timeout", "1h")],
+            &[("ws.example.com", "/", "Prefix", "ws")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("timeouts", &yaml).await;
+
+    let started = Instant::now();
+    let r = get(gw.http(), "slow.example.com", "/sleep/4000").await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(took < Duration::from_millis(3000), "took {took:?}");
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+    // The default (60 s) waits for a backend that takes 1.5 s.
+    let r = get(gw.http(), "patient.example.com", "/sleep/1500").await;
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+
+    // WebSocket: the upgrade goes through and frames are echoed both ways.
+    let mut s = TcpStream::connect(gw.http()).await.unwrap();
+    s.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+    }
+    for msg in ["hello", "through envoy"] {
+        // A masked text frame (client to server).
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | msg.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(msg.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        reader.get_mut().write_all(&frame).await.unwrap();
+        let mut echoed = vec![0; frame.len()];
+        tokio::time::timeout(Duration::from_secs(5), reader.read_exact(&mut echoed))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(echoed, frame);
+    }
+}
+
+/// A WebSocket backend: answers the upgrade with 101, then echoes every byte.
+struct WsEcho {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WsEcho {
+    async fn start() -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut r = BufReader::new(s);
+                    let mut upgrade = false;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.to_ascii_lowercase().starts_with("upgrade: websocket") {
+                            upgrade = true;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let mut s = r.into_inner();
+                    if !upgrade {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                        )
+                        .await;
+                    let (mut rd, mut wr) = s.split();
+                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for WsEcho {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_affinity_keeps_a_client_on_one_of_three_backends() {
+    let (a, b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    let yaml = [
+        service_yaml("shop", "web", &[&a, &b, &c]),
+        ingress_yaml(
+            "sticky",
+            0,
+            &[
+                ("nginx.ingress.kubernetes.io/affinity", "cookie"),
+                ("nginx.ingress.kubernetes.io/session-cookie-name", "route"),
+                ("nginx.ingress.kubernetes.io/session-cookie-max-age", "3600"),
+                ("nginx.ingress.kubernetes.io/session-cookie-samesite", "Lax"),
+            ],
+            &[("sticky.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "spread",
+            1,
+            &[],
+            &[("spread.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("affinity", &yaml).await;
+    // All three serve (round robin on the default cluster).
+    let mut seen = BTreeMap::new();
+    let mut conn = Client::connect(gw.http()).await.unwrap();
+    for _ in 0..30 {
+        let r = conn.get("spread.example.com", "/", &[]).await.unwrap();
+        *seen.entry(r.backend().to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // Envoy generates the cookie on the first response.
+    let first = get(gw.http(), "sticky.example.com", "/").await;
+    let set_cookie = first.header("set-cookie").expect("set-cookie").to_string();
+    assert!(set_cookie.starts_with("route="), "{set_cookie}");
+    assert!(set_cookie.contains("Max-Age=3600"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let mut backends = BTreeMap::new();
+    for _ in 0..50 {
+        // Fresh connections: stickiness comes from the cookie, not the connection.
+        let r = request(gw.http(), "sticky.example.com", "/", &[("Cookie", &cookie)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        *backends.entry(r.backend().to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(backends.len(), 1, "{backends:?}");
+    assert_eq!(
+        backends.keys().next().map(String::as_str),
+        Some(first.backend())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_weight_header_and_cookie_split_traffic() {
+    let (main, canary) = (Backend::start("main").await, Backend::start("canary").await);
+    let yaml = [
+        service_yaml("shop", "main", &[&main]),
+        service_yaml("shop", "canary", &[&canary]),
+        ingress_yaml(
+            "web",
+            0,
+            &[],
+            &[("shop.example.com", "/", "Prefix", "main")],
+            None,
+        ),
+        // Newer, same host and path: not a conflict, it is the canary.
+        ingress_yaml(
+            "web-canary",
+            1,
+            &[
+                ("nginx.ingress.kubernetes.io/canary", "true"),
+                ("nginx.ingress.kubernetes.io/canary-weight", "10"),
+                ("nginx.ingress.kubernetes.io/canary-by-header", "X-Canary"),
+                ("nginx.ingress.kubernetes.io/canary-by-cookie", "canary"),
+            ],
+            &[("shop.example.com", "/", "Prefix", "canary")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(
+        t.diagnostics.is_empty(),
+        "a canary is not a conflict: {:?}",
+        t.diagnostics
+    );
+    let gw = Gateway::start("canary", &yaml).await;
+    let mut conn = Client::connect(gw.http()).await.unwrap();
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..1000 {
+        let r = conn.get("shop.example.com", "/", &[]).await.unwrap();
+        assert_eq!(r.status, 200);
+        *counts.entry(r.backend().to_string()).or_insert(0) += 1;
+    }
+    let n = counts.get("canary").copied().unwrap_or(0);
+    // Binomial(1000, 0.1): mean 100, sd 9.5; ±4 sd.
+    assert!((62..=138).contains(&n), "{counts:?}");
+    for (headers, want) in [
+        (vec![("X-Canary", "always")], "canary"),
+        (vec![("X-Canary", "never")], "main"),
+        (vec![("Cookie", "a=1; canary=always")], "canary"),
+        (vec![("Cookie", "canary=never")], "main"),
+        // The header wins over the cookie.
+        (
+            vec![("X-Canary", "never"), ("Cookie", "canary=always")],
+            "main",
+        ),
+    ] {
+        for _ in 0..20 {
+            let r = conn.get("shop.example.com", "/", &headers).await.unwrap();
+            assert_eq!(r.backend(), want, "{headers:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_ranges_deny_and_allow_by_client_address() {
+    let web = Backend::start("web").await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        ingress_yaml(
+            "denied",
+            0,
+            &[(
+                "nginx.ingress.kubernetes.io/denylist-source-range",
+                "127.0.0.1/32",
+            )],
+            &[("denied.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "elsewhere",
+            1,
+            &[(
+                "nginx.ingress.kubernetes.io/whitelist-source-range",
+                "10.0.0.0/8, 192.168.0.0/16",
+            )],
+            &[("elsewhere.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "local",
+            2,
+            &[
+                (
+                    "nginx.ingress.kubernetes.io/allowlist-source-range",
+                    "127.0.0.0/8",
+                ),
+                (
+                    "nginx.ingress.kubernetes.io/denylist-source-range",
+                    "10.0.0.0/8",
+                ),
+            ],
+            &[("local.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "open",
+            3,
+            &[],
+            &[("open.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("source-ranges", &yaml).await;
+    for (host, want) in [
+        ("denied.example.com", 403),
+        ("elsewhere.example.com", 403),
+        ("local.example.com", 200),
+        ("open.example.com", 200),
+    ] {
+        let r = get(gw.http(), host, "/").await;
+        assert_eq!(r.status, want, "{host}: {r:?}");
+    }
+    // A forged X-Forwarded-For does not help: no hops are trusted.
+    let r = request(
+        gw.http(),
+        "denied.example.com",
+        "/",
+        &[("X-Forwarded-For", "10.1.2.3")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403);
+}
+
+/// Every annotation at once (and each invalid value once): Envoy ACKs it all
+/// over ADS, and the same config as a static bootstrap (`render`) validates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
+    let (web, other) = (Backend::start("web").await, Backend::start("other").await);
+    let c = cert("all.example.com");
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let o = |k: &str| format!("tenantgateway.io/{k}");
+    let all: Vec<(String, &str)> = vec![
+        (n("ssl-redirect"), "true"),
+        (o("hsts-max-age"), "600"),
+        (o("hsts-include-subdomains"), "true"),
+        (o("tls-min-version"), "1.3"),
+        (n("rewrite-target"), "/$2/$1"),
+        (n("app-root"), "/home"),
+        (n("proxy-connect-timeout"), "500ms"),
+        (n("proxy-read-timeout"), "30"),
+        (n("proxy-send-timeout"), "45"),
+        (o("websocket-idle-timeout"), "2h"),
+        (
+            n("proxy-next-upstream"),
+            "error timeout http_502 http_503 http_429",
+        ),
+        (n("proxy-next-upstream-tries"), "5"),
+        (n("affinity"), "cookie"),
+        (n("session-cookie-name"), "s"),
+        (n("session-cookie-path"), "/app"),
+        (n("session-cookie-samesite"), "None"),
+        (n("whitelist-source-range"), "127.0.0.0/8, ::1, 10.0.0.0/8"),
+        (n("denylist-source-range"), "10.1.0.0/16"),
+        (n("configuration-snippet"), "deny all;"),
+        (n("enable-cors"), "true"),
+    ];
+    let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        service_yaml("shop", "other", &[&other]),
+        tls_secret_yaml("all-tls", &c),
+        ingress_yaml(
+            "all",
+            0,
+            &all,
+            &[
+                (
+                    "all.example.com",
+                    "/(v[0-9]+)/(.*)",
+                    "ImplementationSpecific",
+                    "web",
+                ),
+                ("all.example.com", "/exact", "Exact", "web"),
+            ],
+            Some(("all.example.com", "all-tls")),
+        ),
+        ingress_yaml(
+            "src-ip",
+            1,
+            &[(&o("affinity"), "source-ip"), (&o("prefix-rewrite"), "/")],
+            &[("*.example.org", "/p", "Prefix", "other")],
+            None,
+        ),
+        ingress_yaml(
+            "all-canary",
+            2,
+            &[
+                (&n("canary"), "true"),
+                (&n("canary-weight"), "3"),
+                (&n("canary-weight-total"), "7"),
+                (&n("canary-by-header"), "X-Canary"),
+                (&n("canary-by-header-value"), "yes please"),
+                (&n("canary-by-cookie"), "c"),
+            ],
+            &[(
+                "all.example.com",
+                "/(v[0-9]+)/(.*)",
+                "ImplementationSpecific",
+                "other",
+            )],
+            None,
+        ),
+        ingress_yaml(
+            "invalid",
+            3,
+            &[
+                (&n("proxy-read-timeout"), "x"),
+                (&n("rewrite-target"), "/$7"),
+                (&n("session-cookie-samesite"), "x"),
+            ],
+            &[("bad.example.com", "/(.*)", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("everything", &yaml).await;
+    // The regex route, rewritten, over HTTPS (HTTP redirects).
+    let r = https_get(gw.https(), "all.example.com", &c.der, "/v2/items", ALL_TLS)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(["/items/v2"].contains(&r.seen_path()), "{r:?}");
+    assert_eq!(
+        get(gw.http(), "all.example.com", "/v2/items").await.status,
+        308
+    );
+
+    let (t, _) = translated(&yaml);
+    let yaml = to_yaml(&static_bootstrap(&t.resources, "render", "shop", 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("render.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = std::process::Command::new(support::envoy_bin())
+        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy --mode validate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
