@@ -248,7 +248,7 @@ fn main() -> ExitCode {
                         https_port: a.https_port,
                         ingress_class: a.ingress_class,
                         serve_unclassed: a.serve_unclassed,
-                        namespaces: None,
+                        ..xds::GatewayOptions::default()
                     },
                     health_addr: a.health_addr,
                     metrics_addr: a.metrics_addr,
