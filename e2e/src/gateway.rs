@@ -407,7 +407,7 @@ pub enum KeepaliveError {
 }
 
 /// One GET on a kept-alive connection: (status, server asked to close).
-async fn keepalive_get(
+pub async fn keepalive_get(
     c: &mut tokio::io::BufReader<tokio::net::TcpStream>,
     host: &str,
     path: &str,

@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 use operator::render::{render, Format, RenderOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// jemalloc gives memory back to the OS after a tenant shrinks (decay after
+/// ~10 s); glibc's per-thread arenas kept it.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use xds::manifests::Manifests;
 
 #[derive(Parser)]

@@ -72,12 +72,26 @@ impl Report {
     }
 }
 
-/// Poll `host path` until 200 (new TCP connection each try); the instant it answered.
+/// Poll `host path` until 200; the instant it answered. Polls on a kept-alive
+/// connection, as a browser would: a new TCP connection per try through the
+/// NodePort measures SYN retransmits (1 s) after conntrack port reuse instead
+/// of the gateway.
 async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Instant> {
     let deadline = Instant::now() + timeout;
+    let mut conn: Option<tokio::io::BufReader<tokio::net::TcpStream>> = None;
     loop {
-        if let Ok((200, _)) = get(gw, host, path).await {
-            return Ok(Instant::now());
+        if conn.is_none() {
+            conn = tokio::net::TcpStream::connect(gw)
+                .await
+                .ok()
+                .map(tokio::io::BufReader::new);
+        }
+        if let Some(c) = conn.as_mut() {
+            match keepalive_get(c, host, path).await {
+                Ok((200, _)) => return Ok(Instant::now()),
+                Ok((_, false)) => {}
+                _ => conn = None,
+            }
         }
         if Instant::now() > deadline {
             return Err(anyhow!("{host}{path} never answered 200"));
