@@ -202,9 +202,9 @@ pub fn rule_allows_non_resource(rule: &PolicyRule, verb: &str, path: &str) -> bo
     verb_matches(rule, verb) && non_resource_url_matches(rule, path)
 }
 
-/// Where a grant applies.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "camelCase", tag = "scope", content = "namespace")]
+/// Where a grant applies. Serialized as the namespace name, or `*` for
+/// cluster-wide.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     /// Through a ClusterRoleBinding: every namespace and cluster-scoped objects.
     Cluster,
@@ -217,6 +217,15 @@ impl Scope {
         match self {
             Scope::Cluster => true,
             Scope::Namespace(ns) => namespace == Some(ns.as_str()),
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scope::Cluster => s.serialize_str("*"),
+            Scope::Namespace(ns) => s.serialize_str(ns),
         }
     }
 }
@@ -517,4 +526,322 @@ pub fn describe_rule(rule: &PolicyRule) -> String {
         s.push_str(&format!(" names={}", names.join(",")));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::rbac::v1::AggregationRule;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    pub(crate) fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
+        PolicyRule {
+            verbs: s(verbs),
+            api_groups: Some(s(groups)),
+            resources: Some(s(resources)),
+            resource_names: None,
+            non_resource_urls: None,
+        }
+    }
+
+    fn named(mut r: PolicyRule, names: &[&str]) -> PolicyRule {
+        r.resource_names = Some(s(names));
+        r
+    }
+
+    fn urls(verbs: &[&str], u: &[&str]) -> PolicyRule {
+        PolicyRule {
+            verbs: s(verbs),
+            non_resource_urls: Some(s(u)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rule_matching_table() {
+        let ing = |verb: &str, res: &str| Request::new(verb, "networking.k8s.io", res, Some("a"));
+        let cases: Vec<(&str, PolicyRule, Request, bool)> = vec![
+            ("verb listed", rule(&["get", "list"], &[""], &["secrets"]), Request::new("get", "", "secrets", None), true),
+            ("verb not listed", rule(&["get", "list"], &[""], &["secrets"]), Request::new("delete", "", "secrets", None), false),
+            ("verb *", rule(&["*"], &[""], &["secrets"]), Request::new("delete", "", "secrets", None), true),
+            ("core group only", rule(&["get"], &[""], &["ingresses"]), ing("get", "ingresses"), false),
+            ("group *", rule(&["get"], &["*"], &["ingresses"]), ing("get", "ingresses"), true),
+            ("group listed", rule(&["get"], &["networking.k8s.io"], &["ingresses"]), ing("get", "ingresses"), true),
+            ("resource * ", rule(&["get"], &["*"], &["*"]), ing("get", "ingresses/status"), true),
+            ("resource does not cover its subresource", rule(&["update"], &["*"], &["ingresses"]), ing("update", "ingresses/status"), false),
+            ("subresource listed", rule(&["update"], &["*"], &["ingresses/status"]), ing("update", "ingresses/status"), true),
+            ("subresource does not cover the resource", rule(&["update"], &["*"], &["ingresses/status"]), ing("update", "ingresses"), false),
+            ("*/status", rule(&["update"], &["*"], &["*/status"]), ing("update", "ingresses/status"), true),
+            ("*/status not the resource", rule(&["update"], &["*"], &["*/status"]), ing("update", "ingresses"), false),
+            ("*/status not another subresource", rule(&["get"], &["*"], &["*/status"]), Request::new("get", "", "pods/log", None), false),
+            ("resourceNames: the name", named(rule(&["get"], &[""], &["configmaps"]), &["a"]), Request::new("get", "", "configmaps", None).named("a"), true),
+            ("resourceNames: another name", named(rule(&["get"], &[""], &["configmaps"]), &["a"]), Request::new("get", "", "configmaps", None).named("b"), false),
+            ("resourceNames: list without name", named(rule(&["list"], &[""], &["configmaps"]), &["a"]), Request::new("list", "", "configmaps", None), false),
+            ("empty resourceNames: any", named(rule(&["get"], &[""], &["configmaps"]), &[]), Request::new("get", "", "configmaps", None).named("z"), true),
+            ("non-resource rule grants no resource", urls(&["get"], &["*"]), Request::new("get", "", "secrets", None), false),
+        ];
+        for (name, r, req, want) in cases {
+            assert_eq!(rule_allows(&r, &req), want, "{name}: {r:?} {req}");
+        }
+    }
+
+    #[test]
+    fn non_resource_url_table() {
+        let cases = [
+            (urls(&["get"], &["/healthz"]), "get", "/healthz", true),
+            (urls(&["get"], &["/healthz"]), "get", "/healthz/etcd", false),
+            (urls(&["get"], &["/healthz*"]), "get", "/healthz/etcd", true),
+            (urls(&["get"], &["/api/*"]), "get", "/api/v1", true),
+            (urls(&["get"], &["/api/*"]), "get", "/apis", false),
+            (urls(&["get"], &["*"]), "get", "/metrics", true),
+            (urls(&["get"], &["*"]), "post", "/metrics", false),
+            (urls(&["*"], &["/metrics"]), "post", "/metrics", true),
+            (rule(&["get"], &["*"], &["*"]), "get", "/metrics", false),
+        ];
+        for (r, verb, path, want) in cases {
+            assert_eq!(rule_allows_non_resource(&r, verb, path), want, "{r:?} {verb} {path}");
+        }
+    }
+
+    fn subject(kind: &str, name: &str, ns: Option<&str>) -> Subject {
+        Subject {
+            kind: kind.into(),
+            name: name.into(),
+            namespace: ns.map(str::to_string),
+            api_group: (kind != "ServiceAccount").then(|| "rbac.authorization.k8s.io".into()),
+        }
+    }
+
+    #[test]
+    fn subject_matching_table() {
+        let id = Identity::service_account("gw", "tgw-acme");
+        let cases = [
+            (subject("ServiceAccount", "tgw-acme", Some("gw")), None, true),
+            (subject("ServiceAccount", "tgw-acme", Some("other")), None, false),
+            (subject("ServiceAccount", "tgw-globex", Some("gw")), None, false),
+            // RoleBinding subject without namespace: the binding's namespace.
+            (subject("ServiceAccount", "tgw-acme", None), Some("gw"), true),
+            (subject("ServiceAccount", "tgw-acme", None), Some("shop"), false),
+            (subject("ServiceAccount", "tgw-acme", None), None, false),
+            (subject("User", "system:serviceaccount:gw:tgw-acme", None), None, true),
+            (subject("User", "tgw-acme", None), None, false),
+            (subject("Group", "system:serviceaccounts", None), None, true),
+            (subject("Group", "system:serviceaccounts:gw", None), None, true),
+            (subject("Group", "system:serviceaccounts:shop", None), None, false),
+            (subject("Group", "system:authenticated", None), None, true),
+            (subject("Group", "system:masters", None), None, false),
+            (subject("Unknown", "tgw-acme", Some("gw")), None, false),
+        ];
+        for (sub, binding_ns, want) in cases {
+            assert_eq!(subject_matches(&sub, &id, binding_ns), want, "{sub:?} in {binding_ns:?}");
+        }
+        let user = Identity {
+            user: "alice".into(),
+            groups: vec![],
+        };
+        assert!(!subject_matches(&subject("ServiceAccount", "alice", Some("gw")), &user, None));
+    }
+
+    fn meta(name: &str, ns: Option<&str>, labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: ns.map(str::to_string),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn cluster_role(name: &str, labels: &[(&str, &str)], rules: Vec<PolicyRule>) -> ClusterRole {
+        ClusterRole {
+            metadata: meta(name, None, labels),
+            rules: Some(rules),
+            aggregation_rule: None,
+        }
+    }
+
+    fn aggregated(name: &str, labels: &[(&str, &str)], select: &[(&str, &str)]) -> ClusterRole {
+        let mut cr = cluster_role(name, labels, vec![]);
+        cr.aggregation_rule = Some(AggregationRule {
+            cluster_role_selectors: Some(vec![LabelSelector {
+                match_labels: Some(
+                    select
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                match_expressions: None,
+            }]),
+        });
+        cr
+    }
+
+    fn role_ref(kind: &str, name: &str) -> RoleRef {
+        RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn crb(name: &str, role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
+        ClusterRoleBinding {
+            metadata: meta(name, None, &[]),
+            role_ref: role_ref("ClusterRole", role),
+            subjects: Some(subjects),
+        }
+    }
+
+    fn rb(ns: &str, name: &str, kind: &str, role: &str, subjects: Vec<Subject>) -> RoleBinding {
+        RoleBinding {
+            metadata: meta(name, Some(ns), &[]),
+            role_ref: role_ref(kind, role),
+            subjects: Some(subjects),
+        }
+    }
+
+    #[test]
+    fn aggregated_cluster_roles_collect_selected_rules_transitively() {
+        let objs = RbacObjects {
+            cluster_roles: vec![
+                aggregated("top", &[], &[("agg-to-top", "true")]),
+                // Itself aggregated into `top`, and aggregating `leaf`.
+                aggregated("mid", &[("agg-to-top", "true")], &[("agg-to-mid", "true")]),
+                cluster_role("leaf", &[("agg-to-mid", "true")], vec![rule(&["get"], &[""], &["secrets"])]),
+                cluster_role("direct", &[("agg-to-top", "true")], vec![rule(&["list"], &[""], &["pods"])]),
+                cluster_role("unrelated", &[("agg-to-top", "false")], vec![rule(&["*"], &["*"], &["*"])]),
+                // A cycle must not loop.
+                aggregated("cycle-a", &[("c", "b")], &[("c", "a")]),
+                aggregated("cycle-b", &[("c", "a")], &[("c", "b")]),
+            ],
+            ..Default::default()
+        };
+        let rules = objs.cluster_role_rules("top");
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert!(rules.contains(&rule(&["get"], &[""], &["secrets"])));
+        assert!(rules.contains(&rule(&["list"], &[""], &["pods"])));
+        assert!(objs.cluster_role_rules("cycle-a").is_empty());
+        assert!(objs.cluster_role_rules("missing").is_empty());
+
+        // Bound through the aggregate, the leaf's rule is granted.
+        let id = Identity::service_account("gw", "tgw-acme");
+        let mut with_binding = objs.clone();
+        with_binding.cluster_role_bindings = vec![crb(
+            "to-top",
+            "top",
+            vec![subject("ServiceAccount", "tgw-acme", Some("gw"))],
+        )];
+        let grants = with_binding.effective_grants(&id);
+        assert!(allowed(&grants, &Request::new("get", "", "secrets", Some("anywhere"))));
+        assert!(!allowed(&grants, &Request::new("delete", "", "secrets", Some("anywhere"))));
+    }
+
+    #[test]
+    fn effective_grants_scope_by_binding_kind() {
+        let me = subject("ServiceAccount", "tgw-acme", Some("gw"));
+        let objs = RbacObjects {
+            roles: vec![
+                Role {
+                    metadata: meta("own", Some("shop"), &[]),
+                    rules: Some(vec![rule(&["get"], &[""], &["configmaps"])]),
+                },
+                Role {
+                    metadata: meta("elsewhere", Some("other"), &[]),
+                    rules: Some(vec![rule(&["*"], &["*"], &["*"])]),
+                },
+            ],
+            role_bindings: vec![
+                rb("shop", "to-role", "Role", "own", vec![me.clone()]),
+                rb("shop", "to-reader", "ClusterRole", "reader", vec![me.clone()]),
+                // A RoleBinding can only use Roles of its own namespace.
+                rb("shop", "to-foreign-role", "Role", "elsewhere", vec![me.clone()]),
+                rb("shop", "someone-else", "ClusterRole", "admin", vec![subject("ServiceAccount", "tgw-globex", Some("gw"))]),
+                rb("viagroup", "group", "ClusterRole", "reader", vec![subject("Group", "system:serviceaccounts:gw", None)]),
+            ],
+            cluster_roles: vec![
+                cluster_role("reader", &[], vec![rule(&["list"], &[""], &["secrets"])]),
+                cluster_role("admin", &[], vec![rule(&["*"], &["*"], &["*"])]),
+                cluster_role("nodes", &[], vec![rule(&["list"], &[""], &["nodes"])]),
+            ],
+            cluster_role_bindings: vec![crb("nodes", "nodes", vec![me])],
+        };
+        let g = objs.effective_grants(&Identity::service_account("gw", "tgw-acme"));
+        let list_secrets = |ns: Option<&str>| Request::new("list", "", "secrets", ns);
+        assert!(allowed(&g, &list_secrets(Some("shop"))));
+        assert!(allowed(&g, &list_secrets(Some("viagroup"))), "through a group");
+        assert!(!allowed(&g, &list_secrets(Some("other"))));
+        assert!(!allowed(&g, &list_secrets(None)), "a RoleBinding is not cluster-wide");
+        assert!(allowed(&g, &Request::new("get", "", "configmaps", Some("shop"))));
+        assert!(!allowed(&g, &Request::new("delete", "", "pods", Some("shop"))), "not the foreign Role nor globex's admin");
+        assert!(allowed(&g, &Request::new("list", "", "nodes", None)));
+        assert!(allowed(&g, &Request::new("list", "", "nodes", Some("any"))));
+        let bindings: BTreeSet<String> = g.iter().map(|x| x.binding.to_string()).collect();
+        assert_eq!(
+            bindings.into_iter().collect::<Vec<_>>(),
+            [
+                "ClusterRoleBinding/nodes",
+                "RoleBinding/shop/to-reader",
+                "RoleBinding/shop/to-role",
+                "RoleBinding/viagroup/group"
+            ]
+        );
+    }
+
+    #[test]
+    fn rule_coverage_table() {
+        let shipped = vec![
+            rule(&["get", "list", "watch"], &[""], &["services", "secrets"]),
+            rule(&["update", "patch"], &["networking.k8s.io"], &["ingresses/status"]),
+            named(rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), &["reader"]),
+            urls(&["get"], &["/metrics"]),
+        ];
+        let cases = [
+            ("subset of verbs", rule(&["get"], &[""], &["secrets"]), true),
+            ("two rules together", rule(&["list"], &[""], &["services", "secrets"]), true),
+            ("extra verb", rule(&["get", "delete"], &[""], &["secrets"]), false),
+            ("extra resource", rule(&["get"], &[""], &["pods"]), false),
+            ("other group", rule(&["get"], &["apps"], &["services"]), false),
+            ("verb wildcard", rule(&["*"], &[""], &["secrets"]), false),
+            ("group wildcard", rule(&["get"], &["*"], &["secrets"]), false),
+            ("resource wildcard", rule(&["get"], &[""], &["*"]), false),
+            ("subresource", rule(&["patch"], &["networking.k8s.io"], &["ingresses/status"]), true),
+            ("not the parent of a subresource", rule(&["patch"], &["networking.k8s.io"], &["ingresses"]), false),
+            ("named within", named(rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), &["reader"]), true),
+            ("other name", named(rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), &["admin"]), false),
+            ("no names = all names", rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), false),
+            ("url", urls(&["get"], &["/metrics"]), true),
+            ("other url", urls(&["get"], &["/debug/pprof"]), false),
+        ];
+        for (name, r, want) in cases {
+            assert_eq!(rule_covered(&r, &shipped), want, "{name}");
+        }
+        let star = vec![rule(&["*"], &["*"], &["*"])];
+        assert!(rule_covered(&rule(&["*"], &["*"], &["*"]), &star));
+        assert!(rule_covered(&named(rule(&["get"], &["x"], &["y/z"]), &["n"]), &star));
+    }
+
+    #[test]
+    fn secrets_and_ambient_classification() {
+        assert!(rule_reads_secrets(&rule(&["get"], &[""], &["secrets"])));
+        assert!(rule_reads_secrets(&rule(&["*"], &["*"], &["*"])));
+        assert!(rule_reads_secrets(&named(rule(&["get"], &[""], &["secrets"]), &["one"])));
+        assert!(!rule_reads_secrets(&rule(&["create", "delete"], &[""], &["secrets"])));
+        assert!(!rule_reads_secrets(&rule(&["get"], &["apps"], &["secrets"])));
+        assert!(!rule_reads_secrets(&rule(&["get"], &[""], &["configmaps"])));
+
+        assert!(is_ambient(&urls(&["get"], &["/api", "/api/*", "/version"])));
+        assert!(is_ambient(&rule(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"])));
+        assert!(!is_ambient(&urls(&["post"], &["/api"])));
+        assert!(!is_ambient(&rule(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews"])));
+        assert!(!is_ambient(&rule(&["create"], &["*"], &["selfsubjectaccessreviews"])));
+        assert!(!is_ambient(&rule(&["get"], &[""], &["secrets"])));
+    }
 }
