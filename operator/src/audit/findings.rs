@@ -7,7 +7,10 @@ use super::rbac::{
     ObjectRef, RbacObjects, Request, Scope,
 };
 use super::AuditError;
-use crate::build::{build_all, names, BuildContext, Desired};
+use crate::build::{
+    build_all, build_reader_role_bindings, build_self_role, build_self_role_binding, names,
+    BuildContext, Desired, ResolvedTenant,
+};
 use crate::claims::ClaimDecision;
 use crate::reconcile::resolve_claims;
 use crds::{NamespaceConflict, TenantGateway, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
@@ -33,7 +36,17 @@ pub const OPERATOR_SERVICE_ACCOUNT: &str = "tenant-gateway";
 pub const OPERATOR_DEPLOYMENT: &str = "tenant-gateway";
 
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -278,7 +291,10 @@ pub fn build_context_from(operator_ns: &str, d: Option<&Deployment>) -> Option<B
         args.iter()
             .position(|a| a == flag)
             .and_then(|i| args.get(i + 1).cloned())
-            .or_else(|| args.iter().find_map(|a| a.strip_prefix(&eq).map(str::to_string)))
+            .or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix(&eq).map(str::to_string))
+            })
     };
     Some(BuildContext {
         operator_namespace: operator_ns.to_string(),
@@ -299,17 +315,11 @@ struct Tenant<'a> {
     gateway_ns: String,
     identity: Identity,
     decision: Result<ClaimDecision, String>,
+    /// The recomputed claims, or those in status when they cannot be computed.
+    claimed: BTreeSet<String>,
+    /// The Role, RoleBindings and Deployment the operator builds.
     desired: Vec<Desired>,
     grants: Vec<Grant>,
-}
-
-impl Tenant<'_> {
-    fn claimed(&self) -> BTreeSet<String> {
-        self.decision
-            .as_ref()
-            .map(|d| d.claimed.clone())
-            .unwrap_or_default()
-    }
 }
 
 fn is_audited(filter: &BTreeSet<String>, tenant: &str) -> bool {
@@ -326,22 +336,54 @@ fn tenants<'a>(snap: &'a Snapshot, ctx: &BuildContext) -> Vec<Tenant<'a>> {
         let gateway_ns = names::gateway_namespace(gw, &snap.operator_namespace);
         let identity = Identity::service_account(&gateway_ns, &names::service_account_name(&name));
         let decision = resolve_claims(&all, &snap.namespaces, &snap.operator_namespace, &name);
-        let desired = decision
-            .as_ref()
-            .ok()
-            .and_then(|d| build_all(gw, d, ctx).ok())
-            .unwrap_or_default();
+        // When claims cannot be computed, the operator keeps what it last
+        // applied: the namespaces in status.
+        let effective = decision.clone().unwrap_or_else(|_| ClaimDecision {
+            claimed: gw
+                .status
+                .as_ref()
+                .map(|s| s.claimed_namespaces.iter().cloned().collect())
+                .unwrap_or_default(),
+            conflicts: Vec::new(),
+        });
+        let mut desired = expected_rbac(gw, &effective, ctx);
+        // An invalid spec builds no Deployment: nothing to compare.
+        desired.extend(
+            build_all(gw, &effective, ctx)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| matches!(d, Desired::Deployment(_))),
+        );
         let grants = snap.rbac.effective_grants(&identity);
         out.push(Tenant {
             gw,
             name,
             gateway_ns,
             identity,
+            claimed: effective.claimed,
             decision,
             desired,
             grants,
         });
     }
+    out
+}
+
+/// The RBAC the operator applies for a tenant. Built without validating the
+/// spec: an invalid TenantGateway keeps the bindings it had.
+fn expected_rbac(gw: &TenantGateway, claims: &ClaimDecision, ctx: &BuildContext) -> Vec<Desired> {
+    let Ok(t) = ResolvedTenant::new(gw, ctx) else {
+        return Vec::new();
+    };
+    let mut out = vec![
+        Desired::Role(build_self_role(&t)),
+        Desired::RoleBinding(build_self_role_binding(&t)),
+    ];
+    out.extend(
+        build_reader_role_bindings(&t, claims)
+            .into_iter()
+            .map(Desired::RoleBinding),
+    );
     out
 }
 
@@ -422,7 +464,7 @@ fn tenant_permissions(
     shipped: &Shipped,
     findings: &mut Vec<Finding>,
 ) -> Vec<Permission> {
-    let claimed = t.claimed();
+    let claimed = &t.claimed;
     let expected = expected_bindings(t, shipped);
     let desired_ref = |r: &ObjectRef| {
         t.desired.iter().find_map(|d| match d {
@@ -484,7 +526,7 @@ fn tenant_permissions(
     for (binding, grants) in unexpected {
         let outside: Vec<&&Grant> = grants
             .iter()
-            .filter(|g| !inside(&g.scope, &claimed))
+            .filter(|g| !inside(&g.scope, claimed))
             .collect();
         let secrets = outside.iter().any(|g| rule_reads_secrets(&g.rule));
         let severity = if secrets {
@@ -566,7 +608,11 @@ fn shared_namespaces(snap: &Snapshot, tenants: &[&Tenant<'_>], findings: &mut Ve
         .iter()
         .map(|t| (t.name.as_str(), non_ambient(&t.grants)))
         .collect();
-    for ns in snap.namespaces.iter().filter_map(|n| n.metadata.name.as_deref()) {
+    for ns in snap
+        .namespaces
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+    {
         let reads = tenant_data_reads(ns);
         let readers: Vec<(&str, BTreeSet<String>)> = grants
             .iter()
@@ -576,7 +622,7 @@ fn shared_namespaces(snap: &Snapshot, tenants: &[&Tenant<'_>], findings: &mut Ve
                     .flat_map(|r| rbac::allowing(gs, r))
                     .map(|g| g.binding.to_string())
                     .collect();
-                (!via.is_empty()).then(|| (*t, via))
+                (!via.is_empty()).then_some((*t, via))
             })
             .collect();
         if readers.len() < 2 {
@@ -590,7 +636,11 @@ fn shared_namespaces(snap: &Snapshot, tenants: &[&Tenant<'_>], findings: &mut Ve
             message: format!(
                 "namespace {ns} is readable by {} tenants: {}",
                 readers.len(),
-                readers.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ")
+                readers
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             details: readers
                 .iter()
@@ -652,7 +702,12 @@ pub fn deployment_drift(built: &Deployment, live: &Deployment, images: bool) -> 
     };
     let p = "spec.template.spec";
     for (field, lv, bv, sev) in [
-        ("hostNetwork", l.host_network, b.host_network, Severity::High),
+        (
+            "hostNetwork",
+            l.host_network,
+            b.host_network,
+            Severity::High,
+        ),
         ("hostPID", l.host_pid, b.host_pid, Severity::Critical),
         ("hostIPC", l.host_ipc, b.host_ipc, Severity::High),
         (
@@ -662,7 +717,8 @@ pub fn deployment_drift(built: &Deployment, live: &Deployment, images: bool) -> 
             Severity::Medium,
         ),
     ] {
-        if lv.unwrap_or(false) != bv.unwrap_or(false) || (field.starts_with("automount") && lv != bv)
+        if lv.unwrap_or(false) != bv.unwrap_or(false)
+            || (field.starts_with("automount") && lv != bv)
         {
             push(format!("{p}.{field}"), show(&lv), show(&bv), sev);
         }
@@ -776,12 +832,7 @@ pub fn deployment_drift(built: &Deployment, live: &Deployment, images: bool) -> 
     out
 }
 
-fn deployment_findings(
-    snap: &Snapshot,
-    t: &Tenant<'_>,
-    images: bool,
-    findings: &mut Vec<Finding>,
-) {
+fn deployment_findings(snap: &Snapshot, t: &Tenant<'_>, images: bool, findings: &mut Vec<Finding>) {
     let Some(built) = t.desired.iter().find_map(|d| match d {
         Desired::Deployment(d) => Some(d),
         _ => None,
@@ -811,20 +862,25 @@ fn deployment_findings(
             check: Check::DeploymentDrift,
             tenant: Some(t.name.clone()),
             object: object.clone(),
-            message: format!("{} is {} (the operator builds {})", d.field, d.live, d.built),
+            message: format!(
+                "{} is {} (the operator builds {})",
+                d.field, d.live, d.built
+            ),
             details: vec![],
         });
     }
 }
 
-fn claims_findings(t: &Tenant<'_>, findings: &mut Vec<Finding>) -> (Vec<String>, Vec<NamespaceConflict>) {
+fn claims_findings(
+    t: &Tenant<'_>,
+    findings: &mut Vec<Finding>,
+) -> (Vec<String>, Vec<NamespaceConflict>) {
     let object = ObjectRef::new("TenantGateway", None, &t.name);
-    let status: BTreeSet<String> = t
-        .gw
-        .status
-        .as_ref()
-        .map(|s| s.claimed_namespaces.iter().cloned().collect())
-        .unwrap_or_default();
+    let status: BTreeSet<String> =
+        t.gw.status
+            .as_ref()
+            .map(|s| s.claimed_namespaces.iter().cloned().collect())
+            .unwrap_or_default();
     match &t.decision {
         Err(e) => {
             findings.push(Finding {
@@ -955,7 +1011,12 @@ pub fn plan_access_checks(snap: &Snapshot, filter: &BTreeSet<String>) -> Vec<Acc
         let tn = Some(t.name.as_str());
         for ns in &namespaces {
             for verb in ["get", "list", "watch"] {
-                plan(tn, &t.identity, &t.grants, Request::new(verb, "", "secrets", Some(ns)));
+                plan(
+                    tn,
+                    &t.identity,
+                    &t.grants,
+                    Request::new(verb, "", "secrets", Some(ns)),
+                );
             }
             for verb in ["list", "watch"] {
                 plan(
@@ -966,8 +1027,13 @@ pub fn plan_access_checks(snap: &Snapshot, filter: &BTreeSet<String>) -> Vec<Acc
                 );
             }
         }
-        for ns in t.claimed() {
-            plan(tn, &t.identity, &t.grants, Request::new("create", "", "pods", Some(&ns)));
+        for ns in &t.claimed {
+            plan(
+                tn,
+                &t.identity,
+                &t.grants,
+                Request::new("create", "", "pods", Some(ns)),
+            );
         }
         for req in [
             Request::new("create", "", "pods", None),

@@ -12,6 +12,9 @@ pub mod findings;
 pub mod rbac;
 pub mod report;
 
+#[cfg(test)]
+mod findings_tests;
+
 pub use findings::{Check, Finding, Report, Severity, Snapshot};
 pub use report::OutputFormat;
 

@@ -71,7 +71,7 @@ impl Identity {
 pub fn subject_matches(subject: &Subject, id: &Identity, binding_ns: Option<&str>) -> bool {
     match subject.kind.as_str() {
         "User" => subject.name == id.user,
-        "Group" => id.groups.iter().any(|g| *g == subject.name),
+        "Group" => id.groups.contains(&subject.name),
         "ServiceAccount" => {
             let Some((ns, name)) = id.service_account_parts() else {
                 return false;
@@ -166,9 +166,7 @@ pub fn resource_matches(rule: &PolicyRule, resource: &str, subresource: Option<&
         None => resource.to_string(),
     };
     rule.resources.iter().flatten().any(|r| {
-        r == "*"
-            || *r == combined
-            || subresource.is_some_and(|s| r.strip_prefix("*/") == Some(s))
+        r == "*" || *r == combined || subresource.is_some_and(|s| r.strip_prefix("*/") == Some(s))
     })
 }
 
@@ -183,9 +181,10 @@ pub fn resource_name_matches(rule: &PolicyRule, name: Option<&str>) -> bool {
 
 /// `nonResourceURLs`: `*`, an exact path, or a prefix ending in `*`.
 pub fn non_resource_url_matches(rule: &PolicyRule, path: &str) -> bool {
-    rule.non_resource_urls.iter().flatten().any(|u| {
-        u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
-    })
+    rule.non_resource_urls
+        .iter()
+        .flatten()
+        .any(|u| u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p)))
 }
 
 /// Whether `rule` allows the resource request (namespace scoping is the
@@ -334,7 +333,11 @@ impl RbacObjects {
 
     /// The role a binding references and its rules. A RoleBinding may
     /// reference a Role in its own namespace or a ClusterRole.
-    fn resolve(&self, role_ref: &RoleRef, binding_ns: Option<&str>) -> (ObjectRef, Vec<PolicyRule>) {
+    fn resolve(
+        &self,
+        role_ref: &RoleRef,
+        binding_ns: Option<&str>,
+    ) -> (ObjectRef, Vec<PolicyRule>) {
         match (role_ref.kind.as_str(), binding_ns) {
             ("Role", Some(ns)) => (
                 ObjectRef::new("Role", Some(ns), &role_ref.name),
@@ -447,9 +450,9 @@ pub fn rule_covered(rule: &PolicyRule, by: &[PolicyRule]) -> bool {
                     let resource_ok = b.resources.iter().flatten().any(|r| {
                         r == "*"
                             || *r == resource
-                            || resource.split_once('/').is_some_and(|(_, sub)| {
-                                r.strip_prefix("*/") == Some(sub)
-                            })
+                            || resource
+                                .split_once('/')
+                                .is_some_and(|(_, sub)| r.strip_prefix("*/") == Some(sub))
                     });
                     let names_ok = match b.resource_names.as_deref() {
                         None | Some([]) => true,
@@ -486,7 +489,10 @@ pub fn rule_reads_secrets(rule: &PolicyRule) -> bool {
 /// (discovery, health and version URLs; asking about its own access). Not
 /// worth a finding on any cluster.
 pub fn is_ambient(rule: &PolicyRule) -> bool {
-    let non_resource_get_only = rule.non_resource_urls.as_ref().is_some_and(|u| !u.is_empty())
+    let non_resource_get_only = rule
+        .non_resource_urls
+        .as_ref()
+        .is_some_and(|u| !u.is_empty())
         && rule.resources.as_ref().is_none_or(|r| r.is_empty())
         && rule.verbs.iter().all(|v| v == "get" || v == "head");
     let self_review = rule.resources.as_ref().is_some_and(|rs| {
@@ -565,24 +571,114 @@ mod tests {
     fn rule_matching_table() {
         let ing = |verb: &str, res: &str| Request::new(verb, "networking.k8s.io", res, Some("a"));
         let cases: Vec<(&str, PolicyRule, Request, bool)> = vec![
-            ("verb listed", rule(&["get", "list"], &[""], &["secrets"]), Request::new("get", "", "secrets", None), true),
-            ("verb not listed", rule(&["get", "list"], &[""], &["secrets"]), Request::new("delete", "", "secrets", None), false),
-            ("verb *", rule(&["*"], &[""], &["secrets"]), Request::new("delete", "", "secrets", None), true),
-            ("core group only", rule(&["get"], &[""], &["ingresses"]), ing("get", "ingresses"), false),
-            ("group *", rule(&["get"], &["*"], &["ingresses"]), ing("get", "ingresses"), true),
-            ("group listed", rule(&["get"], &["networking.k8s.io"], &["ingresses"]), ing("get", "ingresses"), true),
-            ("resource * ", rule(&["get"], &["*"], &["*"]), ing("get", "ingresses/status"), true),
-            ("resource does not cover its subresource", rule(&["update"], &["*"], &["ingresses"]), ing("update", "ingresses/status"), false),
-            ("subresource listed", rule(&["update"], &["*"], &["ingresses/status"]), ing("update", "ingresses/status"), true),
-            ("subresource does not cover the resource", rule(&["update"], &["*"], &["ingresses/status"]), ing("update", "ingresses"), false),
-            ("*/status", rule(&["update"], &["*"], &["*/status"]), ing("update", "ingresses/status"), true),
-            ("*/status not the resource", rule(&["update"], &["*"], &["*/status"]), ing("update", "ingresses"), false),
-            ("*/status not another subresource", rule(&["get"], &["*"], &["*/status"]), Request::new("get", "", "pods/log", None), false),
-            ("resourceNames: the name", named(rule(&["get"], &[""], &["configmaps"]), &["a"]), Request::new("get", "", "configmaps", None).named("a"), true),
-            ("resourceNames: another name", named(rule(&["get"], &[""], &["configmaps"]), &["a"]), Request::new("get", "", "configmaps", None).named("b"), false),
-            ("resourceNames: list without name", named(rule(&["list"], &[""], &["configmaps"]), &["a"]), Request::new("list", "", "configmaps", None), false),
-            ("empty resourceNames: any", named(rule(&["get"], &[""], &["configmaps"]), &[]), Request::new("get", "", "configmaps", None).named("z"), true),
-            ("non-resource rule grants no resource", urls(&["get"], &["*"]), Request::new("get", "", "secrets", None), false),
+            (
+                "verb listed",
+                rule(&["get", "list"], &[""], &["secrets"]),
+                Request::new("get", "", "secrets", None),
+                true,
+            ),
+            (
+                "verb not listed",
+                rule(&["get", "list"], &[""], &["secrets"]),
+                Request::new("delete", "", "secrets", None),
+                false,
+            ),
+            (
+                "verb *",
+                rule(&["*"], &[""], &["secrets"]),
+                Request::new("delete", "", "secrets", None),
+                true,
+            ),
+            (
+                "core group only",
+                rule(&["get"], &[""], &["ingresses"]),
+                ing("get", "ingresses"),
+                false,
+            ),
+            (
+                "group *",
+                rule(&["get"], &["*"], &["ingresses"]),
+                ing("get", "ingresses"),
+                true,
+            ),
+            (
+                "group listed",
+                rule(&["get"], &["networking.k8s.io"], &["ingresses"]),
+                ing("get", "ingresses"),
+                true,
+            ),
+            (
+                "resource * ",
+                rule(&["get"], &["*"], &["*"]),
+                ing("get", "ingresses/status"),
+                true,
+            ),
+            (
+                "resource does not cover its subresource",
+                rule(&["update"], &["*"], &["ingresses"]),
+                ing("update", "ingresses/status"),
+                false,
+            ),
+            (
+                "subresource listed",
+                rule(&["update"], &["*"], &["ingresses/status"]),
+                ing("update", "ingresses/status"),
+                true,
+            ),
+            (
+                "subresource does not cover the resource",
+                rule(&["update"], &["*"], &["ingresses/status"]),
+                ing("update", "ingresses"),
+                false,
+            ),
+            (
+                "*/status",
+                rule(&["update"], &["*"], &["*/status"]),
+                ing("update", "ingresses/status"),
+                true,
+            ),
+            (
+                "*/status not the resource",
+                rule(&["update"], &["*"], &["*/status"]),
+                ing("update", "ingresses"),
+                false,
+            ),
+            (
+                "*/status not another subresource",
+                rule(&["get"], &["*"], &["*/status"]),
+                Request::new("get", "", "pods/log", None),
+                false,
+            ),
+            (
+                "resourceNames: the name",
+                named(rule(&["get"], &[""], &["configmaps"]), &["a"]),
+                Request::new("get", "", "configmaps", None).named("a"),
+                true,
+            ),
+            (
+                "resourceNames: another name",
+                named(rule(&["get"], &[""], &["configmaps"]), &["a"]),
+                Request::new("get", "", "configmaps", None).named("b"),
+                false,
+            ),
+            (
+                "resourceNames: list without name",
+                named(rule(&["list"], &[""], &["configmaps"]), &["a"]),
+                Request::new("list", "", "configmaps", None),
+                false,
+            ),
+            (
+                "empty resourceNames: any",
+                named(rule(&["get"], &[""], &["configmaps"]), &[]),
+                Request::new("get", "", "configmaps", None).named("z"),
+                true,
+            ),
+            (
+                "non-resource rule grants no resource",
+                urls(&["get"], &["*"]),
+                Request::new("get", "", "secrets", None),
+                false,
+            ),
         ];
         for (name, r, req, want) in cases {
             assert_eq!(rule_allows(&r, &req), want, "{name}: {r:?} {req}");
@@ -603,7 +699,11 @@ mod tests {
             (rule(&["get"], &["*"], &["*"]), "get", "/metrics", false),
         ];
         for (r, verb, path, want) in cases {
-            assert_eq!(rule_allows_non_resource(&r, verb, path), want, "{r:?} {verb} {path}");
+            assert_eq!(
+                rule_allows_non_resource(&r, verb, path),
+                want,
+                "{r:?} {verb} {path}"
+            );
         }
     }
 
@@ -620,30 +720,70 @@ mod tests {
     fn subject_matching_table() {
         let id = Identity::service_account("gw", "tgw-acme");
         let cases = [
-            (subject("ServiceAccount", "tgw-acme", Some("gw")), None, true),
-            (subject("ServiceAccount", "tgw-acme", Some("other")), None, false),
-            (subject("ServiceAccount", "tgw-globex", Some("gw")), None, false),
+            (
+                subject("ServiceAccount", "tgw-acme", Some("gw")),
+                None,
+                true,
+            ),
+            (
+                subject("ServiceAccount", "tgw-acme", Some("other")),
+                None,
+                false,
+            ),
+            (
+                subject("ServiceAccount", "tgw-globex", Some("gw")),
+                None,
+                false,
+            ),
             // RoleBinding subject without namespace: the binding's namespace.
-            (subject("ServiceAccount", "tgw-acme", None), Some("gw"), true),
-            (subject("ServiceAccount", "tgw-acme", None), Some("shop"), false),
+            (
+                subject("ServiceAccount", "tgw-acme", None),
+                Some("gw"),
+                true,
+            ),
+            (
+                subject("ServiceAccount", "tgw-acme", None),
+                Some("shop"),
+                false,
+            ),
             (subject("ServiceAccount", "tgw-acme", None), None, false),
-            (subject("User", "system:serviceaccount:gw:tgw-acme", None), None, true),
+            (
+                subject("User", "system:serviceaccount:gw:tgw-acme", None),
+                None,
+                true,
+            ),
             (subject("User", "tgw-acme", None), None, false),
             (subject("Group", "system:serviceaccounts", None), None, true),
-            (subject("Group", "system:serviceaccounts:gw", None), None, true),
-            (subject("Group", "system:serviceaccounts:shop", None), None, false),
+            (
+                subject("Group", "system:serviceaccounts:gw", None),
+                None,
+                true,
+            ),
+            (
+                subject("Group", "system:serviceaccounts:shop", None),
+                None,
+                false,
+            ),
             (subject("Group", "system:authenticated", None), None, true),
             (subject("Group", "system:masters", None), None, false),
             (subject("Unknown", "tgw-acme", Some("gw")), None, false),
         ];
         for (sub, binding_ns, want) in cases {
-            assert_eq!(subject_matches(&sub, &id, binding_ns), want, "{sub:?} in {binding_ns:?}");
+            assert_eq!(
+                subject_matches(&sub, &id, binding_ns),
+                want,
+                "{sub:?} in {binding_ns:?}"
+            );
         }
         let user = Identity {
             user: "alice".into(),
             groups: vec![],
         };
-        assert!(!subject_matches(&subject("ServiceAccount", "alice", Some("gw")), &user, None));
+        assert!(!subject_matches(
+            &subject("ServiceAccount", "alice", Some("gw")),
+            &user,
+            None
+        ));
     }
 
     fn meta(name: &str, ns: Option<&str>, labels: &[(&str, &str)]) -> ObjectMeta {
@@ -660,7 +800,11 @@ mod tests {
         }
     }
 
-    pub(crate) fn cluster_role(name: &str, labels: &[(&str, &str)], rules: Vec<PolicyRule>) -> ClusterRole {
+    pub(crate) fn cluster_role(
+        name: &str,
+        labels: &[(&str, &str)],
+        rules: Vec<PolicyRule>,
+    ) -> ClusterRole {
         ClusterRole {
             metadata: meta(name, None, labels),
             rules: Some(rules),
@@ -715,9 +859,21 @@ mod tests {
                 aggregated("top", &[], &[("agg-to-top", "true")]),
                 // Itself aggregated into `top`, and aggregating `leaf`.
                 aggregated("mid", &[("agg-to-top", "true")], &[("agg-to-mid", "true")]),
-                cluster_role("leaf", &[("agg-to-mid", "true")], vec![rule(&["get"], &[""], &["secrets"])]),
-                cluster_role("direct", &[("agg-to-top", "true")], vec![rule(&["list"], &[""], &["pods"])]),
-                cluster_role("unrelated", &[("agg-to-top", "false")], vec![rule(&["*"], &["*"], &["*"])]),
+                cluster_role(
+                    "leaf",
+                    &[("agg-to-mid", "true")],
+                    vec![rule(&["get"], &[""], &["secrets"])],
+                ),
+                cluster_role(
+                    "direct",
+                    &[("agg-to-top", "true")],
+                    vec![rule(&["list"], &[""], &["pods"])],
+                ),
+                cluster_role(
+                    "unrelated",
+                    &[("agg-to-top", "false")],
+                    vec![rule(&["*"], &["*"], &["*"])],
+                ),
                 // A cycle must not loop.
                 aggregated("cycle-a", &[("c", "b")], &[("c", "a")]),
                 aggregated("cycle-b", &[("c", "a")], &[("c", "b")]),
@@ -740,8 +896,14 @@ mod tests {
             vec![subject("ServiceAccount", "tgw-acme", Some("gw"))],
         )];
         let grants = with_binding.effective_grants(&id);
-        assert!(allowed(&grants, &Request::new("get", "", "secrets", Some("anywhere"))));
-        assert!(!allowed(&grants, &Request::new("delete", "", "secrets", Some("anywhere"))));
+        assert!(allowed(
+            &grants,
+            &Request::new("get", "", "secrets", Some("anywhere"))
+        ));
+        assert!(!allowed(
+            &grants,
+            &Request::new("delete", "", "secrets", Some("anywhere"))
+        ));
     }
 
     #[test]
@@ -760,11 +922,35 @@ mod tests {
             ],
             role_bindings: vec![
                 rb("shop", "to-role", "Role", "own", vec![me.clone()]),
-                rb("shop", "to-reader", "ClusterRole", "reader", vec![me.clone()]),
+                rb(
+                    "shop",
+                    "to-reader",
+                    "ClusterRole",
+                    "reader",
+                    vec![me.clone()],
+                ),
                 // A RoleBinding can only use Roles of its own namespace.
-                rb("shop", "to-foreign-role", "Role", "elsewhere", vec![me.clone()]),
-                rb("shop", "someone-else", "ClusterRole", "admin", vec![subject("ServiceAccount", "tgw-globex", Some("gw"))]),
-                rb("viagroup", "group", "ClusterRole", "reader", vec![subject("Group", "system:serviceaccounts:gw", None)]),
+                rb(
+                    "shop",
+                    "to-foreign-role",
+                    "Role",
+                    "elsewhere",
+                    vec![me.clone()],
+                ),
+                rb(
+                    "shop",
+                    "someone-else",
+                    "ClusterRole",
+                    "admin",
+                    vec![subject("ServiceAccount", "tgw-globex", Some("gw"))],
+                ),
+                rb(
+                    "viagroup",
+                    "group",
+                    "ClusterRole",
+                    "reader",
+                    vec![subject("Group", "system:serviceaccounts:gw", None)],
+                ),
             ],
             cluster_roles: vec![
                 cluster_role("reader", &[], vec![rule(&["list"], &[""], &["secrets"])]),
@@ -776,11 +962,23 @@ mod tests {
         let g = objs.effective_grants(&Identity::service_account("gw", "tgw-acme"));
         let list_secrets = |ns: Option<&str>| Request::new("list", "", "secrets", ns);
         assert!(allowed(&g, &list_secrets(Some("shop"))));
-        assert!(allowed(&g, &list_secrets(Some("viagroup"))), "through a group");
+        assert!(
+            allowed(&g, &list_secrets(Some("viagroup"))),
+            "through a group"
+        );
         assert!(!allowed(&g, &list_secrets(Some("other"))));
-        assert!(!allowed(&g, &list_secrets(None)), "a RoleBinding is not cluster-wide");
-        assert!(allowed(&g, &Request::new("get", "", "configmaps", Some("shop"))));
-        assert!(!allowed(&g, &Request::new("delete", "", "pods", Some("shop"))), "not the foreign Role nor globex's admin");
+        assert!(
+            !allowed(&g, &list_secrets(None)),
+            "a RoleBinding is not cluster-wide"
+        );
+        assert!(allowed(
+            &g,
+            &Request::new("get", "", "configmaps", Some("shop"))
+        ));
+        assert!(
+            !allowed(&g, &Request::new("delete", "", "pods", Some("shop"))),
+            "not the foreign Role nor globex's admin"
+        );
         assert!(allowed(&g, &Request::new("list", "", "nodes", None)));
         assert!(allowed(&g, &Request::new("list", "", "nodes", Some("any"))));
         let bindings: BTreeSet<String> = g.iter().map(|x| x.binding.to_string()).collect();
@@ -799,24 +997,73 @@ mod tests {
     fn rule_coverage_table() {
         let shipped = vec![
             rule(&["get", "list", "watch"], &[""], &["services", "secrets"]),
-            rule(&["update", "patch"], &["networking.k8s.io"], &["ingresses/status"]),
-            named(rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), &["reader"]),
+            rule(
+                &["update", "patch"],
+                &["networking.k8s.io"],
+                &["ingresses/status"],
+            ),
+            named(
+                rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]),
+                &["reader"],
+            ),
             urls(&["get"], &["/metrics"]),
         ];
         let cases = [
             ("subset of verbs", rule(&["get"], &[""], &["secrets"]), true),
-            ("two rules together", rule(&["list"], &[""], &["services", "secrets"]), true),
-            ("extra verb", rule(&["get", "delete"], &[""], &["secrets"]), false),
+            (
+                "two rules together",
+                rule(&["list"], &[""], &["services", "secrets"]),
+                true,
+            ),
+            (
+                "extra verb",
+                rule(&["get", "delete"], &[""], &["secrets"]),
+                false,
+            ),
             ("extra resource", rule(&["get"], &[""], &["pods"]), false),
-            ("other group", rule(&["get"], &["apps"], &["services"]), false),
+            (
+                "other group",
+                rule(&["get"], &["apps"], &["services"]),
+                false,
+            ),
             ("verb wildcard", rule(&["*"], &[""], &["secrets"]), false),
-            ("group wildcard", rule(&["get"], &["*"], &["secrets"]), false),
+            (
+                "group wildcard",
+                rule(&["get"], &["*"], &["secrets"]),
+                false,
+            ),
             ("resource wildcard", rule(&["get"], &[""], &["*"]), false),
-            ("subresource", rule(&["patch"], &["networking.k8s.io"], &["ingresses/status"]), true),
-            ("not the parent of a subresource", rule(&["patch"], &["networking.k8s.io"], &["ingresses"]), false),
-            ("named within", named(rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), &["reader"]), true),
-            ("other name", named(rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), &["admin"]), false),
-            ("no names = all names", rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]), false),
+            (
+                "subresource",
+                rule(&["patch"], &["networking.k8s.io"], &["ingresses/status"]),
+                true,
+            ),
+            (
+                "not the parent of a subresource",
+                rule(&["patch"], &["networking.k8s.io"], &["ingresses"]),
+                false,
+            ),
+            (
+                "named within",
+                named(
+                    rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]),
+                    &["reader"],
+                ),
+                true,
+            ),
+            (
+                "other name",
+                named(
+                    rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]),
+                    &["admin"],
+                ),
+                false,
+            ),
+            (
+                "no names = all names",
+                rule(&["bind"], &["rbac.authorization.k8s.io"], &["clusterroles"]),
+                false,
+            ),
             ("url", urls(&["get"], &["/metrics"]), true),
             ("other url", urls(&["get"], &["/debug/pprof"]), false),
         ];
@@ -825,23 +1072,49 @@ mod tests {
         }
         let star = vec![rule(&["*"], &["*"], &["*"])];
         assert!(rule_covered(&rule(&["*"], &["*"], &["*"]), &star));
-        assert!(rule_covered(&named(rule(&["get"], &["x"], &["y/z"]), &["n"]), &star));
+        assert!(rule_covered(
+            &named(rule(&["get"], &["x"], &["y/z"]), &["n"]),
+            &star
+        ));
     }
 
     #[test]
     fn secrets_and_ambient_classification() {
         assert!(rule_reads_secrets(&rule(&["get"], &[""], &["secrets"])));
         assert!(rule_reads_secrets(&rule(&["*"], &["*"], &["*"])));
-        assert!(rule_reads_secrets(&named(rule(&["get"], &[""], &["secrets"]), &["one"])));
-        assert!(!rule_reads_secrets(&rule(&["create", "delete"], &[""], &["secrets"])));
-        assert!(!rule_reads_secrets(&rule(&["get"], &["apps"], &["secrets"])));
+        assert!(rule_reads_secrets(&named(
+            rule(&["get"], &[""], &["secrets"]),
+            &["one"]
+        )));
+        assert!(!rule_reads_secrets(&rule(
+            &["create", "delete"],
+            &[""],
+            &["secrets"]
+        )));
+        assert!(!rule_reads_secrets(&rule(
+            &["get"],
+            &["apps"],
+            &["secrets"]
+        )));
         assert!(!rule_reads_secrets(&rule(&["get"], &[""], &["configmaps"])));
 
         assert!(is_ambient(&urls(&["get"], &["/api", "/api/*", "/version"])));
-        assert!(is_ambient(&rule(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"])));
+        assert!(is_ambient(&rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["selfsubjectaccessreviews", "selfsubjectrulesreviews"]
+        )));
         assert!(!is_ambient(&urls(&["post"], &["/api"])));
-        assert!(!is_ambient(&rule(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews"])));
-        assert!(!is_ambient(&rule(&["create"], &["*"], &["selfsubjectaccessreviews"])));
+        assert!(!is_ambient(&rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"]
+        )));
+        assert!(!is_ambient(&rule(
+            &["create"],
+            &["*"],
+            &["selfsubjectaccessreviews"]
+        )));
         assert!(!is_ambient(&rule(&["get"], &[""], &["secrets"])));
     }
 }
