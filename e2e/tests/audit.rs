@@ -632,7 +632,7 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
             .create(&PostParams::default(), &ing)
             .await?;
         let reported = wait_until(
-            "Warning Events naming the missing Service and Secret",
+            "a Warning Event naming the missing Service",
             Duration::from_secs(60),
             || async {
                 let events = ns
@@ -646,11 +646,11 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
                     .filter_map(|e| e.message.clone())
                     .collect();
                 let all = notes.join("\n");
-                Ok((all.contains("payments") && all.contains("wildcard")).then_some(all))
+                Ok(all.contains("\"payments\" not found").then_some(all))
             },
         )
         .await?;
-        assert!(reported.contains("not found"), "{reported}");
+        assert!(reported.contains("in the Ingress's namespace"), "{reported}");
         // 404 until the sidecar has translated the Ingress; then 503: the
         // rule exists, its backend does not.
         let direct = SocketAddr::new(ip, 8080);
@@ -660,6 +660,12 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
             Ok((code == 503).then_some(()))
         })
         .await?;
+        // The only TLS host's Secret lives in `other`: no HTTPS listener at all.
+        let https = tokio::net::TcpStream::connect(SocketAddr::new(ip, 8443)).await;
+        assert!(
+            matches!(&https, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "HTTPS served with another namespace's Secret: {https:?}"
+        );
         Ok::<_, anyhow::Error>(())
     }
     .await;
