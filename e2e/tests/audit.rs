@@ -10,12 +10,14 @@
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use e2e::{client, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
-use operator::audit::{audit, AuditOptions, Check, Report, Severity};
+use operator::audit::{audit, AuditError, AuditOptions, Check, Report, Severity};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -279,6 +281,31 @@ async fn audit_reports_each_hand_made_problem_and_nothing_else() -> Result<()> {
             assert_eq!(v["findings"].as_array().map(Vec::len), Some(0), "{out}");
         } else {
             eprintln!("note: target/debug/tenant-gateway not built; the binary run is skipped");
+        }
+
+        // An auditor without rights gets an error (exit 2), never a clean report.
+        let token = wait_until("a token for acme's default ServiceAccount", Duration::from_secs(30), || async {
+            let tr: TokenRequest = obj(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 600}}));
+            let t = acme_ns
+                .api::<ServiceAccount>()
+                .create_token_request("default", &PostParams::default(), &tr)
+                .await?;
+            Ok(t.status.map(|s| s.token))
+        })
+        .await?;
+        let limited = e2e::client_with_token(&token).await?;
+        match audit(&limited, &a.opts).await {
+            Err(e @ AuditError::Read { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("403") && msg.contains("the auditor needs"), "{msg}");
+            }
+            other => bail!("an auditor without rights must fail: {other:?}"),
+        }
+        if let Some(bin) = audit_binary() {
+            let out = Command::new(&bin)
+                .args(["audit", "--kubeconfig", "/nonexistent/kubeconfig"])
+                .output()?;
+            assert_eq!(out.status.code(), Some(2), "{out:?}");
         }
 
         // 1. globex may read acme's Secrets through a hand-made RoleBinding.
