@@ -710,18 +710,20 @@ pub fn deployment_drift(built: &Deployment, live: &Deployment, images: bool) -> 
         ),
         ("hostPID", l.host_pid, b.host_pid, Severity::Critical),
         ("hostIPC", l.host_ipc, b.host_ipc, Severity::High),
-        (
-            "automountServiceAccountToken",
-            l.automount_service_account_token,
-            b.automount_service_account_token,
-            Severity::Medium,
-        ),
     ] {
-        if lv.unwrap_or(false) != bv.unwrap_or(false)
-            || (field.starts_with("automount") && lv != bv)
-        {
+        // Unset and false are the same pod.
+        if lv.unwrap_or(false) != bv.unwrap_or(false) {
             push(format!("{p}.{field}"), show(&lv), show(&bv), sev);
         }
+    }
+    // Unset here means "the ServiceAccount decides": not the same as false.
+    if l.automount_service_account_token != b.automount_service_account_token {
+        push(
+            format!("{p}.automountServiceAccountToken"),
+            show(&l.automount_service_account_token),
+            show(&b.automount_service_account_token),
+            Severity::Medium,
+        );
     }
     if l.service_account_name != b.service_account_name {
         push(

@@ -66,6 +66,9 @@ fn denied_hint(e: &kube::Error) -> &'static str {
             " (the auditor needs cluster-wide read on RBAC objects, Namespaces, TenantGateways, \
              Deployments, and create on subjectaccessreviews)"
         }
+        kube::Error::Api(s) if s.code == 404 => {
+            " (is tenant-gateway installed? kubectl apply -k config/)"
+        }
         _ => "",
     }
 }
