@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod audit;
 pub mod build;
 pub mod claims;
 pub mod conditions;

@@ -89,6 +89,9 @@ enum Command {
     /// Run the per-pod xDS sidecar: watch the tenant's claimed namespaces, translate,
     /// and serve ADS to Envoy over a Unix socket.
     Xds(Box<XdsArgs>),
+    /// Audit tenants' effective RBAC, namespace claims and gateway Deployments
+    /// (cluster admin). Exit status: 0 clean, 1 findings at or above --fail-on, 2 errors.
+    Audit(operator::audit::AuditArgs),
 }
 
 #[derive(clap::Args)]
@@ -287,6 +290,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Audit(a) => operator::audit::main(a),
         Command::Crds => {
             print!("{}", crds::crd_yaml());
             ExitCode::SUCCESS
