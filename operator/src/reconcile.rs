@@ -101,7 +101,23 @@ pub fn resolve_claims(
         match claim_request(gw, namespaces) {
             Ok(r) => requests.push(r),
             Err(e) if gw.name_any() == tenant => own_error = Some(e),
-            Err(_) => {}
+            // An invalid spec is not applied, so that gateway's RoleBindings
+            // stay: it keeps holding what it held, or two tenants could read
+            // the same namespace.
+            Err(_) => requests.push(ClaimRequest {
+                tenant: gw.name_any(),
+                created: gw.metadata.creation_timestamp.clone(),
+                wanted: gw
+                    .status
+                    .iter()
+                    .flat_map(|s| s.claimed_namespaces.iter().cloned())
+                    .filter(|n| {
+                        namespaces
+                            .iter()
+                            .any(|ns| ns.metadata.name.as_deref() == Some(n.as_str()))
+                    })
+                    .collect(),
+            }),
         }
     }
     if let Some(e) = own_error {
