@@ -619,4 +619,38 @@ mod tests {
         .unwrap();
         assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
     }
+
+    #[test]
+    fn a_gateway_whose_selector_became_invalid_keeps_what_it_held() {
+        let namespaces = vec![ns("shop", "acme")];
+        // "holder" is older and holds shop; then its selector turns invalid.
+        let mut holder = (*gw("holder", 1, "acme")).clone();
+        holder.spec.namespaces.selector = Some(LabelSelector {
+            match_expressions: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                    key: "tenant".into(),
+                    operator: "Bogus".into(),
+                    values: None,
+                },
+            ]),
+            ..Default::default()
+        });
+        holder.status = Some(crds::TenantGatewayStatus {
+            claimed_namespaces: vec!["shop".into()],
+            ..Default::default()
+        });
+        let younger = gw("younger", 10, "acme");
+        let gws = [Arc::new(holder.clone()), younger.clone()];
+        let d = resolve_claims(&gws, &namespaces, "tenant-gateway-system", "younger").unwrap();
+        assert!(
+            d.claimed.is_empty(),
+            "the younger tenant must not get a namespace the invalid one still holds"
+        );
+        assert_eq!(d.conflicts[0].holder, "holder");
+        // Once the holder no longer holds it (status empty), it moves.
+        holder.status = None;
+        let gws = [Arc::new(holder), younger];
+        let d = resolve_claims(&gws, &namespaces, "tenant-gateway-system", "younger").unwrap();
+        assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
+    }
 }
