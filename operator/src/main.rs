@@ -181,6 +181,9 @@ fn run_async(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
 }
 
 fn main() -> ExitCode {
+    // Purge freed pages in the background (after jemalloc's ~10 s decay), so an
+    // idle sidecar or operator gives memory back after its tenant shrinks.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     match cli.command {
         Command::Operator {

@@ -327,7 +327,8 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
         )?;
         report.value("Envoy RSS with 5,000 routes", format!("{envoy_mib:.1} MiB"))?;
         ensure_routes(&ns, gw, 1).await?;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // jemalloc returns freed pages after its decay time (10 s).
+        tokio::time::sleep(Duration::from_secs(15)).await;
         let (after_mib, _) =
             proc_rss_and_cpu(&sidecar, Some(&env)).ok_or_else(|| anyhow!("sidecar gone"))?;
         report.value(
@@ -399,7 +400,7 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
         },
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
     let (op_after, _) = proc_rss_and_cpu("tenant-gateway operator", None)
         .ok_or_else(|| anyhow!("operator gone"))?;
     report.value(
