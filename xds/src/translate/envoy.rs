@@ -102,9 +102,9 @@ fn socket(ip: &str, port: u16) -> Address {
 
 pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
     let mut listeners = vec![http_listener(options)];
-    if let Some(l) = https_listener(plan, options) {
-        listeners.push(l);
-    }
+    let https = https_listener(plan, options);
+    let has_https = https.is_some();
+    listeners.extend(https);
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     let route_config = |name: &str, scheme: Scheme| RouteConfiguration {
         name: name.to_string(),
@@ -114,10 +114,11 @@ pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
         ..Default::default()
     };
     EnvoyResources {
-        routes: vec![
-            route_config(HTTP_ROUTE_CONFIG, Scheme::Http),
-            route_config(HTTPS_ROUTE_CONFIG, Scheme::Https),
-        ],
+        // The https route table only exists when an https listener uses it:
+        // building (and pushing) an unused copy doubled the work per change.
+        routes: std::iter::once(route_config(HTTP_ROUTE_CONFIG, Scheme::Http))
+            .chain(has_https.then(|| route_config(HTTPS_ROUTE_CONFIG, Scheme::Https)))
+            .collect(),
         clusters: plan.clusters.values().map(cluster).collect(),
         endpoints: plan.clusters.values().map(load_assignment).collect(),
         secrets: plan
