@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use xds::bootstrap::{ads_bootstrap, to_yaml};
-use xds::{translate, AdsServer, GatewayOptions, ResourceType, Snapshot};
+use xds::{translate, AdsServer, GatewayOptions, ResourceType, Snapshot, TenantObjects};
 
 const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_EVERY: Duration = Duration::from_millis(2);
@@ -182,25 +182,40 @@ fn next_change(i: usize, m: &mut Model, grid: usize, ports: &[u16]) -> Change {
 }
 
 /// One GET on a fresh connection (a reloaded nginx serves old keep-alive
-/// connections from old workers): status and body.
+/// connections from old workers): status and body. The response ends at
+/// Content-Length, not at EOF: Envoy delays closing after a local reply
+/// (`delayed_close_timeout`, 1 s), which is not propagation time.
 async fn get(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if n == 0 || length.is_some_and(|len| body.len() >= len) {
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                return Ok((status, body.to_string()));
+            }
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
 }
 
 async fn satisfied(addr: SocketAddr, c: &Change) -> bool {
@@ -243,8 +258,8 @@ struct Applier {
 }
 
 impl Applier {
-    fn snapshot(&self, m: &Model) -> Snapshot {
-        let t = translate(&m.tenant_objects(), &self.options);
+    fn snapshot(&self, objects: &TenantObjects) -> Snapshot {
+        let t = translate(objects, &self.options);
         assert!(
             t.diagnostics.is_empty(),
             "translation problems: {:?}",
@@ -260,11 +275,18 @@ impl Applier {
         std::fs::rename(&tmp, &conf).expect("rename nginx.conf");
     }
 
-    /// Applies the model: re-translate and push, or rewrite and reload.
-    async fn apply(&self, m: &Model) {
+    /// The tenant's objects after the change, as the sidecar's watch caches
+    /// hold them (generating and parsing manifests is not part of the timing).
+    fn prepare(&self, m: &Model) -> Option<TenantObjects> {
+        (self.target == Target::Ads).then(|| m.tenant_objects())
+    }
+
+    /// Applies the change: translate and push the snapshot, or render the
+    /// config, rewrite the file and reload nginx.
+    async fn apply(&self, m: &Model, objects: Option<TenantObjects>) {
         match self.target {
             Target::Ads => {
-                let snap = self.snapshot(m);
+                let snap = self.snapshot(&objects.expect("objects"));
                 self.snapshots
                     .as_ref()
                     .expect("ADS channel")
@@ -320,7 +342,7 @@ async fn main() {
     match a.target {
         Target::Ads => {
             let socket = a.dir.join("ads.sock");
-            let (tx, rx) = watch::channel(Arc::new(applier.snapshot(&model)));
+            let (tx, rx) = watch::channel(Arc::new(applier.snapshot(&model.tenant_objects())));
             let (server, s) = AdsServer::new(rx);
             stats = Some(s);
             applier.snapshots = Some(tx);
@@ -369,8 +391,9 @@ async fn main() {
     let start = Instant::now();
     for i in 0..a.changes {
         let change = next_change(i, &mut model, grid, &ports);
+        let objects = applier.prepare(&model);
         let t0 = Instant::now();
-        applier.apply(&model).await;
+        applier.apply(&model, objects).await;
         let applied = t0.elapsed().as_secs_f64() * 1000.0;
         let mut ok = false;
         while t0.elapsed() < PROPAGATION_TIMEOUT {
