@@ -941,3 +941,92 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One GET from a chosen loopback source address (127.0.0.x), fresh connection.
+async fn request_from(
+    src: [u8; 4],
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> std::io::Result<Resp> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::from((src, 0)))?;
+    let s = sock.connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut c = Client {
+        stream: BufReader::new(s),
+    };
+    tokio::time::timeout(Duration::from_secs(10), c.get(host, path, &[]))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_per_client_address_after_the_burst() {
+    let web = Backend::start("web").await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        // 1 per minute with a burst of 3: three requests, then 429 for a minute.
+        ingress_yaml(
+            "limited",
+            0,
+            &[
+                ("nginx.ingress.kubernetes.io/limit-rpm", "1"),
+                ("nginx.ingress.kubernetes.io/limit-burst-multiplier", "3"),
+            ],
+            &[("limited.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "custom-status",
+            1,
+            &[
+                ("tenantgateway.io/limit-rps", "1"),
+                ("tenantgateway.io/limit-burst-multiplier", "1"),
+                ("tenantgateway.io/limit-status-code", "503"),
+            ],
+            &[("custom.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "open",
+            2,
+            &[],
+            &[("open.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("rate-limit", &yaml).await;
+    let statuses = |src: [u8; 4], host: &'static str, n: usize| {
+        let addr = gw.http();
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(request_from(src, addr, host, "/").await.unwrap().status);
+            }
+            out
+        }
+    };
+    let one = [127, 0, 0, 1];
+    assert_eq!(
+        statuses(one, "limited.example.com", 5).await,
+        [200, 200, 200, 429, 429]
+    );
+    // Another client address has its own bucket.
+    assert_eq!(
+        statuses([127, 0, 0, 2], "limited.example.com", 4).await,
+        [200, 200, 200, 429]
+    );
+    // Another Ingress has its own limit (and status); unlimited ones are not limited.
+    assert_eq!(
+        statuses(one, "custom.example.com", 3).await,
+        [200, 503, 503]
+    );
+    assert_eq!(statuses(one, "open.example.com", 10).await, [200; 10]);
+    let r = request_from(one, gw.http(), "limited.example.com", "/")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}

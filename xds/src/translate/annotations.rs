@@ -90,6 +90,20 @@ pub(crate) struct Cidr {
     pub len: u32,
 }
 
+/// Local rate limit per client address (ingress-nginx `limit-rps`/`limit-rpm`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RateLimit {
+    pub rps: Option<u32>,
+    pub rpm: Option<u32>,
+    /// Bucket size = rate × multiplier (nginx's burst).
+    pub burst_multiplier: u32,
+    /// HTTP status of a limited request.
+    pub status: u16,
+}
+
+/// Statuses a limited request may get (defined in Envoy's StatusCode enum).
+pub(crate) const LIMIT_STATUS_CODES: &[u16] = &[400, 403, 404, 429, 500, 502, 503, 504];
+
 /// Settings that shape the upstream cluster (a distinct cluster when not default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ClusterSettings {
@@ -125,6 +139,7 @@ pub(crate) struct IngressSettings {
     pub canary: Option<Canary>,
     pub allow_ranges: Vec<Cidr>,
     pub deny_ranges: Vec<Cidr>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -148,6 +163,7 @@ impl Default for IngressSettings {
             canary: None,
             allow_ranges: vec![],
             deny_ranges: vec![],
+            rate_limit: None,
         }
     }
 }
@@ -239,6 +255,10 @@ const CANARY_BY_COOKIE: Spec = spec("canary-by-cookie", Some("canary-by-cookie")
 const ALLOW_RANGE: Spec = spec("allowlist-source-range", Some("allowlist-source-range"));
 const ALLOW_RANGE_OLD: Spec = spec("whitelist-source-range", Some("whitelist-source-range"));
 const DENY_RANGE: Spec = spec("denylist-source-range", Some("denylist-source-range"));
+const LIMIT_RPS: Spec = spec("limit-rps", Some("limit-rps"));
+const LIMIT_RPM: Spec = spec("limit-rpm", Some("limit-rpm"));
+const LIMIT_BURST: Spec = spec("limit-burst-multiplier", Some("limit-burst-multiplier"));
+const LIMIT_STATUS: Spec = spec("limit-status-code", None);
 
 const ALL: &[&Spec] = &[
     &SSL_REDIRECT,
@@ -272,6 +292,10 @@ const ALL: &[&Spec] = &[
     &ALLOW_RANGE,
     &ALLOW_RANGE_OLD,
     &DENY_RANGE,
+    &LIMIT_RPS,
+    &LIMIT_RPM,
+    &LIMIT_BURST,
+    &LIMIT_STATUS,
 ];
 
 /// Our annotations that are not features of one Ingress but are still ours
@@ -454,6 +478,9 @@ pub(crate) fn parse(
         .parse(&DENY_RANGE, Strict, parse_cidrs)
         .unwrap_or_default();
 
+    // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
+    s.rate_limit = parse_rate_limit(&mut r);
+
     Parsed {
         settings: s,
         drop_rules: r.drop_rules,
@@ -588,7 +615,38 @@ fn parse_canary(r: &mut Reader<'_>) -> Option<Canary> {
     })
 }
 
+fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
+    use OnError::{Default as Lenient, Drop as Strict};
+    let rate = |v: &str| parse_u64(v, 1, 1_000_000).map(|n| n as u32);
+    let rps = r.parse(&LIMIT_RPS, Strict, rate);
+    let rpm = r.parse(&LIMIT_RPM, Strict, rate);
+    if rps.is_none() && rpm.is_none() {
+        return None;
+    }
+    let burst_multiplier = r
+        .parse(&LIMIT_BURST, Strict, |v| {
+            parse_u64(v, 1, 100).map(|n| n as u32)
+        })
+        .unwrap_or(5);
+    let status = r
+        .parse(&LIMIT_STATUS, Lenient, parse_limit_status)
+        .unwrap_or(429);
+    Some(RateLimit {
+        rps,
+        rpm,
+        burst_multiplier,
+        status,
+    })
+}
+
 // ---------- value parsers (pure, table-tested) ----------
+
+pub(crate) fn parse_limit_status(v: &str) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|c| LIMIT_STATUS_CODES.contains(c))
+        .ok_or_else(|| format!("expected one of {LIMIT_STATUS_CODES:?}"))
+}
 
 /// Go's strconv.ParseBool, which ingress-nginx uses.
 pub(crate) fn parse_bool(v: &str) -> Result<bool, String> {

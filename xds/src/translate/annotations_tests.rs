@@ -561,3 +561,96 @@ fn parsing_never_panics_on_arbitrary_values() {
         }
     }
 }
+
+// ---------- features 8+: table of (annotation, value, drops the rules?, extra pairs) ----------
+
+/// Each invalid value gives exactly one diagnostic on its own key, with the
+/// value, and drops the rules exactly when documented as strict.
+fn assert_invalid(key: &str, v: &str, drops: bool, extra: &[(&str, &str)]) {
+    let mut pairs = vec![(key, v)];
+    pairs.extend_from_slice(extra);
+    let (p, diags) = parse_map(&pairs);
+    assert_eq!(p.drop_rules, drops, "{key}={v:?}: {diags:?}");
+    let mine: Vec<_> = diags
+        .iter()
+        .filter(|d| d.field == format!("metadata.annotations[{key:?}]"))
+        .collect();
+    assert_eq!(mine.len(), 1, "{key}={v:?}: {diags:?}");
+    let want = if drops {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    assert_eq!(mine[0].severity, want, "{key}={v:?}");
+    assert_eq!(mine[0].object, ObjectRef::new("Ingress", "shop", "web"));
+    assert!(
+        mine[0].message.contains(&format!("{v:?}")),
+        "{}",
+        mine[0].message
+    );
+}
+
+#[test]
+fn rate_limits_parse_with_nginx_defaults() {
+    let (p, diags) = parse_map(&[(&ng("limit-rps"), "10")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.rate_limit,
+        Some(RateLimit {
+            rps: Some(10),
+            rpm: None,
+            burst_multiplier: 5,
+            status: 429
+        })
+    );
+    let (p, diags) = parse_map(&[
+        (&ng("limit-rpm"), "600"),
+        (&ng("limit-rps"), "20"),
+        (&ours("limit-rps"), "3"),
+        (&ng("limit-burst-multiplier"), "2"),
+        (&ours("limit-status-code"), "503"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.rate_limit,
+        Some(RateLimit {
+            rps: Some(3),
+            rpm: Some(600),
+            burst_multiplier: 2,
+            status: 503
+        })
+    );
+    // A multiplier or status alone asks for nothing.
+    let (p, _) = parse_map(&[(&ng("limit-burst-multiplier"), "2")]);
+    assert_eq!(p.settings.rate_limit, None);
+    for (v, want) in [
+        ("429", Some(429)),
+        ("503", Some(503)),
+        ("200", None),
+        ("418", None),
+        ("999", None),
+        ("", None),
+        ("x", None),
+    ] {
+        assert_eq!(parse_limit_status(v).ok(), want, "{v:?}");
+    }
+}
+
+#[test]
+fn invalid_rate_limits_fail_closed_and_a_bad_status_keeps_429() {
+    let rps: &[(&str, &str)] = &[("nginx.ingress.kubernetes.io/limit-rps", "5")];
+    for (key, v, drops, extra) in [
+        (ng("limit-rps"), "0", true, &[][..]),
+        (ng("limit-rps"), "ten", true, &[]),
+        (ours("limit-rps"), "-1", true, &[]),
+        (ng("limit-rpm"), "1000001", true, &[]),
+        (ng("limit-rpm"), "1.5", true, &[]),
+        (ng("limit-burst-multiplier"), "0", true, rps),
+        (ours("limit-burst-multiplier"), "101", true, rps),
+        (ours("limit-status-code"), "200", false, rps),
+    ] {
+        assert_invalid(&key, v, drops, extra);
+    }
+    let (p, _) = parse_map(&[(&ng("limit-rps"), "5"), (&ours("limit-status-code"), "2xx")]);
+    assert_eq!(p.settings.rate_limit.map(|l| l.status), Some(429));
+}

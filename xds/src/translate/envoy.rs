@@ -1,12 +1,13 @@
 //! Writing the routing plan as Envoy resources (LDS/RDS/CDS/EDS/SDS over ADS).
 
-use super::annotations::{Affinity, Cidr, IngressSettings, TlsVersion};
+use super::annotations::{Affinity, Cidr, IngressSettings, RateLimit, TlsVersion};
 use super::backends::ClusterPlan;
 use super::rules::{HostMatch, PathMatch, Plan, RoutePlan, Target};
 use super::GatewayOptions;
 use crate::snapshot::EnvoyResources;
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::Address;
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, transport_socket, AggregatedConfigSource,
     ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
@@ -28,6 +29,11 @@ use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
     RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
 };
+use envoy_types::pb::envoy::config::route::v3::{rate_limit, RateLimit as RouteRateLimit};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
+    rate_limit_descriptor, LocalRateLimitDescriptor,
+};
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
@@ -42,6 +48,9 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
+use envoy_types::pb::envoy::r#type::v3::{
+    fractional_percent, FractionalPercent, HttpStatus, TokenBucket,
+};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use prost::{Message, Name};
 use std::collections::BTreeMap;
@@ -101,8 +110,9 @@ fn socket(ip: &str, port: u16) -> Address {
 }
 
 pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
-    let mut listeners = vec![http_listener(options)];
-    if let Some(l) = https_listener(plan, options) {
+    let limits = rate_limits_of(plan);
+    let mut listeners = vec![http_listener(options, &limits)];
+    if let Some(l) = https_listener(plan, options, &limits) {
         listeners.push(l);
     }
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
@@ -270,6 +280,7 @@ fn cookie_is(name: &str, value: &str) -> HeaderMatcher {
 
 fn route_action(
     s: &IngressSettings,
+    source: &str,
     path: &PathMatch,
     spec: route_action::ClusterSpecifier,
 ) -> RouteAction {
@@ -278,6 +289,7 @@ fn route_action(
         // No overall deadline (long polls, WebSockets); idle like nginx's proxy-read-timeout.
         timeout: Some(secs(0)),
         idle_timeout: Some(dur(s.idle_timeout)),
+        rate_limits: route_rate_limits(s, source),
         ..Default::default()
     };
     if s.retry.retries > 0 && !s.retry.on.is_empty() {
@@ -356,10 +368,16 @@ fn route_action(
     a
 }
 
-fn action_for(target: &Target, s: &IngressSettings, path: &PathMatch) -> route::Action {
+fn action_for(
+    target: &Target,
+    s: &IngressSettings,
+    source: &str,
+    path: &PathMatch,
+) -> route::Action {
     match target {
         Target::Cluster(c) => route::Action::Route(route_action(
             s,
+            source,
             path,
             route_action::ClusterSpecifier::Cluster(c.clone()),
         )),
@@ -435,6 +453,136 @@ fn source_rbac(s: &IngressSettings) -> Option<Any> {
     }))
 }
 
+/// The rate limit key of an Ingress's limit: its `namespace/name` and the window.
+fn limit_key(source: &str, window: &str) -> String {
+    format!("{source}|{window}")
+}
+
+/// The windows of a rate limit: (name, requests per window, window length in seconds).
+fn limit_windows(l: &RateLimit) -> Vec<(&'static str, u32, i64)> {
+    let mut out = Vec::new();
+    if let Some(n) = l.rps {
+        out.push(("rps", n, 1));
+    }
+    if let Some(n) = l.rpm {
+        out.push(("rpm", n, 60));
+    }
+    out
+}
+
+/// Route descriptors `[generic_key=<ingress|window>, remote_address=<client>]`,
+/// matched by the listener's local_ratelimit descriptors (one bucket per client).
+fn route_rate_limits(s: &IngressSettings, source: &str) -> Vec<RouteRateLimit> {
+    let Some(l) = &s.rate_limit else {
+        return vec![];
+    };
+    use rate_limit::action::{ActionSpecifier, GenericKey, RemoteAddress};
+    limit_windows(l)
+        .into_iter()
+        .map(|(window, _, _)| RouteRateLimit {
+            actions: vec![
+                rate_limit::Action {
+                    action_specifier: Some(ActionSpecifier::GenericKey(GenericKey {
+                        descriptor_value: limit_key(source, window),
+                        ..Default::default()
+                    })),
+                },
+                rate_limit::Action {
+                    action_specifier: Some(ActionSpecifier::RemoteAddress(RemoteAddress {})),
+                },
+            ],
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Rate limits of the plan by status code, then by owning Ingress.
+type LimitsByStatus = BTreeMap<u16, BTreeMap<String, RateLimit>>;
+
+fn rate_limits_of(plan: &Plan) -> LimitsByStatus {
+    let mut out = LimitsByStatus::new();
+    for r in plan
+        .hosts
+        .values()
+        .flatten()
+        .chain(plan.default_backend.iter())
+    {
+        if let Some(l) = &r.settings.rate_limit {
+            out.entry(l.status)
+                .or_default()
+                .insert(r.source.clone(), l.clone());
+        }
+    }
+    out
+}
+
+/// Max client addresses tracked per limit (LRU); Envoy's default is 20.
+const MAX_TRACKED_CLIENTS: u32 = 10_000;
+
+fn hundred_percent(key: &str) -> RuntimeFractionalPercent {
+    RuntimeFractionalPercent {
+        default_value: Some(FractionalPercent {
+            numerator: 100,
+            denominator: fractional_percent::DenominatorType::Hundred as i32,
+        }),
+        runtime_key: key.into(),
+    }
+}
+
+/// One local_ratelimit filter per status code (the status is per filter). It
+/// has no default bucket, so requests matching none of its descriptors pass.
+fn rate_limit_filters(limits: &LimitsByStatus) -> Vec<HttpFilter> {
+    limits
+        .iter()
+        .map(|(status, by_ingress)| {
+            let descriptors = by_ingress
+                .iter()
+                .flat_map(|(source, l)| {
+                    limit_windows(l)
+                        .into_iter()
+                        .map(move |(window, n, secs_per)| LocalRateLimitDescriptor {
+                            entries: vec![
+                                rate_limit_descriptor::Entry {
+                                    key: "generic_key".into(),
+                                    value: limit_key(source, window),
+                                },
+                                // Blank value: one token bucket per client address.
+                                rate_limit_descriptor::Entry {
+                                    key: "remote_address".into(),
+                                    value: String::new(),
+                                },
+                            ],
+                            token_bucket: Some(TokenBucket {
+                                max_tokens: n.saturating_mul(l.burst_multiplier),
+                                tokens_per_fill: Some(UInt32Value { value: n }),
+                                fill_interval: Some(secs(secs_per)),
+                            }),
+                            shadow_mode: false,
+                        })
+                })
+                .collect();
+            let config = LocalRateLimit {
+                stat_prefix: format!("ratelimit_{status}"),
+                status: Some(HttpStatus {
+                    code: i32::from(*status),
+                }),
+                filter_enabled: Some(hundred_percent("tenantgateway.ratelimit.enabled")),
+                filter_enforced: Some(hundred_percent("tenantgateway.ratelimit.enforced")),
+                descriptors,
+                max_dynamic_descriptors: Some(UInt32Value {
+                    value: MAX_TRACKED_CLIENTS,
+                }),
+                ..Default::default()
+            };
+            HttpFilter {
+                name: format!("tenantgateway.io/ratelimit-{status}"),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(&config))),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
 fn hsts(s: &IngressSettings) -> Vec<HeaderValueOption> {
     let Some(h) = &s.hsts else { return vec![] };
     let mut value = format!("max-age={}", h.max_age);
@@ -501,9 +649,9 @@ fn envoy_routes(
         ..Default::default()
     };
     let mut out = Vec::new();
-    let mut main = action_for(&r.target, s, &r.path);
+    let mut main = action_for(&r.target, s, &r.source, &r.path);
     if let Some(c) = &r.canary {
-        let canary = action_for(&c.target, s, &r.path);
+        let canary = action_for(&c.target, s, &r.source, &r.path);
         let k = &c.canary;
         if let Some(h) = &k.by_header {
             match &k.by_header_value {
@@ -562,7 +710,7 @@ fn envoy_routes(
                     ..Default::default()
                 })
             };
-            main = route::Action::Route(route_action(s, &r.path, spec));
+            main = route::Action::Route(route_action(s, &r.source, &r.path, spec));
         }
     }
     if let (Some(ws), route::Action::Route(a)) = (s.websocket_idle_timeout, &main) {
@@ -678,7 +826,11 @@ fn virtual_hosts(plan: &Plan, scheme: Scheme) -> Vec<VirtualHost> {
     out
 }
 
-fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
+fn http_connection_manager(
+    stat_prefix: &str,
+    route_config: &str,
+    limits: &LimitsByStatus,
+) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -686,7 +838,7 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
             config_source: Some(ads_config_source()),
             route_config_name: route_config.to_string(),
         })),
-        http_filters: vec![
+        http_filters: [
             // Source ranges: off unless a route enables it with its own policy.
             HttpFilter {
                 name: RBAC_FILTER.into(),
@@ -694,14 +846,18 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
                 disabled: true,
                 ..Default::default()
             },
-            HttpFilter {
-                name: "envoy.filters.http.router".into(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(
-                    any(&Router::default()),
-                )),
-                ..Default::default()
-            },
-        ],
+        ]
+        .into_iter()
+        // After RBAC: a refused request does not use a client's tokens.
+        .chain(rate_limit_filters(limits))
+        .chain([HttpFilter {
+            name: "envoy.filters.http.router".into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(
+                any(&Router::default()),
+            )),
+            ..Default::default()
+        }])
+        .collect(),
         // The client's address is the peer: append it to X-Forwarded-For and
         // set X-Forwarded-Proto; trust no forwarded headers from clients.
         use_remote_address: Some(BoolValue { value: true }),
@@ -719,12 +875,16 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
     }
 }
 
-fn http_listener(options: &GatewayOptions) -> Listener {
+fn http_listener(options: &GatewayOptions, limits: &LimitsByStatus) -> Listener {
     Listener {
         name: HTTP_LISTENER.into(),
         address: Some(socket(&options.bind_address, options.http_port)),
         filter_chains: vec![FilterChain {
-            filters: vec![http_connection_manager(HTTP_LISTENER, HTTP_ROUTE_CONFIG)],
+            filters: vec![http_connection_manager(
+                HTTP_LISTENER,
+                HTTP_ROUTE_CONFIG,
+                limits,
+            )],
             ..Default::default()
         }],
         ..Default::default()
@@ -732,7 +892,11 @@ fn http_listener(options: &GatewayOptions) -> Listener {
 }
 
 /// One filter chain per certificate, selected by SNI; no listener when no TLS.
-fn https_listener(plan: &Plan, options: &GatewayOptions) -> Option<Listener> {
+fn https_listener(
+    plan: &Plan,
+    options: &GatewayOptions,
+    limits: &LimitsByStatus,
+) -> Option<Listener> {
     let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
     for (host, secret) in &plan.tls_hosts {
         let min = plan.tls_min_version.get(host).copied().unwrap_or_default();
@@ -776,7 +940,11 @@ fn https_listener(plan: &Plan, options: &GatewayOptions) -> Option<Listener> {
                     name: "envoy.transport_sockets.tls".into(),
                     config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
                 }),
-                filters: vec![http_connection_manager(HTTPS_LISTENER, HTTPS_ROUTE_CONFIG)],
+                filters: vec![http_connection_manager(
+                    HTTPS_LISTENER,
+                    HTTPS_ROUTE_CONFIG,
+                    limits,
+                )],
                 ..Default::default()
             }
         })
