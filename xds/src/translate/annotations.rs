@@ -104,12 +104,52 @@ pub(crate) struct RateLimit {
 /// Statuses a limited request may get (defined in Envoy's StatusCode enum).
 pub(crate) const LIMIT_STATUS_CODES: &[u16] = &[400, 403, 404, 429, 500, 502, 503, 504];
 
+/// The protocol spoken to the backend (`backend-protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum BackendProtocol {
+    #[default]
+    Http,
+    Https,
+    Grpc,
+    Grpcs,
+    H2c,
+}
+
+impl BackendProtocol {
+    pub(crate) fn tls(self) -> bool {
+        matches!(self, BackendProtocol::Https | BackendProtocol::Grpcs)
+    }
+    pub(crate) fn http2(self) -> bool {
+        matches!(
+            self,
+            BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
+        )
+    }
+}
+
+/// Upstream TLS verification asked by `proxy-ssl-secret`/`proxy-ssl-verify`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ProxySsl {
+    /// The CA Secret's name (in the Ingress's namespace).
+    pub secret: Option<String>,
+    /// Verify the backend's certificate (default: when a CA is given).
+    pub verify: bool,
+    /// SNI and the name verified; default `<service>.<namespace>.svc`.
+    pub name: Option<String>,
+}
+
 /// Settings that shape the upstream cluster (a distinct cluster when not default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ClusterSettings {
     pub connect_timeout: Option<Duration>,
     /// Ring hash instead of round robin.
     pub hashed: bool,
+    pub protocol: BackendProtocol,
+    /// SNI sent to a TLS backend (None: the Service's DNS name).
+    pub tls_name: Option<String>,
+    /// PEM CA bundle the backend's certificate must chain to (verified, with
+    /// the SNI name as the expected DNS SAN); None: not verified.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 impl ClusterSettings {
@@ -140,6 +180,8 @@ pub(crate) struct IngressSettings {
     pub allow_ranges: Vec<Cidr>,
     pub deny_ranges: Vec<Cidr>,
     pub rate_limit: Option<RateLimit>,
+    pub backend_protocol: BackendProtocol,
+    pub proxy_ssl: ProxySsl,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -164,6 +206,8 @@ impl Default for IngressSettings {
             allow_ranges: vec![],
             deny_ranges: vec![],
             rate_limit: None,
+            backend_protocol: BackendProtocol::Http,
+            proxy_ssl: ProxySsl::default(),
         }
     }
 }
@@ -173,6 +217,10 @@ impl IngressSettings {
         ClusterSettings {
             connect_timeout: self.connect_timeout,
             hashed: !matches!(self.affinity, Affinity::None),
+            protocol: self.backend_protocol,
+            tls_name: self.proxy_ssl.name.clone(),
+            // Filled in when the Secret is resolved.
+            tls_ca: None,
         }
     }
 }
@@ -259,6 +307,10 @@ const LIMIT_RPS: Spec = spec("limit-rps", Some("limit-rps"));
 const LIMIT_RPM: Spec = spec("limit-rpm", Some("limit-rpm"));
 const LIMIT_BURST: Spec = spec("limit-burst-multiplier", Some("limit-burst-multiplier"));
 const LIMIT_STATUS: Spec = spec("limit-status-code", None);
+const BACKEND_PROTOCOL: Spec = spec("backend-protocol", Some("backend-protocol"));
+const PROXY_SSL_SECRET: Spec = spec("proxy-ssl-secret", Some("proxy-ssl-secret"));
+const PROXY_SSL_VERIFY: Spec = spec("proxy-ssl-verify", Some("proxy-ssl-verify"));
+const PROXY_SSL_NAME: Spec = spec("proxy-ssl-name", Some("proxy-ssl-name"));
 
 const ALL: &[&Spec] = &[
     &SSL_REDIRECT,
@@ -296,6 +348,10 @@ const ALL: &[&Spec] = &[
     &LIMIT_RPM,
     &LIMIT_BURST,
     &LIMIT_STATUS,
+    &BACKEND_PROTOCOL,
+    &PROXY_SSL_SECRET,
+    &PROXY_SSL_VERIFY,
+    &PROXY_SSL_NAME,
 ];
 
 /// Our annotations that are not features of one Ingress but are still ours
@@ -481,6 +537,13 @@ pub(crate) fn parse(
     // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
     s.rate_limit = parse_rate_limit(&mut r);
 
+    // Backend protocol and upstream TLS: all strict (a backend reached in
+    // plain text, or unverified, when the tenant asked otherwise is weaker).
+    s.backend_protocol = r
+        .parse(&BACKEND_PROTOCOL, Strict, parse_backend_protocol)
+        .unwrap_or_default();
+    parse_proxy_ssl(&mut r, &mut s);
+
     Parsed {
         settings: s,
         drop_rules: r.drop_rules,
@@ -639,7 +702,99 @@ fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
     })
 }
 
+fn parse_proxy_ssl(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    use OnError::Drop as Strict;
+    let namespace = r.obj.namespace.clone();
+    let secret = r.parse(&PROXY_SSL_SECRET, Strict, |v| {
+        parse_secret_ref(v, &namespace)
+    });
+    let verify = r.parse(&PROXY_SSL_VERIFY, Strict, parse_on_off);
+    let name = r.parse(&PROXY_SSL_NAME, Strict, parse_dns_name);
+    let tls = s.backend_protocol.tls();
+    for (spec, set) in [
+        (&PROXY_SSL_SECRET, secret.is_some()),
+        (&PROXY_SSL_VERIFY, verify == Some(true)),
+        (&PROXY_SSL_NAME, name.is_some()),
+    ] {
+        if set && !tls {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(&key, value, "needs backend-protocol HTTPS or GRPCS", Strict);
+            }
+        }
+    }
+    if verify == Some(true) && secret.is_none() {
+        if let Some((key, value)) = r.get(&PROXY_SSL_VERIFY) {
+            r.invalid(
+                &key,
+                value,
+                "verification needs a CA: set proxy-ssl-secret",
+                Strict,
+            );
+        }
+    }
+    s.proxy_ssl = ProxySsl {
+        verify: secret.is_some() && verify != Some(false),
+        secret,
+        name,
+    };
+}
+
 // ---------- value parsers (pure, table-tested) ----------
+
+pub(crate) fn parse_backend_protocol(v: &str) -> Result<BackendProtocol, String> {
+    match v.to_ascii_uppercase().as_str() {
+        "HTTP" => Ok(BackendProtocol::Http),
+        "HTTPS" => Ok(BackendProtocol::Https),
+        "GRPC" => Ok(BackendProtocol::Grpc),
+        "GRPCS" => Ok(BackendProtocol::Grpcs),
+        "H2C" => Ok(BackendProtocol::H2c),
+        _ => Err("expected HTTP, HTTPS, GRPC, GRPCS or H2C".into()),
+    }
+}
+
+/// nginx's `on`/`off`, or a boolean.
+pub(crate) fn parse_on_off(v: &str) -> Result<bool, String> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => parse_bool(v).map_err(|_| "expected \"on\" or \"off\"".to_string()),
+    }
+}
+
+/// `namespace/name` or `name`; the namespace must be the Ingress's own.
+pub(crate) fn parse_secret_ref(v: &str, namespace: &str) -> Result<String, String> {
+    let (ns, name) = v.split_once('/').unwrap_or((namespace, v));
+    if ns != namespace {
+        return Err(format!(
+            "the Secret must be in the Ingress's namespace {namespace:?}"
+        ));
+    }
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !ok {
+        return Err("not a valid Secret name".into());
+    }
+    Ok(name.to_string())
+}
+
+/// A DNS name for SNI (lowercase labels, no wildcard).
+pub(crate) fn parse_dns_name(v: &str) -> Result<String, String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if v.len() > 253 || !v.split('.').all(label_ok) {
+        return Err("not a valid lowercase DNS name".into());
+    }
+    Ok(v.to_string())
+}
 
 pub(crate) fn parse_limit_status(v: &str) -> Result<u16, String> {
     v.parse::<u16>()

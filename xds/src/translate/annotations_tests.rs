@@ -654,3 +654,95 @@ fn invalid_rate_limits_fail_closed_and_a_bad_status_keeps_429() {
     let (p, _) = parse_map(&[(&ng("limit-rps"), "5"), (&ours("limit-status-code"), "2xx")]);
     assert_eq!(p.settings.rate_limit.map(|l| l.status), Some(429));
 }
+
+#[test]
+fn backend_protocol_and_proxy_ssl_values() {
+    for (v, want) in [
+        ("HTTP", Some(BackendProtocol::Http)),
+        ("https", Some(BackendProtocol::Https)),
+        ("GRPC", Some(BackendProtocol::Grpc)),
+        ("GRPCS", Some(BackendProtocol::Grpcs)),
+        ("H2C", Some(BackendProtocol::H2c)),
+        ("AUTO_HTTP", None),
+        ("FCGI", None),
+        ("", None),
+    ] {
+        assert_eq!(parse_backend_protocol(v).ok(), want, "{v:?}");
+    }
+    for (v, want) in [
+        ("on", Some(true)),
+        ("off", Some(false)),
+        ("true", Some(true)),
+        ("0", Some(false)),
+        ("yes", None),
+    ] {
+        assert_eq!(parse_on_off(v).ok(), want, "{v:?}");
+    }
+    for (v, want) in [
+        ("shop/ca", Some("ca")),
+        ("ca", Some("ca")),
+        ("other/ca", None),
+        ("shop/", None),
+        ("shop/CA", None),
+        ("shop/a/b", None),
+    ] {
+        assert_eq!(parse_secret_ref(v, "shop").ok().as_deref(), want, "{v:?}");
+    }
+    for (v, ok) in [
+        ("web.shop.svc", true),
+        ("a", true),
+        ("*.shop.svc", false),
+        ("Web.shop", false),
+        ("a..b", false),
+        ("-a.b", false),
+        ("a b", false),
+    ] {
+        assert_eq!(parse_dns_name(v).is_ok(), ok, "{v:?}");
+    }
+}
+
+#[test]
+fn proxy_ssl_settings_and_defaults() {
+    let (p, diags) = parse_map(&[
+        (&ng("backend-protocol"), "HTTPS"),
+        (&ng("proxy-ssl-secret"), "shop/ca"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.backend_protocol, BackendProtocol::Https);
+    // Unlike nginx, a CA means verification unless turned off.
+    assert_eq!(
+        p.settings.proxy_ssl,
+        ProxySsl {
+            secret: Some("ca".into()),
+            verify: true,
+            name: None
+        }
+    );
+    let (p, _) = parse_map(&[
+        (&ours("backend-protocol"), "GRPCS"),
+        (&ours("proxy-ssl-secret"), "ca"),
+        (&ours("proxy-ssl-verify"), "off"),
+        (&ours("proxy-ssl-name"), "api.internal"),
+    ]);
+    assert!(!p.settings.proxy_ssl.verify);
+    assert_eq!(p.settings.proxy_ssl.name.as_deref(), Some("api.internal"));
+    assert_eq!(p.settings.cluster().protocol, BackendProtocol::Grpcs);
+}
+
+#[test]
+fn invalid_backend_protocol_and_proxy_ssl_fail_closed() {
+    let https: &[(&str, &str)] = &[("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")];
+    for (key, v, extra) in [
+        (ng("backend-protocol"), "FCGI", &[][..]),
+        (ours("backend-protocol"), "h3", &[]),
+        (ng("proxy-ssl-secret"), "other/ca", https),
+        (ng("proxy-ssl-verify"), "maybe", https),
+        // Verification without a CA.
+        (ng("proxy-ssl-verify"), "on", https),
+        (ours("proxy-ssl-name"), "*.x", https),
+        // TLS settings on a plain-text backend.
+        (ng("proxy-ssl-secret"), "ca", &[]),
+    ] {
+        assert_invalid(&key, v, true, extra);
+    }
+}

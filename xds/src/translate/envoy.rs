@@ -7,7 +7,6 @@ use super::GatewayOptions;
 use crate::snapshot::EnvoyResources;
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::Address;
-use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, transport_socket, AggregatedConfigSource,
     ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
@@ -15,6 +14,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option, CidrRange, HeaderValue, HeaderValueOption,
 };
+use envoy_types::pb::envoy::config::core::v3::{Http2ProtocolOptions, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
@@ -41,10 +41,17 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context, subject_alt_name_matcher, CertificateValidationContext,
+    SubjectAltNameMatcher, UpstreamTlsContext,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     secret, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     tls_parameters, TlsParameters,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
@@ -153,8 +160,74 @@ fn inline_bytes(b: &[u8]) -> DataSource {
     }
 }
 
+/// The backend's protocol: HTTP/2 options (one map entry, so the encoding
+/// stays deterministic) and, for HTTPS/GRPCS, upstream TLS with SNI and
+/// optional verification against the tenant's CA.
+fn protocol_options(c: &ClusterPlan, cluster: &mut Cluster) {
+    let proto = c.settings.protocol;
+    if proto.http2() {
+        use http_protocol_options::{explicit_http_config, ExplicitHttpConfig};
+        let options = HttpProtocolOptions {
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    ExplicitHttpConfig {
+                        protocol_config: Some(
+                            explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                                Http2ProtocolOptions::default(),
+                            ),
+                        ),
+                    },
+                ),
+            ),
+            ..Default::default()
+        };
+        cluster.typed_extension_protocol_options = [(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            any(&options),
+        )]
+        .into_iter()
+        .collect();
+    }
+    if !proto.tls() {
+        return;
+    }
+    let sni = c
+        .settings
+        .tls_name
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}.svc", c.service, c.namespace));
+    let validation = c.settings.tls_ca.as_ref().map(|ca| {
+        common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
+            trusted_ca: Some(inline_bytes(ca)),
+            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                san_type: subject_alt_name_matcher::SanType::Dns as i32,
+                matcher: Some(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(sni.clone())),
+                    ignore_case: false,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    });
+    let alpn = if proto.http2() { "h2" } else { "http/1.1" };
+    let tls = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            validation_context_type: validation,
+            alpn_protocols: vec![alpn.into()],
+            ..Default::default()
+        }),
+        sni,
+        ..Default::default()
+    };
+    cluster.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
+    });
+}
+
 fn cluster(c: &ClusterPlan) -> Cluster {
-    Cluster {
+    let mut cluster = Cluster {
         name: c.name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
@@ -170,7 +243,9 @@ fn cluster(c: &ClusterPlan) -> Cluster {
             cluster::LbPolicy::RoundRobin as i32
         },
         ..Default::default()
-    }
+    };
+    protocol_options(c, &mut cluster);
+    cluster
 }
 
 fn load_assignment(c: &ClusterPlan) -> ClusterLoadAssignment {
