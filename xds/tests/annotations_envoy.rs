@@ -190,7 +190,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .collect();
         let req =
             format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tg-test\r\n{extra}\r\n");
-        self.stream.get_mut().write_all(req.as_bytes()).await?;
+        self.send(req.as_bytes()).await
+    }
+
+    /// Writes a raw request and reads the response.
+    async fn send(&mut self, req: &[u8]) -> std::io::Result<Resp> {
+        self.stream.get_mut().write_all(req).await?;
         let r = &mut self.stream;
         let mut line = String::new();
         if r.read_line(&mut line).await? == 0 {
@@ -1067,6 +1072,7 @@ async fn protocol_service(
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let version = format!("{:?}", req.version());
+    let headers = req.headers().clone();
     let path = req.uri().path().to_string();
     let body = req
         .into_body()
@@ -1084,12 +1090,27 @@ async fn protocol_service(
         );
         return Ok(resp);
     }
-    let text = format!("backend={id} proto={version} path={path}");
+    let seen: Vec<String> = ["x-real-ip", "x-request-id", "x-added", "x-stripped"]
+        .iter()
+        .filter_map(|h| {
+            let v = headers.get(*h)?.to_str().ok()?;
+            Some(format!("{h}={v}"))
+        })
+        .collect();
+    let text = format!(
+        "backend={id} proto={version} path={path} len={} headers={}",
+        body.len(),
+        seen.join(",")
+    );
     let len = text.len();
     let mut resp = hyper::Response::new(frames(text.into_bytes(), None));
     resp.headers_mut().insert(
         hyper::header::CONTENT_LENGTH,
         hyper::header::HeaderValue::from(len),
+    );
+    resp.headers_mut().insert(
+        "x-backend-internal",
+        hyper::header::HeaderValue::from_static("secret"),
     );
     Ok(resp)
 }
@@ -1116,6 +1137,24 @@ impl ProtoBackend {
                     )
                     .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
                     .await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    async fn http1(id: &str) -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let id = id.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |r| protocol_service(id.clone(), r));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
                 });
             }
         });
@@ -1351,6 +1390,132 @@ async fn backend_protocols_h2c_grpc_and_verified_https() {
     }
     // Verification off: served whatever the certificate.
     let r = get(gw.http(), "unverified.example.com", "/u").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// A POST with a body of `len` bytes (Content-Length) on a fresh connection.
+async fn post(addr: SocketAddr, host: &str, len: usize) -> Resp {
+    let mut c = Client::connect(addr).await.unwrap();
+    let mut req = format!("POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\n\r\n")
+        .into_bytes();
+    req.extend(std::iter::repeat_n(b'x', len));
+    tokio::time::timeout(Duration::from_secs(10), c.send(&req))
+        .await
+        .expect("POST in time")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
+    let web = ProtoBackend::http1("web").await;
+    let yaml = [
+        service_ports_yaml("shop", "web", &[web.addr.port()]),
+        ingress_yaml(
+            "edited",
+            0,
+            &[
+                (
+                    "tenantgateway.io/request-headers-add",
+                    "X-Added: 100% yes; X-Real-IP: forged",
+                ),
+                ("tenantgateway.io/request-headers-remove", "X-Stripped"),
+                (
+                    "tenantgateway.io/response-headers-add",
+                    "X-Frame-Options: DENY",
+                ),
+                (
+                    "tenantgateway.io/response-headers-remove",
+                    "x-backend-internal",
+                ),
+                ("nginx.ingress.kubernetes.io/proxy-body-size", "1k"),
+                // Several per-route filters together (RBAC + buffer).
+                (
+                    "nginx.ingress.kubernetes.io/allowlist-source-range",
+                    "127.0.0.0/8",
+                ),
+            ],
+            &[("edited.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "plain",
+            1,
+            &[],
+            &[("plain.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("headers", &yaml).await;
+
+    // Defaults on every route: X-Real-IP is the client address (a client's own
+    // header is replaced), X-Request-Id is generated.
+    let r = request(
+        gw.http(),
+        "plain.example.com",
+        "/",
+        &[("X-Real-IP", "6.6.6.6"), ("X-Stripped", "kept here")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("x-real-ip=127.0.0.1"), "{r:?}");
+    assert!(r.body.contains("x-request-id="), "{r:?}");
+    assert!(r.body.contains("x-stripped=kept here"), "{r:?}");
+    assert_eq!(r.header("x-backend-internal"), Some("secret"), "{r:?}");
+
+    let r = request(
+        gw.http(),
+        "edited.example.com",
+        "/",
+        &[("X-Stripped", "secret")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    // `%` is literal; the Ingress's own X-Real-IP wins over the default.
+    assert!(r.body.contains("x-added=100% yes"), "{r:?}");
+    assert!(r.body.contains("x-real-ip=forged"), "{r:?}");
+    assert!(!r.body.contains("x-stripped"), "{r:?}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-backend-internal"), None);
+
+    // Body size: up to 1 KiB passes, above is refused with 413.
+    let r = post(gw.http(), "edited.example.com", 1024).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("len=1024"), "{r:?}");
+    let r = post(gw.http(), "edited.example.com", 1025).await;
+    assert_eq!(r.status, 413, "{r:?}");
+    // Without Content-Length (chunked), sent in pieces: 413 once buffered past the limit.
+    let mut c = Client::connect(gw.http()).await.unwrap();
+    c.stream
+        .get_mut()
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: edited.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = format!("400\r\n{}\r\n", "y".repeat(1024));
+    for _ in 0..4 {
+        if c.stream
+            .get_mut()
+            .write_all(chunk.as_bytes())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = c.stream.get_mut().write_all(b"0\r\n\r\n").await;
+    let mut status_line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), c.stream.read_line(&mut status_line))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line:?}");
+    let r = post(gw.http(), "plain.example.com", 100_000).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }

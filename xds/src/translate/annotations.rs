@@ -182,6 +182,19 @@ pub(crate) struct IngressSettings {
     pub rate_limit: Option<RateLimit>,
     pub backend_protocol: BackendProtocol,
     pub proxy_ssl: ProxySsl,
+    pub headers: HeaderEdits,
+    /// Largest request body in bytes (413 above); None: no limit.
+    pub max_body_bytes: Option<u32>,
+}
+
+/// Header edits of an Ingress's routes; names lowercase, values with `%`
+/// already escaped for Envoy's header formatter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct HeaderEdits {
+    pub request_add: Vec<(String, String)>,
+    pub request_remove: Vec<String>,
+    pub response_add: Vec<(String, String)>,
+    pub response_remove: Vec<String>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -208,6 +221,8 @@ impl Default for IngressSettings {
             rate_limit: None,
             backend_protocol: BackendProtocol::Http,
             proxy_ssl: ProxySsl::default(),
+            headers: HeaderEdits::default(),
+            max_body_bytes: None,
         }
     }
 }
@@ -311,6 +326,11 @@ const BACKEND_PROTOCOL: Spec = spec("backend-protocol", Some("backend-protocol")
 const PROXY_SSL_SECRET: Spec = spec("proxy-ssl-secret", Some("proxy-ssl-secret"));
 const PROXY_SSL_VERIFY: Spec = spec("proxy-ssl-verify", Some("proxy-ssl-verify"));
 const PROXY_SSL_NAME: Spec = spec("proxy-ssl-name", Some("proxy-ssl-name"));
+const REQUEST_HEADERS_ADD: Spec = spec("request-headers-add", None);
+const REQUEST_HEADERS_REMOVE: Spec = spec("request-headers-remove", None);
+const RESPONSE_HEADERS_ADD: Spec = spec("response-headers-add", None);
+const RESPONSE_HEADERS_REMOVE: Spec = spec("response-headers-remove", None);
+const PROXY_BODY_SIZE: Spec = spec("proxy-body-size", Some("proxy-body-size"));
 
 const ALL: &[&Spec] = &[
     &SSL_REDIRECT,
@@ -352,6 +372,11 @@ const ALL: &[&Spec] = &[
     &PROXY_SSL_SECRET,
     &PROXY_SSL_VERIFY,
     &PROXY_SSL_NAME,
+    &REQUEST_HEADERS_ADD,
+    &REQUEST_HEADERS_REMOVE,
+    &RESPONSE_HEADERS_ADD,
+    &RESPONSE_HEADERS_REMOVE,
+    &PROXY_BODY_SIZE,
 ];
 
 /// Our annotations that are not features of one Ingress but are still ours
@@ -543,6 +568,24 @@ pub(crate) fn parse(
         .parse(&BACKEND_PROTOCOL, Strict, parse_backend_protocol)
         .unwrap_or_default();
     parse_proxy_ssl(&mut r, &mut s);
+
+    // Headers and body size: strict (a security header not added, a header
+    // not stripped, or an unlimited body would be weaker than asked).
+    s.headers = HeaderEdits {
+        request_add: r
+            .parse(&REQUEST_HEADERS_ADD, Strict, parse_header_list)
+            .unwrap_or_default(),
+        request_remove: r
+            .parse(&REQUEST_HEADERS_REMOVE, Strict, parse_header_names)
+            .unwrap_or_default(),
+        response_add: r
+            .parse(&RESPONSE_HEADERS_ADD, Strict, parse_header_list)
+            .unwrap_or_default(),
+        response_remove: r
+            .parse(&RESPONSE_HEADERS_REMOVE, Strict, parse_header_names)
+            .unwrap_or_default(),
+    };
+    s.max_body_bytes = r.parse(&PROXY_BODY_SIZE, Strict, parse_body_size).flatten();
 
     Parsed {
         settings: s,
@@ -740,6 +783,87 @@ fn parse_proxy_ssl(r: &mut Reader<'_>, s: &mut IngressSettings) {
 }
 
 // ---------- value parsers (pure, table-tested) ----------
+
+/// Headers that must not be edited (Envoy refuses `host` and pseudo-headers).
+fn modifiable_header(v: &str) -> Result<String, String> {
+    let name = parse_header_name(v).map_err(|e| format!("{v:?}: {e}"))?;
+    if name == "host" {
+        return Err("the Host header cannot be edited".into());
+    }
+    Ok(name)
+}
+
+const MAX_HEADER_EDITS: usize = 32;
+
+/// `Name: value; Name2: value2` (or one per line). Values may not contain
+/// `;`, CR, LF or NUL; `%` is escaped (Envoy reads values as format strings).
+pub(crate) fn parse_header_list(v: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for entry in v
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (name, value) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("{entry:?} is not \"Name: value\""))?;
+        let name = modifiable_header(name.trim())?;
+        let value = value.trim();
+        if value.len() > 1024
+            || !value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(format!(
+                "the value of {name} must be at most 1024 printable ASCII characters"
+            ));
+        }
+        out.push((name, value.replace('%', "%%")));
+    }
+    if out.is_empty() || out.len() > MAX_HEADER_EDITS {
+        return Err(format!("expected 1 to {MAX_HEADER_EDITS} headers"));
+    }
+    Ok(out)
+}
+
+/// Header names, comma or space separated.
+pub(crate) fn parse_header_names(v: &str) -> Result<Vec<String>, String> {
+    let mut out = v
+        .split([',', ' ', '\n'])
+        .filter(|n| !n.is_empty())
+        .map(modifiable_header)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > MAX_HEADER_EDITS {
+        return Err(format!("expected 1 to {MAX_HEADER_EDITS} header names"));
+    }
+    Ok(out)
+}
+
+/// nginx sizes: bytes, or with `k`/`m`/`g` (either case); `0` = no limit.
+pub(crate) fn parse_body_size(v: &str) -> Result<Option<u32>, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let err =
+        || "expected a size such as \"512k\", \"8m\" or \"0\" (no limit), at most 4g".to_string();
+    if num.is_empty() || num.len() > 10 {
+        return Err(err());
+    }
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1 << 10,
+        "m" | "M" => 1 << 20,
+        "g" | "G" => 1 << 30,
+        _ => return Err(err()),
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let bytes = n.checked_mul(mult).ok_or_else(err)?;
+    u32::try_from(bytes).map(Some).map_err(|_| err())
+}
 
 pub(crate) fn parse_backend_protocol(v: &str) -> Result<BackendProtocol, String> {
     match v.to_ascii_uppercase().as_str() {

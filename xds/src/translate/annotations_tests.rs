@@ -746,3 +746,74 @@ fn invalid_backend_protocol_and_proxy_ssl_fail_closed() {
         assert_invalid(&key, v, true, extra);
     }
 }
+
+#[test]
+fn header_edits_and_body_sizes_parse_and_cannot_inject() {
+    assert_eq!(
+        parse_header_list("X-A: 1; x-b:two words ;\nX-C: 50%").unwrap(),
+        vec![
+            ("x-a".to_string(), "1".to_string()),
+            ("x-b".to_string(), "two words".to_string()),
+            ("x-c".to_string(), "50%%".to_string()),
+        ]
+    );
+    for bad in [
+        "",
+        "X-A",
+        "Host: evil",
+        ":authority: x",
+        "X A: 1",
+        "X-A: a\u{0}b",
+        "X-A: a\rb",
+        "X-A: é",
+    ] {
+        assert!(parse_header_list(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_header_names("Server, x-powered-by server").unwrap(),
+        vec!["server".to_string(), "x-powered-by".to_string()]
+    );
+    for bad in ["", "host", "a:b", "x\u{0}y", "é"] {
+        assert!(parse_header_names(bad).is_err(), "{bad:?}");
+    }
+    for (v, want) in [
+        ("0", Ok(None)),
+        ("1024", Ok(Some(1024))),
+        ("1k", Ok(Some(1024))),
+        ("8m", Ok(Some(8 << 20))),
+        ("8M", Ok(Some(8 << 20))),
+        ("3g", Ok(Some(3 << 30))),
+        ("4g", Err(())),
+        ("1.5m", Err(())),
+        ("m", Err(())),
+        ("-1", Err(())),
+        ("1t", Err(())),
+        ("99999999999", Err(())),
+    ] {
+        assert_eq!(parse_body_size(v).map_err(|_| ()), want, "{v:?}");
+    }
+}
+
+#[test]
+fn invalid_header_edits_and_body_sizes_fail_closed() {
+    for (key, v) in [
+        (ours("request-headers-add"), "Host: x"),
+        (ours("request-headers-remove"), "a b:c"),
+        (ours("response-headers-add"), "X-A"),
+        (ours("response-headers-remove"), ""),
+        (ng("proxy-body-size"), "lots"),
+        (ours("proxy-body-size"), "5g"),
+    ] {
+        assert_invalid(&key, v, true, &[]);
+    }
+    let (p, diags) = parse_map(&[
+        (&ng("proxy-body-size"), "1m"),
+        (&ours("response-headers-add"), "X-Frame-Options: DENY"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.max_body_bytes, Some(1 << 20));
+    assert_eq!(
+        p.settings.headers.response_add,
+        vec![("x-frame-options".to_string(), "DENY".to_string())]
+    );
+}

@@ -33,6 +33,9 @@ use envoy_types::pb::envoy::config::route::v3::{rate_limit, RateLimit as RouteRa
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
     rate_limit_descriptor, LocalRateLimitDescriptor,
 };
+use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{
+    buffer_per_route, Buffer, BufferPerRoute,
+};
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -56,7 +59,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
 use envoy_types::pb::envoy::r#type::v3::{
-    fractional_percent, FractionalPercent, HttpStatus, TokenBucket,
+    fractional_percent, FractionalPercent, HttpStatus, Int64Range, TokenBucket,
 };
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use prost::{Message, Name};
@@ -67,6 +70,7 @@ pub const HTTPS_LISTENER: &str = "https";
 pub const HTTP_ROUTE_CONFIG: &str = "http";
 pub const HTTPS_ROUTE_CONFIG: &str = "https";
 const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 
 /// Which listener a route configuration is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +132,13 @@ pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
         virtual_hosts: virtual_hosts(plan, scheme),
         // `Host: shop.example.com:8080` matches the vhost `shop.example.com`.
         ignore_port_in_host_matching: true,
+        // As ingress-nginx: the client address for the backend (never the client's own header).
+        request_headers_to_add: vec![set_header(
+            "x-real-ip",
+            "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        )],
+        // An Ingress's own header edits apply after (and win over) these.
+        most_specific_header_mutations_wins: true,
         ..Default::default()
     };
     EnvoyResources {
@@ -658,21 +669,37 @@ fn rate_limit_filters(limits: &LimitsByStatus) -> Vec<HttpFilter> {
         .collect()
 }
 
+fn set_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..Default::default()
+    }
+}
+
 fn hsts(s: &IngressSettings) -> Vec<HeaderValueOption> {
     let Some(h) = &s.hsts else { return vec![] };
     let mut value = format!("max-age={}", h.max_age);
     if h.include_subdomains {
         value.push_str("; includeSubDomains");
     }
-    vec![HeaderValueOption {
-        header: Some(HeaderValue {
-            key: "strict-transport-security".into(),
-            value,
-            ..Default::default()
-        }),
-        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-        ..Default::default()
-    }]
+    vec![set_header("strict-transport-security", &value)]
+}
+
+/// `proxy-body-size` for bodies without Content-Length: the buffer filter
+/// (disabled in the listeners) enabled for the route answers 413 once the
+/// buffered body exceeds the limit. (Declared lengths are matched by a route.)
+fn body_limit(s: &IngressSettings) -> Option<Any> {
+    let max = s.max_body_bytes?;
+    Some(any(&BufferPerRoute {
+        r#override: Some(buffer_per_route::Override::Buffer(Buffer {
+            max_request_bytes: Some(UInt32Value { value: max }),
+        })),
+    }))
 }
 
 /// The Envoy routes of one planned path, most specific first: canary
@@ -706,24 +733,62 @@ fn envoy_routes(
             ..Default::default()
         }];
     }
-    let rbac = source_rbac(s);
-    let headers = if scheme == Scheme::Https {
+    // Several entries are fine: snapshots encode these maps sorted by key.
+    let filter_configs: Vec<(&str, Any)> = [
+        (RBAC_FILTER, source_rbac(s)),
+        (BUFFER_FILTER, body_limit(s)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let mut response_headers = if scheme == Scheme::Https {
         hsts(s)
     } else {
         vec![]
     };
+    let edits = &s.headers;
+    response_headers.extend(edits.response_add.iter().map(|(k, v)| set_header(k, v)));
+    let request_headers: Vec<HeaderValueOption> = edits
+        .request_add
+        .iter()
+        .map(|(k, v)| set_header(k, v))
+        .collect();
     let route = |name: String, m: RouteMatch, action: route::Action| Route {
         name,
         r#match: Some(m),
         action: Some(action),
-        typed_per_filter_config: rbac
+        typed_per_filter_config: filter_configs
             .iter()
-            .map(|a| (RBAC_FILTER.to_string(), a.clone()))
+            .map(|(k, a)| (k.to_string(), a.clone()))
             .collect(),
-        response_headers_to_add: headers.clone(),
+        request_headers_to_add: request_headers.clone(),
+        request_headers_to_remove: edits.request_remove.clone(),
+        response_headers_to_add: response_headers.clone(),
+        response_headers_to_remove: edits.response_remove.clone(),
         ..Default::default()
     };
     let mut out = Vec::new();
+    if let Some(max) = s.max_body_bytes {
+        // A declared Content-Length above the limit: 413 before anything is read.
+        let too_large = HeaderMatcher {
+            name: "content-length".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::RangeMatch(
+                Int64Range {
+                    start: i64::from(max) + 1,
+                    end: i64::MAX,
+                },
+            )),
+            ..Default::default()
+        };
+        out.push(route(
+            format!("{name}|body-too-large"),
+            matcher(vec![too_large]),
+            route::Action::DirectResponse(DirectResponseAction {
+                status: 413,
+                ..Default::default()
+            }),
+        ));
+    }
     let mut main = action_for(&r.target, s, &r.source, &r.path);
     if let Some(c) = &r.canary {
         let canary = action_for(&c.target, s, &r.source, &r.path);
@@ -925,13 +990,24 @@ fn http_connection_manager(
         .into_iter()
         // After RBAC: a refused request does not use a client's tokens.
         .chain(rate_limit_filters(limits))
-        .chain([HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(
-                any(&Router::default()),
-            )),
-            ..Default::default()
-        }])
+        .chain([
+            // proxy-body-size without Content-Length: off unless a route enables it.
+            HttpFilter {
+                name: BUFFER_FILTER.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(&Buffer {
+                    max_request_bytes: Some(UInt32Value { value: 1 << 20 }),
+                }))),
+                disabled: true,
+                ..Default::default()
+            },
+            HttpFilter {
+                name: "envoy.filters.http.router".into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(
+                    any(&Router::default()),
+                )),
+                ..Default::default()
+            },
+        ])
         .collect(),
         // The client's address is the peer: append it to X-Forwarded-For and
         // set X-Forwarded-Proto; trust no forwarded headers from clients.
