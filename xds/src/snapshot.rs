@@ -70,8 +70,9 @@ pub struct EnvoyResources {
     pub secrets: Vec<Secret>,
 }
 
-/// Packed resources by type and name. Encoding is deterministic (no proto maps
-/// are used by translation), so equal configs give equal bytes and versions.
+/// Packed resources by type and name. Encoding is deterministic (route
+/// configurations, whose per-filter-config maps may hold several entries, are
+/// encoded canonically), so equal configs give equal bytes and versions.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     resources: BTreeMap<ResourceType, BTreeMap<String, Any>>,
@@ -81,6 +82,88 @@ fn pack<M: Message + prost::Name>(m: &M) -> Any {
     Any {
         type_url: M::type_url(),
         value: m.encode_to_vec(),
+    }
+}
+
+/// prost encodes a proto map from a `HashMap`, in random order. The
+/// `typed_per_filter_config` maps of virtual hosts and routes may hold several
+/// filters, so route configurations are encoded with those map entries sorted
+/// by key: the message encoded without the maps (and without the nested
+/// messages holding them), then the nested messages and sorted entries
+/// appended. Protobuf parsers accept fields in any order, and a repeated
+/// field's elements keep their relative order.
+mod canonical {
+    use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+    use envoy_types::pb::google::protobuf::Any;
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    use prost::Message;
+    use std::collections::HashMap;
+
+    const ROUTE_CONFIGURATION_VIRTUAL_HOSTS: u32 = 2;
+    const VIRTUAL_HOST_ROUTES: u32 = 3;
+    const VIRTUAL_HOST_TYPED_PER_FILTER_CONFIG: u32 = 15;
+    const ROUTE_TYPED_PER_FILTER_CONFIG: u32 = 13;
+
+    fn append_bytes(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(bytes.len() as u64, buf);
+        buf.extend_from_slice(bytes);
+    }
+
+    fn append_sorted_map(tag: u32, map: &HashMap<String, Any>, buf: &mut Vec<u8>) {
+        let mut entries: Vec<(&String, &Any)> = map.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in entries {
+            let mut entry = Vec::new();
+            prost::encoding::string::encode(1, k, &mut entry);
+            prost::encoding::message::encode(2, v, &mut entry);
+            append_bytes(tag, &entry, buf);
+        }
+    }
+
+    fn route(r: &Route) -> Vec<u8> {
+        if r.typed_per_filter_config.len() <= 1 {
+            return r.encode_to_vec();
+        }
+        let mut shell = r.clone();
+        shell.typed_per_filter_config.clear();
+        let mut buf = shell.encode_to_vec();
+        append_sorted_map(
+            ROUTE_TYPED_PER_FILTER_CONFIG,
+            &r.typed_per_filter_config,
+            &mut buf,
+        );
+        buf
+    }
+
+    fn virtual_host(vh: &VirtualHost) -> Vec<u8> {
+        let mut shell = vh.clone();
+        shell.routes.clear();
+        shell.typed_per_filter_config.clear();
+        let mut buf = shell.encode_to_vec();
+        for r in &vh.routes {
+            append_bytes(VIRTUAL_HOST_ROUTES, &route(r), &mut buf);
+        }
+        append_sorted_map(
+            VIRTUAL_HOST_TYPED_PER_FILTER_CONFIG,
+            &vh.typed_per_filter_config,
+            &mut buf,
+        );
+        buf
+    }
+
+    pub(super) fn route_configuration(rc: &RouteConfiguration) -> Vec<u8> {
+        let mut shell = rc.clone();
+        shell.virtual_hosts.clear();
+        let mut buf = shell.encode_to_vec();
+        for vh in &rc.virtual_hosts {
+            append_bytes(
+                ROUTE_CONFIGURATION_VIRTUAL_HOSTS,
+                &virtual_host(vh),
+                &mut buf,
+            );
+        }
+        buf
     }
 }
 
@@ -133,7 +216,11 @@ impl From<&EnvoyResources> for Snapshot {
             s.insert(ResourceType::Listener, l.name.clone(), pack(l));
         }
         for rc in &r.routes {
-            s.insert(ResourceType::Route, rc.name.clone(), pack(rc));
+            let any = Any {
+                type_url: <RouteConfiguration as prost::Name>::type_url(),
+                value: canonical::route_configuration(rc),
+            };
+            s.insert(ResourceType::Route, rc.name.clone(), any);
         }
         for c in &r.clusters {
             s.insert(ResourceType::Cluster, c.name.clone(), pack(c));
@@ -145,5 +232,57 @@ impl From<&EnvoyResources> for Snapshot {
             s.insert(ResourceType::Secret, sec.name.clone(), pack(sec));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
+
+    fn any(url: &str, v: &[u8]) -> Any {
+        Any {
+            type_url: url.into(),
+            value: v.to_vec(),
+        }
+    }
+
+    #[test]
+    fn route_configurations_encode_canonically_and_decode_to_the_same_message() {
+        let rc = |order: &[usize]| {
+            let entries = [("a.filter", 1u8), ("b.filter", 2), ("c.filter", 3)];
+            let map: std::collections::HashMap<String, Any> = order
+                .iter()
+                .map(|&i| (entries[i].0.to_string(), any("t/x", &[entries[i].1])))
+                .collect();
+            RouteConfiguration {
+                name: "r".into(),
+                virtual_hosts: vec![VirtualHost {
+                    name: "v".into(),
+                    domains: vec!["*".into()],
+                    routes: vec![
+                        Route {
+                            name: "one".into(),
+                            typed_per_filter_config: map.clone(),
+                            ..Default::default()
+                        },
+                        Route {
+                            name: "two".into(),
+                            ..Default::default()
+                        },
+                    ],
+                    typed_per_filter_config: map,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        };
+        let first = canonical::route_configuration(&rc(&[0, 1, 2]));
+        for _ in 0..50 {
+            let other = rc(&[2, 0, 1]);
+            assert_eq!(canonical::route_configuration(&other), first);
+            let decoded = RouteConfiguration::decode(first.as_slice()).unwrap();
+            assert_eq!(decoded, other);
+        }
     }
 }

@@ -23,14 +23,19 @@ use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
 /// A Service `name` (port 80, named `http`) whose endpoints are `eps`, one
 /// EndpointSlice per backend (each listens on its own loopback port).
 fn service_yaml(ns: &str, name: &str, eps: &[&Backend]) -> String {
+    let ports: Vec<u16> = eps.iter().map(|b| b.addr.port()).collect();
+    service_ports_yaml(ns, name, &ports)
+}
+
+/// A Service `name` (port 80) whose endpoints are 127.0.0.1 at these ports.
+fn service_ports_yaml(ns: &str, name: &str, ports: &[u16]) -> String {
     let mut out = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n"
     );
-    for (i, b) in eps.iter().enumerate() {
+    for (i, port) in ports.iter().enumerate() {
         out.push_str(&format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-{i}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\n\
-             addressType: IPv4\nports:\n- {{name: http, port: {}}}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\n---\n",
-            b.addr.port()
+             addressType: IPv4\nports:\n- {{name: http, port: {port}}}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\n---\n",
         ));
     }
     out
@@ -185,7 +190,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .collect();
         let req =
             format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tg-test\r\n{extra}\r\n");
-        self.stream.get_mut().write_all(req.as_bytes()).await?;
+        self.send(req.as_bytes()).await
+    }
+
+    /// Writes a raw request and reads the response.
+    async fn send(&mut self, req: &[u8]) -> std::io::Result<Resp> {
+        self.stream.get_mut().write_all(req).await?;
         let r = &mut self.stream;
         let mut line = String::new();
         if r.read_line(&mut line).await? == 0 {
@@ -851,6 +861,14 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         (n("session-cookie-samesite"), "None"),
         (n("whitelist-source-range"), "127.0.0.0/8, ::1, 10.0.0.0/8"),
         (n("denylist-source-range"), "10.1.0.0/16"),
+        (n("limit-rps"), "50"),
+        (n("limit-rpm"), "600"),
+        (o("limit-status-code"), "503"),
+        (n("proxy-body-size"), "2m"),
+        (o("request-headers-add"), "X-A: 1%; X-B: b"),
+        (o("request-headers-remove"), "x-c"),
+        (o("response-headers-add"), "X-Frame-Options: DENY"),
+        (o("response-headers-remove"), "server"),
         (n("configuration-snippet"), "deny all;"),
         (n("enable-cors"), "true"),
     ];
@@ -940,4 +958,572 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         "envoy --mode validate failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// One GET from a chosen loopback source address (127.0.0.x), fresh connection.
+async fn request_from(
+    src: [u8; 4],
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> std::io::Result<Resp> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::from((src, 0)))?;
+    let s = sock.connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut c = Client {
+        stream: BufReader::new(s),
+    };
+    tokio::time::timeout(Duration::from_secs(10), c.get(host, path, &[]))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_per_client_address_after_the_burst() {
+    let web = Backend::start("web").await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        // 1 per minute with a burst of 3: three requests, then 429 for a minute.
+        ingress_yaml(
+            "limited",
+            0,
+            &[
+                ("nginx.ingress.kubernetes.io/limit-rpm", "1"),
+                ("nginx.ingress.kubernetes.io/limit-burst-multiplier", "3"),
+            ],
+            &[("limited.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "custom-status",
+            1,
+            &[
+                ("tenantgateway.io/limit-rps", "1"),
+                ("tenantgateway.io/limit-burst-multiplier", "1"),
+                ("tenantgateway.io/limit-status-code", "503"),
+            ],
+            &[("custom.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "open",
+            2,
+            &[],
+            &[("open.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("rate-limit", &yaml).await;
+    let statuses = |src: [u8; 4], host: &'static str, n: usize| {
+        let addr = gw.http();
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(request_from(src, addr, host, "/").await.unwrap().status);
+            }
+            out
+        }
+    };
+    let one = [127, 0, 0, 1];
+    assert_eq!(
+        statuses(one, "limited.example.com", 5).await,
+        [200, 200, 200, 429, 429]
+    );
+    // Another client address has its own bucket.
+    assert_eq!(
+        statuses([127, 0, 0, 2], "limited.example.com", 4).await,
+        [200, 200, 200, 429]
+    );
+    // Another Ingress has its own limit (and status); unlimited ones are not limited.
+    assert_eq!(
+        statuses(one, "custom.example.com", 3).await,
+        [200, 503, 503]
+    );
+    assert_eq!(statuses(one, "open.example.com", 10).await, [200; 10]);
+    let r = request_from(one, gw.http(), "limited.example.com", "/")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+// ---------- backend protocols: h2c/gRPC and TLS backends ----------
+
+type FrameStream = http_body_util::StreamBody<
+    futures::stream::Iter<
+        std::vec::IntoIter<
+            Result<hyper::body::Frame<hyper::body::Bytes>, std::convert::Infallible>,
+        >,
+    >,
+>;
+
+fn frames(data: Vec<u8>, trailers: Option<hyper::HeaderMap>) -> FrameStream {
+    let mut v = vec![Ok(hyper::body::Frame::data(hyper::body::Bytes::from(data)))];
+    if let Some(t) = trailers {
+        v.push(Ok(hyper::body::Frame::trailers(t)));
+    }
+    http_body_util::StreamBody::new(futures::stream::iter(v))
+}
+
+/// Answers gRPC calls (content-type application/grpc) by echoing the request
+/// message with `grpc-status: 0`, and anything else with
+/// `backend=<id> proto=<HTTP version> path=<path>`.
+async fn protocol_service(
+    id: String,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<FrameStream>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+    let grpc = req
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let version = format!("{:?}", req.version());
+    let headers = req.headers().clone();
+    let path = req.uri().path().to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes().to_vec())
+        .unwrap_or_default();
+    if grpc {
+        let mut trailers = hyper::HeaderMap::new();
+        trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+        let mut resp = hyper::Response::new(frames(body, Some(trailers)));
+        resp.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/grpc"),
+        );
+        return Ok(resp);
+    }
+    let seen: Vec<String> = ["x-real-ip", "x-request-id", "x-added", "x-stripped"]
+        .iter()
+        .filter_map(|h| {
+            let v = headers.get(*h)?.to_str().ok()?;
+            Some(format!("{h}={v}"))
+        })
+        .collect();
+    let text = format!(
+        "backend={id} proto={version} path={path} len={} headers={}",
+        body.len(),
+        seen.join(",")
+    );
+    let len = text.len();
+    let mut resp = hyper::Response::new(frames(text.into_bytes(), None));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_LENGTH,
+        hyper::header::HeaderValue::from(len),
+    );
+    resp.headers_mut().insert(
+        "x-backend-internal",
+        hyper::header::HeaderValue::from_static("secret"),
+    );
+    Ok(resp)
+}
+
+/// A backend speaking HTTP/2 only (h2c, prior knowledge), or HTTP/1.1 over
+/// TLS with the given certificate chain and key.
+struct ProtoBackend {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProtoBackend {
+    async fn h2c(id: &str) -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let id = id.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |r| protocol_service(id.clone(), r));
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    async fn http1(id: &str) -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let id = id.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |r| protocol_service(id.clone(), r));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    async fn tls(id: &str, chain: Vec<CertificateDer<'static>>, key: Vec<u8>) -> Self {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(ALL_TLS)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, rustls_pki_types::PrivateKeyDer::Pkcs8(key.into()))
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let id = id.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let (id, acceptor) = (id.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(move |r| protocol_service(id.clone(), r));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for ProtoBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A CA and a server certificate for `name` it signed.
+struct Pki {
+    ca_pem: String,
+    ca_key_pem: String,
+    leaf: CertificateDer<'static>,
+    leaf_key: Vec<u8>,
+}
+
+fn pki(name: &str) -> Pki {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // A subject distinct from the leaf's, or the leaf looks self-signed.
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("test CA for {name}"));
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let ca_key_pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    Pki {
+        ca_pem: ca.pem(),
+        ca_key_pem,
+        leaf: leaf.der().clone(),
+        leaf_key: leaf_key.serialize_der(),
+    }
+}
+
+/// A kubernetes.io/tls Secret carrying a CA in `ca.crt`.
+fn ca_secret_yaml(name: &str, p: &Pki) -> String {
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}  ca.crt: |\n{}---\n",
+        indent(&p.ca_pem),
+        indent(&p.ca_key_pem),
+        indent(&p.ca_pem)
+    )
+}
+
+/// A gRPC unary call over HTTP/2 (prior knowledge) to the gateway: the
+/// response message and grpc-status.
+async fn grpc_call(addr: SocketAddr, host: &str, message: &[u8]) -> (u16, Vec<u8>, String) {
+    use http_body_util::BodyExt;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    let req = hyper::Request::post(format!("http://{host}/echo.Echo/Say"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(frame)))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let collected = resp.into_body().collect().await.unwrap();
+    let grpc_status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = collected.to_bytes().to_vec();
+    (
+        status,
+        body.get(5..).unwrap_or_default().to_vec(),
+        grpc_status,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_protocols_h2c_grpc_and_verified_https() {
+    let h2 = ProtoBackend::h2c("h2").await;
+    let good = pki("secure.shop.svc");
+    let wrong = pki("secure.shop.svc");
+    let tls = ProtoBackend::tls("tls", vec![good.leaf.clone()], good.leaf_key.clone()).await;
+    let ing = |name: &str, age, ann: &[(&str, &str)], host: &str, svc: &str| {
+        ingress_yaml(name, age, ann, &[(host, "/", "Prefix", svc)], None)
+    };
+    let yaml = [
+        service_ports_yaml("shop", "h2", &[h2.addr.port()]),
+        service_ports_yaml("shop", "secure", &[tls.addr.port()]),
+        ca_secret_yaml("good-ca", &good),
+        ca_secret_yaml("wrong-ca", &wrong),
+        ing(
+            "h2c",
+            0,
+            &[("nginx.ingress.kubernetes.io/backend-protocol", "H2C")],
+            "h2c.example.com",
+            "h2",
+        ),
+        ing(
+            "grpc",
+            1,
+            &[("nginx.ingress.kubernetes.io/backend-protocol", "GRPC")],
+            "grpc.example.com",
+            "h2",
+        ),
+        ing(
+            "verified",
+            2,
+            &[
+                ("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS"),
+                (
+                    "nginx.ingress.kubernetes.io/proxy-ssl-secret",
+                    "shop/good-ca",
+                ),
+                ("nginx.ingress.kubernetes.io/proxy-ssl-verify", "on"),
+            ],
+            "verified.example.com",
+            "secure",
+        ),
+        ing(
+            "wrong-ca",
+            3,
+            &[
+                ("tenantgateway.io/backend-protocol", "HTTPS"),
+                ("tenantgateway.io/proxy-ssl-secret", "wrong-ca"),
+            ],
+            "wrong.example.com",
+            "secure",
+        ),
+        ing(
+            "wrong-name",
+            4,
+            &[
+                ("tenantgateway.io/backend-protocol", "HTTPS"),
+                ("tenantgateway.io/proxy-ssl-secret", "good-ca"),
+                ("tenantgateway.io/proxy-ssl-name", "other.shop.svc"),
+            ],
+            "wrong-name.example.com",
+            "secure",
+        ),
+        ing(
+            "unverified",
+            5,
+            &[
+                ("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS"),
+                (
+                    "nginx.ingress.kubernetes.io/proxy-ssl-secret",
+                    "shop/wrong-ca",
+                ),
+                ("nginx.ingress.kubernetes.io/proxy-ssl-verify", "off"),
+            ],
+            "unverified.example.com",
+            "secure",
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("backend-protocols", &yaml).await;
+
+    // HTTP/1.1 from the client, HTTP/2 to the backend.
+    let r = get(gw.http(), "h2c.example.com", "/x").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.starts_with("backend=h2 proto=HTTP/2.0 path=/x"),
+        "{r:?}"
+    );
+    // gRPC end to end over HTTP/2.
+    let (status, msg, grpc_status) = grpc_call(gw.http(), "grpc.example.com", b"hello grpc").await;
+    assert_eq!(
+        (status, msg.as_slice(), grpc_status.as_str()),
+        (200, &b"hello grpc"[..], "0")
+    );
+    // HTTPS with the CA that signed the backend's certificate (and its name).
+    let r = get(gw.http(), "verified.example.com", "/v").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.starts_with("backend=tls proto=HTTP/1.1 path=/v"),
+        "{r:?}"
+    );
+    // The wrong CA, or the wrong name: the handshake fails, 503.
+    for host in ["wrong.example.com", "wrong-name.example.com"] {
+        let r = get(gw.http(), host, "/").await;
+        assert_eq!(r.status, 503, "{host}: {r:?}");
+    }
+    // Verification off: served whatever the certificate.
+    let r = get(gw.http(), "unverified.example.com", "/u").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// A POST with a body of `len` bytes (Content-Length) on a fresh connection.
+async fn post(addr: SocketAddr, host: &str, len: usize) -> Resp {
+    let mut c = Client::connect(addr).await.unwrap();
+    let mut req = format!("POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\n\r\n")
+        .into_bytes();
+    req.extend(std::iter::repeat_n(b'x', len));
+    tokio::time::timeout(Duration::from_secs(10), c.send(&req))
+        .await
+        .expect("POST in time")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
+    let web = ProtoBackend::http1("web").await;
+    let yaml = [
+        service_ports_yaml("shop", "web", &[web.addr.port()]),
+        ingress_yaml(
+            "edited",
+            0,
+            &[
+                (
+                    "tenantgateway.io/request-headers-add",
+                    "X-Added: 100% yes; X-Real-IP: forged",
+                ),
+                ("tenantgateway.io/request-headers-remove", "X-Stripped"),
+                (
+                    "tenantgateway.io/response-headers-add",
+                    "X-Frame-Options: DENY",
+                ),
+                (
+                    "tenantgateway.io/response-headers-remove",
+                    "x-backend-internal",
+                ),
+                ("nginx.ingress.kubernetes.io/proxy-body-size", "1k"),
+                // Several per-route filters together (RBAC + buffer).
+                (
+                    "nginx.ingress.kubernetes.io/allowlist-source-range",
+                    "127.0.0.0/8",
+                ),
+            ],
+            &[("edited.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "plain",
+            1,
+            &[],
+            &[("plain.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("headers", &yaml).await;
+
+    // Defaults on every route: X-Real-IP is the client address (a client's own
+    // header is replaced), X-Request-Id is generated.
+    let r = request(
+        gw.http(),
+        "plain.example.com",
+        "/",
+        &[("X-Real-IP", "6.6.6.6"), ("X-Stripped", "kept here")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("x-real-ip=127.0.0.1"), "{r:?}");
+    assert!(r.body.contains("x-request-id="), "{r:?}");
+    assert!(r.body.contains("x-stripped=kept here"), "{r:?}");
+    assert_eq!(r.header("x-backend-internal"), Some("secret"), "{r:?}");
+
+    let r = request(
+        gw.http(),
+        "edited.example.com",
+        "/",
+        &[("X-Stripped", "secret")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    // `%` is literal; the Ingress's own X-Real-IP wins over the default.
+    assert!(r.body.contains("x-added=100% yes"), "{r:?}");
+    assert!(r.body.contains("x-real-ip=forged"), "{r:?}");
+    assert!(!r.body.contains("x-stripped"), "{r:?}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-backend-internal"), None);
+
+    // Body size: up to 1 KiB passes, above is refused with 413.
+    let r = post(gw.http(), "edited.example.com", 1024).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("len=1024"), "{r:?}");
+    let r = post(gw.http(), "edited.example.com", 1025).await;
+    assert_eq!(r.status, 413, "{r:?}");
+    // Without Content-Length (chunked), sent in pieces: 413 once buffered past the limit.
+    let mut c = Client::connect(gw.http()).await.unwrap();
+    c.stream
+        .get_mut()
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: edited.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = format!("400\r\n{}\r\n", "y".repeat(1024));
+    for _ in 0..4 {
+        if c.stream
+            .get_mut()
+            .write_all(chunk.as_bytes())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = c.stream.get_mut().write_all(b"0\r\n\r\n").await;
+    let mut status_line = String::new();
+    tokio::time::timeout(Duration::from_secs(5), c.stream.read_line(&mut status_line))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line:?}");
+    let r = post(gw.http(), "plain.example.com", 100_000).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }

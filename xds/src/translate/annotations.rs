@@ -90,12 +90,66 @@ pub(crate) struct Cidr {
     pub len: u32,
 }
 
+/// Local rate limit per client address (ingress-nginx `limit-rps`/`limit-rpm`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RateLimit {
+    pub rps: Option<u32>,
+    pub rpm: Option<u32>,
+    /// Bucket size = rate × multiplier (nginx's burst).
+    pub burst_multiplier: u32,
+    /// HTTP status of a limited request.
+    pub status: u16,
+}
+
+/// Statuses a limited request may get (defined in Envoy's StatusCode enum).
+pub(crate) const LIMIT_STATUS_CODES: &[u16] = &[400, 403, 404, 429, 500, 502, 503, 504];
+
+/// The protocol spoken to the backend (`backend-protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum BackendProtocol {
+    #[default]
+    Http,
+    Https,
+    Grpc,
+    Grpcs,
+    H2c,
+}
+
+impl BackendProtocol {
+    pub(crate) fn tls(self) -> bool {
+        matches!(self, BackendProtocol::Https | BackendProtocol::Grpcs)
+    }
+    pub(crate) fn http2(self) -> bool {
+        matches!(
+            self,
+            BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
+        )
+    }
+}
+
+/// Upstream TLS verification asked by `proxy-ssl-secret`/`proxy-ssl-verify`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ProxySsl {
+    /// The CA Secret's name (in the Ingress's namespace).
+    pub secret: Option<String>,
+    /// Verify the backend's certificate (default: when a CA is given).
+    pub verify: bool,
+    /// SNI and the name verified; default `<service>.<namespace>.svc`.
+    pub name: Option<String>,
+}
+
 /// Settings that shape the upstream cluster (a distinct cluster when not default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ClusterSettings {
     pub connect_timeout: Option<Duration>,
     /// Ring hash instead of round robin.
     pub hashed: bool,
+    pub protocol: BackendProtocol,
+    /// SNI sent to a TLS backend (None: the Service's DNS name).
+    pub tls_name: Option<String>,
+    /// PEM CA bundle the backend's certificate must chain to (verified, with
+    /// the SNI name as the expected DNS SAN); None: not verified.
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 impl ClusterSettings {
@@ -125,6 +179,22 @@ pub(crate) struct IngressSettings {
     pub canary: Option<Canary>,
     pub allow_ranges: Vec<Cidr>,
     pub deny_ranges: Vec<Cidr>,
+    pub rate_limit: Option<RateLimit>,
+    pub backend_protocol: BackendProtocol,
+    pub proxy_ssl: ProxySsl,
+    pub headers: HeaderEdits,
+    /// Largest request body in bytes (413 above); None: no limit.
+    pub max_body_bytes: Option<u32>,
+}
+
+/// Header edits of an Ingress's routes; names lowercase, values with `%`
+/// already escaped for Envoy's header formatter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct HeaderEdits {
+    pub request_add: Vec<(String, String)>,
+    pub request_remove: Vec<String>,
+    pub response_add: Vec<(String, String)>,
+    pub response_remove: Vec<String>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -148,6 +218,11 @@ impl Default for IngressSettings {
             canary: None,
             allow_ranges: vec![],
             deny_ranges: vec![],
+            rate_limit: None,
+            backend_protocol: BackendProtocol::Http,
+            proxy_ssl: ProxySsl::default(),
+            headers: HeaderEdits::default(),
+            max_body_bytes: None,
         }
     }
 }
@@ -157,6 +232,10 @@ impl IngressSettings {
         ClusterSettings {
             connect_timeout: self.connect_timeout,
             hashed: !matches!(self.affinity, Affinity::None),
+            protocol: self.backend_protocol,
+            tls_name: self.proxy_ssl.name.clone(),
+            // Filled in when the Secret is resolved.
+            tls_ca: None,
         }
     }
 }
@@ -239,6 +318,19 @@ const CANARY_BY_COOKIE: Spec = spec("canary-by-cookie", Some("canary-by-cookie")
 const ALLOW_RANGE: Spec = spec("allowlist-source-range", Some("allowlist-source-range"));
 const ALLOW_RANGE_OLD: Spec = spec("whitelist-source-range", Some("whitelist-source-range"));
 const DENY_RANGE: Spec = spec("denylist-source-range", Some("denylist-source-range"));
+const LIMIT_RPS: Spec = spec("limit-rps", Some("limit-rps"));
+const LIMIT_RPM: Spec = spec("limit-rpm", Some("limit-rpm"));
+const LIMIT_BURST: Spec = spec("limit-burst-multiplier", Some("limit-burst-multiplier"));
+const LIMIT_STATUS: Spec = spec("limit-status-code", None);
+const BACKEND_PROTOCOL: Spec = spec("backend-protocol", Some("backend-protocol"));
+const PROXY_SSL_SECRET: Spec = spec("proxy-ssl-secret", Some("proxy-ssl-secret"));
+const PROXY_SSL_VERIFY: Spec = spec("proxy-ssl-verify", Some("proxy-ssl-verify"));
+const PROXY_SSL_NAME: Spec = spec("proxy-ssl-name", Some("proxy-ssl-name"));
+const REQUEST_HEADERS_ADD: Spec = spec("request-headers-add", None);
+const REQUEST_HEADERS_REMOVE: Spec = spec("request-headers-remove", None);
+const RESPONSE_HEADERS_ADD: Spec = spec("response-headers-add", None);
+const RESPONSE_HEADERS_REMOVE: Spec = spec("response-headers-remove", None);
+const PROXY_BODY_SIZE: Spec = spec("proxy-body-size", Some("proxy-body-size"));
 
 const ALL: &[&Spec] = &[
     &SSL_REDIRECT,
@@ -272,6 +364,19 @@ const ALL: &[&Spec] = &[
     &ALLOW_RANGE,
     &ALLOW_RANGE_OLD,
     &DENY_RANGE,
+    &LIMIT_RPS,
+    &LIMIT_RPM,
+    &LIMIT_BURST,
+    &LIMIT_STATUS,
+    &BACKEND_PROTOCOL,
+    &PROXY_SSL_SECRET,
+    &PROXY_SSL_VERIFY,
+    &PROXY_SSL_NAME,
+    &REQUEST_HEADERS_ADD,
+    &REQUEST_HEADERS_REMOVE,
+    &RESPONSE_HEADERS_ADD,
+    &RESPONSE_HEADERS_REMOVE,
+    &PROXY_BODY_SIZE,
 ];
 
 /// Our annotations that are not features of one Ingress but are still ours
@@ -454,6 +559,34 @@ pub(crate) fn parse(
         .parse(&DENY_RANGE, Strict, parse_cidrs)
         .unwrap_or_default();
 
+    // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
+    s.rate_limit = parse_rate_limit(&mut r);
+
+    // Backend protocol and upstream TLS: all strict (a backend reached in
+    // plain text, or unverified, when the tenant asked otherwise is weaker).
+    s.backend_protocol = r
+        .parse(&BACKEND_PROTOCOL, Strict, parse_backend_protocol)
+        .unwrap_or_default();
+    parse_proxy_ssl(&mut r, &mut s);
+
+    // Headers and body size: strict (a security header not added, a header
+    // not stripped, or an unlimited body would be weaker than asked).
+    s.headers = HeaderEdits {
+        request_add: r
+            .parse(&REQUEST_HEADERS_ADD, Strict, parse_header_list)
+            .unwrap_or_default(),
+        request_remove: r
+            .parse(&REQUEST_HEADERS_REMOVE, Strict, parse_header_names)
+            .unwrap_or_default(),
+        response_add: r
+            .parse(&RESPONSE_HEADERS_ADD, Strict, parse_header_list)
+            .unwrap_or_default(),
+        response_remove: r
+            .parse(&RESPONSE_HEADERS_REMOVE, Strict, parse_header_names)
+            .unwrap_or_default(),
+    };
+    s.max_body_bytes = r.parse(&PROXY_BODY_SIZE, Strict, parse_body_size).flatten();
+
     Parsed {
         settings: s,
         drop_rules: r.drop_rules,
@@ -588,7 +721,211 @@ fn parse_canary(r: &mut Reader<'_>) -> Option<Canary> {
     })
 }
 
+fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
+    use OnError::{Default as Lenient, Drop as Strict};
+    let rate = |v: &str| parse_u64(v, 1, 1_000_000).map(|n| n as u32);
+    let rps = r.parse(&LIMIT_RPS, Strict, rate);
+    let rpm = r.parse(&LIMIT_RPM, Strict, rate);
+    if rps.is_none() && rpm.is_none() {
+        return None;
+    }
+    let burst_multiplier = r
+        .parse(&LIMIT_BURST, Strict, |v| {
+            parse_u64(v, 1, 100).map(|n| n as u32)
+        })
+        .unwrap_or(5);
+    let status = r
+        .parse(&LIMIT_STATUS, Lenient, parse_limit_status)
+        .unwrap_or(429);
+    Some(RateLimit {
+        rps,
+        rpm,
+        burst_multiplier,
+        status,
+    })
+}
+
+fn parse_proxy_ssl(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    use OnError::Drop as Strict;
+    let namespace = r.obj.namespace.clone();
+    let secret = r.parse(&PROXY_SSL_SECRET, Strict, |v| {
+        parse_secret_ref(v, &namespace)
+    });
+    let verify = r.parse(&PROXY_SSL_VERIFY, Strict, parse_on_off);
+    let name = r.parse(&PROXY_SSL_NAME, Strict, parse_dns_name);
+    let tls = s.backend_protocol.tls();
+    for (spec, set) in [
+        (&PROXY_SSL_SECRET, secret.is_some()),
+        (&PROXY_SSL_VERIFY, verify == Some(true)),
+        (&PROXY_SSL_NAME, name.is_some()),
+    ] {
+        if set && !tls {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(&key, value, "needs backend-protocol HTTPS or GRPCS", Strict);
+            }
+        }
+    }
+    if verify == Some(true) && secret.is_none() {
+        if let Some((key, value)) = r.get(&PROXY_SSL_VERIFY) {
+            r.invalid(
+                &key,
+                value,
+                "verification needs a CA: set proxy-ssl-secret",
+                Strict,
+            );
+        }
+    }
+    s.proxy_ssl = ProxySsl {
+        verify: secret.is_some() && verify != Some(false),
+        secret,
+        name,
+    };
+}
+
 // ---------- value parsers (pure, table-tested) ----------
+
+/// Headers that must not be edited (Envoy refuses `host` and pseudo-headers).
+fn modifiable_header(v: &str) -> Result<String, String> {
+    let name = parse_header_name(v).map_err(|e| format!("{v:?}: {e}"))?;
+    if name == "host" {
+        return Err("the Host header cannot be edited".into());
+    }
+    Ok(name)
+}
+
+const MAX_HEADER_EDITS: usize = 32;
+
+/// `Name: value; Name2: value2` (or one per line). Values may not contain
+/// `;`, CR, LF or NUL; `%` is escaped (Envoy reads values as format strings).
+pub(crate) fn parse_header_list(v: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for entry in v
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (name, value) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("{entry:?} is not \"Name: value\""))?;
+        let name = modifiable_header(name.trim())?;
+        let value = value.trim();
+        if value.len() > 1024
+            || !value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(format!(
+                "the value of {name} must be at most 1024 printable ASCII characters"
+            ));
+        }
+        out.push((name, value.replace('%', "%%")));
+    }
+    if out.is_empty() || out.len() > MAX_HEADER_EDITS {
+        return Err(format!("expected 1 to {MAX_HEADER_EDITS} headers"));
+    }
+    Ok(out)
+}
+
+/// Header names, comma or space separated.
+pub(crate) fn parse_header_names(v: &str) -> Result<Vec<String>, String> {
+    let mut out = v
+        .split([',', ' ', '\n'])
+        .filter(|n| !n.is_empty())
+        .map(modifiable_header)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > MAX_HEADER_EDITS {
+        return Err(format!("expected 1 to {MAX_HEADER_EDITS} header names"));
+    }
+    Ok(out)
+}
+
+/// nginx sizes: bytes, or with `k`/`m`/`g` (either case); `0` = no limit.
+pub(crate) fn parse_body_size(v: &str) -> Result<Option<u32>, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let err =
+        || "expected a size such as \"512k\", \"8m\" or \"0\" (no limit), at most 4g".to_string();
+    if num.is_empty() || num.len() > 10 {
+        return Err(err());
+    }
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1 << 10,
+        "m" | "M" => 1 << 20,
+        "g" | "G" => 1 << 30,
+        _ => return Err(err()),
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let bytes = n.checked_mul(mult).ok_or_else(err)?;
+    u32::try_from(bytes).map(Some).map_err(|_| err())
+}
+
+pub(crate) fn parse_backend_protocol(v: &str) -> Result<BackendProtocol, String> {
+    match v.to_ascii_uppercase().as_str() {
+        "HTTP" => Ok(BackendProtocol::Http),
+        "HTTPS" => Ok(BackendProtocol::Https),
+        "GRPC" => Ok(BackendProtocol::Grpc),
+        "GRPCS" => Ok(BackendProtocol::Grpcs),
+        "H2C" => Ok(BackendProtocol::H2c),
+        _ => Err("expected HTTP, HTTPS, GRPC, GRPCS or H2C".into()),
+    }
+}
+
+/// nginx's `on`/`off`, or a boolean.
+pub(crate) fn parse_on_off(v: &str) -> Result<bool, String> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => parse_bool(v).map_err(|_| "expected \"on\" or \"off\"".to_string()),
+    }
+}
+
+/// `namespace/name` or `name`; the namespace must be the Ingress's own.
+pub(crate) fn parse_secret_ref(v: &str, namespace: &str) -> Result<String, String> {
+    let (ns, name) = v.split_once('/').unwrap_or((namespace, v));
+    if ns != namespace {
+        return Err(format!(
+            "the Secret must be in the Ingress's namespace {namespace:?}"
+        ));
+    }
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !ok {
+        return Err("not a valid Secret name".into());
+    }
+    Ok(name.to_string())
+}
+
+/// A DNS name for SNI (lowercase labels, no wildcard).
+pub(crate) fn parse_dns_name(v: &str) -> Result<String, String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if v.len() > 253 || !v.split('.').all(label_ok) {
+        return Err("not a valid lowercase DNS name".into());
+    }
+    Ok(v.to_string())
+}
+
+pub(crate) fn parse_limit_status(v: &str) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|c| LIMIT_STATUS_CODES.contains(c))
+        .ok_or_else(|| format!("expected one of {LIMIT_STATUS_CODES:?}"))
+}
 
 /// Go's strconv.ParseBool, which ingress-nginx uses.
 pub(crate) fn parse_bool(v: &str) -> Result<bool, String> {

@@ -561,3 +561,259 @@ fn parsing_never_panics_on_arbitrary_values() {
         }
     }
 }
+
+// ---------- features 8+: table of (annotation, value, drops the rules?, extra pairs) ----------
+
+/// Each invalid value gives exactly one diagnostic on its own key, with the
+/// value, and drops the rules exactly when documented as strict.
+fn assert_invalid(key: &str, v: &str, drops: bool, extra: &[(&str, &str)]) {
+    let mut pairs = vec![(key, v)];
+    pairs.extend_from_slice(extra);
+    let (p, diags) = parse_map(&pairs);
+    assert_eq!(p.drop_rules, drops, "{key}={v:?}: {diags:?}");
+    let mine: Vec<_> = diags
+        .iter()
+        .filter(|d| d.field == format!("metadata.annotations[{key:?}]"))
+        .collect();
+    assert_eq!(mine.len(), 1, "{key}={v:?}: {diags:?}");
+    let want = if drops {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    assert_eq!(mine[0].severity, want, "{key}={v:?}");
+    assert_eq!(mine[0].object, ObjectRef::new("Ingress", "shop", "web"));
+    assert!(
+        mine[0].message.contains(&format!("{v:?}")),
+        "{}",
+        mine[0].message
+    );
+}
+
+#[test]
+fn rate_limits_parse_with_nginx_defaults() {
+    let (p, diags) = parse_map(&[(&ng("limit-rps"), "10")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.rate_limit,
+        Some(RateLimit {
+            rps: Some(10),
+            rpm: None,
+            burst_multiplier: 5,
+            status: 429
+        })
+    );
+    let (p, diags) = parse_map(&[
+        (&ng("limit-rpm"), "600"),
+        (&ng("limit-rps"), "20"),
+        (&ours("limit-rps"), "3"),
+        (&ng("limit-burst-multiplier"), "2"),
+        (&ours("limit-status-code"), "503"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.rate_limit,
+        Some(RateLimit {
+            rps: Some(3),
+            rpm: Some(600),
+            burst_multiplier: 2,
+            status: 503
+        })
+    );
+    // A multiplier or status alone asks for nothing.
+    let (p, _) = parse_map(&[(&ng("limit-burst-multiplier"), "2")]);
+    assert_eq!(p.settings.rate_limit, None);
+    for (v, want) in [
+        ("429", Some(429)),
+        ("503", Some(503)),
+        ("200", None),
+        ("418", None),
+        ("999", None),
+        ("", None),
+        ("x", None),
+    ] {
+        assert_eq!(parse_limit_status(v).ok(), want, "{v:?}");
+    }
+}
+
+#[test]
+fn invalid_rate_limits_fail_closed_and_a_bad_status_keeps_429() {
+    let rps: &[(&str, &str)] = &[("nginx.ingress.kubernetes.io/limit-rps", "5")];
+    for (key, v, drops, extra) in [
+        (ng("limit-rps"), "0", true, &[][..]),
+        (ng("limit-rps"), "ten", true, &[]),
+        (ours("limit-rps"), "-1", true, &[]),
+        (ng("limit-rpm"), "1000001", true, &[]),
+        (ng("limit-rpm"), "1.5", true, &[]),
+        (ng("limit-burst-multiplier"), "0", true, rps),
+        (ours("limit-burst-multiplier"), "101", true, rps),
+        (ours("limit-status-code"), "200", false, rps),
+    ] {
+        assert_invalid(&key, v, drops, extra);
+    }
+    let (p, _) = parse_map(&[(&ng("limit-rps"), "5"), (&ours("limit-status-code"), "2xx")]);
+    assert_eq!(p.settings.rate_limit.map(|l| l.status), Some(429));
+}
+
+#[test]
+fn backend_protocol_and_proxy_ssl_values() {
+    for (v, want) in [
+        ("HTTP", Some(BackendProtocol::Http)),
+        ("https", Some(BackendProtocol::Https)),
+        ("GRPC", Some(BackendProtocol::Grpc)),
+        ("GRPCS", Some(BackendProtocol::Grpcs)),
+        ("H2C", Some(BackendProtocol::H2c)),
+        ("AUTO_HTTP", None),
+        ("FCGI", None),
+        ("", None),
+    ] {
+        assert_eq!(parse_backend_protocol(v).ok(), want, "{v:?}");
+    }
+    for (v, want) in [
+        ("on", Some(true)),
+        ("off", Some(false)),
+        ("true", Some(true)),
+        ("0", Some(false)),
+        ("yes", None),
+    ] {
+        assert_eq!(parse_on_off(v).ok(), want, "{v:?}");
+    }
+    for (v, want) in [
+        ("shop/ca", Some("ca")),
+        ("ca", Some("ca")),
+        ("other/ca", None),
+        ("shop/", None),
+        ("shop/CA", None),
+        ("shop/a/b", None),
+    ] {
+        assert_eq!(parse_secret_ref(v, "shop").ok().as_deref(), want, "{v:?}");
+    }
+    for (v, ok) in [
+        ("web.shop.svc", true),
+        ("a", true),
+        ("*.shop.svc", false),
+        ("Web.shop", false),
+        ("a..b", false),
+        ("-a.b", false),
+        ("a b", false),
+    ] {
+        assert_eq!(parse_dns_name(v).is_ok(), ok, "{v:?}");
+    }
+}
+
+#[test]
+fn proxy_ssl_settings_and_defaults() {
+    let (p, diags) = parse_map(&[
+        (&ng("backend-protocol"), "HTTPS"),
+        (&ng("proxy-ssl-secret"), "shop/ca"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.backend_protocol, BackendProtocol::Https);
+    // Unlike nginx, a CA means verification unless turned off.
+    assert_eq!(
+        p.settings.proxy_ssl,
+        ProxySsl {
+            secret: Some("ca".into()),
+            verify: true,
+            name: None
+        }
+    );
+    let (p, _) = parse_map(&[
+        (&ours("backend-protocol"), "GRPCS"),
+        (&ours("proxy-ssl-secret"), "ca"),
+        (&ours("proxy-ssl-verify"), "off"),
+        (&ours("proxy-ssl-name"), "api.internal"),
+    ]);
+    assert!(!p.settings.proxy_ssl.verify);
+    assert_eq!(p.settings.proxy_ssl.name.as_deref(), Some("api.internal"));
+    assert_eq!(p.settings.cluster().protocol, BackendProtocol::Grpcs);
+}
+
+#[test]
+fn invalid_backend_protocol_and_proxy_ssl_fail_closed() {
+    let https: &[(&str, &str)] = &[("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")];
+    for (key, v, extra) in [
+        (ng("backend-protocol"), "FCGI", &[][..]),
+        (ours("backend-protocol"), "h3", &[]),
+        (ng("proxy-ssl-secret"), "other/ca", https),
+        (ng("proxy-ssl-verify"), "maybe", https),
+        // Verification without a CA.
+        (ng("proxy-ssl-verify"), "on", https),
+        (ours("proxy-ssl-name"), "*.x", https),
+        // TLS settings on a plain-text backend.
+        (ng("proxy-ssl-secret"), "ca", &[]),
+    ] {
+        assert_invalid(&key, v, true, extra);
+    }
+}
+
+#[test]
+fn header_edits_and_body_sizes_parse_and_cannot_inject() {
+    assert_eq!(
+        parse_header_list("X-A: 1; x-b:two words ;\nX-C: 50%").unwrap(),
+        vec![
+            ("x-a".to_string(), "1".to_string()),
+            ("x-b".to_string(), "two words".to_string()),
+            ("x-c".to_string(), "50%%".to_string()),
+        ]
+    );
+    for bad in [
+        "",
+        "X-A",
+        "Host: evil",
+        ":authority: x",
+        "X A: 1",
+        "X-A: a\u{0}b",
+        "X-A: a\rb",
+        "X-A: é",
+    ] {
+        assert!(parse_header_list(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_header_names("Server, x-powered-by server").unwrap(),
+        vec!["server".to_string(), "x-powered-by".to_string()]
+    );
+    for bad in ["", "host", "a:b", "x\u{0}y", "é"] {
+        assert!(parse_header_names(bad).is_err(), "{bad:?}");
+    }
+    for (v, want) in [
+        ("0", Ok(None)),
+        ("1024", Ok(Some(1024))),
+        ("1k", Ok(Some(1024))),
+        ("8m", Ok(Some(8 << 20))),
+        ("8M", Ok(Some(8 << 20))),
+        ("3g", Ok(Some(3 << 30))),
+        ("4g", Err(())),
+        ("1.5m", Err(())),
+        ("m", Err(())),
+        ("-1", Err(())),
+        ("1t", Err(())),
+        ("99999999999", Err(())),
+    ] {
+        assert_eq!(parse_body_size(v).map_err(|_| ()), want, "{v:?}");
+    }
+}
+
+#[test]
+fn invalid_header_edits_and_body_sizes_fail_closed() {
+    for (key, v) in [
+        (ours("request-headers-add"), "Host: x"),
+        (ours("request-headers-remove"), "a b:c"),
+        (ours("response-headers-add"), "X-A"),
+        (ours("response-headers-remove"), ""),
+        (ng("proxy-body-size"), "lots"),
+        (ours("proxy-body-size"), "5g"),
+    ] {
+        assert_invalid(&key, v, true, &[]);
+    }
+    let (p, diags) = parse_map(&[
+        (&ng("proxy-body-size"), "1m"),
+        (&ours("response-headers-add"), "X-Frame-Options: DENY"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.max_body_bytes, Some(1 << 20));
+    assert_eq!(
+        p.settings.headers.response_add,
+        vec![("x-frame-options".to_string(), "DENY".to_string())]
+    );
+}

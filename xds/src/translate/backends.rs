@@ -15,6 +15,9 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ClusterPlan {
     pub name: String,
+    /// The Service, for the default SNI name of TLS backends.
+    pub namespace: String,
+    pub service: String,
     /// (address, port), sorted and deduplicated.
     pub endpoints: BTreeSet<(String, u16)>,
     /// Non-default settings give the cluster a distinct name.
@@ -160,9 +163,40 @@ impl<'a> BackendIndex<'a> {
         }
         Ok(ClusterPlan {
             name: cluster_name(namespace, &backend.name, svc_port.port),
+            namespace: namespace.to_string(),
+            service: backend.name.clone(),
             endpoints,
             settings: ClusterSettings::default(),
         })
+    }
+
+    /// The `ca.crt` of a `kubernetes.io/tls` Secret (the only type the
+    /// sidecar may read), as validated PEM.
+    pub(crate) fn resolve_ca(&self, namespace: &str, name: &str) -> Result<Vec<u8>, String> {
+        let secret = self
+            .secrets
+            .get(&key(namespace, name))
+            .ok_or_else(|| format!("Secret {namespace}/{name} not found"))?;
+        if secret.type_.as_deref() != Some("kubernetes.io/tls") {
+            return Err(format!(
+                "Secret {namespace}/{name} is not of type kubernetes.io/tls (the gateway reads only those); put the CA in the ca.crt key of a kubernetes.io/tls Secret"
+            ));
+        }
+        let ca = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("ca.crt"))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get("ca.crt"))
+                    .map(|s| s.as_bytes().to_vec())
+            })
+            .ok_or_else(|| format!("Secret {namespace}/{name} has no ca.crt"))?;
+        check_pem_certs(&ca).map_err(|e| format!("Secret {namespace}/{name} ca.crt {e}"))?;
+        Ok(ca)
     }
 
     pub(crate) fn resolve_tls_secret(
@@ -209,6 +243,42 @@ impl<'a> BackendIndex<'a> {
             private_key: key,
         })
     }
+}
+
+/// PEM certificates whose DER is at least a well-formed outer SEQUENCE
+/// (Envoy refuses a trust bundle it cannot parse).
+pub(crate) fn check_pem_certs(pem: &[u8]) -> Result<(), String> {
+    let certs: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    for c in &certs {
+        if !der_sequence_ok(c) {
+            return Err("holds a certificate that is not valid DER".into());
+        }
+    }
+    Ok(())
+}
+
+fn der_sequence_ok(der: &[u8]) -> bool {
+    let (Some(&0x30), Some(&first)) = (der.first(), der.get(1)) else {
+        return false;
+    };
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || der.len() < 2 + n {
+            return false;
+        }
+        let len = der[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, 2 + n)
+    };
+    header + len == der.len()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

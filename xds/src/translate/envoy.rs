@@ -1,6 +1,6 @@
 //! Writing the routing plan as Envoy resources (LDS/RDS/CDS/EDS/SDS over ADS).
 
-use super::annotations::{Affinity, Cidr, IngressSettings, TlsVersion};
+use super::annotations::{Affinity, Cidr, IngressSettings, RateLimit, TlsVersion};
 use super::backends::ClusterPlan;
 use super::rules::{HostMatch, PathMatch, Plan, RoutePlan, Target};
 use super::GatewayOptions;
@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option, CidrRange, HeaderValue, HeaderValueOption,
 };
+use envoy_types::pb::envoy::config::core::v3::{Http2ProtocolOptions, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
@@ -28,6 +29,14 @@ use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
     RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
 };
+use envoy_types::pb::envoy::config::route::v3::{rate_limit, RateLimit as RouteRateLimit};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
+    rate_limit_descriptor, LocalRateLimitDescriptor,
+};
+use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{
+    buffer_per_route, Buffer, BufferPerRoute,
+};
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
@@ -35,13 +44,23 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context, subject_alt_name_matcher, CertificateValidationContext,
+    SubjectAltNameMatcher, UpstreamTlsContext,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     secret, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret, TlsCertificate,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     tls_parameters, TlsParameters,
 };
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    http_protocol_options, HttpProtocolOptions,
+};
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
+use envoy_types::pb::envoy::r#type::v3::{
+    fractional_percent, FractionalPercent, HttpStatus, Int64Range, TokenBucket,
+};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use prost::{Message, Name};
 use std::collections::BTreeMap;
@@ -51,6 +70,7 @@ pub const HTTPS_LISTENER: &str = "https";
 pub const HTTP_ROUTE_CONFIG: &str = "http";
 pub const HTTPS_ROUTE_CONFIG: &str = "https";
 const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+const BUFFER_FILTER: &str = "envoy.filters.http.buffer";
 
 /// Which listener a route configuration is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,8 +121,9 @@ fn socket(ip: &str, port: u16) -> Address {
 }
 
 pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
-    let mut listeners = vec![http_listener(options)];
-    let https = https_listener(plan, options);
+    let limits = rate_limits_of(plan);
+    let mut listeners = vec![http_listener(options, &limits)];
+    let https = https_listener(plan, options, &limits);
     let has_https = https.is_some();
     listeners.extend(https);
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
@@ -111,6 +132,13 @@ pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
         virtual_hosts: virtual_hosts(plan, scheme),
         // `Host: shop.example.com:8080` matches the vhost `shop.example.com`.
         ignore_port_in_host_matching: true,
+        // As ingress-nginx: the client address for the backend (never the client's own header).
+        request_headers_to_add: vec![set_header(
+            "x-real-ip",
+            "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        )],
+        // An Ingress's own header edits apply after (and win over) these.
+        most_specific_header_mutations_wins: true,
         ..Default::default()
     };
     EnvoyResources {
@@ -144,8 +172,74 @@ fn inline_bytes(b: &[u8]) -> DataSource {
     }
 }
 
+/// The backend's protocol: HTTP/2 options (one map entry, so the encoding
+/// stays deterministic) and, for HTTPS/GRPCS, upstream TLS with SNI and
+/// optional verification against the tenant's CA.
+fn protocol_options(c: &ClusterPlan, cluster: &mut Cluster) {
+    let proto = c.settings.protocol;
+    if proto.http2() {
+        use http_protocol_options::{explicit_http_config, ExplicitHttpConfig};
+        let options = HttpProtocolOptions {
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    ExplicitHttpConfig {
+                        protocol_config: Some(
+                            explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                                Http2ProtocolOptions::default(),
+                            ),
+                        ),
+                    },
+                ),
+            ),
+            ..Default::default()
+        };
+        cluster.typed_extension_protocol_options = [(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            any(&options),
+        )]
+        .into_iter()
+        .collect();
+    }
+    if !proto.tls() {
+        return;
+    }
+    let sni = c
+        .settings
+        .tls_name
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}.svc", c.service, c.namespace));
+    let validation = c.settings.tls_ca.as_ref().map(|ca| {
+        common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
+            trusted_ca: Some(inline_bytes(ca)),
+            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                san_type: subject_alt_name_matcher::SanType::Dns as i32,
+                matcher: Some(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(sni.clone())),
+                    ignore_case: false,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    });
+    let alpn = if proto.http2() { "h2" } else { "http/1.1" };
+    let tls = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            validation_context_type: validation,
+            alpn_protocols: vec![alpn.into()],
+            ..Default::default()
+        }),
+        sni,
+        ..Default::default()
+    };
+    cluster.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
+    });
+}
+
 fn cluster(c: &ClusterPlan) -> Cluster {
-    Cluster {
+    let mut cluster = Cluster {
         name: c.name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
@@ -161,7 +255,9 @@ fn cluster(c: &ClusterPlan) -> Cluster {
             cluster::LbPolicy::RoundRobin as i32
         },
         ..Default::default()
-    }
+    };
+    protocol_options(c, &mut cluster);
+    cluster
 }
 
 fn load_assignment(c: &ClusterPlan) -> ClusterLoadAssignment {
@@ -271,6 +367,7 @@ fn cookie_is(name: &str, value: &str) -> HeaderMatcher {
 
 fn route_action(
     s: &IngressSettings,
+    source: &str,
     path: &PathMatch,
     spec: route_action::ClusterSpecifier,
 ) -> RouteAction {
@@ -279,6 +376,7 @@ fn route_action(
         // No overall deadline (long polls, WebSockets); idle like nginx's proxy-read-timeout.
         timeout: Some(secs(0)),
         idle_timeout: Some(dur(s.idle_timeout)),
+        rate_limits: route_rate_limits(s, source),
         ..Default::default()
     };
     if s.retry.retries > 0 && !s.retry.on.is_empty() {
@@ -357,10 +455,16 @@ fn route_action(
     a
 }
 
-fn action_for(target: &Target, s: &IngressSettings, path: &PathMatch) -> route::Action {
+fn action_for(
+    target: &Target,
+    s: &IngressSettings,
+    source: &str,
+    path: &PathMatch,
+) -> route::Action {
     match target {
         Target::Cluster(c) => route::Action::Route(route_action(
             s,
+            source,
             path,
             route_action::ClusterSpecifier::Cluster(c.clone()),
         )),
@@ -436,21 +540,167 @@ fn source_rbac(s: &IngressSettings) -> Option<Any> {
     }))
 }
 
+/// The rate limit key of an Ingress's limit: its `namespace/name` and the window.
+fn limit_key(source: &str, window: &str) -> String {
+    format!("{source}|{window}")
+}
+
+/// The windows of a rate limit: (name, requests per window, window length in seconds).
+fn limit_windows(l: &RateLimit) -> Vec<(&'static str, u32, i64)> {
+    let mut out = Vec::new();
+    if let Some(n) = l.rps {
+        out.push(("rps", n, 1));
+    }
+    if let Some(n) = l.rpm {
+        out.push(("rpm", n, 60));
+    }
+    out
+}
+
+/// Route descriptors `[generic_key=<ingress|window>, remote_address=<client>]`,
+/// matched by the listener's local_ratelimit descriptors (one bucket per client).
+fn route_rate_limits(s: &IngressSettings, source: &str) -> Vec<RouteRateLimit> {
+    let Some(l) = &s.rate_limit else {
+        return vec![];
+    };
+    use rate_limit::action::{ActionSpecifier, GenericKey, RemoteAddress};
+    limit_windows(l)
+        .into_iter()
+        .map(|(window, _, _)| RouteRateLimit {
+            actions: vec![
+                rate_limit::Action {
+                    action_specifier: Some(ActionSpecifier::GenericKey(GenericKey {
+                        descriptor_value: limit_key(source, window),
+                        ..Default::default()
+                    })),
+                },
+                rate_limit::Action {
+                    action_specifier: Some(ActionSpecifier::RemoteAddress(RemoteAddress {})),
+                },
+            ],
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Rate limits of the plan by status code, then by owning Ingress.
+type LimitsByStatus = BTreeMap<u16, BTreeMap<String, RateLimit>>;
+
+fn rate_limits_of(plan: &Plan) -> LimitsByStatus {
+    let mut out = LimitsByStatus::new();
+    for r in plan
+        .hosts
+        .values()
+        .flatten()
+        .chain(plan.default_backend.iter())
+    {
+        if let Some(l) = &r.settings.rate_limit {
+            out.entry(l.status)
+                .or_default()
+                .insert(r.source.clone(), l.clone());
+        }
+    }
+    out
+}
+
+/// Max client addresses tracked per limit (LRU); Envoy's default is 20.
+const MAX_TRACKED_CLIENTS: u32 = 10_000;
+
+fn hundred_percent(key: &str) -> RuntimeFractionalPercent {
+    RuntimeFractionalPercent {
+        default_value: Some(FractionalPercent {
+            numerator: 100,
+            denominator: fractional_percent::DenominatorType::Hundred as i32,
+        }),
+        runtime_key: key.into(),
+    }
+}
+
+/// One local_ratelimit filter per status code (the status is per filter). It
+/// has no default bucket, so requests matching none of its descriptors pass.
+fn rate_limit_filters(limits: &LimitsByStatus) -> Vec<HttpFilter> {
+    limits
+        .iter()
+        .map(|(status, by_ingress)| {
+            let descriptors = by_ingress
+                .iter()
+                .flat_map(|(source, l)| {
+                    limit_windows(l)
+                        .into_iter()
+                        .map(move |(window, n, secs_per)| LocalRateLimitDescriptor {
+                            entries: vec![
+                                rate_limit_descriptor::Entry {
+                                    key: "generic_key".into(),
+                                    value: limit_key(source, window),
+                                },
+                                // Blank value: one token bucket per client address.
+                                rate_limit_descriptor::Entry {
+                                    key: "remote_address".into(),
+                                    value: String::new(),
+                                },
+                            ],
+                            token_bucket: Some(TokenBucket {
+                                max_tokens: n.saturating_mul(l.burst_multiplier),
+                                tokens_per_fill: Some(UInt32Value { value: n }),
+                                fill_interval: Some(secs(secs_per)),
+                            }),
+                            shadow_mode: false,
+                        })
+                })
+                .collect();
+            let config = LocalRateLimit {
+                stat_prefix: format!("ratelimit_{status}"),
+                status: Some(HttpStatus {
+                    code: i32::from(*status),
+                }),
+                filter_enabled: Some(hundred_percent("tenantgateway.ratelimit.enabled")),
+                filter_enforced: Some(hundred_percent("tenantgateway.ratelimit.enforced")),
+                descriptors,
+                max_dynamic_descriptors: Some(UInt32Value {
+                    value: MAX_TRACKED_CLIENTS,
+                }),
+                ..Default::default()
+            };
+            HttpFilter {
+                name: format!("tenantgateway.io/ratelimit-{status}"),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(&config))),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn set_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..Default::default()
+    }
+}
+
 fn hsts(s: &IngressSettings) -> Vec<HeaderValueOption> {
     let Some(h) = &s.hsts else { return vec![] };
     let mut value = format!("max-age={}", h.max_age);
     if h.include_subdomains {
         value.push_str("; includeSubDomains");
     }
-    vec![HeaderValueOption {
-        header: Some(HeaderValue {
-            key: "strict-transport-security".into(),
-            value,
-            ..Default::default()
-        }),
-        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-        ..Default::default()
-    }]
+    vec![set_header("strict-transport-security", &value)]
+}
+
+/// `proxy-body-size` for bodies without Content-Length: the buffer filter
+/// (disabled in the listeners) enabled for the route answers 413 once the
+/// buffered body exceeds the limit. (Declared lengths are matched by a route.)
+fn body_limit(s: &IngressSettings) -> Option<Any> {
+    let max = s.max_body_bytes?;
+    Some(any(&BufferPerRoute {
+        r#override: Some(buffer_per_route::Override::Buffer(Buffer {
+            max_request_bytes: Some(UInt32Value { value: max }),
+        })),
+    }))
 }
 
 /// The Envoy routes of one planned path, most specific first: canary
@@ -484,27 +734,65 @@ fn envoy_routes(
             ..Default::default()
         }];
     }
-    let rbac = source_rbac(s);
-    let headers = if scheme == Scheme::Https {
+    // Several entries are fine: snapshots encode these maps sorted by key.
+    let filter_configs: Vec<(&str, Any)> = [
+        (RBAC_FILTER, source_rbac(s)),
+        (BUFFER_FILTER, body_limit(s)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let mut response_headers = if scheme == Scheme::Https {
         hsts(s)
     } else {
         vec![]
     };
+    let edits = &s.headers;
+    response_headers.extend(edits.response_add.iter().map(|(k, v)| set_header(k, v)));
+    let request_headers: Vec<HeaderValueOption> = edits
+        .request_add
+        .iter()
+        .map(|(k, v)| set_header(k, v))
+        .collect();
     let route = |name: String, m: RouteMatch, action: route::Action| Route {
         name,
         r#match: Some(m),
         action: Some(action),
-        typed_per_filter_config: rbac
+        typed_per_filter_config: filter_configs
             .iter()
-            .map(|a| (RBAC_FILTER.to_string(), a.clone()))
+            .map(|(k, a)| (k.to_string(), a.clone()))
             .collect(),
-        response_headers_to_add: headers.clone(),
+        request_headers_to_add: request_headers.clone(),
+        request_headers_to_remove: edits.request_remove.clone(),
+        response_headers_to_add: response_headers.clone(),
+        response_headers_to_remove: edits.response_remove.clone(),
         ..Default::default()
     };
     let mut out = Vec::new();
-    let mut main = action_for(&r.target, s, &r.path);
+    if let Some(max) = s.max_body_bytes {
+        // A declared Content-Length above the limit: 413 before anything is read.
+        let too_large = HeaderMatcher {
+            name: "content-length".into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::RangeMatch(
+                Int64Range {
+                    start: i64::from(max) + 1,
+                    end: i64::MAX,
+                },
+            )),
+            ..Default::default()
+        };
+        out.push(route(
+            format!("{name}|body-too-large"),
+            matcher(vec![too_large]),
+            route::Action::DirectResponse(DirectResponseAction {
+                status: 413,
+                ..Default::default()
+            }),
+        ));
+    }
+    let mut main = action_for(&r.target, s, &r.source, &r.path);
     if let Some(c) = &r.canary {
-        let canary = action_for(&c.target, s, &r.path);
+        let canary = action_for(&c.target, s, &r.source, &r.path);
         let k = &c.canary;
         if let Some(h) = &k.by_header {
             match &k.by_header_value {
@@ -563,7 +851,7 @@ fn envoy_routes(
                     ..Default::default()
                 })
             };
-            main = route::Action::Route(route_action(s, &r.path, spec));
+            main = route::Action::Route(route_action(s, &r.source, &r.path, spec));
         }
     }
     if let (Some(ws), route::Action::Route(a)) = (s.websocket_idle_timeout, &main) {
@@ -679,7 +967,11 @@ fn virtual_hosts(plan: &Plan, scheme: Scheme) -> Vec<VirtualHost> {
     out
 }
 
-fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
+fn http_connection_manager(
+    stat_prefix: &str,
+    route_config: &str,
+    limits: &LimitsByStatus,
+) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -687,11 +979,25 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
             config_source: Some(ads_config_source()),
             route_config_name: route_config.to_string(),
         })),
-        http_filters: vec![
+        http_filters: [
             // Source ranges: off unless a route enables it with its own policy.
             HttpFilter {
                 name: RBAC_FILTER.into(),
                 config_type: Some(http_filter::ConfigType::TypedConfig(any(&Rbac::default()))),
+                disabled: true,
+                ..Default::default()
+            },
+        ]
+        .into_iter()
+        // After RBAC: a refused request does not use a client's tokens.
+        .chain(rate_limit_filters(limits))
+        .chain([
+            // proxy-body-size without Content-Length: off unless a route enables it.
+            HttpFilter {
+                name: BUFFER_FILTER.into(),
+                config_type: Some(http_filter::ConfigType::TypedConfig(any(&Buffer {
+                    max_request_bytes: Some(UInt32Value { value: 1 << 20 }),
+                }))),
                 disabled: true,
                 ..Default::default()
             },
@@ -702,7 +1008,8 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
                 )),
                 ..Default::default()
             },
-        ],
+        ])
+        .collect(),
         // The client's address is the peer: append it to X-Forwarded-For and
         // set X-Forwarded-Proto; trust no forwarded headers from clients.
         use_remote_address: Some(BoolValue { value: true }),
@@ -720,12 +1027,16 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str) -> Filter {
     }
 }
 
-fn http_listener(options: &GatewayOptions) -> Listener {
+fn http_listener(options: &GatewayOptions, limits: &LimitsByStatus) -> Listener {
     Listener {
         name: HTTP_LISTENER.into(),
         address: Some(socket(&options.bind_address, options.http_port)),
         filter_chains: vec![FilterChain {
-            filters: vec![http_connection_manager(HTTP_LISTENER, HTTP_ROUTE_CONFIG)],
+            filters: vec![http_connection_manager(
+                HTTP_LISTENER,
+                HTTP_ROUTE_CONFIG,
+                limits,
+            )],
             ..Default::default()
         }],
         ..Default::default()
@@ -733,7 +1044,11 @@ fn http_listener(options: &GatewayOptions) -> Listener {
 }
 
 /// One filter chain per certificate, selected by SNI; no listener when no TLS.
-fn https_listener(plan: &Plan, options: &GatewayOptions) -> Option<Listener> {
+fn https_listener(
+    plan: &Plan,
+    options: &GatewayOptions,
+    limits: &LimitsByStatus,
+) -> Option<Listener> {
     let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
     for (host, secret) in &plan.tls_hosts {
         let min = plan.tls_min_version.get(host).copied().unwrap_or_default();
@@ -777,7 +1092,11 @@ fn https_listener(plan: &Plan, options: &GatewayOptions) -> Option<Listener> {
                     name: "envoy.transport_sockets.tls".into(),
                     config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
                 }),
-                filters: vec![http_connection_manager(HTTPS_LISTENER, HTTPS_ROUTE_CONFIG)],
+                filters: vec![http_connection_manager(
+                    HTTPS_LISTENER,
+                    HTTPS_ROUTE_CONFIG,
+                    limits,
+                )],
                 ..Default::default()
             }
         })

@@ -368,6 +368,22 @@ impl Collector<'_, '_> {
     }
 }
 
+/// The annotation key an Ingress uses for a feature (ours win).
+fn annotation_key(ing: &Ingress, suffix: &str) -> String {
+    let ours = format!("{}{suffix}", annotations::OURS);
+    let has = |k: &str| {
+        ing.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(k))
+    };
+    if has(&ours) {
+        ours
+    } else {
+        format!("{}{suffix}", annotations::NGINX)
+    }
+}
+
 /// A short, stable hash of non-default cluster settings, for the cluster name.
 fn settings_hash(settings: &ClusterSettings) -> String {
     // Debug output of our own plain types is stable.
@@ -459,7 +475,23 @@ pub(crate) fn collect(
             continue;
         }
         let settings = Arc::new(parsed.settings);
-        let cluster_settings = settings.cluster();
+        let mut cluster_settings = settings.cluster();
+        if let Some(secret) = &settings.proxy_ssl.secret {
+            match c.index.resolve_ca(ns, secret) {
+                Ok(ca) if settings.proxy_ssl.verify => cluster_settings.tls_ca = Some(ca),
+                Ok(_) => {}
+                Err(e) => {
+                    // Strict: a backend must not be reached unverified when verification was asked.
+                    let key = annotation_key(ing, "proxy-ssl-secret");
+                    c.diags.error(
+                        &obj,
+                        annotations::field(&key),
+                        format!("{e}; the Ingress's rules are not served"),
+                    );
+                    continue;
+                }
+            }
+        }
         if let Some(canary) = &settings.canary {
             c.attach_canary(ing, canary, &settings, &cluster_settings, &claimed, &obj);
             continue;

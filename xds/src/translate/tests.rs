@@ -1122,6 +1122,14 @@ fn annotated_tenant() -> TenantObjects {
             (&n("proxy-connect-timeout"), "2"),
             (&n("proxy-next-upstream"), "error http_502 http_503"),
             ("tenantgateway.io/hsts-max-age", "600"),
+            // Several per-route filters (RBAC + buffer) and listener filters.
+            (&n("proxy-body-size"), "8m"),
+            (&n("limit-rps"), "10"),
+            ("tenantgateway.io/request-headers-add", "X-A: 1; X-B: 2"),
+            (
+                "tenantgateway.io/response-headers-remove",
+                "server, x-powered-by",
+            ),
         ],
     );
     let canary = annotated(
@@ -1162,7 +1170,6 @@ fn annotated_tenant() -> TenantObjects {
 
 #[test]
 fn annotated_output_is_byte_identical_whatever_the_input_order() {
-    use prost::Message;
     let objs = annotated_tenant();
     let a = translate(&objs, &GatewayOptions::default());
     assert!(errors(&a).is_empty(), "{:?}", a.diagnostics);
@@ -1178,9 +1185,6 @@ fn annotated_output_is_byte_identical_whatever_the_input_order() {
         }
         let b = translate(&rev, &GatewayOptions::default());
         assert_eq!(a, b);
-        for (x, y) in a.resources.routes.iter().zip(&b.resources.routes) {
-            assert_eq!(x.encode_to_vec(), y.encode_to_vec());
-        }
         let (sa, sb) = (
             crate::Snapshot::from(&a.resources),
             crate::Snapshot::from(&b.resources),
@@ -1189,21 +1193,30 @@ fn annotated_output_is_byte_identical_whatever_the_input_order() {
             assert_eq!(sa.version(ty), sb.version(ty));
         }
     }
-    // prost encodes proto maps from a HashMap in random order: every map we
-    // emit holds at most one entry, so the encoding is deterministic.
-    for rc in &a.resources.routes {
-        for vh in &rc.virtual_hosts {
-            assert!(vh.typed_per_filter_config.len() <= 1);
-            for r in &vh.routes {
-                assert!(r.typed_per_filter_config.len() <= 1, "{}", r.name);
-            }
-        }
-    }
+    // prost encodes proto maps from a HashMap in random order; routes with
+    // several per-filter configs are encoded canonically by the snapshot.
     assert!(http_routes(&a)
         .virtual_hosts
         .iter()
         .flat_map(|v| &v.routes)
-        .any(|r| !r.typed_per_filter_config.is_empty()));
+        .any(|r| r.typed_per_filter_config.len() >= 2));
+    let packed = |t: &Translation| -> Vec<(crate::ResourceType, String, Vec<u8>)> {
+        let s = crate::Snapshot::from(&t.resources);
+        crate::ResourceType::ALL
+            .into_iter()
+            .flat_map(|ty| {
+                s.resources(ty)
+                    .map(|(n, any)| (ty, n.clone(), any.value.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let first = packed(&a);
+    for _ in 0..50 {
+        // Fresh HashMaps each time: a random order would show up here.
+        let again = packed(&translate(&objs, &GatewayOptions::default()));
+        assert!(again == first, "snapshot bytes differ between translations");
+    }
 }
 
 #[test]
@@ -1361,4 +1374,138 @@ fn bad_annotations_affect_only_their_ingress() {
     assert!(t
         .served_ingresses
         .contains(&("shop".into(), "dropped".into())));
+}
+
+// ---------- backend protocol ----------
+
+fn ca_secret(name: &str, ty: &str, ca: Option<&[u8]>) -> Secret {
+    let mut s = tls_secret("shop", name);
+    s.type_ = Some(ty.into());
+    if let (Some(ca), Some(d)) = (ca, s.data.as_mut()) {
+        d.insert("ca.crt".into(), ByteString(ca.to_vec()));
+    }
+    s
+}
+
+#[test]
+fn backend_protocols_shape_the_cluster_and_a_bad_ca_drops_only_that_ingress() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+    use prost::Message;
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let ca = rcgen::generate_simple_self_signed(vec!["ca".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let ing = |name: &str, age, svc: &str, pairs: &[(&str, &str)]| {
+        annotated(
+            ingress(
+                "shop",
+                name,
+                age,
+                vec![rule(
+                    Some(&format!("{name}.example.com")),
+                    vec![path("/", "Prefix", backend(svc, 80))],
+                )],
+            ),
+            pairs,
+        )
+    };
+    let mut o = objects(
+        vec![
+            ing("grpc", 0, "s0", &[(&n("backend-protocol"), "GRPC")]),
+            ing(
+                "tls",
+                1,
+                "s1",
+                &[
+                    (&n("backend-protocol"), "HTTPS"),
+                    (&n("proxy-ssl-secret"), "shop/good"),
+                ],
+            ),
+            ing(
+                "opaque",
+                2,
+                "s1",
+                &[
+                    (&n("backend-protocol"), "HTTPS"),
+                    (&n("proxy-ssl-secret"), "opaque"),
+                ],
+            ),
+            ing(
+                "no-ca",
+                3,
+                "s1",
+                &[
+                    (&n("backend-protocol"), "HTTPS"),
+                    (&n("proxy-ssl-secret"), "no-ca"),
+                ],
+            ),
+            ing(
+                "bad-ca",
+                4,
+                "s1",
+                &[
+                    (&n("backend-protocol"), "HTTPS"),
+                    (&n("proxy-ssl-secret"), "bad-ca"),
+                ],
+            ),
+        ],
+        &["s0", "s1"],
+    );
+    o.secrets = vec![
+        ca_secret("good", "kubernetes.io/tls", Some(ca.as_bytes())),
+        ca_secret("opaque", "Opaque", Some(ca.as_bytes())),
+        ca_secret("no-ca", "kubernetes.io/tls", None),
+        ca_secret(
+            "bad-ca",
+            "kubernetes.io/tls",
+            Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        ),
+    ];
+    let t = translate(&o, &GatewayOptions::default());
+    let errs: Vec<(&str, &str)> = errors(&t)
+        .iter()
+        .map(|d| (d.object.name.as_str(), d.field.as_str()))
+        .collect();
+    let field = "metadata.annotations[\"nginx.ingress.kubernetes.io/proxy-ssl-secret\"]";
+    assert_eq!(
+        errs,
+        [("bad-ca", field), ("no-ca", field), ("opaque", field)],
+        "{:?}",
+        t.diagnostics
+    );
+    let rc = http_routes(&t);
+    for host in ["opaque", "no-ca", "bad-ca"] {
+        assert_eq!(
+            route_request(rc, &format!("{host}.example.com"), "/"),
+            Outcome::NoRoute,
+            "{host}"
+        );
+    }
+    let by_name = |prefix: &str| {
+        t.resources
+            .clusters
+            .iter()
+            .find(|c| c.name.starts_with(prefix) && c.name.len() > prefix.len())
+            .unwrap_or_else(|| panic!("no cluster {prefix}/…"))
+    };
+    let grpc = by_name("shop/s0/80");
+    assert_eq!(grpc.typed_extension_protocol_options.len(), 1);
+    assert!(grpc.transport_socket.is_none());
+    let tls = by_name("shop/s1/80");
+    assert!(tls.typed_extension_protocol_options.is_empty());
+    let socket = tls.transport_socket.as_ref().unwrap();
+    let Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+        a,
+    )) = &socket.config_type
+    else {
+        panic!("no typed config")
+    };
+    let ctx = UpstreamTlsContext::decode(a.value.as_slice()).unwrap();
+    assert_eq!(ctx.sni, "s1.shop.svc");
+    assert!(ctx
+        .common_tls_context
+        .unwrap()
+        .validation_context_type
+        .is_some());
 }
