@@ -57,6 +57,18 @@ pub struct TenantGatewaySpec {
     /// TCP proxy ports: each maps a listener port to a Service in a claimed namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp_proxies: Vec<TcpProxy>,
+    /// Generate a NetworkPolicy for the gateway pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySettings>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySettings {
+    /// Admit traffic to the gateway pods only on their listener, TCP-proxy,
+    /// health and metrics ports (default false: no NetworkPolicy).
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -137,6 +137,10 @@ fn managed_kinds() -> Vec<(ApiResource, bool)> {
         (ApiResource::erase::<PodDisruptionBudget>(&()), true),
         (ApiResource::erase::<Deployment>(&()), true),
         (ApiResource::erase::<IngressClass>(&()), false),
+        (
+            ApiResource::erase::<k8s_openapi::api::networking::v1::NetworkPolicy>(&()),
+            true,
+        ),
     ]
 }
 

@@ -28,7 +28,7 @@ pub use meta::{common_labels, owner_reference, selector_labels, ResolvedTenant};
 pub use rbac::{
     build_reader_role_bindings, build_self_role, build_self_role_binding, build_service_account,
 };
-pub use service::{build_ingress_class, build_pdb, build_service};
+pub use service::{build_ingress_class, build_network_policy, build_pdb, build_service};
 pub use validate::{validate, validate_against_claims, SpecError};
 pub use workload::{bootstrap_hash, build_envoy_deployment};
 
@@ -36,7 +36,7 @@ use crate::claims::ClaimDecision;
 use crds::TenantGateway;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::networking::v1::{IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -107,6 +107,7 @@ pub enum Desired {
     Service(Service),
     PodDisruptionBudget(PodDisruptionBudget),
     IngressClass(IngressClass),
+    NetworkPolicy(NetworkPolicy),
 }
 
 /// Runs `$body` with `$o` bound to the typed object inside any variant.
@@ -121,6 +122,7 @@ macro_rules! each_kind {
             Desired::Service($o) => $body,
             Desired::PodDisruptionBudget($o) => $body,
             Desired::IngressClass($o) => $body,
+            Desired::NetworkPolicy($o) => $body,
         }
     };
 }
@@ -198,5 +200,6 @@ pub fn build_all(
     out.extend(build_pdb(&t).map(Desired::PodDisruptionBudget));
     out.push(Desired::Deployment(build_envoy_deployment(&t, &bootstrap)));
     out.extend(build_ingress_class(&t).map(Desired::IngressClass));
+    out.extend(build_network_policy(&t).map(Desired::NetworkPolicy));
     Ok(out)
 }

@@ -5,7 +5,10 @@ use super::names::{self, SERVICE_HTTPS_PORT, SERVICE_HTTP_PORT};
 use super::workload::tcp_proxy_port_name;
 use crds::{ServiceType, CONTROLLER_NAME};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::api::networking::v1::{IngressClass, IngressClassSpec};
+use k8s_openapi::api::networking::v1::{
+    IngressClass, IngressClassSpec, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -75,6 +78,47 @@ pub fn build_pdb(t: &ResolvedTenant<'_>) -> Option<PodDisruptionBudget> {
             ..Default::default()
         }),
         status: None,
+    })
+}
+
+/// Only when `spec.networkPolicy.enabled`: the gateway pods accept traffic on
+/// their listener and TCP-proxy ports, Envoy's readiness port, the sidecar's
+/// health and metrics ports, and nothing else (Envoy admin and xDS never listen
+/// on the pod network anyway; this is defense in depth).
+pub fn build_network_policy(t: &ResolvedTenant<'_>) -> Option<NetworkPolicy> {
+    let spec = &t.gw.spec;
+    let enabled = spec.network_policy.as_ref().is_some_and(|n| n.enabled);
+    enabled.then(|| {
+        let tcp = |port: i32| NetworkPolicyPort {
+            port: Some(IntOrString::Int(port)),
+            protocol: Some("TCP".into()),
+            end_port: None,
+        };
+        let mut ports: Vec<i32> = vec![
+            i32::from(spec.listeners.http()),
+            i32::from(spec.listeners.https()),
+            i32::from(names::ENVOY_HEALTH_PORT),
+            i32::from(names::HEALTH_PORT),
+            i32::from(names::METRICS_PORT),
+        ];
+        ports.extend(spec.tcp_proxies.iter().map(|p| i32::from(p.port)));
+        ports.sort_unstable();
+        ports.dedup();
+        NetworkPolicy {
+            metadata: t.meta_in_gateway_ns(names::workload_name(t.name())),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(selector_labels(t.name())),
+                    match_expressions: None,
+                }),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(ports.into_iter().map(tcp).collect()),
+                }]),
+                egress: None,
+            }),
+        }
     })
 }
 

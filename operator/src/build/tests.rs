@@ -294,3 +294,48 @@ fn golden_rendering_of_a_full_tenant() {
         path.display()
     );
 }
+
+#[test]
+fn network_policy_only_when_enabled_and_only_the_serving_ports() {
+    let mut gw = full_tenant();
+    let none = build_all(&gw, &claims(&["acme-shop"], &[]), &ctx()).unwrap();
+    assert!(!none.iter().any(|d| d.kind() == "NetworkPolicy"));
+    gw.spec.network_policy = Some(crds::NetworkPolicySettings { enabled: true });
+    let objs = build_all(&gw, &claims(&["acme-shop"], &[]), &ctx()).unwrap();
+    let np = objs
+        .iter()
+        .find_map(|d| match d {
+            Desired::NetworkPolicy(np) => Some(np),
+            _ => None,
+        })
+        .expect("a NetworkPolicy");
+    let spec = np.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.pod_selector.as_ref().unwrap().match_labels,
+        Some(super::meta::selector_labels("acme"))
+    );
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    let ports: Vec<String> = spec.ingress.as_ref().unwrap()[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| format!("{:?}", p.port))
+        .collect();
+    // Listeners, TCP proxy 5432, Envoy readiness, sidecar health and metrics;
+    // never the admin port 9901.
+    assert_eq!(
+        ports,
+        [
+            "Some(Int(5432))",
+            "Some(Int(8002))",
+            "Some(Int(8080))",
+            "Some(Int(8081))",
+            "Some(Int(8443))",
+            "Some(Int(9102))"
+        ]
+    );
+    assert!(!ports.iter().any(|p| p.contains("9901")));
+}
