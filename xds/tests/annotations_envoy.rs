@@ -1527,3 +1527,125 @@ async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }
+
+/// Which backends answer `n` GETs (200 only), and how many did not answer 200.
+async fn spread(addr: SocketAddr, host: &str, n: usize) -> (BTreeMap<String, usize>, usize) {
+    let mut seen = BTreeMap::new();
+    let mut errors = 0;
+    for _ in 0..n {
+        match request(addr, host, "/", &[]).await {
+            Ok(r) if r.status == 200 => *seen.entry(r.backend().to_string()).or_insert(0) += 1,
+            _ => errors += 1,
+        }
+    }
+    (seen, errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_and_outlier_detection_take_failing_endpoints_out() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let (c, d) = (Backend::start("c").await, Backend::start("d").await);
+    let yaml = [
+        service_yaml("shop", "checked", &[&a, &b]),
+        service_yaml("shop", "passive", &[&c, &d]),
+        ingress_yaml(
+            "checked",
+            0,
+            &[
+                ("tenantgateway.io/health-check-path", "/healthz"),
+                ("tenantgateway.io/health-check-interval", "1s"),
+                ("tenantgateway.io/health-check-timeout", "500ms"),
+                ("tenantgateway.io/health-check-healthy-threshold", "1"),
+                ("tenantgateway.io/health-check-unhealthy-threshold", "1"),
+            ],
+            &[("checked.example.com", "/", "Prefix", "checked")],
+            None,
+        ),
+        ingress_yaml(
+            "passive",
+            1,
+            &[
+                ("tenantgateway.io/outlier-consecutive-5xx", "2"),
+                ("tenantgateway.io/outlier-interval", "1s"),
+                ("tenantgateway.io/outlier-base-ejection-time", "1m"),
+            ],
+            &[("passive.example.com", "/", "Prefix", "passive")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let names: Vec<&str> = t
+        .resources
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let checked = t
+        .resources
+        .clusters
+        .iter()
+        .find(|c| c.name.starts_with("shop/checked/80/"))
+        .unwrap_or_else(|| panic!("{names:?}"));
+    assert_eq!(checked.health_checks.len(), 1);
+    let passive = t
+        .resources
+        .clusters
+        .iter()
+        .find(|c| c.name.starts_with("shop/passive/80/"))
+        .unwrap_or_else(|| panic!("{names:?}"));
+    assert!(passive.outlier_detection.is_some());
+
+    let gw = Gateway::start("health", &yaml).await;
+    let (seen, errors) = spread(gw.http(), "checked.example.com", 20).await;
+    assert_eq!(errors, 0);
+    assert_eq!(
+        seen.len(),
+        2,
+        "both endpoints serve while healthy: {seen:?}"
+    );
+
+    // Active: a's health path fails; after the interval all traffic goes to b.
+    a.healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let admin = gw.envoy.admin;
+    let a_addr = a.addr.to_string();
+    let marked = wait_until(Duration::from_secs(10), || async {
+        let r = support::http_get(admin, "admin", "/clusters").await;
+        r.is_ok_and(|r| {
+            r.body
+                .lines()
+                .any(|l| l.contains(&a_addr) && l.contains("health_flags::/failed_active_hc"))
+        })
+    })
+    .await;
+    assert!(marked, "{}", gw.envoy.admin_get("/clusters").await);
+    let (seen, errors) = spread(gw.http(), "checked.example.com", 20).await;
+    assert_eq!(errors, 0);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["b"], "{seen:?}");
+    // It comes back once healthy again.
+    a.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let back = wait_until(Duration::from_secs(10), || async {
+        spread(gw.http(), "checked.example.com", 10).await.0.len() == 2
+    })
+    .await;
+    assert!(back);
+
+    // Passive: c answers 500; after 2 in a row it is ejected, d takes everything.
+    let (seen, _) = spread(gw.http(), "passive.example.com", 20).await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    c.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (_, errors) = spread(gw.http(), "passive.example.com", 4).await;
+    assert!(errors >= 1, "c answers 500");
+    // Ejection is decided on Envoy's main thread, then reaches the worker.
+    let ejected = wait_until(Duration::from_secs(5), || async {
+        let (seen, errors) = spread(gw.http(), "passive.example.com", 6).await;
+        errors == 0 && seen.len() == 1
+    })
+    .await;
+    assert!(ejected, "{}", gw.envoy.admin_get("/clusters").await);
+    let (seen, errors) = spread(gw.http(), "passive.example.com", 20).await;
+    assert_eq!(errors, 0);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["d"], "{seen:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}

@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    header_value_option, CidrRange, HeaderValue, HeaderValueOption,
+    header_value_option, CidrRange, HeaderValue, HeaderValueOption, HealthCheck,
 };
 use envoy_types::pb::envoy::config::core::v3::{Http2ProtocolOptions, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -257,7 +257,59 @@ fn cluster(c: &ClusterPlan) -> Cluster {
         ..Default::default()
     };
     protocol_options(c, &mut cluster);
+    health(c, &mut cluster);
     cluster
+}
+
+/// Active HTTP health checks and passive outlier detection (`health-check-*`,
+/// `outlier-*`).
+fn health(c: &ClusterPlan, cluster: &mut Cluster) {
+    use envoy_types::pb::envoy::config::cluster::v3::OutlierDetection;
+    use envoy_types::pb::envoy::config::core::v3::health_check;
+    use envoy_types::pb::envoy::r#type::v3::CodecClientType;
+    if let Some(h) = &c.settings.health_check {
+        let codec = if c.settings.protocol.http2() {
+            CodecClientType::Http2
+        } else {
+            CodecClientType::Http1
+        };
+        cluster.health_checks = vec![HealthCheck {
+            timeout: Some(dur(h.timeout)),
+            interval: Some(dur(h.interval)),
+            // Without traffic Envoy would check only every 60s.
+            no_traffic_interval: Some(dur(h.interval)),
+            healthy_threshold: Some(UInt32Value {
+                value: h.healthy_threshold,
+            }),
+            unhealthy_threshold: Some(UInt32Value {
+                value: h.unhealthy_threshold,
+            }),
+            health_checker: Some(health_check::HealthChecker::HttpHealthCheck(
+                health_check::HttpHealthCheck {
+                    // The Service's DNS name, not the cluster name (not a valid Host).
+                    host: format!("{}.{}.svc", c.service, c.namespace),
+                    path: h.path.clone(),
+                    codec_client_type: codec as i32,
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }];
+    }
+    if let Some(o) = &c.settings.outlier {
+        cluster.outlier_detection = Some(OutlierDetection {
+            consecutive_5xx: Some(UInt32Value {
+                value: o.consecutive_5xx,
+            }),
+            interval: Some(dur(o.interval)),
+            base_ejection_time: Some(dur(o.base_ejection_time)),
+            // At most half of the endpoints (Envoy's default, 10%, ejects
+            // nothing below 10 endpoints), but always one.
+            max_ejection_percent: Some(UInt32Value { value: 50 }),
+            always_eject_one_host: Some(BoolValue { value: true }),
+            ..Default::default()
+        });
+    }
 }
 
 fn load_assignment(c: &ClusterPlan) -> ClusterLoadAssignment {
