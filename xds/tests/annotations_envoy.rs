@@ -1649,3 +1649,152 @@ async fn health_checks_and_outlier_detection_take_failing_endpoints_out() {
     assert_eq!(seen.keys().collect::<Vec<_>>(), ["d"], "{seen:?}");
     assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }
+
+/// A GET on a fresh connection (closed by the server): status, headers
+/// (lowercase names) and the raw body, de-chunked.
+async fn raw_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, BTreeMap<String, String>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    let hdrs: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if hdrs
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        let mut out = Vec::new();
+        let mut rest = body.as_slice();
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 4 + size..];
+        }
+        body = out;
+    }
+    (status, hdrs, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_gzips_configured_types_only_where_asked() {
+    use std::io::Read as _;
+    let web = Backend::start("web").await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        ingress_yaml(
+            "gzipped",
+            0,
+            &[
+                ("tenantgateway.io/compression", "gzip"),
+                (
+                    "tenantgateway.io/compression-types",
+                    "text/plain, application/json",
+                ),
+                ("tenantgateway.io/compression-min-length", "100"),
+                // Several per-route filters together (RBAC + compressor).
+                ("tenantgateway.io/allowlist-source-range", "127.0.0.0/8"),
+            ],
+            &[("gzip.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "brotli",
+            1,
+            &[("tenantgateway.io/compression", "brotli")],
+            &[("br.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "plain",
+            2,
+            &[],
+            &[("plain.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("compression", &yaml).await;
+    let gz = [("Accept-Encoding", "gzip")];
+
+    let (status, h, original) = raw_get(gw.http(), "gzip.example.com", "/text/100", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    assert!(original.len() > 3000);
+    let (status, h, body) = raw_get(gw.http(), "gzip.example.com", "/text/100", &gz).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.get("content-encoding").map(String::as_str),
+        Some("gzip"),
+        "{h:?}"
+    );
+    assert!(body.len() < original.len() / 4, "{} bytes", body.len());
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, original);
+    // Below the minimum length: not compressed.
+    let (_, h, _) = raw_get(gw.http(), "gzip.example.com", "/short", &gz).await;
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    // Brotli, with the default types.
+    let (status, h, _) = raw_get(
+        gw.http(),
+        "br.example.com",
+        "/text/100",
+        &[("Accept-Encoding", "br")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.get("content-encoding").map(String::as_str),
+        Some("br"),
+        "{h:?}"
+    );
+    // gzip asked of a brotli route: not compressed.
+    let (_, h, _) = raw_get(gw.http(), "br.example.com", "/text/100", &gz).await;
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    // Without the annotation: never compressed.
+    let (status, h, body) = raw_get(gw.http(), "plain.example.com", "/text/100", &gz).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    assert_eq!(
+        body.len(),
+        original.len() + 100,
+        "one more byte per line (host name)"
+    );
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}

@@ -157,6 +157,39 @@ pub(crate) struct Outlier {
     pub base_ejection_time: Duration,
 }
 
+/// Response compression algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Algorithm {
+    Gzip,
+    Brotli,
+}
+
+/// Response compression of an Ingress's routes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Compression {
+    pub algorithm: Algorithm,
+    /// MIME types (lowercase `type/subtype`), sorted.
+    pub types: Vec<String>,
+    /// Responses shorter than this (bytes) are not compressed.
+    pub min_length: u32,
+}
+
+/// Compressed by default (ingress-nginx's `gzip-types`, plus JSON and SVG).
+pub(crate) const DEFAULT_COMPRESSION_TYPES: &[&str] = &[
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+    "text/css",
+    "text/html",
+    "text/javascript",
+    "text/plain",
+    "text/xml",
+];
+
+/// ingress-nginx's `gzip-min-length` default.
+pub(crate) const DEFAULT_COMPRESSION_MIN_LENGTH: u32 = 256;
+
 /// Settings that shape the upstream cluster (a distinct cluster when not default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ClusterSettings {
@@ -208,6 +241,7 @@ pub(crate) struct IngressSettings {
     pub max_body_bytes: Option<u32>,
     pub health_check: Option<HealthCheck>,
     pub outlier: Option<Outlier>,
+    pub compression: Option<Compression>,
 }
 
 /// Header edits of an Ingress's routes; names lowercase, values with `%`
@@ -248,6 +282,7 @@ impl Default for IngressSettings {
             max_body_bytes: None,
             health_check: None,
             outlier: None,
+            compression: None,
         }
     }
 }
@@ -358,6 +393,9 @@ const REQUEST_HEADERS_REMOVE: Spec = spec("request-headers-remove", None);
 const RESPONSE_HEADERS_ADD: Spec = spec("response-headers-add", None);
 const RESPONSE_HEADERS_REMOVE: Spec = spec("response-headers-remove", None);
 const PROXY_BODY_SIZE: Spec = spec("proxy-body-size", Some("proxy-body-size"));
+const COMPRESSION: Spec = spec("compression", None);
+const COMPRESSION_TYPES: Spec = spec("compression-types", None);
+const COMPRESSION_MIN_LENGTH: Spec = spec("compression-min-length", None);
 const HC_PATH: Spec = spec("health-check-path", None);
 const HC_INTERVAL: Spec = spec("health-check-interval", None);
 const HC_TIMEOUT: Spec = spec("health-check-timeout", None);
@@ -412,6 +450,9 @@ const ALL: &[&Spec] = &[
     &RESPONSE_HEADERS_ADD,
     &RESPONSE_HEADERS_REMOVE,
     &PROXY_BODY_SIZE,
+    &COMPRESSION,
+    &COMPRESSION_TYPES,
+    &COMPRESSION_MIN_LENGTH,
     &HC_PATH,
     &HC_INTERVAL,
     &HC_TIMEOUT,
@@ -635,6 +676,9 @@ pub(crate) fn parse(
     s.health_check = parse_health_check(&mut r);
     s.outlier = parse_outlier(&mut r);
 
+    // Compression: lenient (served uncompressed, or with the default types).
+    s.compression = parse_compression(&mut r);
+
     Parsed {
         settings: s,
         drop_rules: r.drop_rules,
@@ -791,6 +835,73 @@ fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
         burst_multiplier,
         status,
     })
+}
+
+fn parse_compression(r: &mut Reader<'_>) -> Option<Compression> {
+    use OnError::Default as Lenient;
+    let algorithm = r.parse(&COMPRESSION, Lenient, parse_algorithm);
+    let types = r.parse(&COMPRESSION_TYPES, Lenient, parse_mime_types);
+    let min_length = r.parse(&COMPRESSION_MIN_LENGTH, Lenient, |v| {
+        parse_u64(v, 0, 1 << 30).map(|n| n as u32)
+    });
+    let Some(algorithm) = algorithm.flatten() else {
+        for spec in [&COMPRESSION_TYPES, &COMPRESSION_MIN_LENGTH] {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(
+                    &key,
+                    value,
+                    "needs tenantgateway.io/compression: gzip or brotli",
+                    Lenient,
+                );
+            }
+        }
+        return None;
+    };
+    Some(Compression {
+        algorithm,
+        types: types.unwrap_or_else(|| {
+            DEFAULT_COMPRESSION_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect()
+        }),
+        min_length: min_length.unwrap_or(DEFAULT_COMPRESSION_MIN_LENGTH),
+    })
+}
+
+/// `gzip`, `brotli` (or `br`); `off`/`none`: no compression.
+pub(crate) fn parse_algorithm(v: &str) -> Result<Option<Algorithm>, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "gzip" => Ok(Some(Algorithm::Gzip)),
+        "brotli" | "br" => Ok(Some(Algorithm::Brotli)),
+        "off" | "none" | "false" => Ok(None),
+        _ => Err("expected \"gzip\", \"brotli\" or \"off\"".into()),
+    }
+}
+
+/// MIME types `type/subtype` (RFC 6838 names, no parameters), comma or space
+/// separated, 1 to 32.
+pub(crate) fn parse_mime_types(v: &str) -> Result<Vec<String>, String> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 127
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let mut out = Vec::new();
+    for t in v.split([',', ' ', '\n']).filter(|t| !t.is_empty()) {
+        let lower = t.to_ascii_lowercase();
+        match lower.split_once('/') {
+            Some((ty, sub)) if name_ok(ty) && name_ok(sub) => out.push(lower),
+            _ => return Err(format!("{t:?} is not a MIME type such as text/html")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > 32 {
+        return Err("expected 1 to 32 MIME types".into());
+    }
+    Ok(out)
 }
 
 pub(crate) const HC_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);

@@ -897,3 +897,54 @@ fn invalid_health_checks_and_outlier_settings_are_lenient() {
         Some(HC_DEFAULT_INTERVAL)
     );
 }
+
+#[test]
+fn compression_parses_with_defaults_and_invalid_values_are_lenient() {
+    let (p, diags) = parse_map(&[(&ours("compression"), "gzip")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = p.settings.compression.unwrap();
+    assert_eq!(c.algorithm, Algorithm::Gzip);
+    assert_eq!(c.min_length, DEFAULT_COMPRESSION_MIN_LENGTH);
+    assert!(c.types.contains(&"text/html".to_string()));
+    let (p, diags) = parse_map(&[
+        (&ours("compression"), "BR"),
+        (
+            &ours("compression-types"),
+            "text/plain, Application/JSON text/plain",
+        ),
+        (&ours("compression-min-length"), "0"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.compression,
+        Some(Compression {
+            algorithm: Algorithm::Brotli,
+            types: vec!["application/json".into(), "text/plain".into()],
+            min_length: 0,
+        })
+    );
+    let (p, _) = parse_map(&[(&ours("compression"), "off")]);
+    assert_eq!(p.settings.compression, None);
+    let gzip: &[(&str, &str)] = &[("tenantgateway.io/compression", "gzip")];
+    for (key, v, extra) in [
+        (ours("compression"), "deflate", &[][..]),
+        (ours("compression"), "zstd", &[]),
+        (ours("compression-types"), "text", gzip),
+        (ours("compression-types"), "text/html; charset=utf-8", gzip),
+        (ours("compression-types"), "text/\"html\"", gzip),
+        (ours("compression-types"), ",", gzip),
+        (ours("compression-min-length"), "-1", gzip),
+        (ours("compression-min-length"), "2g", gzip),
+        (ours("compression-types"), "text/html", &[]),
+    ] {
+        assert_invalid(&key, v, false, extra);
+    }
+    let (p, _) = parse_map(&[
+        (&ours("compression"), "gzip"),
+        (&ours("compression-types"), "bad"),
+    ]);
+    assert_eq!(
+        p.settings.compression.map(|c| c.types.len()),
+        Some(DEFAULT_COMPRESSION_TYPES.len())
+    );
+}

@@ -1,6 +1,8 @@
 //! Writing the routing plan as Envoy resources (LDS/RDS/CDS/EDS/SDS over ADS).
 
-use super::annotations::{Affinity, Cidr, IngressSettings, RateLimit, TlsVersion};
+use super::annotations::{
+    Affinity, Algorithm, Cidr, Compression, IngressSettings, RateLimit, TlsVersion,
+};
 use super::backends::ClusterPlan;
 use super::rules::{HostMatch, PathMatch, Plan, RoutePlan, Target};
 use super::GatewayOptions;
@@ -121,7 +123,10 @@ fn socket(ip: &str, port: u16) -> Address {
 }
 
 pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
-    let limits = rate_limits_of(plan);
+    let limits = Filters {
+        limits: rate_limits_of(plan),
+        compressors: compressors_of(plan),
+    };
     let mut listeners = vec![http_listener(options, &limits)];
     let https = https_listener(plan, options, &limits);
     let has_https = https.is_some();
@@ -655,6 +660,82 @@ fn rate_limits_of(plan: &Plan) -> LimitsByStatus {
     out
 }
 
+/// The listeners' optional HTTP filters, from every route of the plan.
+struct Filters {
+    limits: LimitsByStatus,
+    compressors: std::collections::BTreeSet<Compression>,
+}
+
+fn compressors_of(plan: &Plan) -> std::collections::BTreeSet<Compression> {
+    plan.hosts
+        .values()
+        .flatten()
+        .chain(plan.default_backend.iter())
+        .filter_map(|r| r.settings.compression.clone())
+        .collect()
+}
+
+/// One compressor filter per distinct configuration (content types and the
+/// minimum length are not per-route settings in Envoy), named by its hash.
+fn compressor_name(c: &Compression) -> String {
+    use sha2::Digest;
+    // Debug output of our own plain types is stable.
+    let h = sha2::Sha256::digest(format!("{c:?}").as_bytes());
+    format!("tenantgateway.io/compressor-{}", hex::encode(&h[..4]))
+}
+
+fn compressor_filter(c: &Compression) -> HttpFilter {
+    use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+    use envoy_types::pb::envoy::extensions::compression::brotli::compressor::v3::Brotli;
+    use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
+    use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
+        compressor, Compressor,
+    };
+    let library = match c.algorithm {
+        Algorithm::Gzip => TypedExtensionConfig {
+            name: "gzip".into(),
+            typed_config: Some(any(&Gzip::default())),
+        },
+        Algorithm::Brotli => TypedExtensionConfig {
+            name: "brotli".into(),
+            typed_config: Some(any(&Brotli::default())),
+        },
+    };
+    let config = Compressor {
+        response_direction_config: Some(compressor::ResponseDirectionConfig {
+            common_config: Some(compressor::CommonDirectionConfig {
+                min_content_length: Some(UInt32Value {
+                    value: c.min_length,
+                }),
+                // `text/plain` matches `text/plain; charset=utf-8`, any case.
+                content_type_matcher: c
+                    .types
+                    .iter()
+                    .map(|t| StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(
+                            RegexMatcher {
+                                regex: format!("(?i){}\\s*(?:;.*)?", regex::escape(t)),
+                                ..Default::default()
+                            },
+                        )),
+                        ignore_case: false,
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        compressor_library: Some(library),
+        ..Default::default()
+    };
+    HttpFilter {
+        name: compressor_name(c),
+        config_type: Some(http_filter::ConfigType::TypedConfig(any(&config))),
+        disabled: true,
+        ..Default::default()
+    }
+}
+
 /// Max client addresses tracked per limit (LRU); Envoy's default is 20.
 const MAX_TRACKED_CLIENTS: u32 = 10_000;
 
@@ -787,12 +868,27 @@ fn envoy_routes(
         }];
     }
     // Several entries are fine: snapshots encode these maps sorted by key.
-    let filter_configs: Vec<(&str, Any)> = [
+    let filter_configs: Vec<(String, Any)> = [
         (RBAC_FILTER, source_rbac(s)),
         (BUFFER_FILTER, body_limit(s)),
     ]
     .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .chain(s.compression.as_ref().map(|c| {
+        use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
+            compressor_per_route, CompressorOverrides, CompressorPerRoute,
+            ResponseDirectionOverrides,
+        };
+        let enable = CompressorPerRoute {
+            r#override: Some(compressor_per_route::Override::Overrides(
+                CompressorOverrides {
+                    response_direction_config: Some(ResponseDirectionOverrides::default()),
+                    ..Default::default()
+                },
+            )),
+        };
+        (compressor_name(c), any(&enable))
+    }))
     .collect();
     let mut response_headers = if scheme == Scheme::Https {
         hsts(s)
@@ -1019,11 +1115,7 @@ fn virtual_hosts(plan: &Plan, scheme: Scheme) -> Vec<VirtualHost> {
     out
 }
 
-fn http_connection_manager(
-    stat_prefix: &str,
-    route_config: &str,
-    limits: &LimitsByStatus,
-) -> Filter {
+fn http_connection_manager(stat_prefix: &str, route_config: &str, limits: &Filters) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -1042,7 +1134,9 @@ fn http_connection_manager(
         ]
         .into_iter()
         // After RBAC: a refused request does not use a client's tokens.
-        .chain(rate_limit_filters(limits))
+        .chain(rate_limit_filters(&limits.limits))
+        // Response compression: off unless a route enables one.
+        .chain(limits.compressors.iter().map(compressor_filter))
         .chain([
             // proxy-body-size without Content-Length: off unless a route enables it.
             HttpFilter {
@@ -1079,7 +1173,7 @@ fn http_connection_manager(
     }
 }
 
-fn http_listener(options: &GatewayOptions, limits: &LimitsByStatus) -> Listener {
+fn http_listener(options: &GatewayOptions, limits: &Filters) -> Listener {
     Listener {
         name: HTTP_LISTENER.into(),
         address: Some(socket(&options.bind_address, options.http_port)),
@@ -1096,11 +1190,7 @@ fn http_listener(options: &GatewayOptions, limits: &LimitsByStatus) -> Listener 
 }
 
 /// One filter chain per certificate, selected by SNI; no listener when no TLS.
-fn https_listener(
-    plan: &Plan,
-    options: &GatewayOptions,
-    limits: &LimitsByStatus,
-) -> Option<Listener> {
+fn https_listener(plan: &Plan, options: &GatewayOptions, limits: &Filters) -> Option<Listener> {
     let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
     for (host, secret) in &plan.tls_hosts {
         let min = plan.tls_min_version.get(host).copied().unwrap_or_default();
