@@ -1798,3 +1798,84 @@ async fn compression_gzips_configured_types_only_where_asked() {
     );
     assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }
+
+/// A TCP echo server on loopback: `<id>:` then every byte it receives.
+async fn tcp_echo(id: &'static str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                if w.write_all(format!("{id}:").as_bytes()).await.is_ok() {
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
+    let (echo, task) = tcp_echo("db").await;
+    let yaml = [
+        service_ports_yaml("shop", "db", &[echo.port()]),
+        // The same Service name outside the tenant's namespaces: never used.
+        service_ports_yaml("other", "db", &[echo.port()]),
+    ]
+    .concat();
+    let tcp_port = support::free_port();
+    let refused_port = support::free_port();
+    let options = GatewayOptions {
+        bind_address: "127.0.0.1".into(),
+        http_port: support::free_port(),
+        https_port: support::free_port(),
+        namespaces: Some(["shop".to_string()].into()),
+        tenant: "acme".into(),
+        tcp_proxies: vec![
+            format!("{tcp_port}=shop/db:80").parse().unwrap(),
+            format!("{refused_port}=other/db:80").parse().unwrap(),
+        ],
+        ..GatewayOptions::default()
+    };
+    let t = translate(&objects(&yaml), &options);
+    assert_eq!(t.diagnostics.len(), 1, "{:?}", t.diagnostics);
+    assert_eq!(t.diagnostics[0].field, "spec.tcpProxies[1]");
+    let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
+    let bootstrap = ads_bootstrap("tcp", "tcp", &ads.socket.display().to_string(), 0, None);
+    let envoy = Envoy::start_with_bootstrap("tcp", &to_yaml(&bootstrap).unwrap()).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], tcp_port));
+    let exchange = || async move {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"ping\n").await.ok()?;
+        let mut buf = vec![0; 8];
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Some(buf)
+    };
+    let up = wait_until(Duration::from_secs(15), || async {
+        exchange().await.is_some()
+    })
+    .await;
+    assert!(up, "TCP listener did not forward; log:\n{}", envoy.log());
+    assert_eq!(exchange().await.unwrap(), b"db:ping\n");
+    // A longer exchange on one connection, both ways.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let (mut r, mut w) = s.split();
+    let mut got = vec![0; 3 + payload.len()];
+    let (wrote, read) = tokio::join!(w.write_all(&payload), r.read_exact(&mut got));
+    wrote.unwrap();
+    read.unwrap();
+    assert_eq!(&got[..3], b"db:");
+    assert_eq!(&got[3..], payload.as_slice());
+    // No listener for the Service outside the tenant's namespaces.
+    assert!(TcpStream::connect(("127.0.0.1", refused_port))
+        .await
+        .is_err());
+    assert_eq!(ads.stats.snapshot().last_nack, None);
+    task.abort();
+}

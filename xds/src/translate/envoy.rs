@@ -131,6 +131,11 @@ pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
     let https = https_listener(plan, options, &limits);
     let has_https = https.is_some();
     listeners.extend(https);
+    listeners.extend(
+        plan.tcp
+            .iter()
+            .map(|(port, cluster)| tcp_listener(options, *port, cluster)),
+    );
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     let route_config = |name: &str, scheme: Scheme| RouteConfiguration {
         name: name.to_string(),
@@ -1170,6 +1175,31 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str, limits: &Filte
     Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
         config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
+    }
+}
+
+/// `tcp-<port>`: every connection forwarded to the Service port's endpoints.
+fn tcp_listener(options: &GatewayOptions, port: u16, cluster: &str) -> Listener {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    let name = format!("tcp-{port}");
+    let proxy = TcpProxy {
+        stat_prefix: name.clone(),
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.to_string())),
+        ..Default::default()
+    };
+    Listener {
+        name,
+        address: Some(socket(&options.bind_address, port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
     }
 }
 
