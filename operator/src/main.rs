@@ -133,6 +133,9 @@ struct XdsArgs {
     service: Option<String>,
     #[arg(long, default_value_t = 5)]
     debounce_ms: u64,
+    /// A TCP listener: `<port>=<namespace>/<service>:<port>` (repeatable).
+    #[arg(long = "tcp-proxy", value_name = "PORT=NS/SVC:PORT")]
+    tcp_proxies: Vec<xds::TcpProxy>,
 }
 
 fn init_logging() {
@@ -245,6 +248,7 @@ fn main() -> ExitCode {
             init_logging();
             run_async(async move {
                 let client = kube::Client::try_default().await?;
+                let tenant = a.tenant.clone();
                 let cfg = operator::sidecar::SidecarConfig {
                     claims_configmap: a
                         .claims_configmap
@@ -259,6 +263,8 @@ fn main() -> ExitCode {
                         https_port: a.https_port,
                         ingress_class: a.ingress_class,
                         serve_unclassed: a.serve_unclassed,
+                        tenant: tenant.clone(),
+                        tcp_proxies: a.tcp_proxies,
                         ..xds::GatewayOptions::default()
                     },
                     health_addr: a.health_addr,

@@ -96,6 +96,7 @@ pub fn render(m: &Manifests, opts: &RenderOptions) -> Result<Rendered, RenderErr
     let options = GatewayOptions {
         bind_address: opts.bind_address.clone(),
         namespaces: Some(namespaces.clone()),
+        tenant: tenant.clone(),
         ..GatewayOptions::from_spec(&gw.spec)
     };
     let translation = translate(&m.objects, &options);

@@ -13,4 +13,4 @@ pub mod manifests;
 pub mod translate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
-pub use translate::{translate, GatewayOptions, TenantObjects, Translation};
+pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation};

@@ -869,6 +869,17 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         (o("request-headers-remove"), "x-c"),
         (o("response-headers-add"), "X-Frame-Options: DENY"),
         (o("response-headers-remove"), "server"),
+        (o("compression"), "brotli"),
+        (o("compression-types"), "text/html application/json"),
+        (o("compression-min-length"), "64"),
+        (o("health-check-path"), "/healthz"),
+        (o("health-check-interval"), "5s"),
+        (o("health-check-timeout"), "1s"),
+        (o("health-check-healthy-threshold"), "2"),
+        (o("health-check-unhealthy-threshold"), "3"),
+        (o("outlier-consecutive-5xx"), "5"),
+        (o("outlier-interval"), "10s"),
+        (o("outlier-base-ejection-time"), "30s"),
         (n("configuration-snippet"), "deny all;"),
         (n("enable-cors"), "true"),
     ];
@@ -1526,4 +1537,356 @@ async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     let r = post(gw.http(), "plain.example.com", 100_000).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// Which backends answer `n` GETs (200 only), and how many did not answer 200.
+async fn spread(addr: SocketAddr, host: &str, n: usize) -> (BTreeMap<String, usize>, usize) {
+    let mut seen = BTreeMap::new();
+    let mut errors = 0;
+    for _ in 0..n {
+        match request(addr, host, "/", &[]).await {
+            Ok(r) if r.status == 200 => *seen.entry(r.backend().to_string()).or_insert(0) += 1,
+            _ => errors += 1,
+        }
+    }
+    (seen, errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_and_outlier_detection_take_failing_endpoints_out() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let (c, d) = (Backend::start("c").await, Backend::start("d").await);
+    let yaml = [
+        service_yaml("shop", "checked", &[&a, &b]),
+        service_yaml("shop", "passive", &[&c, &d]),
+        ingress_yaml(
+            "checked",
+            0,
+            &[
+                ("tenantgateway.io/health-check-path", "/healthz"),
+                ("tenantgateway.io/health-check-interval", "1s"),
+                ("tenantgateway.io/health-check-timeout", "500ms"),
+                ("tenantgateway.io/health-check-healthy-threshold", "1"),
+                ("tenantgateway.io/health-check-unhealthy-threshold", "1"),
+            ],
+            &[("checked.example.com", "/", "Prefix", "checked")],
+            None,
+        ),
+        ingress_yaml(
+            "passive",
+            1,
+            &[
+                ("tenantgateway.io/outlier-consecutive-5xx", "2"),
+                ("tenantgateway.io/outlier-interval", "1s"),
+                ("tenantgateway.io/outlier-base-ejection-time", "1m"),
+            ],
+            &[("passive.example.com", "/", "Prefix", "passive")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let names: Vec<&str> = t
+        .resources
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let checked = t
+        .resources
+        .clusters
+        .iter()
+        .find(|c| c.name.starts_with("shop/checked/80/"))
+        .unwrap_or_else(|| panic!("{names:?}"));
+    assert_eq!(checked.health_checks.len(), 1);
+    let passive = t
+        .resources
+        .clusters
+        .iter()
+        .find(|c| c.name.starts_with("shop/passive/80/"))
+        .unwrap_or_else(|| panic!("{names:?}"));
+    assert!(passive.outlier_detection.is_some());
+
+    let gw = Gateway::start("health", &yaml).await;
+    let (seen, errors) = spread(gw.http(), "checked.example.com", 20).await;
+    assert_eq!(errors, 0);
+    assert_eq!(
+        seen.len(),
+        2,
+        "both endpoints serve while healthy: {seen:?}"
+    );
+
+    // Active: a's health path fails; after the interval all traffic goes to b.
+    a.healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let admin = gw.envoy.admin;
+    let a_addr = a.addr.to_string();
+    let marked = wait_until(Duration::from_secs(10), || async {
+        let r = support::http_get(admin, "admin", "/clusters").await;
+        r.is_ok_and(|r| {
+            r.body
+                .lines()
+                .any(|l| l.contains(&a_addr) && l.contains("health_flags::/failed_active_hc"))
+        })
+    })
+    .await;
+    assert!(marked, "{}", gw.envoy.admin_get("/clusters").await);
+    let (seen, errors) = spread(gw.http(), "checked.example.com", 20).await;
+    assert_eq!(errors, 0);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["b"], "{seen:?}");
+    // It comes back once healthy again.
+    a.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let back = wait_until(Duration::from_secs(10), || async {
+        spread(gw.http(), "checked.example.com", 10).await.0.len() == 2
+    })
+    .await;
+    assert!(back);
+
+    // Passive: c answers 500; after 2 in a row it is ejected, d takes everything.
+    let (seen, _) = spread(gw.http(), "passive.example.com", 20).await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    c.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (_, errors) = spread(gw.http(), "passive.example.com", 4).await;
+    assert!(errors >= 1, "c answers 500");
+    // Ejection is decided on Envoy's main thread, then reaches the worker.
+    let ejected = wait_until(Duration::from_secs(5), || async {
+        let (seen, errors) = spread(gw.http(), "passive.example.com", 6).await;
+        errors == 0 && seen.len() == 1
+    })
+    .await;
+    assert!(ejected, "{}", gw.envoy.admin_get("/clusters").await);
+    let (seen, errors) = spread(gw.http(), "passive.example.com", 20).await;
+    assert_eq!(errors, 0);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["d"], "{seen:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// A GET on a fresh connection (closed by the server): status, headers
+/// (lowercase names) and the raw body, de-chunked.
+async fn raw_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, BTreeMap<String, String>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap();
+    let hdrs: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if hdrs
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        let mut out = Vec::new();
+        let mut rest = body.as_slice();
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 4 + size..];
+        }
+        body = out;
+    }
+    (status, hdrs, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_gzips_configured_types_only_where_asked() {
+    use std::io::Read as _;
+    let web = Backend::start("web").await;
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        ingress_yaml(
+            "gzipped",
+            0,
+            &[
+                ("tenantgateway.io/compression", "gzip"),
+                (
+                    "tenantgateway.io/compression-types",
+                    "text/plain, application/json",
+                ),
+                ("tenantgateway.io/compression-min-length", "100"),
+                // Several per-route filters together (RBAC + compressor).
+                ("tenantgateway.io/allowlist-source-range", "127.0.0.0/8"),
+            ],
+            &[("gzip.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "brotli",
+            1,
+            &[("tenantgateway.io/compression", "brotli")],
+            &[("br.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+        ingress_yaml(
+            "plain",
+            2,
+            &[],
+            &[("plain.example.com", "/", "Prefix", "web")],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("compression", &yaml).await;
+    let gz = [("Accept-Encoding", "gzip")];
+
+    let (status, h, original) = raw_get(gw.http(), "gzip.example.com", "/text/100", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    assert!(original.len() > 3000);
+    let (status, h, body) = raw_get(gw.http(), "gzip.example.com", "/text/100", &gz).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.get("content-encoding").map(String::as_str),
+        Some("gzip"),
+        "{h:?}"
+    );
+    assert!(body.len() < original.len() / 4, "{} bytes", body.len());
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(body.as_slice())
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, original);
+    // Below the minimum length: not compressed.
+    let (_, h, _) = raw_get(gw.http(), "gzip.example.com", "/short", &gz).await;
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    // Brotli, with the default types.
+    let (status, h, _) = raw_get(
+        gw.http(),
+        "br.example.com",
+        "/text/100",
+        &[("Accept-Encoding", "br")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.get("content-encoding").map(String::as_str),
+        Some("br"),
+        "{h:?}"
+    );
+    // gzip asked of a brotli route: not compressed.
+    let (_, h, _) = raw_get(gw.http(), "br.example.com", "/text/100", &gz).await;
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    // Without the annotation: never compressed.
+    let (status, h, body) = raw_get(gw.http(), "plain.example.com", "/text/100", &gz).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.get("content-encoding"), None, "{h:?}");
+    assert_eq!(
+        body.len(),
+        original.len() + 100,
+        "one more byte per line (host name)"
+    );
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// A TCP echo server on loopback: `<id>:` then every byte it receives.
+async fn tcp_echo(id: &'static str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                if w.write_all(format!("{id}:").as_bytes()).await.is_ok() {
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
+    let (echo, task) = tcp_echo("db").await;
+    let yaml = [
+        service_ports_yaml("shop", "db", &[echo.port()]),
+        // The same Service name outside the tenant's namespaces: never used.
+        service_ports_yaml("other", "db", &[echo.port()]),
+    ]
+    .concat();
+    let tcp_port = support::free_port();
+    let refused_port = support::free_port();
+    let options = GatewayOptions {
+        bind_address: "127.0.0.1".into(),
+        http_port: support::free_port(),
+        https_port: support::free_port(),
+        namespaces: Some(["shop".to_string()].into()),
+        tenant: "acme".into(),
+        tcp_proxies: vec![
+            format!("{tcp_port}=shop/db:80").parse().unwrap(),
+            format!("{refused_port}=other/db:80").parse().unwrap(),
+        ],
+        ..GatewayOptions::default()
+    };
+    let t = translate(&objects(&yaml), &options);
+    assert_eq!(t.diagnostics.len(), 1, "{:?}", t.diagnostics);
+    assert_eq!(t.diagnostics[0].field, "spec.tcpProxies[1]");
+    let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
+    let bootstrap = ads_bootstrap("tcp", "tcp", &ads.socket.display().to_string(), 0, None);
+    let envoy = Envoy::start_with_bootstrap("tcp", &to_yaml(&bootstrap).unwrap()).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], tcp_port));
+    let exchange = || async move {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"ping\n").await.ok()?;
+        let mut buf = vec![0; 8];
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Some(buf)
+    };
+    let up = wait_until(Duration::from_secs(15), || async {
+        exchange().await.is_some()
+    })
+    .await;
+    assert!(up, "TCP listener did not forward; log:\n{}", envoy.log());
+    assert_eq!(exchange().await.unwrap(), b"db:ping\n");
+    // A longer exchange on one connection, both ways.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let (mut r, mut w) = s.split();
+    let mut got = vec![0; 3 + payload.len()];
+    let (wrote, read) = tokio::join!(w.write_all(&payload), r.read_exact(&mut got));
+    wrote.unwrap();
+    read.unwrap();
+    assert_eq!(&got[..3], b"db:");
+    assert_eq!(&got[3..], payload.as_slice());
+    // No listener for the Service outside the tenant's namespaces.
+    assert!(TcpStream::connect(("127.0.0.1", refused_port))
+        .await
+        .is_err());
+    assert_eq!(ads.stats.snapshot().last_nack, None);
+    task.abort();
 }

@@ -212,7 +212,7 @@ fn xds_sidecar(t: &ResolvedTenant<'_>) -> Container {
         spec.listeners.https().to_string(),
     );
     let serve_unclassed = spec.ingress_class.serves_unclassed().to_string();
-    let args = [
+    let mut args: Vec<String> = [
         "xds",
         "--tenant",
         t.name(),
@@ -228,12 +228,20 @@ fn xds_sidecar(t: &ResolvedTenant<'_>) -> Container {
         spec.ingress_class.class_name(),
         "--serve-unclassed",
         &serve_unclassed,
-    ];
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // The TCP listeners the sidecar serves (the ports are on both containers' Service).
+    for p in &spec.tcp_proxies {
+        args.push("--tcp-proxy".into());
+        args.push(xds::TcpProxy::from(p).to_string());
+    }
     Container {
         name: SIDECAR_CONTAINER.into(),
         image: Some(t.ctx.image.clone()),
         image_pull_policy: t.ctx.image_pull_policy.clone(),
-        args: Some(args.iter().map(|s| s.to_string()).collect()),
+        args: Some(args),
         env: Some(pod_env()),
         ports: Some(vec![
             tcp_port("health".into(), HEALTH_PORT),
@@ -560,6 +568,44 @@ mod tests {
             "kube-root-ca.crt"
         );
         assert!(sources[2].downward_api.is_some());
+    }
+
+    #[test]
+    fn sidecar_gets_one_tcp_proxy_arg_per_entry() {
+        let mut gw = tenant("acme");
+        let proxy = |port: u16, ns: &str, name: &str, svc_port: u16| TcpProxy {
+            port,
+            service: TcpProxyBackend {
+                namespace: ns.into(),
+                name: name.into(),
+                port: svc_port,
+            },
+        };
+        gw.spec.tcp_proxies = vec![
+            proxy(5432, "acme-shop", "db", 5432),
+            proxy(6379, "acme-api", "cache", 6380),
+        ];
+        let d = deployment(&gw);
+        let xds = &pod(&d).init_containers.as_ref().unwrap()[0];
+        let args = xds.args.as_ref().unwrap();
+        let tail: Vec<&str> = args.iter().skip(15).map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "--tcp-proxy",
+                "5432=acme-shop/db:5432",
+                "--tcp-proxy",
+                "6379=acme-api/cache:6380"
+            ]
+        );
+        // The sidecar parses them back into GatewayOptions.tcp_proxies.
+        let parsed: Vec<xds::TcpProxy> = tail
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(parsed, xds::GatewayOptions::from_spec(&gw.spec).tcp_proxies);
     }
 
     #[test]

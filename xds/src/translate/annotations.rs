@@ -138,6 +138,58 @@ pub(crate) struct ProxySsl {
     pub name: Option<String>,
 }
 
+/// Active HTTP health checking of a backend's endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct HealthCheck {
+    /// Absolute path requested; 200 is healthy.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// Passive outlier detection: endpoints answering 5xx in a row are ejected.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Outlier {
+    pub consecutive_5xx: u32,
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+}
+
+/// Response compression algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Algorithm {
+    Gzip,
+    Brotli,
+}
+
+/// Response compression of an Ingress's routes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Compression {
+    pub algorithm: Algorithm,
+    /// MIME types (lowercase `type/subtype`), sorted.
+    pub types: Vec<String>,
+    /// Responses shorter than this (bytes) are not compressed.
+    pub min_length: u32,
+}
+
+/// Compressed by default (ingress-nginx's `gzip-types`, plus JSON and SVG).
+pub(crate) const DEFAULT_COMPRESSION_TYPES: &[&str] = &[
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+    "text/css",
+    "text/html",
+    "text/javascript",
+    "text/plain",
+    "text/xml",
+];
+
+/// ingress-nginx's `gzip-min-length` default.
+pub(crate) const DEFAULT_COMPRESSION_MIN_LENGTH: u32 = 256;
+
 /// Settings that shape the upstream cluster (a distinct cluster when not default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ClusterSettings {
@@ -150,6 +202,8 @@ pub(crate) struct ClusterSettings {
     /// PEM CA bundle the backend's certificate must chain to (verified, with
     /// the SNI name as the expected DNS SAN); None: not verified.
     pub tls_ca: Option<Vec<u8>>,
+    pub health_check: Option<HealthCheck>,
+    pub outlier: Option<Outlier>,
 }
 
 impl ClusterSettings {
@@ -185,6 +239,9 @@ pub(crate) struct IngressSettings {
     pub headers: HeaderEdits,
     /// Largest request body in bytes (413 above); None: no limit.
     pub max_body_bytes: Option<u32>,
+    pub health_check: Option<HealthCheck>,
+    pub outlier: Option<Outlier>,
+    pub compression: Option<Compression>,
 }
 
 /// Header edits of an Ingress's routes; names lowercase, values with `%`
@@ -223,6 +280,9 @@ impl Default for IngressSettings {
             proxy_ssl: ProxySsl::default(),
             headers: HeaderEdits::default(),
             max_body_bytes: None,
+            health_check: None,
+            outlier: None,
+            compression: None,
         }
     }
 }
@@ -236,6 +296,8 @@ impl IngressSettings {
             tls_name: self.proxy_ssl.name.clone(),
             // Filled in when the Secret is resolved.
             tls_ca: None,
+            health_check: self.health_check.clone(),
+            outlier: self.outlier.clone(),
         }
     }
 }
@@ -331,6 +393,17 @@ const REQUEST_HEADERS_REMOVE: Spec = spec("request-headers-remove", None);
 const RESPONSE_HEADERS_ADD: Spec = spec("response-headers-add", None);
 const RESPONSE_HEADERS_REMOVE: Spec = spec("response-headers-remove", None);
 const PROXY_BODY_SIZE: Spec = spec("proxy-body-size", Some("proxy-body-size"));
+const COMPRESSION: Spec = spec("compression", None);
+const COMPRESSION_TYPES: Spec = spec("compression-types", None);
+const COMPRESSION_MIN_LENGTH: Spec = spec("compression-min-length", None);
+const HC_PATH: Spec = spec("health-check-path", None);
+const HC_INTERVAL: Spec = spec("health-check-interval", None);
+const HC_TIMEOUT: Spec = spec("health-check-timeout", None);
+const HC_HEALTHY: Spec = spec("health-check-healthy-threshold", None);
+const HC_UNHEALTHY: Spec = spec("health-check-unhealthy-threshold", None);
+const OUTLIER_5XX: Spec = spec("outlier-consecutive-5xx", None);
+const OUTLIER_INTERVAL: Spec = spec("outlier-interval", None);
+const OUTLIER_EJECTION: Spec = spec("outlier-base-ejection-time", None);
 
 const ALL: &[&Spec] = &[
     &SSL_REDIRECT,
@@ -377,6 +450,17 @@ const ALL: &[&Spec] = &[
     &RESPONSE_HEADERS_ADD,
     &RESPONSE_HEADERS_REMOVE,
     &PROXY_BODY_SIZE,
+    &COMPRESSION,
+    &COMPRESSION_TYPES,
+    &COMPRESSION_MIN_LENGTH,
+    &HC_PATH,
+    &HC_INTERVAL,
+    &HC_TIMEOUT,
+    &HC_HEALTHY,
+    &HC_UNHEALTHY,
+    &OUTLIER_5XX,
+    &OUTLIER_INTERVAL,
+    &OUTLIER_EJECTION,
 ];
 
 /// Our annotations that are not features of one Ingress but are still ours
@@ -587,6 +671,14 @@ pub(crate) fn parse(
     };
     s.max_body_bytes = r.parse(&PROXY_BODY_SIZE, Strict, parse_body_size).flatten();
 
+    // Health checks and outlier detection: lenient (the backend is served,
+    // with the default for the bad setting, or without checks).
+    s.health_check = parse_health_check(&mut r);
+    s.outlier = parse_outlier(&mut r);
+
+    // Compression: lenient (served uncompressed, or with the default types).
+    s.compression = parse_compression(&mut r);
+
     Parsed {
         settings: s,
         drop_rules: r.drop_rules,
@@ -742,6 +834,138 @@ fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
         rpm,
         burst_multiplier,
         status,
+    })
+}
+
+fn parse_compression(r: &mut Reader<'_>) -> Option<Compression> {
+    use OnError::Default as Lenient;
+    let algorithm = r.parse(&COMPRESSION, Lenient, parse_algorithm);
+    let types = r.parse(&COMPRESSION_TYPES, Lenient, parse_mime_types);
+    let min_length = r.parse(&COMPRESSION_MIN_LENGTH, Lenient, |v| {
+        parse_u64(v, 0, 1 << 30).map(|n| n as u32)
+    });
+    let Some(algorithm) = algorithm.flatten() else {
+        for spec in [&COMPRESSION_TYPES, &COMPRESSION_MIN_LENGTH] {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(
+                    &key,
+                    value,
+                    "needs tenantgateway.io/compression: gzip or brotli",
+                    Lenient,
+                );
+            }
+        }
+        return None;
+    };
+    Some(Compression {
+        algorithm,
+        types: types.unwrap_or_else(|| {
+            DEFAULT_COMPRESSION_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect()
+        }),
+        min_length: min_length.unwrap_or(DEFAULT_COMPRESSION_MIN_LENGTH),
+    })
+}
+
+/// `gzip`, `brotli` (or `br`); `off`/`none`: no compression.
+pub(crate) fn parse_algorithm(v: &str) -> Result<Option<Algorithm>, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "gzip" => Ok(Some(Algorithm::Gzip)),
+        "brotli" | "br" => Ok(Some(Algorithm::Brotli)),
+        "off" | "none" | "false" => Ok(None),
+        _ => Err("expected \"gzip\", \"brotli\" or \"off\"".into()),
+    }
+}
+
+/// MIME types `type/subtype` (RFC 6838 names, no parameters), comma or space
+/// separated, 1 to 32.
+pub(crate) fn parse_mime_types(v: &str) -> Result<Vec<String>, String> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 127
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let mut out = Vec::new();
+    for t in v.split([',', ' ', '\n']).filter(|t| !t.is_empty()) {
+        let lower = t.to_ascii_lowercase();
+        match lower.split_once('/') {
+            Some((ty, sub)) if name_ok(ty) && name_ok(sub) => out.push(lower),
+            _ => return Err(format!("{t:?} is not a MIME type such as text/html")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > 32 {
+        return Err("expected 1 to 32 MIME types".into());
+    }
+    Ok(out)
+}
+
+pub(crate) const HC_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const HC_DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn parse_health_check(r: &mut Reader<'_>) -> Option<HealthCheck> {
+    use OnError::Default as Lenient;
+    let interval_range =
+        |v: &str| parse_duration(v, Duration::from_secs(1), Duration::from_secs(3600));
+    let threshold = |v: &str| parse_u64(v, 1, 100).map(|n| n as u32);
+    let path = r.parse(&HC_PATH, Lenient, |v| parse_abs_path(v, false));
+    let interval = r.parse(&HC_INTERVAL, Lenient, interval_range);
+    let timeout = r.parse(&HC_TIMEOUT, Lenient, |v| {
+        parse_duration(v, Duration::from_millis(100), Duration::from_secs(3600))
+    });
+    let healthy = r.parse(&HC_HEALTHY, Lenient, threshold);
+    let unhealthy = r.parse(&HC_UNHEALTHY, Lenient, threshold);
+    if path.is_none() {
+        for spec in [&HC_INTERVAL, &HC_TIMEOUT, &HC_HEALTHY, &HC_UNHEALTHY] {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(
+                    &key,
+                    value,
+                    "needs tenantgateway.io/health-check-path (a valid one)",
+                    Lenient,
+                );
+            }
+        }
+        return None;
+    }
+    Some(HealthCheck {
+        path: path?,
+        interval: interval.unwrap_or(HC_DEFAULT_INTERVAL),
+        timeout: timeout.unwrap_or(HC_DEFAULT_TIMEOUT),
+        healthy_threshold: healthy.unwrap_or(2),
+        unhealthy_threshold: unhealthy.unwrap_or(3),
+    })
+}
+
+fn parse_outlier(r: &mut Reader<'_>) -> Option<Outlier> {
+    use OnError::Default as Lenient;
+    let d = |v: &str| parse_duration(v, Duration::from_secs(1), Duration::from_secs(3600));
+    let consecutive = r.parse(&OUTLIER_5XX, Lenient, |v| {
+        parse_u64(v, 1, 1000).map(|n| n as u32)
+    });
+    let interval = r.parse(&OUTLIER_INTERVAL, Lenient, d);
+    let ejection = r.parse(&OUTLIER_EJECTION, Lenient, d);
+    if consecutive.is_none() {
+        for spec in [&OUTLIER_INTERVAL, &OUTLIER_EJECTION] {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(
+                    &key,
+                    value,
+                    "needs tenantgateway.io/outlier-consecutive-5xx (a valid one)",
+                    Lenient,
+                );
+            }
+        }
+        return None;
+    }
+    Some(Outlier {
+        consecutive_5xx: consecutive?,
+        interval: interval.unwrap_or(Duration::from_secs(10)),
+        base_ejection_time: ejection.unwrap_or(Duration::from_secs(30)),
     })
 }
 

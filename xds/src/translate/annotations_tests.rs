@@ -817,3 +817,134 @@ fn invalid_header_edits_and_body_sizes_fail_closed() {
         vec![("x-frame-options".to_string(), "DENY".to_string())]
     );
 }
+
+#[test]
+fn health_checks_and_outlier_detection_parse_with_defaults() {
+    let (p, diags) = parse_map(&[(&ours("health-check-path"), "/healthz")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let hc = HealthCheck {
+        path: "/healthz".into(),
+        interval: HC_DEFAULT_INTERVAL,
+        timeout: HC_DEFAULT_TIMEOUT,
+        healthy_threshold: 2,
+        unhealthy_threshold: 3,
+    };
+    assert_eq!(p.settings.health_check, Some(hc.clone()));
+    assert_eq!(p.settings.cluster().health_check, Some(hc));
+    let (p, diags) = parse_map(&[
+        (&ours("health-check-path"), "/ready"),
+        (&ours("health-check-interval"), "2s"),
+        (&ours("health-check-timeout"), "500ms"),
+        (&ours("health-check-healthy-threshold"), "1"),
+        (&ours("health-check-unhealthy-threshold"), "4"),
+        (&ours("outlier-consecutive-5xx"), "3"),
+        (&ours("outlier-interval"), "5"),
+        (&ours("outlier-base-ejection-time"), "1m"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.health_check,
+        Some(HealthCheck {
+            path: "/ready".into(),
+            interval: d(2000),
+            timeout: d(500),
+            healthy_threshold: 1,
+            unhealthy_threshold: 4,
+        })
+    );
+    assert_eq!(
+        p.settings.outlier,
+        Some(Outlier {
+            consecutive_5xx: 3,
+            interval: d(5000),
+            base_ejection_time: d(60_000),
+        })
+    );
+    assert!(!p.settings.cluster().is_default());
+    // Nothing asked: default cluster.
+    let (p, _) = parse_map(&[]);
+    assert!(p.settings.cluster().is_default());
+}
+
+#[test]
+fn invalid_health_checks_and_outlier_settings_are_lenient() {
+    let path: &[(&str, &str)] = &[("tenantgateway.io/health-check-path", "/healthz")];
+    let five: &[(&str, &str)] = &[("tenantgateway.io/outlier-consecutive-5xx", "5")];
+    for (key, v, extra) in [
+        (ours("health-check-path"), "healthz", &[][..]),
+        (ours("health-check-path"), "/a b", &[]),
+        (ours("health-check-interval"), "0", path),
+        (ours("health-check-interval"), "2h", path),
+        (ours("health-check-timeout"), "10ms", path),
+        (ours("health-check-healthy-threshold"), "0", path),
+        (ours("health-check-unhealthy-threshold"), "101", path),
+        (ours("health-check-interval"), "5s", &[]),
+        (ours("outlier-consecutive-5xx"), "0", &[]),
+        (ours("outlier-consecutive-5xx"), "x", &[]),
+        (ours("outlier-interval"), "0", five),
+        (ours("outlier-base-ejection-time"), "forever", five),
+        (ours("outlier-base-ejection-time"), "30s", &[]),
+    ] {
+        assert_invalid(&key, v, false, extra);
+    }
+    // A bad setting keeps its default; the check itself stays.
+    let (p, _) = parse_map(&[
+        (&ours("health-check-path"), "/healthz"),
+        (&ours("health-check-interval"), "never"),
+    ]);
+    assert_eq!(
+        p.settings.health_check.map(|h| h.interval),
+        Some(HC_DEFAULT_INTERVAL)
+    );
+}
+
+#[test]
+fn compression_parses_with_defaults_and_invalid_values_are_lenient() {
+    let (p, diags) = parse_map(&[(&ours("compression"), "gzip")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = p.settings.compression.unwrap();
+    assert_eq!(c.algorithm, Algorithm::Gzip);
+    assert_eq!(c.min_length, DEFAULT_COMPRESSION_MIN_LENGTH);
+    assert!(c.types.contains(&"text/html".to_string()));
+    let (p, diags) = parse_map(&[
+        (&ours("compression"), "BR"),
+        (
+            &ours("compression-types"),
+            "text/plain, Application/JSON text/plain",
+        ),
+        (&ours("compression-min-length"), "0"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        p.settings.compression,
+        Some(Compression {
+            algorithm: Algorithm::Brotli,
+            types: vec!["application/json".into(), "text/plain".into()],
+            min_length: 0,
+        })
+    );
+    let (p, _) = parse_map(&[(&ours("compression"), "off")]);
+    assert_eq!(p.settings.compression, None);
+    let gzip: &[(&str, &str)] = &[("tenantgateway.io/compression", "gzip")];
+    for (key, v, extra) in [
+        (ours("compression"), "deflate", &[][..]),
+        (ours("compression"), "zstd", &[]),
+        (ours("compression-types"), "text", gzip),
+        (ours("compression-types"), "text/html; charset=utf-8", gzip),
+        (ours("compression-types"), "text/\"html\"", gzip),
+        (ours("compression-types"), ",", gzip),
+        (ours("compression-min-length"), "-1", gzip),
+        (ours("compression-min-length"), "2g", gzip),
+        (ours("compression-types"), "text/html", &[]),
+    ] {
+        assert_invalid(&key, v, false, extra);
+    }
+    let (p, _) = parse_map(&[
+        (&ours("compression"), "gzip"),
+        (&ours("compression-types"), "bad"),
+    ]);
+    assert_eq!(
+        p.settings.compression.map(|c| c.types.len()),
+        Some(DEFAULT_COMPRESSION_TYPES.len())
+    );
+}

@@ -1,6 +1,8 @@
 //! Writing the routing plan as Envoy resources (LDS/RDS/CDS/EDS/SDS over ADS).
 
-use super::annotations::{Affinity, Cidr, IngressSettings, RateLimit, TlsVersion};
+use super::annotations::{
+    Affinity, Algorithm, Cidr, Compression, IngressSettings, RateLimit, TlsVersion,
+};
 use super::backends::ClusterPlan;
 use super::rules::{HostMatch, PathMatch, Plan, RoutePlan, Target};
 use super::GatewayOptions;
@@ -12,7 +14,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     ApiVersion, ConfigSource, DataSource, SocketAddress, TransportSocket,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    header_value_option, CidrRange, HeaderValue, HeaderValueOption,
+    header_value_option, CidrRange, HeaderValue, HeaderValueOption, HealthCheck,
 };
 use envoy_types::pb::envoy::config::core::v3::{Http2ProtocolOptions, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -121,11 +123,19 @@ fn socket(ip: &str, port: u16) -> Address {
 }
 
 pub(crate) fn build(plan: &Plan, options: &GatewayOptions) -> EnvoyResources {
-    let limits = rate_limits_of(plan);
+    let limits = Filters {
+        limits: rate_limits_of(plan),
+        compressors: compressors_of(plan),
+    };
     let mut listeners = vec![http_listener(options, &limits)];
     let https = https_listener(plan, options, &limits);
     let has_https = https.is_some();
     listeners.extend(https);
+    listeners.extend(
+        plan.tcp
+            .iter()
+            .map(|(port, cluster)| tcp_listener(options, *port, cluster)),
+    );
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     let route_config = |name: &str, scheme: Scheme| RouteConfiguration {
         name: name.to_string(),
@@ -257,7 +267,59 @@ fn cluster(c: &ClusterPlan) -> Cluster {
         ..Default::default()
     };
     protocol_options(c, &mut cluster);
+    health(c, &mut cluster);
     cluster
+}
+
+/// Active HTTP health checks and passive outlier detection (`health-check-*`,
+/// `outlier-*`).
+fn health(c: &ClusterPlan, cluster: &mut Cluster) {
+    use envoy_types::pb::envoy::config::cluster::v3::OutlierDetection;
+    use envoy_types::pb::envoy::config::core::v3::health_check;
+    use envoy_types::pb::envoy::r#type::v3::CodecClientType;
+    if let Some(h) = &c.settings.health_check {
+        let codec = if c.settings.protocol.http2() {
+            CodecClientType::Http2
+        } else {
+            CodecClientType::Http1
+        };
+        cluster.health_checks = vec![HealthCheck {
+            timeout: Some(dur(h.timeout)),
+            interval: Some(dur(h.interval)),
+            // Without traffic Envoy would check only every 60s.
+            no_traffic_interval: Some(dur(h.interval)),
+            healthy_threshold: Some(UInt32Value {
+                value: h.healthy_threshold,
+            }),
+            unhealthy_threshold: Some(UInt32Value {
+                value: h.unhealthy_threshold,
+            }),
+            health_checker: Some(health_check::HealthChecker::HttpHealthCheck(
+                health_check::HttpHealthCheck {
+                    // The Service's DNS name, not the cluster name (not a valid Host).
+                    host: format!("{}.{}.svc", c.service, c.namespace),
+                    path: h.path.clone(),
+                    codec_client_type: codec as i32,
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }];
+    }
+    if let Some(o) = &c.settings.outlier {
+        cluster.outlier_detection = Some(OutlierDetection {
+            consecutive_5xx: Some(UInt32Value {
+                value: o.consecutive_5xx,
+            }),
+            interval: Some(dur(o.interval)),
+            base_ejection_time: Some(dur(o.base_ejection_time)),
+            // At most half of the endpoints (Envoy's default, 10%, ejects
+            // nothing below 10 endpoints), but always one.
+            max_ejection_percent: Some(UInt32Value { value: 50 }),
+            always_eject_one_host: Some(BoolValue { value: true }),
+            ..Default::default()
+        });
+    }
 }
 
 fn load_assignment(c: &ClusterPlan) -> ClusterLoadAssignment {
@@ -603,6 +665,82 @@ fn rate_limits_of(plan: &Plan) -> LimitsByStatus {
     out
 }
 
+/// The listeners' optional HTTP filters, from every route of the plan.
+struct Filters {
+    limits: LimitsByStatus,
+    compressors: std::collections::BTreeSet<Compression>,
+}
+
+fn compressors_of(plan: &Plan) -> std::collections::BTreeSet<Compression> {
+    plan.hosts
+        .values()
+        .flatten()
+        .chain(plan.default_backend.iter())
+        .filter_map(|r| r.settings.compression.clone())
+        .collect()
+}
+
+/// One compressor filter per distinct configuration (content types and the
+/// minimum length are not per-route settings in Envoy), named by its hash.
+fn compressor_name(c: &Compression) -> String {
+    use sha2::Digest;
+    // Debug output of our own plain types is stable.
+    let h = sha2::Sha256::digest(format!("{c:?}").as_bytes());
+    format!("tenantgateway.io/compressor-{}", hex::encode(&h[..4]))
+}
+
+fn compressor_filter(c: &Compression) -> HttpFilter {
+    use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+    use envoy_types::pb::envoy::extensions::compression::brotli::compressor::v3::Brotli;
+    use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
+    use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
+        compressor, Compressor,
+    };
+    let library = match c.algorithm {
+        Algorithm::Gzip => TypedExtensionConfig {
+            name: "gzip".into(),
+            typed_config: Some(any(&Gzip::default())),
+        },
+        Algorithm::Brotli => TypedExtensionConfig {
+            name: "brotli".into(),
+            typed_config: Some(any(&Brotli::default())),
+        },
+    };
+    let config = Compressor {
+        response_direction_config: Some(compressor::ResponseDirectionConfig {
+            common_config: Some(compressor::CommonDirectionConfig {
+                min_content_length: Some(UInt32Value {
+                    value: c.min_length,
+                }),
+                // `text/plain` matches `text/plain; charset=utf-8`, any case.
+                content_type_matcher: c
+                    .types
+                    .iter()
+                    .map(|t| StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(
+                            RegexMatcher {
+                                regex: format!("(?i){}\\s*(?:;.*)?", regex::escape(t)),
+                                ..Default::default()
+                            },
+                        )),
+                        ignore_case: false,
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        compressor_library: Some(library),
+        ..Default::default()
+    };
+    HttpFilter {
+        name: compressor_name(c),
+        config_type: Some(http_filter::ConfigType::TypedConfig(any(&config))),
+        disabled: true,
+        ..Default::default()
+    }
+}
+
 /// Max client addresses tracked per limit (LRU); Envoy's default is 20.
 const MAX_TRACKED_CLIENTS: u32 = 10_000;
 
@@ -735,12 +873,27 @@ fn envoy_routes(
         }];
     }
     // Several entries are fine: snapshots encode these maps sorted by key.
-    let filter_configs: Vec<(&str, Any)> = [
+    let filter_configs: Vec<(String, Any)> = [
         (RBAC_FILTER, source_rbac(s)),
         (BUFFER_FILTER, body_limit(s)),
     ]
     .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .chain(s.compression.as_ref().map(|c| {
+        use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
+            compressor_per_route, CompressorOverrides, CompressorPerRoute,
+            ResponseDirectionOverrides,
+        };
+        let enable = CompressorPerRoute {
+            r#override: Some(compressor_per_route::Override::Overrides(
+                CompressorOverrides {
+                    response_direction_config: Some(ResponseDirectionOverrides::default()),
+                    ..Default::default()
+                },
+            )),
+        };
+        (compressor_name(c), any(&enable))
+    }))
     .collect();
     let mut response_headers = if scheme == Scheme::Https {
         hsts(s)
@@ -967,11 +1120,7 @@ fn virtual_hosts(plan: &Plan, scheme: Scheme) -> Vec<VirtualHost> {
     out
 }
 
-fn http_connection_manager(
-    stat_prefix: &str,
-    route_config: &str,
-    limits: &LimitsByStatus,
-) -> Filter {
+fn http_connection_manager(stat_prefix: &str, route_config: &str, limits: &Filters) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -990,7 +1139,9 @@ fn http_connection_manager(
         ]
         .into_iter()
         // After RBAC: a refused request does not use a client's tokens.
-        .chain(rate_limit_filters(limits))
+        .chain(rate_limit_filters(&limits.limits))
+        // Response compression: off unless a route enables one.
+        .chain(limits.compressors.iter().map(compressor_filter))
         .chain([
             // proxy-body-size without Content-Length: off unless a route enables it.
             HttpFilter {
@@ -1027,7 +1178,32 @@ fn http_connection_manager(
     }
 }
 
-fn http_listener(options: &GatewayOptions, limits: &LimitsByStatus) -> Listener {
+/// `tcp-<port>`: every connection forwarded to the Service port's endpoints.
+fn tcp_listener(options: &GatewayOptions, port: u16, cluster: &str) -> Listener {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    let name = format!("tcp-{port}");
+    let proxy = TcpProxy {
+        stat_prefix: name.clone(),
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.to_string())),
+        ..Default::default()
+    };
+    Listener {
+        name,
+        address: Some(socket(&options.bind_address, port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn http_listener(options: &GatewayOptions, limits: &Filters) -> Listener {
     Listener {
         name: HTTP_LISTENER.into(),
         address: Some(socket(&options.bind_address, options.http_port)),
@@ -1044,11 +1220,7 @@ fn http_listener(options: &GatewayOptions, limits: &LimitsByStatus) -> Listener 
 }
 
 /// One filter chain per certificate, selected by SNI; no listener when no TLS.
-fn https_listener(
-    plan: &Plan,
-    options: &GatewayOptions,
-    limits: &LimitsByStatus,
-) -> Option<Listener> {
+fn https_listener(plan: &Plan, options: &GatewayOptions, limits: &Filters) -> Option<Listener> {
     let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
     for (host, secret) in &plan.tls_hosts {
         let min = plan.tls_min_version.get(host).copied().unwrap_or_default();

@@ -10,6 +10,7 @@ mod annotations;
 mod backends;
 mod envoy;
 mod rules;
+mod tcp;
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::snapshot::EnvoyResources;
@@ -20,6 +21,7 @@ use std::collections::BTreeSet;
 
 pub(crate) use envoy::ads_config_source;
 pub use envoy::{HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER, HTTP_ROUTE_CONFIG};
+pub use tcp::{TcpProxy, TcpProxyParseError};
 
 /// Everything translation reads for one tenant.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +47,10 @@ pub struct GatewayOptions {
     /// When set, objects outside these namespaces are ignored: a tenant's
     /// output can never reference another tenant's objects.
     pub namespaces: Option<BTreeSet<String>>,
+    /// The TenantGateway's name, for diagnostics about its spec.
+    pub tenant: String,
+    /// TCP listeners (`spec.tcpProxies`), in spec order.
+    pub tcp_proxies: Vec<TcpProxy>,
 }
 
 impl Default for GatewayOptions {
@@ -56,6 +62,8 @@ impl Default for GatewayOptions {
             ingress_class: crds::DEFAULT_INGRESS_CLASS.into(),
             serve_unclassed: true,
             namespaces: None,
+            tenant: String::new(),
+            tcp_proxies: Vec::new(),
         }
     }
 }
@@ -68,6 +76,7 @@ impl GatewayOptions {
             https_port: spec.listeners.https(),
             ingress_class: spec.ingress_class.class_name().to_string(),
             serve_unclassed: spec.ingress_class.serves_unclassed(),
+            tcp_proxies: spec.tcp_proxies.iter().map(TcpProxy::from).collect(),
             ..Self::default()
         }
     }
@@ -95,7 +104,8 @@ pub struct Translation {
 pub fn translate(objects: &TenantObjects, options: &GatewayOptions) -> Translation {
     let mut diags = Diagnostics::default();
     let index = backends::BackendIndex::new(objects, options);
-    let plan = rules::collect(objects, options, &index, &mut diags);
+    let mut plan = rules::collect(objects, options, &index, &mut diags);
+    tcp::collect(&mut plan, options, &index, &mut diags);
     let routable_paths = plan.routable_paths();
     let resources = envoy::build(&plan, options);
     Translation {

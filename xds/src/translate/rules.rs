@@ -105,6 +105,8 @@ pub(crate) struct Plan {
     pub secrets: BTreeMap<String, TlsSecretPlan>,
     /// Every Ingress this gateway serves (its class matched), as (namespace, name).
     pub served: Vec<(String, String)>,
+    /// TCP proxy listener port → cluster.
+    pub tcp: BTreeMap<u16, String>,
 }
 
 impl Plan {

@@ -1130,6 +1130,10 @@ fn annotated_tenant() -> TenantObjects {
                 "tenantgateway.io/response-headers-remove",
                 "server, x-powered-by",
             ),
+            // A third per-route filter (compressor) and cluster health settings.
+            ("tenantgateway.io/compression", "gzip"),
+            ("tenantgateway.io/health-check-path", "/healthz"),
+            ("tenantgateway.io/outlier-consecutive-5xx", "5"),
         ],
     );
     let canary = annotated(
@@ -1508,4 +1512,88 @@ fn backend_protocols_shape_the_cluster_and_a_bad_ca_drops_only_that_ingress() {
         .unwrap()
         .validation_context_type
         .is_some());
+}
+
+// ---------- TCP proxies ----------
+
+#[test]
+fn tcp_proxies_get_a_listener_only_for_services_of_the_tenant() {
+    let mut objs = objects(vec![], &["db"]);
+    let (svc, es) = svc_with_eps("other", "db", "10.9.9.9");
+    objs.services.push(svc);
+    objs.endpoint_slices.push(es);
+    let proxy = |port: u16, ns: &str, svc: &str, svc_port: u16| crate::TcpProxy {
+        port,
+        namespace: ns.into(),
+        service: svc.into(),
+        service_port: svc_port,
+    };
+    let opts = GatewayOptions {
+        namespaces: Some(["shop".to_string()].into()),
+        tenant: "acme".into(),
+        tcp_proxies: vec![
+            proxy(5432, "shop", "db", 80),
+            proxy(5433, "other", "db", 80),
+            proxy(5434, "shop", "missing", 80),
+            proxy(5435, "shop", "db", 81),
+            proxy(8080, "shop", "db", 80),
+            proxy(5432, "shop", "db", 80),
+        ],
+        ..GatewayOptions::default()
+    };
+    let t = translate(&objs, &opts);
+    let names: Vec<&str> = t
+        .resources
+        .listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(names, ["http", "tcp-5432"]);
+    let clusters: Vec<&str> = t
+        .resources
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(clusters, ["shop/db/80"]);
+    assert_eq!(
+        endpoint_addrs(&t, "shop/db/80"),
+        [("10.0.0.1".to_string(), 8080)]
+    );
+    let errs: Vec<(&str, &str)> = t
+        .diagnostics
+        .iter()
+        .map(|d| (d.object.kind.as_str(), d.field.as_str()))
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            ("TenantGateway", "spec.tcpProxies[1]"),
+            ("TenantGateway", "spec.tcpProxies[2]"),
+            ("TenantGateway", "spec.tcpProxies[3]"),
+            ("TenantGateway", "spec.tcpProxies[4]"),
+            ("TenantGateway", "spec.tcpProxies[5]"),
+        ]
+    );
+    assert!(t.diagnostics.iter().all(|d| d.object.name == "acme"));
+    assert!(t.diagnostics[0]
+        .message
+        .contains("not one of the tenant's namespaces"));
+    // Deterministic, and from_spec carries the list.
+    assert_eq!(translate(&objs, &opts), t);
+    let spec = crds::TenantGatewaySpec {
+        tcp_proxies: vec![crds::TcpProxy {
+            port: 5432,
+            service: crds::TcpProxyBackend {
+                namespace: "shop".into(),
+                name: "db".into(),
+                port: 80,
+            },
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        GatewayOptions::from_spec(&spec).tcp_proxies,
+        [proxy(5432, "shop", "db", 80)]
+    );
 }

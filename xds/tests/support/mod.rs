@@ -338,10 +338,15 @@ impl Drop for Envoy {
 }
 
 /// A local HTTP backend answering `backend=<id> path=<path> host=<host>`;
-/// `GET /sleep/<ms>` waits that long before answering (timeouts).
+/// `GET /sleep/<ms>` waits that long before answering (timeouts);
+/// `GET /healthz` answers 200, or 503 once `healthy` is set to false;
+/// every request answers 500 while `failing` is true; `GET /text/<n>`
+/// answers `text/plain` with the usual line repeated n times (compression).
 pub struct Backend {
     pub id: String,
     pub addr: SocketAddr,
+    pub healthy: Arc<std::sync::atomic::AtomicBool>,
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -352,12 +357,16 @@ impl Backend {
             .expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let ident = id.to_owned();
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, f) = (healthy.clone(), failing.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let ident = ident.clone();
+                let (healthy, failing) = (h.clone(), f.clone());
                 tokio::spawn(async move {
                     let svc =
                         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -382,13 +391,44 @@ impl Backend {
                                 .strip_prefix("/sleep/")
                                 .and_then(|ms| ms.parse::<u64>().ok())
                                 .map(Duration::from_millis);
+                            use std::sync::atomic::Ordering::SeqCst;
+                            let path = req.uri().path().to_owned();
+                            let status = if failing.load(SeqCst)
+                                || (path == "/healthz" && !healthy.load(SeqCst))
+                            {
+                                if path == "/healthz" {
+                                    503
+                                } else {
+                                    500
+                                }
+                            } else {
+                                200
+                            };
+                            let text = path
+                                .strip_prefix("/text/")
+                                .and_then(|n| n.parse::<usize>().ok());
                             async move {
                                 if let Some(d) = delay {
                                     tokio::time::sleep(d).await;
                                 }
-                                Ok::<_, std::convert::Infallible>(Response::new(Full::new(
-                                    Bytes::from(body),
-                                )))
+                                let mut resp = match text {
+                                    Some(n) => {
+                                        let mut r = Response::new(Full::new(Bytes::from(
+                                            format!("{body}\n").repeat(n),
+                                        )));
+                                        r.headers_mut().insert(
+                                            hyper::header::CONTENT_TYPE,
+                                            hyper::header::HeaderValue::from_static(
+                                                "text/plain; charset=utf-8",
+                                            ),
+                                        );
+                                        r
+                                    }
+                                    None => Response::new(Full::new(Bytes::from(body))),
+                                };
+                                *resp.status_mut() =
+                                    hyper::StatusCode::from_u16(status).expect("status");
+                                Ok::<_, std::convert::Infallible>(resp)
                             }
                         });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -400,6 +440,8 @@ impl Backend {
         Self {
             id: id.to_owned(),
             addr,
+            healthy,
+            failing,
             task,
         }
     }
