@@ -82,7 +82,7 @@ fn corpus() -> Vec<Ingress> {
         );
     }
     // Backends: missing Service, unknown port number and name, ports out of range.
-    for i in 0..40 {
+    for i in 0..45 {
         push(
             none.clone(),
             serde_json::json!([rule(

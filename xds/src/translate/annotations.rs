@@ -629,6 +629,25 @@ pub(crate) fn parse(
     // Canary.
     if r.parse(&CANARY, Strict, parse_bool).unwrap_or(false) {
         s.canary = parse_canary(&mut r);
+    } else {
+        // As in ingress-nginx these do nothing without `canary: "true"`; say so
+        // rather than let a migrating user believe a split is in place.
+        for spec in [
+            &CANARY_WEIGHT,
+            &CANARY_WEIGHT_TOTAL,
+            &CANARY_BY_HEADER,
+            &CANARY_BY_HEADER_VALUE,
+            &CANARY_BY_COOKIE,
+        ] {
+            if let Some((key, value)) = r.get(spec) {
+                r.invalid(
+                    &key,
+                    value,
+                    "has no effect: this Ingress is not a canary (its canary annotation is not \"true\")",
+                    OnError::Default,
+                );
+            }
+        }
     }
 
     // Access control: a bad range fails closed.

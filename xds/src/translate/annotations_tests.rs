@@ -948,3 +948,21 @@ fn compression_parses_with_defaults_and_invalid_values_are_lenient() {
         Some(DEFAULT_COMPRESSION_TYPES.len())
     );
 }
+
+#[test]
+fn canary_annotations_on_a_non_canary_ingress_are_reported_as_having_no_effect() {
+    let (p, diags) = parse_map(&[(&ng("canary-weight"), "250")]);
+    assert!(p.settings.canary.is_none());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].severity, Severity::Warning);
+    assert!(
+        diags[0].field.contains("canary-weight"),
+        "{}",
+        diags[0].field
+    );
+    assert!(
+        diags[0].message.contains("no effect"),
+        "{}",
+        diags[0].message
+    );
+}
