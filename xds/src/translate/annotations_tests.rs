@@ -343,9 +343,6 @@ fn every_annotation_parses_into_its_typed_setting() {
                     })
             },
         ),
-        (&[("canary", "false"), ("canary-weight", "10")], |s| {
-            s.canary.is_none()
-        }),
         (&[("whitelist-source-range", "10.0.0.0/8")], |s| {
             s.allow_ranges.len() == 1
         }),
