@@ -8,6 +8,7 @@
 //! admin interface, the xDS socket in an emptyDir.
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use e2e::gateway::{install_operator, kubectl, obj, repo, run, tgw_api, API, SYSTEM_NS};
 use e2e::{client, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
@@ -21,58 +22,11 @@ use operator::audit::{audit, AuditError, AuditOptions, Check, Report, Severity};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-const SYSTEM_NS: &str = "tenant-gateway-system";
-const API: &str = "tenantgateway.io/v1alpha1";
 /// Ports a gateway pod may answer on from outside: listeners, Envoy's
 /// readiness listener, the sidecar's health and metrics.
 const ALLOWED_OPEN_PORTS: [u16; 5] = [8080, 8443, 8002, 8081, 9102];
-
-fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `kubectl`: `$KUBECTL`, else on PATH, else the one `hack/local-cluster` built.
-fn kubectl() -> Command {
-    let bin = std::env::var("KUBECTL").ok().or_else(|| {
-        let found = std::fs::read_dir("/var/cache/tenant-gateway/k8s")
-            .ok()?
-            .flatten()
-            .map(|e| e.path().join("bin/kubectl"))
-            .find(|p| p.exists());
-        found.map(|p| p.display().to_string())
-    });
-    let mut c = Command::new(bin.unwrap_or_else(|| "kubectl".into()));
-    if std::env::var_os("KUBECONFIG").is_none() {
-        c.env("KUBECONFIG", e2e::local_cluster_kubeconfig());
-    }
-    c
-}
-
-fn run(mut c: Command) -> Result<String> {
-    let out = c.output().context("running kubectl")?;
-    if !out.status.success() {
-        bail!("{:?} failed: {}", c, String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Install `config/` once per test run and wait for the operator (as in operator.rs).
-fn install_operator() -> Result<()> {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let mut apply = kubectl();
-        apply
-            .args(["apply", "--server-side", "--force-conflicts", "-k"])
-            .arg(repo().join("config"));
-        run(apply).map_err(|e| format!("{e:#}"))?;
-        wait_operator_rollout().map_err(|e| format!("{e:#}"))
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
-}
 
 fn wait_operator_rollout() -> Result<()> {
     let mut wait = kubectl();
@@ -85,21 +39,6 @@ fn wait_operator_rollout() -> Result<()> {
         "--timeout=180s",
     ]);
     run(wait).map(|_| ())
-}
-
-fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
-    serde_json::from_value(v).expect("valid object")
-}
-
-fn tgw_api(c: &Client) -> Api<DynamicObject> {
-    let ar = kube::discovery::ApiResource {
-        group: "tenantgateway.io".into(),
-        version: "v1alpha1".into(),
-        api_version: API.into(),
-        kind: "TenantGateway".into(),
-        plural: "tenantgateways".into(),
-    };
-    Api::all_with(c.clone(), &ar)
 }
 
 async fn create_tgw(c: &Client, name: &str, namespace: &str) -> Result<()> {

@@ -205,6 +205,18 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
 
         // Continuous traffic to an unchanged route while Ingresses and
         // Services change and a backend scales.
+        // Straight to each gateway pod (Envoy itself: zero failures) and
+        // through the Service (kube-proxy in the path: at most 0.1%).
+        let pod_addr = |p: &Pod| -> Result<SocketAddr> {
+            let ip = p
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .ok_or_else(|| anyhow!("no pod IP"))?;
+            Ok(format!("{ip}:8080").parse()?)
+        };
+        let direct0 = Traffic::start(pod_addr(&pods_before[0])?, "shop.example.com", "/login");
+        let direct1 = Traffic::start(pod_addr(&pods_before[1])?, "shop.example.com", "/login");
         let traffic = Traffic::start(gw, "shop.example.com", "/login");
         create_ingress(&ns, "extra", "extra.example.com", "/", "other").await?;
         served_from(gw, "extra.example.com", "/x", &ns.name).await?;
@@ -246,8 +258,17 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
             Ok((get(gw, "extra.example.com", "/v2").await?.0 == 404).then_some(()))
         })
         .await?;
+        direct0
+            .finish("gateway pod 1 during Ingress/Service/scale changes")
+            .await?;
+        direct1
+            .finish("gateway pod 2 during Ingress/Service/scale changes")
+            .await?;
         traffic
-            .finish("Service traffic during Ingress/Service/scale changes")
+            .finish_within(
+                "Service traffic during Ingress/Service/scale changes",
+                0.001,
+            )
             .await?;
 
         // Kill one pod's xDS sidecar: its Envoy keeps serving the last config

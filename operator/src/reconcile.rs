@@ -369,7 +369,14 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
 
-    // 1. claims
+    // 1. claims. Only from complete views: a reconcile before the Namespace or
+    // TenantGateway stores have listed everything would drop claims (or hand
+    // a namespace to a younger tenant) until the next pass.
+    if ctx.namespaces.wait_until_ready().await.is_err()
+        || ctx.gateways.wait_until_ready().await.is_err()
+    {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let namespaces: Vec<Namespace> = ctx
         .namespaces
         .state()

@@ -1597,3 +1597,56 @@ fn tcp_proxies_get_a_listener_only_for_services_of_the_tenant() {
         [proxy(5432, "shop", "db", 80)]
     );
 }
+
+#[test]
+fn route_and_endpoint_changes_leave_listeners_byte_identical() {
+    use prost::Message;
+    // A listener update makes Envoy drain connections: Ingress, Service and
+    // endpoint changes without new filters must only touch RDS/CDS/EDS.
+    let base = objects(
+        vec![ingress(
+            "shop",
+            "a",
+            0,
+            vec![rule(
+                Some("a.example.com"),
+                vec![path("/", "Prefix", backend("s0", 80))],
+            )],
+        )],
+        &["s0", "s1"],
+    );
+    let mut changed = base.clone();
+    changed.ingresses.push(ingress(
+        "shop",
+        "b",
+        1,
+        vec![rule(
+            Some("b.example.com"),
+            vec![path("/v2", "Exact", backend("s1", 80))],
+        )],
+    ));
+    changed.endpoint_slices[0] = slice(
+        "shop",
+        "s0",
+        None,
+        9090,
+        &[("10.9.9.9", Some(true)), ("10.9.9.8", Some(true))],
+    );
+    let (a, b) = (
+        translate(&base, &GatewayOptions::default()),
+        translate(&changed, &GatewayOptions::default()),
+    );
+    let enc = |t: &Translation| -> Vec<Vec<u8>> {
+        t.resources
+            .listeners
+            .iter()
+            .map(|l| l.encode_to_vec())
+            .collect()
+    };
+    assert_eq!(
+        enc(&a),
+        enc(&b),
+        "listeners changed on a route/endpoint change"
+    );
+    assert_ne!(a.resources.routes, b.resources.routes);
+}
