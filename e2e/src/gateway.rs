@@ -189,7 +189,16 @@ pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
         .and_then(|p| p.node_port)
         .ok_or_else(|| anyhow!("tgw-{name} has no http NodePort"))?;
     let ip = node_internal_ip(c).await?;
-    Ok(format!("{ip}:{port}").parse()?)
+    let addr: SocketAddr = format!("{ip}:{port}").parse()?;
+    // Ready (Deployment available) comes before kube-proxy has programmed the
+    // new NodePort: wait until it answers at all (any HTTP status).
+    wait_until(
+        &format!("NodePort {addr} of tgw-{name} answering"),
+        Duration::from_secs(60),
+        || async { Ok(get(addr, "probe.invalid", "/").await.ok().map(|_| ())) },
+    )
+    .await?;
+    Ok(addr)
 }
 
 /// GET with a Host header; (status, body).
