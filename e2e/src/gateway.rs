@@ -168,7 +168,7 @@ pub fn condition(tgw: &kube::api::DynamicObject, ty: &str) -> Option<(String, St
 
 /// Wait until the TenantGateway is Ready and return its HTTP NodePort address.
 pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
-    wait_until(
+    let ready = wait_until(
         &format!("TenantGateway {name} Ready"),
         Duration::from_secs(180),
         || async {
@@ -176,7 +176,18 @@ pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
             Ok((condition(&t, "Ready").map(|c| c.0).as_deref() == Some("True")).then_some(()))
         },
     )
-    .await?;
+    .await;
+    if let Err(e) = ready {
+        let status = tgw_api(c)
+            .get(name)
+            .await
+            .map(|t| t.data["status"].to_string())
+            .unwrap_or_else(|e| format!("({e})"));
+        return Err(e.context(format!(
+            "TenantGateway {name} status: {status}\n{}",
+            operator_logs(40)
+        )));
+    }
     let svc = Api::<Service>::namespaced(c.clone(), SYSTEM_NS)
         .get(&format!("tgw-{name}"))
         .await?;
@@ -199,6 +210,25 @@ pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
     )
     .await?;
     Ok(addr)
+}
+
+/// The last `lines` log lines of every operator pod, for failure messages.
+pub fn operator_logs(lines: u32) -> String {
+    let mut c = kubectl();
+    c.args([
+        "-n",
+        SYSTEM_NS,
+        "logs",
+        "-l",
+        "app.kubernetes.io/name=tenant-gateway,app.kubernetes.io/component=operator",
+        "--prefix",
+        "--all-containers",
+        &format!("--tail={lines}"),
+    ]);
+    match run(c) {
+        Ok(out) => format!("operator logs (last {lines} lines per pod):\n{out}"),
+        Err(e) => format!("operator logs unavailable: {e:#}"),
+    }
 }
 
 /// GET with a Host header; (status, body).
@@ -251,14 +281,34 @@ pub struct Traffic {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
+    /// Connections refused before a byte was sent (counted apart from `failed`).
+    refused: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+/// Refused connections allowed on the NodePort path: one per this many attempts
+/// (at least one). Measured on an idle gateway (no changes, no pod changing, no
+/// endpoint changing) with requests from this host to `node IP:NodePort` at
+/// ~1,000 new connections/s: 2 refused in 47,000 while the same Envoy pods,
+/// asked directly, refused none. The SYN of a reused source port meets the
+/// conntrack entry of the earlier connection and is not NATed, so the host
+/// itself answers RST: an artefact of a client on the node (tcp_tw_reuse=2 for
+/// local addresses), not of Envoy, which real clients on other hosts do not meet.
+pub const NODE_PORT_REFUSED_PER: usize = 5_000;
+
+fn is_refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
 }
 
 impl Traffic {
     pub fn start(addr: SocketAddr, host: &'static str, path: &'static str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (s, o, f, r) = (stop.clone(), ok.clone(), failed.clone(), refused.clone());
         let task = tokio::spawn(async move {
             let mut errors = Vec::new();
             while !s.load(Ordering::Relaxed) {
@@ -267,7 +317,10 @@ impl Traffic {
                         o.fetch_add(1, Ordering::Relaxed);
                     }
                     other => {
-                        f.fetch_add(1, Ordering::Relaxed);
+                        match &other {
+                            Err(e) if is_refused(e) => r.fetch_add(1, Ordering::Relaxed),
+                            _ => f.fetch_add(1, Ordering::Relaxed),
+                        };
                         if errors.len() < 10 {
                             errors.push(match other {
                                 Ok((code, body)) => format!("{code} {body}"),
@@ -283,6 +336,7 @@ impl Traffic {
             stop,
             ok,
             failed,
+            refused,
             task,
         }
     }
@@ -292,6 +346,8 @@ impl Traffic {
     pub fn start_keepalive(addr: SocketAddr, host: &'static str, path: &'static str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        // Every failure of a kept-alive connection counts, refusals included.
+        let refused = Arc::new(AtomicUsize::new(0));
         let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
         let task = tokio::spawn(async move {
             let mut errors = Vec::new();
@@ -333,40 +389,45 @@ impl Traffic {
             stop,
             ok,
             failed,
+            refused,
             task,
         }
     }
 
-    /// Stop and assert that at most `max_ratio` of the requests failed (for
-    /// paths that include kube-proxy, which is not ours); the count is printed.
-    pub async fn finish_within(self, what: &str, max_ratio: f64) -> Result<usize> {
+    async fn stop(self) -> Result<(usize, usize, usize, Vec<String>)> {
         self.stop.store(true, Ordering::Relaxed);
         let errors = self.task.await?;
-        let (ok, failed) = (
+        Ok((
             self.ok.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
-        );
-        eprintln!("{what}: {ok} ok, {failed} failed {errors:?}");
+            self.refused.load(Ordering::Relaxed),
+            errors,
+        ))
+    }
+
+    /// Stop and assert that nothing failed: for traffic straight to an Envoy.
+    pub async fn finish(self, what: &str) -> Result<usize> {
+        let (ok, failed, refused, errors) = self.stop().await?;
+        eprintln!("{what}: {ok} ok, {failed} failed, {refused} refused");
+        assert_eq!(failed + refused, 0, "{what}: failed requests: {errors:?}");
         assert!(ok > 20, "{what}: too little traffic: {ok}");
-        let ratio = failed as f64 / (ok + failed) as f64;
-        assert!(
-            ratio <= max_ratio,
-            "{what}: {failed} of {} failed: {errors:?}",
-            ok + failed
-        );
         Ok(ok)
     }
 
-    /// Stop and assert that nothing failed.
-    pub async fn finish(self, what: &str) -> Result<usize> {
-        self.stop.store(true, Ordering::Relaxed);
-        let errors = self.task.await?;
-        let (ok, failed) = (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        );
-        eprintln!("{what}: {ok} ok, {failed} failed");
+    /// Stop and assert, for traffic through `node IP:NodePort` from this host:
+    /// no request failed (every answer 200, no reset, no timeout), and at most
+    /// one connection in [`NODE_PORT_REFUSED_PER`] was refused before it sent
+    /// anything (see there why).
+    pub async fn finish_via_node_port(self, what: &str) -> Result<usize> {
+        let (ok, failed, refused, errors) = self.stop().await?;
+        eprintln!("{what}: {ok} ok, {failed} failed, {refused} refused at connect");
         assert_eq!(failed, 0, "{what}: failed requests: {errors:?}");
+        let allowed = ((ok + refused) / NODE_PORT_REFUSED_PER).max(1);
+        assert!(
+            refused <= allowed,
+            "{what}: {refused} of {} connections refused (at most {allowed}): {errors:?}",
+            ok + refused
+        );
         assert!(ok > 20, "{what}: too little traffic: {ok}");
         Ok(ok)
     }

@@ -465,10 +465,18 @@ pub async fn reconcile(
         conflicts,
         addresses: service_addresses(svc.as_ref()),
     };
-    if Some(&status) != gw.status.as_ref() {
+    let changed = Some(&status) != gw.status.as_ref();
+    if changed {
         write_status(&ctx.client, &gw, status).await?;
     }
     ctx.metrics.observe(started, None);
+    tracing::info!(
+        ready,
+        status_changed = changed,
+        objects = desired.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -509,6 +517,20 @@ pub async fn run(
 
     let controller = Controller::new(gws.clone(), watcher::Config::default());
     let gw_store = controller.store();
+    {
+        let (gws, nss) = (gw_store.clone(), ns_store.clone());
+        let t0 = Instant::now();
+        tokio::spawn(async move {
+            if gws.wait_until_ready().await.is_ok() && nss.wait_until_ready().await.is_ok() {
+                tracing::info!(
+                    tenant_gateways = gws.state().len(),
+                    namespaces = nss.state().len(),
+                    ms = t0.elapsed().as_millis() as u64,
+                    "caches synced"
+                );
+            }
+        });
+    }
     let for_ns = gw_store.clone();
     let for_gw = gw_store.clone();
     let recorder = Recorder::new(
@@ -547,8 +569,13 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile loop event");
+            match res {
+                // Reconcile failures are logged by `error_policy`.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // Watch and queue errors (a LIST that fails, an object that does
+                // not decode): without them nothing says why no reconcile runs.
+                Err(e) => tracing::warn!(error = %e, "controller watch or queue error"),
+                Ok(_) => {}
             }
         })
         .await;
