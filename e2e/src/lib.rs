@@ -357,3 +357,21 @@ pub fn echo_container(args: &[&str]) -> serde_json::Value {
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
     })
 }
+
+/// Runs a test body and turns a panic inside it (a failed `assert!`) into an
+/// error, so that the cleanup after it (TenantGateways, namespaces) still runs
+/// and a failing test does not leave load behind for the next ones.
+pub async fn guarded<T>(body: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(body).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            Err(anyhow!("panicked: {msg}"))
+        }
+    }
+}

@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use e2e::gateway::{install_operator, kubectl, obj, repo, run, tgw_api, API, SYSTEM_NS};
-use e2e::{client, skip_requested, wait_until, TestNamespace};
+use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -185,7 +185,7 @@ async fn audit_reports_each_hand_made_problem_and_nothing_else() -> Result<()> {
     let extra_role = format!("audit-e2e-extra-{sfx}");
     let view_binding = format!("audit-e2e-view-{sfx}");
 
-    let result = async {
+    let result = guarded(async {
         wait_ready(&c, &acme).await?;
         wait_ready(&c, &globex).await?;
         let a = Audit {
@@ -444,7 +444,7 @@ async fn audit_reports_each_hand_made_problem_and_nothing_else() -> Result<()> {
         restarted?;
         a.expect_clean("with the operator back").await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
 
     // Whatever happened: the operator runs, and what we made is gone.
@@ -495,7 +495,7 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
     let other = TestNamespace::create("harden-other").await?;
     let tenant = format!("harden-{}", &ns.name[ns.name.len() - 6..]);
     create_tgw(&c, &tenant, &ns.name).await?;
-    let result = async {
+    let result = guarded(async {
         // The gateway namespace enforces the restricted profile...
         let sys = Api::<Namespace>::all(c.clone()).get(SYSTEM_NS).await?;
         let labels = sys.metadata.labels.unwrap_or_default();
@@ -633,7 +633,7 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
             "HTTPS served with another namespace's Secret: {https:?}"
         );
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     let _ = tgw_api(&c)
         .delete(&tenant, &DeleteParams::background())

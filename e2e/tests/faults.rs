@@ -11,7 +11,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use e2e::gateway::*;
-use e2e::{client, skip_requested, wait_until, TestNamespace};
+use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
@@ -117,7 +117,7 @@ async fn api_server_stopped_30s_then_etcd_restarted_routes_keep_serving() -> Res
         return Ok(());
     }
     let f = Fixture::start("apidown", 1).await?;
-    let result = async {
+    let result = guarded(async {
         let traffic = Traffic::start(f.gw, "shop.example.com", "/login");
         signal(component_pid("kube-apiserver")?, "-STOP")?;
         let stopped = Instant::now();
@@ -146,7 +146,7 @@ async fn api_server_stopped_30s_then_etcd_restarted_routes_keep_serving() -> Res
             .finish_via_node_port("traffic while the API server was down and etcd restarted")
             .await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     f.stop().await?;
     result
@@ -159,7 +159,7 @@ async fn a_gateway_pod_deleted_under_load_drains_without_failing_a_request() -> 
         return Ok(());
     }
     let f = Fixture::start("drain", 2).await?;
-    let result = async {
+    let result = guarded(async {
         let pods = gateway_pods(&f.c, &f.tenant).await?;
         assert_eq!(pods.len(), 2);
         let victim = pods[0].metadata.name.clone().unwrap_or_default();
@@ -190,7 +190,7 @@ async fn a_gateway_pod_deleted_under_load_drains_without_failing_a_request() -> 
             .finish("keep-alive connection while a gateway pod drained")
             .await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     f.stop().await?;
     result
@@ -203,7 +203,7 @@ async fn a_killed_envoy_comes_back_with_the_full_config_while_the_other_pod_serv
         return Ok(());
     }
     let f = Fixture::start("envoykill", 2).await?;
-    let result = async {
+    let result = guarded(async {
         f.new_route_goes_live("second.example.com").await?;
         let pods = gateway_pods(&f.c, &f.tenant).await?;
         let (victim, other) = (&pods[0], &pods[1]);
@@ -246,7 +246,7 @@ async fn a_killed_envoy_comes_back_with_the_full_config_while_the_other_pod_serv
             .finish("the other gateway pod while one Envoy was killed")
             .await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     f.stop().await?;
     result
@@ -332,7 +332,7 @@ async fn operator_restarts_rewrite_nothing_and_a_second_replica_takes_over() -> 
         return Ok(());
     }
     let f = Fixture::start("oprestart", 1).await?;
-    let result = async {
+    let result = guarded(async {
         // Let status settle (Ready), then record every managed object's version.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = managed_versions(&f.c, &f.tenant).await?;
@@ -425,7 +425,7 @@ async fn operator_restarts_rewrite_nothing_and_a_second_replica_takes_over() -> 
             .finish_via_node_port("traffic through operator restarts and a leader handover")
             .await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     // Leave the operator at one replica whatever happened.
     let _ = scale_operator(&f.c, 1).await;

@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use e2e::gateway::*;
-use e2e::{client, skip_requested, wait_until, TestNamespace};
+use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -222,7 +222,7 @@ async fn hostile_objects_on_a_live_tenant_are_reported_and_the_good_route_keeps_
     create_ingress(&ns, "login", "shop.example.com", "/login", "login").await?;
     create_tgw_with(&c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
     let mut bad_tgws: Vec<String> = Vec::new();
-    let result = async {
+    let result = guarded(async {
         let gw = ready_gateway(&c, &tenant).await?;
         served_from(gw, "shop.example.com", "/login", &ns.name).await?;
         let traffic = Traffic::start(gw, "shop.example.com", "/login");
@@ -318,7 +318,7 @@ async fn hostile_objects_on_a_live_tenant_are_reported_and_the_good_route_keeps_
             }
         }
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     for name in &bad_tgws {
         delete_tgw(&c, name).await;

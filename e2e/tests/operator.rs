@@ -5,7 +5,7 @@
 
 use anyhow::{anyhow, Result};
 use e2e::gateway::*;
-use e2e::{client, skip_requested, wait_until, TestNamespace};
+use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
@@ -47,7 +47,7 @@ async fn two_tenants_share_host_and_path_isolated_by_rbac() -> Result<()> {
         serde_json::json!({"selector": {"matchLabels": {"e2e-tenant": globex}}}),
     )
     .await?;
-    let result = async {
+    let result = guarded(async {
         let (a, g) = (ready_gateway(&c, &acme).await?, ready_gateway(&c, &globex).await?);
         served_from(a, "shop.example.com", "/login", &acme_ns.name).await?;
         served_from(g, "shop.example.com", "/login", &globex_ns.name).await?;
@@ -107,7 +107,7 @@ async fn two_tenants_share_host_and_path_isolated_by_rbac() -> Result<()> {
         // globex is untouched.
         served_from(g, "shop.example.com", "/login", &globex_ns.name).await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     delete_tgw(&c, &acme).await;
     delete_tgw(&c, &globex).await;
@@ -132,7 +132,7 @@ async fn a_claimed_namespace_goes_to_the_older_tenant_and_moves_when_it_lets_go(
     // Creation timestamps have second resolution: make "second" clearly younger.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     create_tgw(&c, &second, serde_json::json!({"names": [ns.name]})).await?;
-    let result = async {
+    let result = guarded(async {
         let a = ready_gateway(&c, &first).await?;
         served_from(a, "shop.example.com", "/login", &ns.name).await?;
         let msg = wait_until(
@@ -174,7 +174,7 @@ async fn a_claimed_namespace_goes_to_the_older_tenant_and_moves_when_it_lets_go(
             .await?;
         assert!(rb.is_some(), "the new holder gets its RoleBinding");
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     delete_tgw(&c, &first).await;
     delete_tgw(&c, &second).await;
@@ -197,7 +197,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
     create_ingress(&ns, "login", "shop.example.com", "/login", "login").await?;
     // Two replicas, as by default: one pod's sidecar can restart while the other serves.
     create_tgw_with(&c, &tenant, serde_json::json!({"names": [ns.name]}), 2).await?;
-    let result = async {
+    let result = guarded(async {
         let gw = ready_gateway(&c, &tenant).await?;
         served_from(gw, "shop.example.com", "/login", &ns.name).await?;
         let pods_before = gateway_pods(&c, &tenant).await?;
@@ -326,7 +326,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
         create_ingress(&ns, "after", "after.example.com", "/", "login").await?;
         served_from(direct, "after.example.com", "/", &ns.name).await?;
         Ok::<_, anyhow::Error>(())
-    }
+    })
     .await;
     delete_tgw(&c, &tenant).await;
     ns.cleanup().await?;
