@@ -5,12 +5,13 @@
 
 mod support;
 
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::tls::{cert, tls_connect, Cert, ALL_TLS, TLS12_ONLY};
 use support::{wait_until, AdsFixture, Backend, Envoy};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -261,28 +262,8 @@ async fn get(addr: SocketAddr, host: &str, path: &str) -> Resp {
 
 // ---------- TLS ----------
 
-struct Cert {
-    pem: String,
-    key: String,
-    der: CertificateDer<'static>,
-}
-
-fn cert(host: &str) -> Cert {
-    let c = rcgen::generate_simple_self_signed(vec![host.to_string()]).unwrap();
-    Cert {
-        pem: c.cert.pem(),
-        key: c.signing_key.serialize_pem(),
-        der: c.cert.der().clone(),
-    }
-}
-
 fn tls_secret_yaml(name: &str, c: &Cert) -> String {
-    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n",
-        indent(&c.pem),
-        indent(&c.key)
-    )
+    support::tls::tls_secret_yaml("shop", name, c)
 }
 
 /// GET over TLS with `sni`, trusting only `root`, offering only `versions`.
@@ -293,22 +274,7 @@ async fn https_get(
     path: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Resp, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).map_err(|e| e.to_string())?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let tls = tls_connect(addr, sni, root, versions).await?;
     let mut c = Client {
         stream: BufReader::new(tls),
     };
@@ -317,10 +283,6 @@ async fn https_get(
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())
 }
-
-const ALL_TLS: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
-const TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssl_redirect_hsts_and_tls_minimum_version() {

@@ -6,13 +6,14 @@
 
 mod support;
 
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::tls::{cert, tls_connect, tls_secret_yaml, ALL_TLS};
 use support::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
@@ -276,30 +277,6 @@ async fn ingress_spec_cases_through_envoy_over_ads_and_static_render() {
 
 // ---------- TLS ----------
 
-struct Cert {
-    pem: String,
-    key: String,
-    der: CertificateDer<'static>,
-}
-
-fn cert(host: &str) -> Cert {
-    let c = rcgen::generate_simple_self_signed(vec![host.to_string()]).unwrap();
-    Cert {
-        pem: c.cert.pem(),
-        key: c.signing_key.serialize_pem(),
-        der: c.cert.der().clone(),
-    }
-}
-
-fn tls_secret_yaml(ns: &str, name: &str, c: &Cert) -> String {
-    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n",
-        indent(&c.pem),
-        indent(&c.key)
-    )
-}
-
 /// GET over TLS with `sni`, trusting only `root`. Err when the handshake fails
 /// (e.g. Envoy presented another host's certificate).
 async fn https_get(
@@ -308,24 +285,7 @@ async fn https_get(
     root: &CertificateDer<'static>,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).map_err(|e| e.to_string())?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
-    let mut tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let mut tls = tls_connect(addr, sni, root, ALL_TLS).await?;
     tls.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes(),
     )

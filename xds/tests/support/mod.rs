@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod resources;
+pub mod tls;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
