@@ -147,6 +147,19 @@ pub struct Permission {
     pub status: PermissionStatus,
 }
 
+impl Permission {
+    /// What `g` grants, as reported, with its verdict.
+    fn of(g: &Grant, status: PermissionStatus) -> Self {
+        Permission {
+            scope: g.scope.clone(),
+            rule: describe_rule(&g.rule),
+            binding: g.binding.clone(),
+            role: g.role.clone(),
+            status,
+        }
+    }
+}
+
 /// One SubjectAccessReview: asked of the API server and compared with the
 /// RBAC model.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -500,13 +513,7 @@ fn tenant_permissions(
                 }
             }
         };
-        permissions.push(Permission {
-            scope: g.scope.clone(),
-            rule: describe_rule(&g.rule),
-            binding: g.binding.clone(),
-            role: g.role.clone(),
-            status,
-        });
+        permissions.push(Permission::of(g, status));
     }
 
     for (role, grants) in widened {
@@ -951,13 +958,7 @@ fn operator_permissions(
             excess.entry(g.binding.clone()).or_default().push(g);
             PermissionStatus::Unexpected
         };
-        permissions.push(Permission {
-            scope: g.scope.clone(),
-            rule: describe_rule(&g.rule),
-            binding: g.binding.clone(),
-            role: g.role.clone(),
-            status,
-        });
+        permissions.push(Permission::of(g, status));
     }
     for (binding, gs) in excess {
         let secrets = gs.iter().any(|g| rule_reads_secrets(&g.rule));
