@@ -52,6 +52,27 @@ pub enum ReconcileError {
     Status(#[source] kube::Error),
     #[error("reading {0}: {1}")]
     Read(&'static str, #[source] kube::Error),
+    #[error("reconcile took longer than {limit:?}, stuck at: {stage}")]
+    Timeout { limit: Duration, stage: String },
+}
+
+/// A reconcile pass that has not finished by then is abandoned and retried:
+/// one hung API request must not keep a tenant from ever being reconciled.
+pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Where a reconcile pass is, for the timeout error.
+#[derive(Default)]
+struct Stage(std::sync::Mutex<String>);
+
+impl Stage {
+    fn set(&self, what: impl Into<String>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = what.into();
+        }
+    }
+    fn get(&self) -> String {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 impl ReconcileError {
@@ -63,6 +84,7 @@ impl ReconcileError {
             Self::Cleanup { .. } => "cleanup",
             Self::Status(_) => "status",
             Self::Read(..) => "read",
+            Self::Timeout { .. } => "timeout",
         }
     }
 }
@@ -74,6 +96,8 @@ pub struct Context {
     pub namespaces: Store<Namespace>,
     pub recorder: Recorder,
     pub metrics: Arc<OperatorMetrics>,
+    /// [`RECONCILE_TIMEOUT`] in the operator; short in tests.
+    pub reconcile_timeout: Duration,
 }
 
 /// Stage 1: every TenantGateway's claim, arbitrated together.
@@ -153,9 +177,14 @@ fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
 
 /// Stage 3: server-side apply under one field manager, in build order
 /// (RBAC before the claims ConfigMap the sidecar follows).
-async fn apply_all(client: &Client, desired: &[Desired]) -> Result<(), ReconcileError> {
+async fn apply_all(
+    client: &Client,
+    desired: &[Desired],
+    stage: &Stage,
+) -> Result<(), ReconcileError> {
     let pp = PatchParams::apply(MANAGER).force();
     for d in desired {
+        stage.set(format!("applying {} {}", d.kind(), d.name()));
         let obj = d.to_dynamic()?;
         let api = dyn_api(client, &d.api_resource(), d.namespace());
         api.patch(d.name(), &pp, &Patch::Apply(&obj))
@@ -324,6 +353,22 @@ pub async fn reconcile(
     gw: Arc<TenantGateway>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let stage = Stage::default();
+    let limit = ctx.reconcile_timeout;
+    match tokio::time::timeout(limit, reconcile_pass(gw, ctx, &stage)).await {
+        Ok(result) => result,
+        Err(_) => Err(ReconcileError::Timeout {
+            limit,
+            stage: stage.get(),
+        }),
+    }
+}
+
+async fn reconcile_pass(
+    gw: Arc<TenantGateway>,
+    ctx: Arc<Context>,
+    stage: &Stage,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let tenant = gw.name_any();
@@ -372,6 +417,7 @@ pub async fn reconcile(
     // 1. claims. Only from complete views: a reconcile before the Namespace or
     // TenantGateway stores have listed everything would drop claims (or hand
     // a namespace to a younger tenant) until the next pass.
+    stage.set("waiting for the Namespace and TenantGateway caches");
     if ctx.namespaces.wait_until_ready().await.is_err()
         || ctx.gateways.wait_until_ready().await.is_err()
     {
@@ -389,9 +435,11 @@ pub async fn reconcile(
     // 2. build (pure)
     let desired = build_all(&gw, &decision, &ctx.build)?;
     // 3. apply
-    apply_all(&ctx.client, &desired).await?;
+    apply_all(&ctx.client, &desired, stage).await?;
     // 4. orphans (incl. RoleBindings in namespaces no longer claimed)
+    stage.set("deleting stale objects");
     delete_stale(&ctx.client, &tenant, &desired).await?;
+    stage.set("reading the Deployment and Service");
 
     // 5. status
     let gw_ns = names::gateway_namespace(&gw, &ctx.build.operator_namespace);
@@ -466,6 +514,7 @@ pub async fn reconcile(
         addresses: service_addresses(svc.as_ref()),
     };
     let changed = Some(&status) != gw.status.as_ref();
+    stage.set("writing status");
     if changed {
         write_status(&ctx.client, &gw, status).await?;
     }
@@ -477,7 +526,12 @@ pub async fn reconcile(
         ms = started.elapsed().as_millis() as u64,
         "reconciled"
     );
-    Ok(Action::requeue(Duration::from_secs(300)))
+    // Not Ready yet: look again soon even if a watch event is missed.
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        300
+    } else {
+        10
+    })))
 }
 
 pub fn error_policy(_gw: Arc<TenantGateway>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
@@ -547,6 +601,7 @@ pub async fn run(
         namespaces: ns_store,
         recorder,
         metrics,
+        reconcile_timeout: RECONCILE_TIMEOUT,
     });
     controller
         .owns(Api::<Deployment>::all(client.clone()), managed.clone())
@@ -618,6 +673,60 @@ mod tests {
             k8s_openapi::jiff::Timestamp::from_second(age).unwrap(),
         ));
         Arc::new(g)
+    }
+
+    /// An API server that accepts connections and never answers: a reconcile
+    /// pass gives up after its timeout, naming where it was stuck, instead of
+    /// holding the tenant forever.
+    #[tokio::test]
+    async fn a_hung_api_request_times_out_the_pass_and_names_the_stage() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _held = std::thread::spawn(move || {
+            let conns: Vec<_> = listener.incoming().take(64).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(conns);
+        });
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let (gateways, mut gw_writer) = kube::runtime::reflector::store::<TenantGateway>();
+        let (namespaces, mut ns_writer) = kube::runtime::reflector::store::<Namespace>();
+        let mut acme = (*gw("acme", 10, "acme")).clone();
+        acme.metadata.uid = Some("0d3c6f6e-0000-4000-8000-000000000001".into());
+        acme.metadata.generation = Some(1);
+        let acme = Arc::new(acme);
+        gw_writer.apply_watcher_event(&watcher::Event::Apply((*acme).clone()));
+        gw_writer.apply_watcher_event(&watcher::Event::InitDone);
+        ns_writer.apply_watcher_event(&watcher::Event::Apply(ns("shop", "acme")));
+        ns_writer.apply_watcher_event(&watcher::Event::InitDone);
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            build: crate::audit::findings::default_context("tenant-gateway-system"),
+            gateways,
+            namespaces,
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: "test".into(),
+                    instance: None,
+                },
+            ),
+            metrics: Arc::new(OperatorMetrics::default()),
+            reconcile_timeout: Duration::from_millis(500),
+        });
+        let started = Instant::now();
+        let err = reconcile(acme, ctx).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.metric_label(), "timeout");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("stuck at: applying ServiceAccount tgw-acme"),
+            "{msg}"
+        );
     }
 
     #[test]
