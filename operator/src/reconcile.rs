@@ -10,7 +10,7 @@ use crds::{
     GatewayAddress, NamespaceConflict, TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY,
     LABEL_TENANT, MANAGER,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::IngressClass;
@@ -416,13 +416,10 @@ async fn reconcile_pass(
 
     // 1. claims. Only from complete views: a reconcile before the Namespace or
     // TenantGateway stores have listed everything would drop claims (or hand
-    // a namespace to a younger tenant) until the next pass.
-    stage.set("waiting for the Namespace and TenantGateway caches");
-    if ctx.namespaces.wait_until_ready().await.is_err()
-        || ctx.gateways.wait_until_ready().await.is_err()
-    {
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
+    // a namespace to a younger tenant) until the next pass. `run` starts the
+    // controller only after the Namespace store's first list, and the
+    // controller runs no reconcile before its TenantGateway store's.
+    stage.set("resolving claims");
     let namespaces: Vec<Namespace> = ctx
         .namespaces
         .state()
@@ -569,22 +566,31 @@ pub async fn run(
     .reflect(ns_writer);
     tokio::spawn(ns_stream.for_each(|_| async {}));
 
+    // Claims are computed only from a complete view of the Namespaces: wait for
+    // the first full list here, once, before any reconcile can run. (A Store's
+    // `wait_until_ready` wakes only the last of several tasks waiting at once:
+    // reconciles that waited on it themselves could sleep forever.)
+    let shutdown = shutdown.shared();
+    let t0 = Instant::now();
+    tokio::select! {
+        r = ns_store.wait_until_ready() => {
+            if r.is_err() {
+                tracing::error!("Namespace watch ended before its first list");
+                return;
+            }
+        }
+        _ = shutdown.clone() => return,
+    }
+    tracing::info!(
+        namespaces = ns_store.state().len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "Namespace cache synced"
+    );
+
+    // The controller holds every reconcile until its TenantGateway store has
+    // listed everything (its own single wait on that store).
     let controller = Controller::new(gws.clone(), watcher::Config::default());
     let gw_store = controller.store();
-    {
-        let (gws, nss) = (gw_store.clone(), ns_store.clone());
-        let t0 = Instant::now();
-        tokio::spawn(async move {
-            if gws.wait_until_ready().await.is_ok() && nss.wait_until_ready().await.is_ok() {
-                tracing::info!(
-                    tenant_gateways = gws.state().len(),
-                    namespaces = nss.state().len(),
-                    ms = t0.elapsed().as_millis() as u64,
-                    "caches synced"
-                );
-            }
-        });
-    }
     let for_ns = gw_store.clone();
     let for_gw = gw_store.clone();
     let recorder = Recorder::new(
