@@ -233,8 +233,11 @@ pub fn operator_logs(lines: u32) -> String {
 
 /// GET with a Host header; (status, body).
 pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String)> {
+    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| anyhow!("connect timed out"))??;
+    let local = s.local_addr().map(|a| a.port()).unwrap_or(0);
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
         s.write_all(
             format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
         )
@@ -261,7 +264,7 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, Strin
     };
     tokio::time::timeout(Duration::from_secs(5), fut)
         .await
-        .map_err(|_| anyhow!("GET timed out"))?
+        .map_err(|_| anyhow!("GET timed out after connecting (local port {local})"))?
 }
 
 /// Wait until `host path` through `addr` answers 200 from a pod in `ns`.

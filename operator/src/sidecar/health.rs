@@ -76,10 +76,13 @@ fn active_connections(stats: &str) -> u64 {
 pub async fn drain(state: &HealthState) -> String {
     state.draining.store(true, Ordering::SeqCst);
     let _ = admin_request(state.admin, "POST", "/healthcheck/fail").await;
-    let _ = admin_request(state.admin, "POST", "/drain_listeners?graceful").await;
     let started = tokio::time::Instant::now();
     let deadline = started + state.drain_timeout;
+    // Keep serving exactly as before while the endpoint removal reaches
+    // kube-proxy: connections still routed here must be answered. Only then
+    // ask Envoy to close its connections gracefully.
     tokio::time::sleep(state.min_drain).await;
+    let _ = admin_request(state.admin, "POST", "/drain_listeners?graceful").await;
     loop {
         let active =
             match admin_request(state.admin, "GET", "/stats?filter=downstream_cx_active").await {
