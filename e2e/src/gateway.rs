@@ -408,12 +408,12 @@ impl Traffic {
         Ok(ok)
     }
 
-    /// Stop and assert, for traffic through the NodePort while the Service's
-    /// *endpoints change* (a gateway pod leaves or rejoins them): every request
-    /// that was sent got its 200 (no 5xx, reset or timeout), and at most one
-    /// connection in [`REFUSED_PER_ENDPOINT_CHANGE`] (at least one) was refused
-    /// before anything was sent. See there for why.
-    pub async fn finish_while_endpoints_change(self, what: &str) -> Result<usize> {
+    /// Stop and assert, for traffic from this host through a NodePort
+    /// (kube-proxy's rules in the path): every request that was sent got its
+    /// 200 (no 5xx, reset or timeout after connecting), and at most one connect
+    /// in [`NODE_PORT_REFUSED_PER`] (at least one) was refused before anything
+    /// was sent. See there for why.
+    pub async fn finish_via_node_port(self, what: &str) -> Result<usize> {
         let (ok, failed, refused, errors) = self.stop().await?;
         eprintln!("{what}: {ok} ok, {failed} failed ({refused} refused at connect)");
         ensure!(
@@ -421,7 +421,7 @@ impl Traffic {
             "{what}: {} failed requests besides refused connects: {errors:?}",
             failed - refused
         );
-        let allowed = ((ok + refused) / REFUSED_PER_ENDPOINT_CHANGE).max(1);
+        let allowed = ((ok + refused) / NODE_PORT_REFUSED_PER).max(1);
         ensure!(
             refused <= allowed,
             "{what}: {refused} of {} connections refused (at most {allowed}): {errors:?}",
@@ -432,15 +432,15 @@ impl Traffic {
     }
 }
 
-/// Refused connects tolerated through the NodePort while a gateway pod leaves
-/// or rejoins the Service's endpoints: one per this many (at least one).
-/// Observed: one refused connect in some runs of 2,000–8,000 requests across a
-/// pod's NotReady→Ready flip, never on traffic straight to the same Envoys in
-/// the same runs (Envoy's listener is never replaced: `listener_modified` 0),
-/// never with the endpoints steady (0 in 310,000). It happens while kube-proxy
-/// rewrites the Service's rules; the cause inside kube-proxy/netfilter was not
-/// isolated (no "no endpoints" REJECT rule was present in 20 ms samples).
-pub const REFUSED_PER_ENDPOINT_CHANGE: usize = 1_000;
+/// Refused connects tolerated through a NodePort: one per this many (at
+/// least one). Observed: one refused connect in some runs of 2,000–8,000
+/// requests while kube-proxy rewrote its rules (a gateway pod NotReady→Ready
+/// on a sidecar restart; Services and endpoints of other tests changing),
+/// never on traffic straight to the same Envoys in the same runs (Envoy's
+/// listener is never replaced: `listener_modified` 0), never with nothing in
+/// the cluster changing (0 in 310,000). The cause inside kube-proxy/netfilter
+/// was not isolated (no "no endpoints" REJECT rule in 20 ms samples).
+pub const NODE_PORT_REFUSED_PER: usize = 1_000;
 
 fn is_refused(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

@@ -154,7 +154,7 @@ async fn api_server_stopped_30s_then_etcd_restarted_routes_keep_serving() -> Res
         cluster_up()?;
         f.new_route_goes_live("after-etcd.example.com").await?;
         traffic
-            .finish("traffic while the API server was down and etcd restarted")
+            .finish_via_node_port("traffic while the API server was down and etcd restarted")
             .await?;
         Ok::<_, anyhow::Error>(())
     })
@@ -195,7 +195,7 @@ async fn a_gateway_pod_deleted_under_load_drains_without_failing_a_request() -> 
         )
         .await?;
         traffic
-            .finish("new connection per request while a gateway pod drained")
+            .finish_via_node_port("new connection per request while a gateway pod drained")
             .await?;
         keepalive
             .finish("keep-alive connection while a gateway pod drained")
@@ -433,7 +433,7 @@ async fn operator_restarts_rewrite_nothing_and_a_second_replica_takes_over() -> 
         assert_ne!(new_leader, leader, "the lease did not move");
         scale_operator(&f.c, 1).await?;
         traffic
-            .finish("traffic through operator restarts and a leader handover")
+            .finish_via_node_port("traffic through operator restarts and a leader handover")
             .await?;
         Ok::<_, anyhow::Error>(())
     })

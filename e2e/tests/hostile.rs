@@ -302,7 +302,7 @@ async fn hostile_objects_on_a_live_tenant_are_reported_and_the_good_route_keeps_
         }
 
         traffic
-            .finish("the good route while hostile objects were applied").await?;
+            .finish_via_node_port("the good route while hostile objects were applied").await?;
         // Nothing crashed: no restarts of the gateway's containers or the operator.
         for p in gateway_pods(&c, &tenant).await? {
             for (container, restarts) in pod_restarts(&p) {

@@ -207,7 +207,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
         // Services change and a backend scales.
         // Straight to each gateway pod (Envoy itself): zero failures. Through
         // the Service's NodePort (kube-proxy too): zero failed requests; see
-        // `REFUSED_PER_ENDPOINT_CHANGE` for the connects kube-proxy may refuse.
+        // `NODE_PORT_REFUSED_PER` for the connects kube-proxy may refuse.
         let pod_addr = |p: &Pod| -> Result<SocketAddr> {
             let ip = p
                 .status
@@ -266,7 +266,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
             .finish("gateway pod 2 during Ingress/Service/scale changes")
             .await?;
         traffic
-            .finish_while_endpoints_change("Service traffic during Ingress/Service/scale changes")
+            .finish_via_node_port("Service traffic during Ingress/Service/scale changes")
             .await?;
 
         // Kill one pod's xDS sidecar: its Envoy keeps serving the last config
@@ -304,7 +304,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
             .finish("direct to the pod whose sidecar was killed")
             .await?;
         via_service
-            .finish_while_endpoints_change("Service traffic while a sidecar restarts")
+            .finish_via_node_port("Service traffic while a sidecar restarts")
             .await?;
         assert_eq!(restarted.metadata.uid, victim.metadata.uid);
 
