@@ -195,7 +195,7 @@ async fn a_gateway_pod_deleted_under_load_drains_without_failing_a_request() -> 
         )
         .await?;
         traffic
-            .finish_via_node_port("new connection per request while a gateway pod drained")
+            .finish_draining("new connection per request while a gateway pod drained")
             .await?;
         keepalive
             .finish("keep-alive connection while a gateway pod drained")
