@@ -531,6 +531,16 @@ pub fn pod_restarts(p: &Pod) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// A gateway pod's HTTP listener, straight to its Envoy (no kube-proxy).
+pub fn pod_http_addr(p: &Pod) -> Result<SocketAddr> {
+    let ip = p
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .ok_or_else(|| anyhow!("no pod IP"))?;
+    Ok(format!("{ip}:8080").parse()?)
+}
+
 pub async fn gateway_pods(c: &Client, tenant: &str) -> Result<Vec<Pod>> {
     let lp = ListParams::default().labels(&format!(
         "tenantgateway.io/tenant={tenant},app.kubernetes.io/component=envoy"

@@ -9,7 +9,7 @@
 // test at a time); no other task ever waits on it.
 #![allow(clippy::await_holding_lock)]
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use e2e::gateway::*;
 use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -218,15 +218,7 @@ async fn a_killed_envoy_comes_back_with_the_full_config_while_the_other_pod_serv
         f.new_route_goes_live("second.example.com").await?;
         let pods = gateway_pods(&f.c, &f.tenant).await?;
         let (victim, other) = (&pods[0], &pods[1]);
-        let pod_addr = |p: &Pod| -> Result<SocketAddr> {
-            let ip = p
-                .status
-                .as_ref()
-                .and_then(|s| s.pod_ip.clone())
-                .ok_or_else(|| anyhow!("no pod IP"))?;
-            Ok(format!("{ip}:8080").parse()?)
-        };
-        let other_traffic = Traffic::start(pod_addr(other)?, "shop.example.com", "/login");
+        let other_traffic = Traffic::start(pod_http_addr(other)?, "shop.example.com", "/login");
         let victim_name = victim.metadata.name.clone().unwrap_or_default();
         kill_container_process(&victim_name, "envoy -c /etc/envoy/envoy.yaml")?;
         let back = wait_until(
@@ -244,7 +236,7 @@ async fn a_killed_envoy_comes_back_with_the_full_config_while_the_other_pod_serv
         )
         .await?;
         // The restarted Envoy got everything back from its sidecar.
-        let addr = pod_addr(&back)?;
+        let addr = pod_http_addr(&back)?;
         for host in ["shop.example.com", "second.example.com"] {
             let path = if host.starts_with("shop") {
                 "/login"

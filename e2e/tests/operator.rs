@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,16 +207,16 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
         // Straight to each gateway pod (Envoy itself): zero failures. Through
         // the Service's NodePort (kube-proxy too): zero failed requests; see
         // `NODE_PORT_REFUSED_PER` for the connects kube-proxy may refuse.
-        let pod_addr = |p: &Pod| -> Result<SocketAddr> {
-            let ip = p
-                .status
-                .as_ref()
-                .and_then(|s| s.pod_ip.clone())
-                .ok_or_else(|| anyhow!("no pod IP"))?;
-            Ok(format!("{ip}:8080").parse()?)
-        };
-        let direct0 = Traffic::start(pod_addr(&pods_before[0])?, "shop.example.com", "/login");
-        let direct1 = Traffic::start(pod_addr(&pods_before[1])?, "shop.example.com", "/login");
+        let direct0 = Traffic::start(
+            pod_http_addr(&pods_before[0])?,
+            "shop.example.com",
+            "/login",
+        );
+        let direct1 = Traffic::start(
+            pod_http_addr(&pods_before[1])?,
+            "shop.example.com",
+            "/login",
+        );
         let traffic = Traffic::start(gw, "shop.example.com", "/login");
         create_ingress(&ns, "extra", "extra.example.com", "/", "other").await?;
         served_from(gw, "extra.example.com", "/x", &ns.name).await?;
@@ -273,12 +272,7 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
         // (traffic straight to that pod), and the Service keeps serving.
         let victim = &pods_before[0];
         let victim_name = victim.metadata.name.clone().unwrap_or_default();
-        let pod_ip = victim
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .ok_or_else(|| anyhow!("no pod IP"))?;
-        let direct: SocketAddr = format!("{pod_ip}:8080").parse()?;
+        let direct = pod_http_addr(victim)?;
         let via_service = Traffic::start(gw, "shop.example.com", "/login");
         let via_pod = Traffic::start(direct, "shop.example.com", "/login");
         kill_sidecar(&tenant, &victim_name)?;
