@@ -90,3 +90,55 @@ fn unusable_input_exits_2() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/path"), "{err}");
 }
+
+/// `render` of every manifest set under `tests/render/` (and the shipped
+/// sample) against the output recorded before the route-model redesign.
+/// Compared as parsed YAML documents (a YAML library may change only
+/// formatting), stderr line for line. Regenerate only after an intended change:
+/// `TG_UPDATE_GOLDEN=1 cargo test -p tenant-gateway --test render_cli golden`.
+#[test]
+fn render_golden_every_manifest_set_renders_as_recorded() {
+    let update = std::env::var_os("TG_UPDATE_GOLDEN").is_some();
+    assert!(
+        !(update && std::env::var_os("CI").is_some()),
+        "TG_UPDATE_GOLDEN is set in CI: goldens are compared there, never rewritten"
+    );
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/render/golden");
+    let mut sets = vec![("sample".to_string(), sample())];
+    let inputs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/render/inputs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&inputs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        sets.push((name, d.to_string_lossy().into_owned()));
+    }
+    let parse = |s: &str| -> serde_json::Value { serde_yaml::from_str(s).unwrap() };
+    for (name, dir) in sets {
+        let (code, out, err) = render(&[&dir]);
+        let (out_file, err_file) = (
+            golden.join(format!("{name}.yaml")),
+            golden.join(format!("{name}.stderr")),
+        );
+        if update {
+            std::fs::create_dir_all(&golden).unwrap();
+            std::fs::write(&out_file, &out).unwrap();
+            std::fs::write(&err_file, format!("exit {code}\n{err}")).unwrap();
+            continue;
+        }
+        let want_out = std::fs::read_to_string(&out_file).unwrap();
+        let want_err = std::fs::read_to_string(&err_file).unwrap();
+        assert_eq!(
+            format!("exit {code}\n{err}"),
+            want_err,
+            "{name}: stderr/exit"
+        );
+        assert!(
+            parse(&out) == parse(&want_out),
+            "{name}: the bootstrap differs from {}",
+            out_file.display()
+        );
+    }
+}
