@@ -309,224 +309,85 @@ pub(crate) struct Parsed {
     pub drop_rules: bool,
 }
 
-/// Raw config injection: refused, whatever the content.
-const SNIPPETS: &[&str] = &[
-    "configuration-snippet",
-    "server-snippet",
-    "auth-snippet",
-    "stream-snippet",
-    "modsecurity-snippet",
-    "location-snippet",
-];
+#[path = "annotations_table.rs"]
+mod table;
+use table::*;
 
-/// ingress-nginx features we do not implement whose absence would weaken
-/// security if the Ingress were served anyway: its rules are dropped.
-const FAIL_CLOSED: &[&str] = &[
-    "auth-type",
-    "auth-url",
-    "auth-secret",
-    "auth-tls-secret",
-    "auth-tls-verify-client",
-    "satisfy",
-];
-
-/// (our key, ingress-nginx key, Contour key) suffixes for each feature we read.
-struct Spec {
-    ours: &'static str,
-    nginx: Option<&'static str>,
-    contour: Option<&'static str>,
-}
-
-const fn spec(ours: &'static str, nginx: Option<&'static str>) -> Spec {
-    Spec {
-        ours,
-        nginx,
-        contour: None,
-    }
-}
-
-const SSL_REDIRECT: Spec = spec("ssl-redirect", Some("ssl-redirect"));
-const FORCE_SSL_REDIRECT: Spec = spec("force-ssl-redirect", Some("force-ssl-redirect"));
-const HSTS_MAX_AGE: Spec = spec("hsts-max-age", None);
-const HSTS_SUBDOMAINS: Spec = spec("hsts-include-subdomains", None);
-const TLS_MIN_VERSION: Spec = Spec {
-    ours: "tls-min-version",
-    nginx: None,
-    contour: Some("tls-minimum-protocol-version"),
-};
-const USE_REGEX: Spec = spec("use-regex", Some("use-regex"));
-const REWRITE_TARGET: Spec = spec("rewrite-target", Some("rewrite-target"));
-const APP_ROOT: Spec = spec("app-root", Some("app-root"));
-const PREFIX_REWRITE: Spec = spec("prefix-rewrite", None);
-const CONNECT_TIMEOUT: Spec = spec("connect-timeout", Some("proxy-connect-timeout"));
-const READ_TIMEOUT: Spec = spec("read-timeout", Some("proxy-read-timeout"));
-const SEND_TIMEOUT: Spec = spec("send-timeout", Some("proxy-send-timeout"));
-const IDLE_TIMEOUT: Spec = spec("idle-timeout", None);
-const WS_IDLE_TIMEOUT: Spec = spec("websocket-idle-timeout", None);
-const RETRY_ON: Spec = spec("retry-on", Some("proxy-next-upstream"));
-const RETRY_TRIES: Spec = spec("retry-tries", Some("proxy-next-upstream-tries"));
-const AFFINITY: Spec = spec("affinity", Some("affinity"));
-const UPSTREAM_HASH_BY: Spec = spec("upstream-hash-by", Some("upstream-hash-by"));
-const COOKIE_NAME: Spec = spec("session-cookie-name", Some("session-cookie-name"));
-const COOKIE_PATH: Spec = spec("session-cookie-path", Some("session-cookie-path"));
-const COOKIE_MAX_AGE: Spec = spec("session-cookie-max-age", Some("session-cookie-max-age"));
-const COOKIE_SAMESITE: Spec = spec("session-cookie-samesite", Some("session-cookie-samesite"));
-const CANARY: Spec = spec("canary", Some("canary"));
-const CANARY_WEIGHT: Spec = spec("canary-weight", Some("canary-weight"));
-const CANARY_WEIGHT_TOTAL: Spec = spec("canary-weight-total", Some("canary-weight-total"));
-const CANARY_BY_HEADER: Spec = spec("canary-by-header", Some("canary-by-header"));
-const CANARY_BY_HEADER_VALUE: Spec = spec("canary-by-header-value", Some("canary-by-header-value"));
-const CANARY_BY_COOKIE: Spec = spec("canary-by-cookie", Some("canary-by-cookie"));
-const ALLOW_RANGE: Spec = spec("allowlist-source-range", Some("allowlist-source-range"));
-const ALLOW_RANGE_OLD: Spec = spec("whitelist-source-range", Some("whitelist-source-range"));
-const DENY_RANGE: Spec = spec("denylist-source-range", Some("denylist-source-range"));
-const LIMIT_RPS: Spec = spec("limit-rps", Some("limit-rps"));
-const LIMIT_RPM: Spec = spec("limit-rpm", Some("limit-rpm"));
-const LIMIT_BURST: Spec = spec("limit-burst-multiplier", Some("limit-burst-multiplier"));
-const LIMIT_STATUS: Spec = spec("limit-status-code", None);
-const BACKEND_PROTOCOL: Spec = spec("backend-protocol", Some("backend-protocol"));
-const PROXY_SSL_SECRET: Spec = spec("proxy-ssl-secret", Some("proxy-ssl-secret"));
-const PROXY_SSL_VERIFY: Spec = spec("proxy-ssl-verify", Some("proxy-ssl-verify"));
-const PROXY_SSL_NAME: Spec = spec("proxy-ssl-name", Some("proxy-ssl-name"));
-const REQUEST_HEADERS_ADD: Spec = spec("request-headers-add", None);
-const REQUEST_HEADERS_REMOVE: Spec = spec("request-headers-remove", None);
-const RESPONSE_HEADERS_ADD: Spec = spec("response-headers-add", None);
-const RESPONSE_HEADERS_REMOVE: Spec = spec("response-headers-remove", None);
-const PROXY_BODY_SIZE: Spec = spec("proxy-body-size", Some("proxy-body-size"));
-const COMPRESSION: Spec = spec("compression", None);
-const COMPRESSION_TYPES: Spec = spec("compression-types", None);
-const COMPRESSION_MIN_LENGTH: Spec = spec("compression-min-length", None);
-const HC_PATH: Spec = spec("health-check-path", None);
-const HC_INTERVAL: Spec = spec("health-check-interval", None);
-const HC_TIMEOUT: Spec = spec("health-check-timeout", None);
-const HC_HEALTHY: Spec = spec("health-check-healthy-threshold", None);
-const HC_UNHEALTHY: Spec = spec("health-check-unhealthy-threshold", None);
-const OUTLIER_5XX: Spec = spec("outlier-consecutive-5xx", None);
-const OUTLIER_INTERVAL: Spec = spec("outlier-interval", None);
-const OUTLIER_EJECTION: Spec = spec("outlier-base-ejection-time", None);
-
-const ALL: &[&Spec] = &[
-    &SSL_REDIRECT,
-    &FORCE_SSL_REDIRECT,
-    &HSTS_MAX_AGE,
-    &HSTS_SUBDOMAINS,
-    &TLS_MIN_VERSION,
-    &USE_REGEX,
-    &REWRITE_TARGET,
-    &APP_ROOT,
-    &PREFIX_REWRITE,
-    &CONNECT_TIMEOUT,
-    &READ_TIMEOUT,
-    &SEND_TIMEOUT,
-    &IDLE_TIMEOUT,
-    &WS_IDLE_TIMEOUT,
-    &RETRY_ON,
-    &RETRY_TRIES,
-    &AFFINITY,
-    &UPSTREAM_HASH_BY,
-    &COOKIE_NAME,
-    &COOKIE_PATH,
-    &COOKIE_MAX_AGE,
-    &COOKIE_SAMESITE,
-    &CANARY,
-    &CANARY_WEIGHT,
-    &CANARY_WEIGHT_TOTAL,
-    &CANARY_BY_HEADER,
-    &CANARY_BY_HEADER_VALUE,
-    &CANARY_BY_COOKIE,
-    &ALLOW_RANGE,
-    &ALLOW_RANGE_OLD,
-    &DENY_RANGE,
-    &LIMIT_RPS,
-    &LIMIT_RPM,
-    &LIMIT_BURST,
-    &LIMIT_STATUS,
-    &BACKEND_PROTOCOL,
-    &PROXY_SSL_SECRET,
-    &PROXY_SSL_VERIFY,
-    &PROXY_SSL_NAME,
-    &REQUEST_HEADERS_ADD,
-    &REQUEST_HEADERS_REMOVE,
-    &RESPONSE_HEADERS_ADD,
-    &RESPONSE_HEADERS_REMOVE,
-    &PROXY_BODY_SIZE,
-    &COMPRESSION,
-    &COMPRESSION_TYPES,
-    &COMPRESSION_MIN_LENGTH,
-    &HC_PATH,
-    &HC_INTERVAL,
-    &HC_TIMEOUT,
-    &HC_HEALTHY,
-    &HC_UNHEALTHY,
-    &OUTLIER_5XX,
-    &OUTLIER_INTERVAL,
-    &OUTLIER_EJECTION,
-];
-
-/// Our annotations that are not features of one Ingress but are still ours
-/// (so not reported as unknown).
-const OURS_OTHER: &[&str] = &[];
+#[cfg(test)]
+#[path = "annotations_docs.rs"]
+mod docs;
 
 /// The diagnostic field naming an annotation.
 pub(crate) fn field(key: &str) -> String {
     format!("metadata.annotations[{key:?}]")
 }
 
+/// Reads one Ingress's annotations, only through the rows of the table.
 struct Reader<'a> {
     annotations: &'a BTreeMap<String, String>,
     obj: &'a ObjectRef,
     diags: &'a mut Diagnostics,
     drop_rules: bool,
-}
-
-/// How an invalid value is handled.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnError {
-    /// Serve the Ingress with the default (Warning).
-    Default,
-    /// Do not serve the Ingress's rules (Error).
-    Drop,
+    /// Every row asked for, so a test can hold `parse` to the table.
+    #[cfg(test)]
+    rows_read: Vec<&'static str>,
 }
 
 impl<'a> Reader<'a> {
-    /// The value of a feature: ours, then Contour's, then ingress-nginx's.
-    fn get(&self, s: &Spec) -> Option<(String, &'a str)> {
-        let annotations = self.annotations;
-        let candidates = [
-            Some(format!("{OURS}{}", s.ours)),
-            s.contour.map(|c| format!("{CONTOUR}{c}")),
-            s.nginx.map(|n| format!("{NGINX}{n}")),
-        ];
-        candidates
-            .into_iter()
-            .flatten()
-            .find_map(|k| annotations.get(&k).map(|v| (k, v.as_str())))
+    fn new(
+        annotations: &'a BTreeMap<String, String>,
+        obj: &'a ObjectRef,
+        diags: &'a mut Diagnostics,
+    ) -> Self {
+        Self {
+            annotations,
+            obj,
+            diags,
+            drop_rules: false,
+            #[cfg(test)]
+            rows_read: Vec::new(),
+        }
     }
 
-    /// Parse a feature's value; on error report it and apply `on_error`.
-    fn parse<T>(
-        &mut self,
-        s: &Spec,
-        on_error: OnError,
-        f: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let (key, value) = self.get(s)?;
-        match f(value.trim()) {
+    /// The key a row is set under and its value: ours, then the aliases in order.
+    fn get(&mut self, row: &'static Row) -> Option<(&'static str, &'a str)> {
+        #[cfg(test)]
+        self.rows_read.push(row.key);
+        let annotations = self.annotations;
+        row.keys()
+            .find_map(|k| annotations.get(k).map(|v| (k, v.as_str())))
+    }
+
+    /// A row's parsed value; an invalid one is reported and handled as the row says.
+    fn read<T>(&mut self, a: &Annotation<T>) -> Option<T> {
+        let (key, value) = self.get(a.row)?;
+        match a.parse.run(value.trim(), &self.obj.namespace) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.invalid(&key, value, &e, on_error);
+                self.invalid(key, value, &e, a.row.on_invalid);
                 None
             }
         }
     }
 
-    fn invalid(&mut self, key: &str, value: &str, why: &str, on_error: OnError) {
-        let (sev, then) = match on_error {
-            OnError::Default => (Severity::Warning, "the Ingress is served with the default"),
-            OnError::Drop => {
-                self.drop_rules = true;
-                (Severity::Error, "the Ingress's rules are not served")
-            }
+    /// Refuse a row's (valid) value for `why`, when it is set, as the row says.
+    fn reject(&mut self, row: &'static Row, why: &str) {
+        self.reject_as(row, why, row.on_invalid);
+    }
+
+    /// Refuse a row's value for `why`, when it is set, handled as `on_invalid`.
+    fn reject_as(&mut self, row: &'static Row, why: &str, on_invalid: OnInvalid) {
+        if let Some((key, value)) = self.get(row) {
+            self.invalid(key, value, why, on_invalid);
+        }
+    }
+
+    fn invalid(&mut self, key: &str, value: &str, why: &str, on_invalid: OnInvalid) {
+        let (sev, then) = if on_invalid.drops_rules() {
+            self.drop_rules = true;
+            (Severity::Error, "the Ingress's rules are not served")
+        } else {
+            (Severity::Warning, "the Ingress is served with the default")
         };
         self.diags.push(
             sev,
@@ -544,172 +405,148 @@ pub(crate) fn parse(
     diags: &mut Diagnostics,
 ) -> Parsed {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
-    let mut r = Reader {
-        annotations: annotations.unwrap_or(&EMPTY),
-        obj,
-        diags,
-        drop_rules: false,
-    };
+    let mut r = Reader::new(annotations.unwrap_or(&EMPTY), obj, diags);
     report_unknown(&mut r);
-    let mut s = IngressSettings::default();
-    use OnError::{Default as Lenient, Drop as Strict};
+    let settings = read_settings(&mut r);
+    Parsed {
+        settings,
+        drop_rules: r.drop_rules,
+    }
+}
 
-    // TLS. A bad redirect flag fails closed: the tenant asked for HTTPS only.
-    s.ssl_redirect = r.parse(&SSL_REDIRECT, Strict, parse_bool).unwrap_or(false);
-    s.force_ssl_redirect = r
-        .parse(&FORCE_SSL_REDIRECT, Strict, parse_bool)
-        .unwrap_or(false);
-    if let Some(max_age) = r.parse(&HSTS_MAX_AGE, Lenient, |v| {
-        parse_u64(v, 0, 2 * 365 * 24 * 3600)
-    }) {
-        let include_subdomains = r
-            .parse(&HSTS_SUBDOMAINS, Lenient, parse_bool)
-            .unwrap_or(false);
+/// Every feature, in a fixed order (diagnostics come out in this order).
+fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
+    let mut s = IngressSettings::default();
+    read_tls(r, &mut s);
+    read_rewrites(r, &mut s);
+    read_timeouts(r, &mut s);
+    s.retry = read_retry(r);
+    s.affinity = parse_affinity(r);
+    s.canary = read_canary(r);
+    read_access_lists(r, &mut s);
+    // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
+    s.rate_limit = parse_rate_limit(r);
+    // Backend protocol and upstream TLS: all strict (a backend reached in
+    // plain text, or unverified, when the tenant asked otherwise is weaker).
+    s.backend_protocol = r.read(&BACKEND_PROTOCOL).unwrap_or_default();
+    parse_proxy_ssl(r, &mut s);
+    // Headers and body size: strict (a security header not added, a header
+    // not stripped, or an unlimited body would be weaker than asked).
+    s.headers = read_header_edits(r);
+    s.max_body_bytes = r.read(&PROXY_BODY_SIZE).flatten();
+    // Health checks and outlier detection: lenient (the backend is served,
+    // with the default for the bad setting, or without checks).
+    s.health_check = parse_health_check(r);
+    s.outlier = parse_outlier(r);
+    // Compression: lenient (served uncompressed, or with the default types).
+    s.compression = parse_compression(r);
+    s
+}
+
+/// A bad redirect flag fails closed: the tenant asked for HTTPS only.
+fn read_tls(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    s.ssl_redirect = r.read(&SSL_REDIRECT).unwrap_or(false);
+    s.force_ssl_redirect = r.read(&FORCE_SSL_REDIRECT).unwrap_or(false);
+    if let Some(max_age) = r.read(&HSTS_MAX_AGE) {
+        let include_subdomains = r.read(&HSTS_INCLUDE_SUBDOMAINS).unwrap_or(false);
         s.hsts = Some(Hsts {
             max_age,
             include_subdomains,
         });
     }
-    s.tls_min_version = r
-        .parse(&TLS_MIN_VERSION, Strict, parse_tls_version)
-        .unwrap_or_default();
+    s.tls_min_version = r.read(&TLS_MIN_VERSION).unwrap_or_default();
+}
 
-    // Rewrites.
-    s.use_regex = r.parse(&USE_REGEX, Strict, parse_bool).unwrap_or(false);
-    s.rewrite_target = r.parse(&REWRITE_TARGET, Strict, parse_rewrite_target);
+fn read_rewrites(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    s.use_regex = r.read(&USE_REGEX).unwrap_or(false);
+    s.rewrite_target = r.read(&REWRITE_TARGET);
     if s.rewrite_target.is_some() {
         // As in ingress-nginx: a rewrite target makes the paths regexes.
         s.use_regex = true;
     }
-    s.app_root = r.parse(&APP_ROOT, Strict, |v| parse_abs_path(v, false));
-    s.prefix_rewrite = r.parse(&PREFIX_REWRITE, Strict, |v| parse_abs_path(v, true));
+    s.app_root = r.read(&APP_ROOT);
+    s.prefix_rewrite = r.read(&PREFIX_REWRITE);
     if s.prefix_rewrite.is_some() && s.use_regex {
-        if let Some((key, value)) = r.get(&PREFIX_REWRITE) {
-            r.invalid(
-                &key,
-                value,
-                "cannot be combined with use-regex or rewrite-target",
-                Strict,
-            );
-        }
+        r.reject(
+            PREFIX_REWRITE.row,
+            "cannot be combined with use-regex or rewrite-target",
+        );
     }
+}
 
-    // Timeouts and retries.
-    s.connect_timeout = r.parse(&CONNECT_TIMEOUT, Lenient, |v| {
-        parse_duration(v, Duration::from_millis(1), Duration::from_secs(3600))
-    });
-    let long = |v: &str| parse_duration(v, Duration::from_millis(1), Duration::from_secs(86_400));
-    let read = r.parse(&READ_TIMEOUT, Lenient, long);
-    let send = r.parse(&SEND_TIMEOUT, Lenient, long);
-    let idle = r.parse(&IDLE_TIMEOUT, Lenient, long);
+fn read_timeouts(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    s.connect_timeout = r.read(&CONNECT_TIMEOUT);
+    let read = r.read(&READ_TIMEOUT);
+    let send = r.read(&SEND_TIMEOUT);
+    let idle = r.read(&IDLE_TIMEOUT);
     // Envoy has one stream idle timer for both directions: the longest wins.
     if let Some(t) = idle.or_else(|| read.max(send)) {
         s.idle_timeout = t;
     }
-    s.websocket_idle_timeout = r.parse(&WS_IDLE_TIMEOUT, Lenient, long);
-    if let Some(mut retry) = r.parse(&RETRY_ON, Lenient, parse_retry_on) {
-        retry.retries = s.retry.retries;
-        s.retry = retry;
+    s.websocket_idle_timeout = r.read(&WEBSOCKET_IDLE_TIMEOUT);
+}
+
+fn read_retry(r: &mut Reader<'_>) -> Retry {
+    let mut retry = Retry::default();
+    if let Some(mut on) = r.read(&RETRY_ON) {
+        on.retries = retry.retries;
+        retry = on;
     }
-    if let Some(tries) = r.parse(&RETRY_TRIES, Lenient, |v| parse_u64(v, 0, 10)) {
+    if let Some(tries) = r.read(&RETRY_TRIES) {
         // nginx counts tries including the first; 0 means "no limit" there,
         // which we bound to the default.
         if tries > 0 {
-            s.retry.retries = u32::try_from(tries - 1).unwrap_or(0);
+            retry.retries = u32::try_from(tries - 1).unwrap_or(0);
         }
     }
-    if s.retry.retries == 0 {
-        s.retry.on.clear();
-        s.retry.status_codes.clear();
+    if retry.retries == 0 {
+        retry.on.clear();
+        retry.status_codes.clear();
     }
+    retry
+}
 
-    // Session affinity.
-    s.affinity = parse_affinity(&mut r);
-
-    // Canary.
-    if r.parse(&CANARY, Strict, parse_bool).unwrap_or(false) {
-        s.canary = parse_canary(&mut r);
-    } else {
-        // As in ingress-nginx these do nothing without `canary: "true"`; say so
-        // rather than let a migrating user believe a split is in place.
-        for spec in [
-            &CANARY_WEIGHT,
-            &CANARY_WEIGHT_TOTAL,
-            &CANARY_BY_HEADER,
-            &CANARY_BY_HEADER_VALUE,
-            &CANARY_BY_COOKIE,
-        ] {
-            if let Some((key, value)) = r.get(spec) {
-                r.invalid(
-                    &key,
-                    value,
-                    "has no effect: this Ingress is not a canary (its canary annotation is not \"true\")",
-                    OnError::Default,
-                );
-            }
-        }
+fn read_canary(r: &mut Reader<'_>) -> Option<Canary> {
+    if r.read(&CANARY).unwrap_or(false) {
+        return parse_canary(r);
     }
+    // As in ingress-nginx these do nothing without `canary: "true"`; say so
+    // rather than let a migrating user believe a split is in place.
+    for row in [
+        CANARY_WEIGHT.row,
+        CANARY_WEIGHT_TOTAL.row,
+        CANARY_BY_HEADER.row,
+        CANARY_BY_HEADER_VALUE.row,
+        CANARY_BY_COOKIE.row,
+    ] {
+        r.reject_as(
+            row,
+            "has no effect: this Ingress is not a canary (its canary annotation is not \"true\")",
+            OnInvalid::Lenient,
+        );
+    }
+    None
+}
 
-    // Access control: a bad range fails closed.
-    for spec in [&ALLOW_RANGE, &ALLOW_RANGE_OLD] {
-        if let Some(ranges) = r.parse(spec, Strict, parse_cidrs) {
+/// A bad range fails closed.
+fn read_access_lists(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    for list in [&ALLOWLIST_SOURCE_RANGE, &WHITELIST_SOURCE_RANGE] {
+        if let Some(ranges) = r.read(list) {
             if s.allow_ranges.is_empty() {
                 s.allow_ranges = ranges;
             }
         }
     }
-    s.deny_ranges = r
-        .parse(&DENY_RANGE, Strict, parse_cidrs)
-        .unwrap_or_default();
-
-    // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
-    s.rate_limit = parse_rate_limit(&mut r);
-
-    // Backend protocol and upstream TLS: all strict (a backend reached in
-    // plain text, or unverified, when the tenant asked otherwise is weaker).
-    s.backend_protocol = r
-        .parse(&BACKEND_PROTOCOL, Strict, parse_backend_protocol)
-        .unwrap_or_default();
-    parse_proxy_ssl(&mut r, &mut s);
-
-    // Headers and body size: strict (a security header not added, a header
-    // not stripped, or an unlimited body would be weaker than asked).
-    s.headers = HeaderEdits {
-        request_add: r
-            .parse(&REQUEST_HEADERS_ADD, Strict, parse_header_list)
-            .unwrap_or_default(),
-        request_remove: r
-            .parse(&REQUEST_HEADERS_REMOVE, Strict, parse_header_names)
-            .unwrap_or_default(),
-        response_add: r
-            .parse(&RESPONSE_HEADERS_ADD, Strict, parse_header_list)
-            .unwrap_or_default(),
-        response_remove: r
-            .parse(&RESPONSE_HEADERS_REMOVE, Strict, parse_header_names)
-            .unwrap_or_default(),
-    };
-    s.max_body_bytes = r.parse(&PROXY_BODY_SIZE, Strict, parse_body_size).flatten();
-
-    // Health checks and outlier detection: lenient (the backend is served,
-    // with the default for the bad setting, or without checks).
-    s.health_check = parse_health_check(&mut r);
-    s.outlier = parse_outlier(&mut r);
-
-    // Compression: lenient (served uncompressed, or with the default types).
-    s.compression = parse_compression(&mut r);
-
-    Parsed {
-        settings: s,
-        drop_rules: r.drop_rules,
-    }
+    s.deny_ranges = r.read(&DENYLIST_SOURCE_RANGE).unwrap_or_default();
 }
 
-fn known_suffix(prefix: &str, suffix: &str) -> bool {
-    ALL.iter().any(|s| match prefix {
-        OURS => s.ours == suffix,
-        NGINX => s.nginx == Some(suffix),
-        _ => s.contour == Some(suffix),
-    }) || (prefix == OURS && OURS_OTHER.contains(&suffix))
+fn read_header_edits(r: &mut Reader<'_>) -> HeaderEdits {
+    HeaderEdits {
+        request_add: r.read(&REQUEST_HEADERS_ADD).unwrap_or_default(),
+        request_remove: r.read(&REQUEST_HEADERS_REMOVE).unwrap_or_default(),
+        response_add: r.read(&RESPONSE_HEADERS_ADD).unwrap_or_default(),
+        response_remove: r.read(&RESPONSE_HEADERS_REMOVE).unwrap_or_default(),
+    }
 }
 
 /// Snippets and fail-closed features get one diagnostic each; the other
@@ -717,35 +554,27 @@ fn known_suffix(prefix: &str, suffix: &str) -> bool {
 fn report_unknown(r: &mut Reader<'_>) {
     let mut unknown = Vec::new();
     for key in r.annotations.keys() {
-        let Some((prefix, suffix)) = [OURS, NGINX, CONTOUR]
-            .into_iter()
-            .find_map(|p| key.strip_prefix(p).map(|s| (p, s)))
-        else {
-            continue;
-        };
-        if known_suffix(prefix, suffix) {
-            continue;
-        }
-        if prefix == NGINX && SNIPPETS.contains(&suffix) {
-            r.diags.push(
+        match classify(key) {
+            KeyKind::Read | KeyKind::NotOurs => {}
+            KeyKind::Refused(Refusal::Snippet) => r.diags.push(
                 Severity::Warning,
                 r.obj,
                 field(key),
                 "refused: raw proxy configuration injection is never allowed (tenants share \
                  nothing with each other, but the gateway's config is not theirs to write); \
                  the snippet is ignored — use the typed annotations in docs/annotations.md",
-            );
-        } else if prefix == NGINX && FAIL_CLOSED.contains(&suffix) {
-            r.drop_rules = true;
-            r.diags.push(
-                Severity::Error,
-                r.obj,
-                field(key),
-                "not supported, and serving without it would weaken access control; \
-                 the Ingress's rules are not served",
-            );
-        } else if prefix != CONTOUR {
-            unknown.push(key.as_str());
+            ),
+            KeyKind::Refused(Refusal::FailClosed) => {
+                r.drop_rules = true;
+                r.diags.push(
+                    Severity::Error,
+                    r.obj,
+                    field(key),
+                    "not supported, and serving without it would weaken access control; \
+                     the Ingress's rules are not served",
+                );
+            }
+            KeyKind::Unsupported => unknown.push(key.as_str()),
         }
     }
     if !unknown.is_empty() {
@@ -758,71 +587,69 @@ fn report_unknown(r: &mut Reader<'_>) {
     }
 }
 
-fn parse_affinity(r: &mut Reader<'_>) -> Affinity {
-    use OnError::Default as Lenient;
-    let hash_by = r.parse(&UPSTREAM_HASH_BY, Lenient, |v| match v {
+/// The `affinity` annotation's choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AffinityKind {
+    Cookie,
+    SourceIp,
+}
+
+pub(crate) fn parse_affinity_kind(v: &str) -> Result<Option<AffinityKind>, String> {
+    match v {
+        "cookie" => Ok(Some(AffinityKind::Cookie)),
+        "source-ip" => Ok(Some(AffinityKind::SourceIp)),
+        "" | "none" => Ok(None),
+        _ => Err("expected \"cookie\" or \"source-ip\"".into()),
+    }
+}
+
+pub(crate) fn parse_hash_by(v: &str) -> Result<Affinity, String> {
+    match v {
         "$remote_addr" | "$binary_remote_addr" => Ok(Affinity::SourceIp),
         other => Err(format!(
             "only $remote_addr (client address) is supported, not {other:?}"
         )),
-    });
-    let kind = r.parse(&AFFINITY, Lenient, |v| match v {
-        "cookie" => Ok(Some(true)),
-        "source-ip" => Ok(Some(false)),
-        "" | "none" => Ok(None),
-        _ => Err("expected \"cookie\" or \"source-ip\"".into()),
-    });
-    match kind.flatten() {
-        Some(true) => {
-            let name = r
-                .parse(&COOKIE_NAME, Lenient, parse_cookie_name)
-                .unwrap_or_else(|| "INGRESSCOOKIE".into());
-            let path = r.parse(&COOKIE_PATH, Lenient, |v| parse_abs_path(v, false));
-            let max_age = r.parse(&COOKIE_MAX_AGE, Lenient, |v| {
-                parse_u64(v, 1, 10 * 365 * 24 * 3600).map(Duration::from_secs)
-            });
-            let same_site = r.parse(&COOKIE_SAMESITE, Lenient, |v| {
-                match v.to_ascii_lowercase().as_str() {
-                    "strict" => Ok("Strict".to_string()),
-                    "lax" => Ok("Lax".to_string()),
-                    "none" => Ok("None".to_string()),
-                    _ => Err("expected Strict, Lax or None".into()),
-                }
-            });
-            Affinity::Cookie(CookieAffinity {
-                name,
-                path,
-                max_age,
-                same_site,
-            })
-        }
-        Some(false) => Affinity::SourceIp,
+    }
+}
+
+pub(crate) fn parse_same_site(v: &str) -> Result<String, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "strict" => Ok("Strict".to_string()),
+        "lax" => Ok("Lax".to_string()),
+        "none" => Ok("None".to_string()),
+        _ => Err("expected Strict, Lax or None".into()),
+    }
+}
+
+fn parse_affinity(r: &mut Reader<'_>) -> Affinity {
+    let hash_by = r.read(&UPSTREAM_HASH_BY);
+    match r.read(&AFFINITY).flatten() {
+        Some(AffinityKind::Cookie) => Affinity::Cookie(CookieAffinity {
+            name: r
+                .read(&SESSION_COOKIE_NAME)
+                .unwrap_or_else(|| "INGRESSCOOKIE".into()),
+            path: r.read(&SESSION_COOKIE_PATH),
+            max_age: r.read(&SESSION_COOKIE_MAX_AGE),
+            same_site: r.read(&SESSION_COOKIE_SAMESITE),
+        }),
+        Some(AffinityKind::SourceIp) => Affinity::SourceIp,
         None => hash_by.unwrap_or_default(),
     }
 }
 
 fn parse_canary(r: &mut Reader<'_>) -> Option<Canary> {
-    use OnError::Drop as Strict;
-    let weight_total = r
-        .parse(&CANARY_WEIGHT_TOTAL, Strict, |v| parse_u64(v, 1, 1_000_000))
-        .unwrap_or(100);
-    let weight = r
-        .parse(&CANARY_WEIGHT, Strict, |v| parse_u64(v, 0, 1_000_000))
-        .unwrap_or(0);
+    let weight_total = r.read(&CANARY_WEIGHT_TOTAL).unwrap_or(100);
+    let weight = r.read(&CANARY_WEIGHT).unwrap_or(0);
     if weight > weight_total {
-        if let Some((key, value)) = r.get(&CANARY_WEIGHT) {
-            r.invalid(
-                &key,
-                value,
-                &format!("greater than canary-weight-total ({weight_total})"),
-                Strict,
-            );
-        }
+        r.reject(
+            CANARY_WEIGHT.row,
+            &format!("greater than canary-weight-total ({weight_total})"),
+        );
         return None;
     }
-    let by_header = r.parse(&CANARY_BY_HEADER, Strict, parse_header_name);
-    let by_header_value = r.parse(&CANARY_BY_HEADER_VALUE, Strict, parse_header_value);
-    let by_cookie = r.parse(&CANARY_BY_COOKIE, Strict, parse_cookie_name);
+    let by_header = r.read(&CANARY_BY_HEADER);
+    let by_header_value = r.read(&CANARY_BY_HEADER_VALUE);
+    let by_cookie = r.read(&CANARY_BY_COOKIE);
     Some(Canary {
         weight: u32::try_from(weight).ok()?,
         weight_total: u32::try_from(weight_total).ok()?,
@@ -833,21 +660,13 @@ fn parse_canary(r: &mut Reader<'_>) -> Option<Canary> {
 }
 
 fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
-    use OnError::{Default as Lenient, Drop as Strict};
-    let rate = |v: &str| parse_u64(v, 1, 1_000_000).map(|n| n as u32);
-    let rps = r.parse(&LIMIT_RPS, Strict, rate);
-    let rpm = r.parse(&LIMIT_RPM, Strict, rate);
+    let rps = r.read(&LIMIT_RPS);
+    let rpm = r.read(&LIMIT_RPM);
     if rps.is_none() && rpm.is_none() {
         return None;
     }
-    let burst_multiplier = r
-        .parse(&LIMIT_BURST, Strict, |v| {
-            parse_u64(v, 1, 100).map(|n| n as u32)
-        })
-        .unwrap_or(5);
-    let status = r
-        .parse(&LIMIT_STATUS, Lenient, parse_limit_status)
-        .unwrap_or(429);
+    let burst_multiplier = r.read(&LIMIT_BURST_MULTIPLIER).unwrap_or(5);
+    let status = r.read(&LIMIT_STATUS_CODE).unwrap_or(429);
     Some(RateLimit {
         rps,
         rpm,
@@ -857,22 +676,12 @@ fn parse_rate_limit(r: &mut Reader<'_>) -> Option<RateLimit> {
 }
 
 fn parse_compression(r: &mut Reader<'_>) -> Option<Compression> {
-    use OnError::Default as Lenient;
-    let algorithm = r.parse(&COMPRESSION, Lenient, parse_algorithm);
-    let types = r.parse(&COMPRESSION_TYPES, Lenient, parse_mime_types);
-    let min_length = r.parse(&COMPRESSION_MIN_LENGTH, Lenient, |v| {
-        parse_u64(v, 0, 1 << 30).map(|n| n as u32)
-    });
+    let algorithm = r.read(&COMPRESSION);
+    let types = r.read(&COMPRESSION_TYPES);
+    let min_length = r.read(&COMPRESSION_MIN_LENGTH);
     let Some(algorithm) = algorithm.flatten() else {
-        for spec in [&COMPRESSION_TYPES, &COMPRESSION_MIN_LENGTH] {
-            if let Some((key, value)) = r.get(spec) {
-                r.invalid(
-                    &key,
-                    value,
-                    "needs tenantgateway.io/compression: gzip or brotli",
-                    Lenient,
-                );
-            }
+        for row in [COMPRESSION_TYPES.row, COMPRESSION_MIN_LENGTH.row] {
+            r.reject(row, "needs tenantgateway.io/compression: gzip or brotli");
         }
         return None;
     };
@@ -925,34 +734,28 @@ pub(crate) fn parse_mime_types(v: &str) -> Result<Vec<String>, String> {
 
 pub(crate) const HC_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) const HC_DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
 fn parse_health_check(r: &mut Reader<'_>) -> Option<HealthCheck> {
-    use OnError::Default as Lenient;
-    let interval_range =
-        |v: &str| parse_duration(v, Duration::from_secs(1), Duration::from_secs(3600));
-    let threshold = |v: &str| parse_u64(v, 1, 100).map(|n| n as u32);
-    let path = r.parse(&HC_PATH, Lenient, |v| parse_abs_path(v, false));
-    let interval = r.parse(&HC_INTERVAL, Lenient, interval_range);
-    let timeout = r.parse(&HC_TIMEOUT, Lenient, |v| {
-        parse_duration(v, Duration::from_millis(100), Duration::from_secs(3600))
-    });
-    let healthy = r.parse(&HC_HEALTHY, Lenient, threshold);
-    let unhealthy = r.parse(&HC_UNHEALTHY, Lenient, threshold);
-    if path.is_none() {
-        for spec in [&HC_INTERVAL, &HC_TIMEOUT, &HC_HEALTHY, &HC_UNHEALTHY] {
-            if let Some((key, value)) = r.get(spec) {
-                r.invalid(
-                    &key,
-                    value,
-                    "needs tenantgateway.io/health-check-path (a valid one)",
-                    Lenient,
-                );
-            }
+    let path = r.read(&HEALTH_CHECK_PATH);
+    let interval = r.read(&HEALTH_CHECK_INTERVAL);
+    let timeout = r.read(&HEALTH_CHECK_TIMEOUT);
+    let healthy = r.read(&HEALTH_CHECK_HEALTHY_THRESHOLD);
+    let unhealthy = r.read(&HEALTH_CHECK_UNHEALTHY_THRESHOLD);
+    let Some(path) = path else {
+        for row in [
+            HEALTH_CHECK_INTERVAL.row,
+            HEALTH_CHECK_TIMEOUT.row,
+            HEALTH_CHECK_HEALTHY_THRESHOLD.row,
+            HEALTH_CHECK_UNHEALTHY_THRESHOLD.row,
+        ] {
+            r.reject(
+                row,
+                "needs tenantgateway.io/health-check-path (a valid one)",
+            );
         }
         return None;
-    }
+    };
     Some(HealthCheck {
-        path: path?,
+        path,
         interval: interval.unwrap_or(HC_DEFAULT_INTERVAL),
         timeout: timeout.unwrap_or(HC_DEFAULT_TIMEOUT),
         healthy_threshold: healthy.unwrap_or(2),
@@ -961,62 +764,45 @@ fn parse_health_check(r: &mut Reader<'_>) -> Option<HealthCheck> {
 }
 
 fn parse_outlier(r: &mut Reader<'_>) -> Option<Outlier> {
-    use OnError::Default as Lenient;
-    let d = |v: &str| parse_duration(v, Duration::from_secs(1), Duration::from_secs(3600));
-    let consecutive = r.parse(&OUTLIER_5XX, Lenient, |v| {
-        parse_u64(v, 1, 1000).map(|n| n as u32)
-    });
-    let interval = r.parse(&OUTLIER_INTERVAL, Lenient, d);
-    let ejection = r.parse(&OUTLIER_EJECTION, Lenient, d);
-    if consecutive.is_none() {
-        for spec in [&OUTLIER_INTERVAL, &OUTLIER_EJECTION] {
-            if let Some((key, value)) = r.get(spec) {
-                r.invalid(
-                    &key,
-                    value,
-                    "needs tenantgateway.io/outlier-consecutive-5xx (a valid one)",
-                    Lenient,
-                );
-            }
+    let consecutive = r.read(&OUTLIER_CONSECUTIVE_5XX);
+    let interval = r.read(&OUTLIER_INTERVAL);
+    let ejection = r.read(&OUTLIER_BASE_EJECTION_TIME);
+    let Some(consecutive_5xx) = consecutive else {
+        for row in [OUTLIER_INTERVAL.row, OUTLIER_BASE_EJECTION_TIME.row] {
+            r.reject(
+                row,
+                "needs tenantgateway.io/outlier-consecutive-5xx (a valid one)",
+            );
         }
         return None;
-    }
+    };
     Some(Outlier {
-        consecutive_5xx: consecutive?,
+        consecutive_5xx,
         interval: interval.unwrap_or(Duration::from_secs(10)),
         base_ejection_time: ejection.unwrap_or(Duration::from_secs(30)),
     })
 }
 
 fn parse_proxy_ssl(r: &mut Reader<'_>, s: &mut IngressSettings) {
-    use OnError::Drop as Strict;
-    let namespace = r.obj.namespace.clone();
-    let secret = r.parse(&PROXY_SSL_SECRET, Strict, |v| {
-        parse_secret_ref(v, &namespace)
-    });
-    let verify = r.parse(&PROXY_SSL_VERIFY, Strict, parse_on_off);
-    let name = r.parse(&PROXY_SSL_NAME, Strict, parse_dns_name);
-    let tls = s.backend_protocol.tls();
-    for (spec, set) in [
-        (&PROXY_SSL_SECRET, secret.is_some()),
-        (&PROXY_SSL_VERIFY, verify == Some(true)),
-        (&PROXY_SSL_NAME, name.is_some()),
-    ] {
-        if set && !tls {
-            if let Some((key, value)) = r.get(spec) {
-                r.invalid(&key, value, "needs backend-protocol HTTPS or GRPCS", Strict);
+    let secret = r.read(&PROXY_SSL_SECRET);
+    let verify = r.read(&PROXY_SSL_VERIFY);
+    let name = r.read(&PROXY_SSL_NAME);
+    if !s.backend_protocol.tls() {
+        for (row, set) in [
+            (PROXY_SSL_SECRET.row, secret.is_some()),
+            (PROXY_SSL_VERIFY.row, verify == Some(true)),
+            (PROXY_SSL_NAME.row, name.is_some()),
+        ] {
+            if set {
+                r.reject(row, "needs backend-protocol HTTPS or GRPCS");
             }
         }
     }
     if verify == Some(true) && secret.is_none() {
-        if let Some((key, value)) = r.get(&PROXY_SSL_VERIFY) {
-            r.invalid(
-                &key,
-                value,
-                "verification needs a CA: set proxy-ssl-secret",
-                Strict,
-            );
-        }
+        r.reject(
+            PROXY_SSL_VERIFY.row,
+            "verification needs a CA: set proxy-ssl-secret",
+        );
     }
     s.proxy_ssl = ProxySsl {
         verify: secret.is_some() && verify != Some(false),

@@ -242,11 +242,15 @@ fn cidrs_are_normalised_and_validated() {
 
 // ---------- whole-Ingress parsing ----------
 
-fn parse_map(pairs: &[(&str, &str)]) -> (Parsed, Vec<Diagnostic>) {
-    let map: BTreeMap<String, String> = pairs
+fn annotation_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        .collect()
+}
+
+fn parse_map(pairs: &[(&str, &str)]) -> (Parsed, Vec<Diagnostic>) {
+    let map = annotation_map(pairs);
     let mut diags = Diagnostics::default();
     let obj = ObjectRef::new("Ingress", "shop", "web");
     let p = parse(Some(&map), &obj, &mut diags);
@@ -527,36 +531,180 @@ fn unsupported_authentication_fails_closed() {
     assert_eq!(diags[0].severity, Severity::Error);
 }
 
+/// Values no row accepts all of; each row must refuse at least one.
+const HOSTILE_VALUES: &[&str] = &[
+    "",
+    " ",
+    "\0",
+    "\u{202e}",
+    "$",
+    "$$1",
+    "{",
+    "(",
+    "99999999999999999999",
+    "-0",
+    "/(",
+    "/$9",
+    "\r\n",
+    "🦀",
+];
+
+/// Annotations that make the others count: cookie settings need cookie
+/// affinity, canary settings a canary, the rest the feature they tune.
+const ENABLING: &[(&str, &str)] = &[
+    ("tenantgateway.io/affinity", "cookie"),
+    ("tenantgateway.io/canary", "true"),
+    ("tenantgateway.io/hsts-max-age", "1"),
+    ("tenantgateway.io/limit-rps", "5"),
+    ("tenantgateway.io/health-check-path", "/healthz"),
+    ("tenantgateway.io/outlier-consecutive-5xx", "5"),
+    ("tenantgateway.io/compression", "gzip"),
+];
+
 #[test]
-fn parsing_never_panics_on_arbitrary_values() {
-    let values = [
-        "",
-        " ",
-        "\0",
-        "\u{202e}",
-        "$",
-        "$$1",
-        "{",
-        "(",
-        "99999999999999999999",
-        "-0",
-        "/(",
-        "/$9",
-        "\r\n",
-        "🦀",
-    ];
-    let keys: Vec<String> = ALL
-        .iter()
-        .flat_map(|s| [Some(ours(s.ours)), s.nginx.map(ng)])
-        .flatten()
-        .collect();
-    for k in &keys {
-        for v in values {
-            let (_, diags) =
-                parse_map(&[(k, v), (&ng("affinity"), "cookie"), (&ng("canary"), "true")]);
-            let _ = diags;
+fn a_bad_value_of_any_row_is_reported_on_its_key_and_fails_closed_or_serves_the_default() {
+    for row in TABLE {
+        let base: Vec<(&str, &str)> = ENABLING
+            .iter()
+            .filter(|(k, _)| !row.keys().any(|rk| rk == *k))
+            .copied()
+            .collect();
+        let (without, diags) = parse_map(&base);
+        assert!(diags.is_empty() && !without.drop_rules, "{diags:?}");
+        let mut refused = 0;
+        for key in row.keys() {
+            for &v in HOSTILE_VALUES {
+                let mut pairs = base.clone();
+                pairs.push((key, v));
+                let (p, diags) = parse_map(&pairs);
+                if row.validate(v.trim(), "shop").is_ok() {
+                    continue;
+                }
+                refused += 1;
+                let mine: Vec<_> = diags.iter().filter(|d| d.field == field(key)).collect();
+                assert_eq!(mine.len(), 1, "{key}={v:?}: {diags:?}");
+                assert!(mine[0].message.contains(&format!("{v:?}")), "{mine:?}");
+                if row.on_invalid.drops_rules() {
+                    assert_eq!(mine[0].severity, Severity::Error, "{key}={v:?}");
+                    assert!(p.drop_rules, "{key}={v:?}");
+                } else {
+                    assert_eq!(mine[0].severity, Severity::Warning, "{key}={v:?}");
+                    assert!(!p.drop_rules, "{key}={v:?}");
+                    // The fallback is the setting without the annotation.
+                    assert_eq!(p.settings, without.settings, "{key}={v:?}");
+                }
+            }
         }
+        assert!(refused > 0, "no hostile value tests {}", row.key);
     }
+}
+
+#[test]
+fn parse_reads_every_row_of_the_table_and_no_other_key() {
+    let mut read = std::collections::BTreeSet::new();
+    for pairs in [&[][..], ENABLING] {
+        let map = annotation_map(pairs);
+        let mut diags = Diagnostics::default();
+        let obj = ObjectRef::new("Ingress", "shop", "web");
+        let mut r = Reader::new(&map, &obj, &mut diags);
+        read_settings(&mut r);
+        read.extend(r.rows_read);
+    }
+    let table: std::collections::BTreeSet<&str> = TABLE.iter().map(|row| row.key).collect();
+    assert_eq!(read, table);
+}
+
+#[test]
+fn table_keys_are_unique_and_aliases_keep_the_documented_precedence() {
+    let mut seen = std::collections::BTreeSet::new();
+    for row in TABLE {
+        assert!(row.key.starts_with(OURS), "{}", row.key);
+        assert!(
+            !row.value.is_empty() && !row.default.is_empty(),
+            "{}",
+            row.key
+        );
+        for key in row.keys() {
+            assert!(seen.insert(key), "{key} is in two rows");
+            assert!(!REFUSED.iter().any(|(k, _)| *k == key), "{key}");
+            assert_eq!(classify(key), KeyKind::Read, "{key}");
+        }
+        // Ours, then Contour's, then ingress-nginx's.
+        let rank = |k: &str| [OURS, CONTOUR, NGINX].iter().position(|p| k.starts_with(p));
+        let ranks: Vec<_> = row.keys().map(rank).collect();
+        assert!(ranks.iter().all(Option::is_some), "{ranks:?}");
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{}", row.key);
+    }
+    // Each group is one table in the doc.
+    let mut groups: Vec<_> = TABLE.iter().map(|row| row.group).collect();
+    groups.dedup();
+    let mut sorted = groups.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        groups.len(),
+        sorted.len(),
+        "a group's rows are not together"
+    );
+    for (key, refusal) in REFUSED {
+        assert_eq!(classify(key), KeyKind::Refused(*refusal), "{key}");
+    }
+}
+
+fn docs_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/annotations.md")
+}
+
+/// Regenerate with `TG_UPDATE_DOCS=1 cargo test -p tenant-gateway-xds --lib annotations`.
+#[test]
+fn docs_annotations_md_tables_are_rendered_from_the_table() {
+    let update = std::env::var_os("TG_UPDATE_DOCS").is_some();
+    assert!(
+        !(update && std::env::var_os("CI").is_some()),
+        "TG_UPDATE_DOCS is set in CI: docs/annotations.md is compared there, never rewritten"
+    );
+    let path = docs_path();
+    let doc = std::fs::read_to_string(&path).expect("docs/annotations.md");
+    let want = docs::regenerate(&doc).unwrap_or_else(|e| panic!("docs/annotations.md: {e}"));
+    if doc == want {
+        return;
+    }
+    if update {
+        std::fs::write(&path, want).expect("write docs/annotations.md");
+        return;
+    }
+    let (line, (have, should)) = doc
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+        .map(|(i, pair)| (i + 1, pair))
+        .unwrap_or((0, ("", "")));
+    panic!(
+        "docs/annotations.md disagrees with the annotation table (annotations_table.rs) at \
+         line {line}:\n  doc:   {have}\n  table: {should}\nregenerate with \
+         `TG_UPDATE_DOCS=1 cargo test -p tenant-gateway-xds --lib annotations` and review the diff"
+    );
+}
+
+#[test]
+fn the_doc_check_fails_on_an_edited_missing_or_unknown_block() {
+    let block = |id: &str, content: &str| {
+        format!("<!-- BEGIN GENERATED {id} -->\n{content}<!-- END GENERATED {id} -->\n")
+    };
+    let blocks = docs::blocks();
+    let doc: String = blocks.iter().map(|(id, c)| block(id, c)).collect();
+    assert_eq!(docs::regenerate(&doc).as_deref(), Ok(doc.as_str()));
+    // A cell edited by hand is put back.
+    let edited = doc.replacen("| strict |", "| lenient |", 1);
+    assert_ne!(edited, doc);
+    assert_eq!(docs::regenerate(&edited).as_deref(), Ok(doc.as_str()));
+    // A group without its block, or a block without its group.
+    let (first, content) = &blocks[0];
+    let missing = doc.replacen(&block(first, content), "", 1);
+    assert!(docs::regenerate(&missing).is_err());
+    assert!(docs::regenerate(&format!("{doc}{}", block("no-such-group", ""))).is_err());
+    assert!(docs::regenerate(&format!("{doc}{}", block(first, ""))).is_err());
 }
 
 // ---------- features 8+: table of (annotation, value, drops the rules?, extra pairs) ----------

@@ -1,0 +1,546 @@
+//! The one table of the Ingress annotations we read. Each row says the key
+//! (`tenantgateway.io/<name>`), the keys that alias it (read when ours is
+//! absent, in order), how its value is parsed, what an invalid value does
+//! (strict or lenient), its feature group and its line in
+//! `docs/annotations.md`. Parsing reads values only through these rows,
+//! the unknown-annotation report asks [`classify`], and the doc's tables are
+//! rendered from them (`annotations_docs.rs`), so the three cannot drift.
+
+use super::{
+    parse_abs_path, parse_affinity_kind, parse_algorithm, parse_backend_protocol, parse_body_size,
+    parse_bool, parse_cidrs, parse_cookie_name, parse_dns_name, parse_duration, parse_hash_by,
+    parse_header_list, parse_header_name, parse_header_names, parse_header_value,
+    parse_limit_status, parse_mime_types, parse_on_off, parse_retry_on, parse_rewrite_target,
+    parse_same_site, parse_secret_ref, parse_tls_version, parse_u64, Affinity, AffinityKind,
+    Algorithm, BackendProtocol, Cidr, Retry, TlsVersion, CONTOUR, NGINX, OURS,
+};
+use std::time::Duration;
+
+/// An ingress-nginx key, written out so that rows hold `&'static str` keys.
+macro_rules! nginx {
+    ($name:literal) => {
+        concat!("nginx.ingress.kubernetes.io/", $name)
+    };
+}
+
+/// A Contour key.
+macro_rules! contour {
+    ($name:literal) => {
+        concat!("projectcontour.io/", $name)
+    };
+}
+
+/// What an invalid value does to its Ingress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnInvalid {
+    /// The Ingress's rules are not served (`Error`).
+    Strict,
+    /// The Ingress is served with the default for the setting (`Warning`).
+    Lenient,
+    /// Lenient; the doc names what the default amounts to ("no HSTS").
+    LenientServing(&'static str),
+}
+
+impl OnInvalid {
+    pub(crate) fn drops_rules(self) -> bool {
+        self == OnInvalid::Strict
+    }
+}
+
+/// The section of `docs/annotations.md` a row's doc line is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Group {
+    Tls,
+    Paths,
+    Timeouts,
+    Affinity,
+    Canary,
+    AccessControl,
+    RateLimiting,
+    BackendProtocol,
+    Headers,
+    Compression,
+    HealthChecks,
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+impl Group {
+    /// The name in the doc's `<!-- BEGIN GENERATED <id> -->` marker.
+    pub(crate) fn id(self) -> &'static str {
+        match self {
+            Group::Tls => "tls",
+            Group::Paths => "paths",
+            Group::Timeouts => "timeouts",
+            Group::Affinity => "affinity",
+            Group::Canary => "canary",
+            Group::AccessControl => "access-control",
+            Group::RateLimiting => "rate-limiting",
+            Group::BackendProtocol => "backend-protocol",
+            Group::Headers => "headers",
+            Group::Compression => "compression",
+            Group::HealthChecks => "health-checks",
+        }
+    }
+
+    /// The heading of the doc table's alias column.
+    pub(crate) fn alias_heading(self) -> &'static str {
+        match self {
+            Group::Tls => "ingress-nginx / Contour",
+            Group::Compression => "ingress-nginx (ConfigMap)",
+            _ => "ingress-nginx",
+        }
+    }
+}
+
+/// How a value is parsed (after trimming).
+pub(crate) enum Parser<T> {
+    Plain(fn(&str) -> Result<T, String>),
+    /// Also given the Ingress's namespace (Secret references).
+    InNamespace(fn(&str, &str) -> Result<T, String>),
+}
+
+impl<T> Parser<T> {
+    pub(crate) fn run(&self, value: &str, namespace: &str) -> Result<T, String> {
+        match self {
+            Parser::Plain(f) => f(value),
+            Parser::InNamespace(f) => f(value, namespace),
+        }
+    }
+}
+
+/// One annotation: where it is read, what a bad value does, its doc line.
+// The doc fields are read by the doc generator, which runs as a test.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct Row {
+    /// Ours, `tenantgateway.io/<name>`; it wins over the aliases.
+    pub key: &'static str,
+    /// Read when ours is absent, first present wins (Contour, then ingress-nginx).
+    pub aliases: &'static [&'static str],
+    pub on_invalid: OnInvalid,
+    pub group: Group,
+    /// Doc: the accepted values.
+    pub value: &'static str,
+    /// Doc: what applies without the annotation.
+    pub default: &'static str,
+    /// Doc: the alias column when there is no alias (an equivalent elsewhere).
+    pub alias_note: Option<&'static str>,
+    /// The row's parser with its result dropped; private so that rows exist
+    /// only in this table.
+    validate: fn(&str, &str) -> Result<(), String>,
+}
+
+impl Row {
+    /// Ours, then the aliases: the order values are looked up in.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.key).chain(self.aliases.iter().copied())
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    /// Whether the row's parser accepts `value` (trimmed) for an Ingress in `namespace`.
+    pub(crate) fn validate(&self, value: &str, namespace: &str) -> Result<(), String> {
+        (self.validate)(value, namespace)
+    }
+}
+
+/// A row with the type its parser yields.
+pub(crate) struct Annotation<T: 'static> {
+    pub row: &'static Row,
+    pub parse: Parser<T>,
+}
+
+/// Fields a row may leave out.
+const BLANK: Row = Row {
+    key: "",
+    aliases: &[],
+    on_invalid: OnInvalid::Strict,
+    group: Group::Tls,
+    value: "",
+    default: "",
+    alias_note: None,
+    validate: |_, _| Ok(()),
+};
+
+/// Declares each row as a typed constant and lists them all in [`TABLE`],
+/// in doc order, from one declaration.
+macro_rules! annotation_table {
+    ($( $id:ident: $ty:ty = $parser:expr => { $($field:ident: $value:expr),* $(,)? } )*) => {
+        $(
+            pub(crate) const $id: Annotation<$ty> = Annotation {
+                row: &Row {
+                    $($field: $value,)*
+                    validate: |v, ns| {
+                        let parser: Parser<$ty> = $parser;
+                        parser.run(v, ns).map(drop)
+                    },
+                    ..BLANK
+                },
+                parse: $parser,
+            };
+        )*
+        /// Every annotation we read, in doc order.
+        pub(crate) const TABLE: &[&Row] = &[$($id.row),*];
+    };
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn up_to_an_hour(v: &str) -> Result<Duration, String> {
+    parse_duration(v, Duration::from_millis(1), HOUR)
+}
+
+fn up_to_a_day(v: &str) -> Result<Duration, String> {
+    parse_duration(v, Duration::from_millis(1), DAY)
+}
+
+fn a_second_to_an_hour(v: &str) -> Result<Duration, String> {
+    parse_duration(v, Duration::from_secs(1), HOUR)
+}
+
+fn u32_in(v: &str, min: u64, max: u64) -> Result<u32, String> {
+    parse_u64(v, min, max).map(|n| n as u32)
+}
+
+use Group as G;
+use OnInvalid::{Lenient, LenientServing, Strict};
+
+annotation_table! {
+    // ---------- TLS ----------
+    SSL_REDIRECT: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/ssl-redirect", aliases: &[nginx!("ssl-redirect")],
+        on_invalid: Strict, group: G::Tls, value: "bool", default: "`false`",
+    }
+    FORCE_SSL_REDIRECT: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/force-ssl-redirect", aliases: &[nginx!("force-ssl-redirect")],
+        on_invalid: Strict, group: G::Tls, value: "bool", default: "`false`",
+    }
+    HSTS_MAX_AGE: u64 = Parser::Plain(|v| parse_u64(v, 0, 2 * 365 * 24 * 3600)) => {
+        key: "tenantgateway.io/hsts-max-age",
+        on_invalid: LenientServing("no HSTS"), group: G::Tls,
+        value: "seconds, 0..63072000", default: "no HSTS",
+    }
+    HSTS_INCLUDE_SUBDOMAINS: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/hsts-include-subdomains",
+        on_invalid: Lenient, group: G::Tls, value: "bool", default: "`false`",
+    }
+    TLS_MIN_VERSION: TlsVersion = Parser::Plain(parse_tls_version) => {
+        key: "tenantgateway.io/tls-min-version",
+        aliases: &[contour!("tls-minimum-protocol-version")],
+        on_invalid: Strict, group: G::Tls,
+        value: "`1.2`, `1.3` (`TLSv1.3` accepted)", default: "`1.2`",
+    }
+
+    // ---------- paths and rewrites ----------
+    USE_REGEX: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/use-regex", aliases: &[nginx!("use-regex")],
+        on_invalid: Strict, group: G::Paths, value: "bool", default: "`false`",
+    }
+    REWRITE_TARGET: String = Parser::Plain(parse_rewrite_target) => {
+        key: "tenantgateway.io/rewrite-target", aliases: &[nginx!("rewrite-target")],
+        on_invalid: Strict, group: G::Paths,
+        value: "absolute path; `$1`..`$9` capture groups", default: "none",
+    }
+    APP_ROOT: String = Parser::Plain(|v| parse_abs_path(v, false)) => {
+        key: "tenantgateway.io/app-root", aliases: &[nginx!("app-root")],
+        on_invalid: Strict, group: G::Paths, value: "absolute path", default: "none",
+    }
+    PREFIX_REWRITE: String = Parser::Plain(|v| parse_abs_path(v, true)) => {
+        key: "tenantgateway.io/prefix-rewrite",
+        on_invalid: Strict, group: G::Paths, value: "absolute path", default: "none",
+    }
+
+    // ---------- timeouts and retries ----------
+    CONNECT_TIMEOUT: Duration = Parser::Plain(up_to_an_hour) => {
+        key: "tenantgateway.io/connect-timeout", aliases: &[nginx!("proxy-connect-timeout")],
+        on_invalid: Lenient, group: G::Timeouts, value: "duration ≤ 1h", default: "5s",
+    }
+    READ_TIMEOUT: Duration = Parser::Plain(up_to_a_day) => {
+        key: "tenantgateway.io/read-timeout", aliases: &[nginx!("proxy-read-timeout")],
+        on_invalid: Lenient, group: G::Timeouts, value: "duration ≤ 24h", default: "60s",
+    }
+    SEND_TIMEOUT: Duration = Parser::Plain(up_to_a_day) => {
+        key: "tenantgateway.io/send-timeout", aliases: &[nginx!("proxy-send-timeout")],
+        on_invalid: Lenient, group: G::Timeouts, value: "duration ≤ 24h", default: "60s",
+    }
+    IDLE_TIMEOUT: Duration = Parser::Plain(up_to_a_day) => {
+        key: "tenantgateway.io/idle-timeout",
+        on_invalid: Lenient, group: G::Timeouts, value: "duration ≤ 24h", default: "60s",
+    }
+    WEBSOCKET_IDLE_TIMEOUT: Duration = Parser::Plain(up_to_a_day) => {
+        key: "tenantgateway.io/websocket-idle-timeout",
+        on_invalid: Lenient, group: G::Timeouts,
+        value: "duration ≤ 24h", default: "the idle timeout",
+    }
+    RETRY_ON: Retry = Parser::Plain(parse_retry_on) => {
+        key: "tenantgateway.io/retry-on", aliases: &[nginx!("proxy-next-upstream")],
+        on_invalid: Lenient, group: G::Timeouts, value: "conditions", default: "see below",
+    }
+    RETRY_TRIES: u64 = Parser::Plain(|v| parse_u64(v, 0, 10)) => {
+        key: "tenantgateway.io/retry-tries", aliases: &[nginx!("proxy-next-upstream-tries")],
+        on_invalid: Lenient, group: G::Timeouts, value: "0..10", default: "3 tries",
+    }
+
+    // ---------- session affinity ----------
+    AFFINITY: Option<AffinityKind> = Parser::Plain(parse_affinity_kind) => {
+        key: "tenantgateway.io/affinity", aliases: &[nginx!("affinity")],
+        on_invalid: Lenient, group: G::Affinity,
+        value: "`cookie`, `source-ip` (ours)", default: "none",
+    }
+    UPSTREAM_HASH_BY: Affinity = Parser::Plain(parse_hash_by) => {
+        key: "tenantgateway.io/upstream-hash-by", aliases: &[nginx!("upstream-hash-by")],
+        on_invalid: Lenient, group: G::Affinity, value: "`$remote_addr` only", default: "none",
+    }
+    SESSION_COOKIE_NAME: String = Parser::Plain(parse_cookie_name) => {
+        key: "tenantgateway.io/session-cookie-name", aliases: &[nginx!("session-cookie-name")],
+        on_invalid: Lenient, group: G::Affinity,
+        value: "cookie name", default: "`INGRESSCOOKIE`",
+    }
+    SESSION_COOKIE_PATH: String = Parser::Plain(|v| parse_abs_path(v, false)) => {
+        key: "tenantgateway.io/session-cookie-path", aliases: &[nginx!("session-cookie-path")],
+        on_invalid: Lenient, group: G::Affinity, value: "absolute path", default: "`/`",
+    }
+    SESSION_COOKIE_MAX_AGE: Duration =
+        Parser::Plain(|v| parse_u64(v, 1, 10 * 365 * 24 * 3600).map(Duration::from_secs)) => {
+        key: "tenantgateway.io/session-cookie-max-age",
+        aliases: &[nginx!("session-cookie-max-age")],
+        on_invalid: Lenient, group: G::Affinity, value: "seconds", default: "session cookie",
+    }
+    SESSION_COOKIE_SAMESITE: String = Parser::Plain(parse_same_site) => {
+        key: "tenantgateway.io/session-cookie-samesite",
+        aliases: &[nginx!("session-cookie-samesite")],
+        on_invalid: Lenient, group: G::Affinity,
+        value: "`Strict`, `Lax`, `None`", default: "not set",
+    }
+
+    // ---------- canary ----------
+    CANARY: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/canary", aliases: &[nginx!("canary")],
+        on_invalid: Strict, group: G::Canary, value: "bool", default: "`false`",
+    }
+    CANARY_WEIGHT: u64 = Parser::Plain(|v| parse_u64(v, 0, 1_000_000)) => {
+        key: "tenantgateway.io/canary-weight", aliases: &[nginx!("canary-weight")],
+        on_invalid: Strict, group: G::Canary, value: "0..total", default: "0",
+    }
+    CANARY_WEIGHT_TOTAL: u64 = Parser::Plain(|v| parse_u64(v, 1, 1_000_000)) => {
+        key: "tenantgateway.io/canary-weight-total", aliases: &[nginx!("canary-weight-total")],
+        on_invalid: Strict, group: G::Canary, value: "1..1000000", default: "100",
+    }
+    CANARY_BY_HEADER: String = Parser::Plain(parse_header_name) => {
+        key: "tenantgateway.io/canary-by-header", aliases: &[nginx!("canary-by-header")],
+        on_invalid: Strict, group: G::Canary, value: "header name", default: "none",
+    }
+    CANARY_BY_HEADER_VALUE: String = Parser::Plain(parse_header_value) => {
+        key: "tenantgateway.io/canary-by-header-value",
+        aliases: &[nginx!("canary-by-header-value")],
+        on_invalid: Strict, group: G::Canary, value: "printable ASCII", default: "none",
+    }
+    CANARY_BY_COOKIE: String = Parser::Plain(parse_cookie_name) => {
+        key: "tenantgateway.io/canary-by-cookie", aliases: &[nginx!("canary-by-cookie")],
+        on_invalid: Strict, group: G::Canary, value: "cookie name", default: "none",
+    }
+
+    // ---------- access control ----------
+    ALLOWLIST_SOURCE_RANGE: Vec<Cidr> = Parser::Plain(parse_cidrs) => {
+        key: "tenantgateway.io/allowlist-source-range",
+        aliases: &[nginx!("allowlist-source-range")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "comma-separated CIDRs / addresses, IPv4 or IPv6", default: "everyone",
+    }
+    // The older name is a row of its own: both are validated when both are set.
+    WHITELIST_SOURCE_RANGE: Vec<Cidr> = Parser::Plain(parse_cidrs) => {
+        key: "tenantgateway.io/whitelist-source-range",
+        aliases: &[nginx!("whitelist-source-range")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "same (older name)", default: "everyone",
+    }
+    DENYLIST_SOURCE_RANGE: Vec<Cidr> = Parser::Plain(parse_cidrs) => {
+        key: "tenantgateway.io/denylist-source-range",
+        aliases: &[nginx!("denylist-source-range")],
+        on_invalid: Strict, group: G::AccessControl, value: "same", default: "no one",
+    }
+
+    // ---------- rate limiting ----------
+    LIMIT_RPS: u32 = Parser::Plain(|v| u32_in(v, 1, 1_000_000)) => {
+        key: "tenantgateway.io/limit-rps", aliases: &[nginx!("limit-rps")],
+        on_invalid: Strict, group: G::RateLimiting,
+        value: "requests per second, 1..1000000", default: "no limit",
+    }
+    LIMIT_RPM: u32 = Parser::Plain(|v| u32_in(v, 1, 1_000_000)) => {
+        key: "tenantgateway.io/limit-rpm", aliases: &[nginx!("limit-rpm")],
+        on_invalid: Strict, group: G::RateLimiting,
+        value: "requests per minute, 1..1000000", default: "no limit",
+    }
+    LIMIT_BURST_MULTIPLIER: u32 = Parser::Plain(|v| u32_in(v, 1, 100)) => {
+        key: "tenantgateway.io/limit-burst-multiplier",
+        aliases: &[nginx!("limit-burst-multiplier")],
+        on_invalid: Strict, group: G::RateLimiting, value: "1..100", default: "5",
+    }
+    LIMIT_STATUS_CODE: u16 = Parser::Plain(parse_limit_status) => {
+        key: "tenantgateway.io/limit-status-code",
+        on_invalid: LenientServing("429"), group: G::RateLimiting,
+        value: "400, 403, 404, 429, 500, 502, 503, 504", default: "429",
+    }
+
+    // ---------- backend protocol and upstream TLS ----------
+    BACKEND_PROTOCOL: BackendProtocol = Parser::Plain(parse_backend_protocol) => {
+        key: "tenantgateway.io/backend-protocol", aliases: &[nginx!("backend-protocol")],
+        on_invalid: Strict, group: G::BackendProtocol,
+        value: "`HTTP`, `HTTPS`, `GRPC`, `GRPCS`, `H2C` (any case)", default: "`HTTP`",
+    }
+    PROXY_SSL_SECRET: String = Parser::InNamespace(parse_secret_ref) => {
+        key: "tenantgateway.io/proxy-ssl-secret", aliases: &[nginx!("proxy-ssl-secret")],
+        on_invalid: Strict, group: G::BackendProtocol,
+        value: "`namespace/name` or `name`; the Ingress's namespace only", default: "no CA",
+    }
+    PROXY_SSL_VERIFY: bool = Parser::Plain(parse_on_off) => {
+        key: "tenantgateway.io/proxy-ssl-verify", aliases: &[nginx!("proxy-ssl-verify")],
+        on_invalid: Strict, group: G::BackendProtocol,
+        value: "`on`/`off` (or a bool)", default: "`on` when a CA is given",
+    }
+    PROXY_SSL_NAME: String = Parser::Plain(parse_dns_name) => {
+        key: "tenantgateway.io/proxy-ssl-name", aliases: &[nginx!("proxy-ssl-name")],
+        on_invalid: Strict, group: G::BackendProtocol,
+        value: "DNS name", default: "`<service>.<namespace>.svc`",
+    }
+
+    // ---------- headers and request body size ----------
+    REQUEST_HEADERS_ADD: Vec<(String, String)> = Parser::Plain(parse_header_list) => {
+        key: "tenantgateway.io/request-headers-add",
+        on_invalid: Strict, group: G::Headers,
+        value: "`Name: value; Name2: value2`", default: "none",
+    }
+    REQUEST_HEADERS_REMOVE: Vec<String> = Parser::Plain(parse_header_names) => {
+        key: "tenantgateway.io/request-headers-remove",
+        on_invalid: Strict, group: G::Headers,
+        value: "header names, comma or space separated", default: "none",
+    }
+    RESPONSE_HEADERS_ADD: Vec<(String, String)> = Parser::Plain(parse_header_list) => {
+        key: "tenantgateway.io/response-headers-add",
+        on_invalid: Strict, group: G::Headers,
+        value: "`Name: value; Name2: value2`", default: "none",
+    }
+    RESPONSE_HEADERS_REMOVE: Vec<String> = Parser::Plain(parse_header_names) => {
+        key: "tenantgateway.io/response-headers-remove",
+        on_invalid: Strict, group: G::Headers,
+        value: "header names, comma or space separated", default: "none",
+    }
+    PROXY_BODY_SIZE: Option<u32> = Parser::Plain(parse_body_size) => {
+        key: "tenantgateway.io/proxy-body-size", aliases: &[nginx!("proxy-body-size")],
+        on_invalid: Strict, group: G::Headers,
+        value: "bytes, or `k`/`m`/`g` (1024-based), below 4g; `0` = no limit",
+        default: "no limit",
+    }
+
+    // ---------- compression ----------
+    COMPRESSION: Option<Algorithm> = Parser::Plain(parse_algorithm) => {
+        key: "tenantgateway.io/compression", alias_note: Some("(`use-gzip`, `enable-brotli`)"),
+        on_invalid: LenientServing("off"), group: G::Compression,
+        value: "`gzip`, `brotli` (or `br`), `off`", default: "off",
+    }
+    COMPRESSION_TYPES: Vec<String> = Parser::Plain(parse_mime_types) => {
+        key: "tenantgateway.io/compression-types",
+        alias_note: Some("(`gzip-types`, `brotli-types`)"),
+        on_invalid: LenientServing("default types"), group: G::Compression,
+        value: "MIME types, comma or space separated, 1..32", default: "see below",
+    }
+    COMPRESSION_MIN_LENGTH: u32 = Parser::Plain(|v| u32_in(v, 0, 1 << 30)) => {
+        key: "tenantgateway.io/compression-min-length",
+        alias_note: Some("(`gzip-min-length`)"),
+        on_invalid: LenientServing("256"), group: G::Compression,
+        value: "bytes, 0..2^30", default: "256",
+    }
+
+    // ---------- health checks and outlier detection ----------
+    HEALTH_CHECK_PATH: String = Parser::Plain(|v| parse_abs_path(v, false)) => {
+        key: "tenantgateway.io/health-check-path",
+        on_invalid: LenientServing("no checks"), group: G::HealthChecks,
+        value: "absolute path", default: "no active checks",
+    }
+    HEALTH_CHECK_INTERVAL: Duration = Parser::Plain(a_second_to_an_hour) => {
+        key: "tenantgateway.io/health-check-interval",
+        on_invalid: Lenient, group: G::HealthChecks, value: "duration, 1s..1h", default: "10s",
+    }
+    HEALTH_CHECK_TIMEOUT: Duration =
+        Parser::Plain(|v| parse_duration(v, Duration::from_millis(100), HOUR)) => {
+        key: "tenantgateway.io/health-check-timeout",
+        on_invalid: Lenient, group: G::HealthChecks,
+        value: "duration, 100ms..1h", default: "5s",
+    }
+    HEALTH_CHECK_HEALTHY_THRESHOLD: u32 = Parser::Plain(|v| u32_in(v, 1, 100)) => {
+        key: "tenantgateway.io/health-check-healthy-threshold",
+        on_invalid: Lenient, group: G::HealthChecks, value: "1..100", default: "2",
+    }
+    HEALTH_CHECK_UNHEALTHY_THRESHOLD: u32 = Parser::Plain(|v| u32_in(v, 1, 100)) => {
+        key: "tenantgateway.io/health-check-unhealthy-threshold",
+        on_invalid: Lenient, group: G::HealthChecks, value: "1..100", default: "3",
+    }
+    OUTLIER_CONSECUTIVE_5XX: u32 = Parser::Plain(|v| u32_in(v, 1, 1000)) => {
+        key: "tenantgateway.io/outlier-consecutive-5xx",
+        on_invalid: LenientServing("none"), group: G::HealthChecks,
+        value: "1..1000", default: "no outlier detection",
+    }
+    OUTLIER_INTERVAL: Duration = Parser::Plain(a_second_to_an_hour) => {
+        key: "tenantgateway.io/outlier-interval",
+        on_invalid: Lenient, group: G::HealthChecks, value: "duration, 1s..1h", default: "10s",
+    }
+    OUTLIER_BASE_EJECTION_TIME: Duration = Parser::Plain(a_second_to_an_hour) => {
+        key: "tenantgateway.io/outlier-base-ejection-time",
+        on_invalid: Lenient, group: G::HealthChecks, value: "duration, 1s..1h", default: "30s",
+    }
+}
+
+/// ingress-nginx annotations we refuse whatever their value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Raw proxy configuration: ignored, with a warning.
+    Snippet,
+    /// A feature we do not implement whose absence would weaken access
+    /// control: the Ingress's rules are not served.
+    FailClosed,
+}
+
+/// Every refused annotation, in doc order.
+pub(crate) const REFUSED: &[(&str, Refusal)] = &[
+    (nginx!("configuration-snippet"), Refusal::Snippet),
+    (nginx!("server-snippet"), Refusal::Snippet),
+    (nginx!("location-snippet"), Refusal::Snippet),
+    (nginx!("auth-snippet"), Refusal::Snippet),
+    (nginx!("stream-snippet"), Refusal::Snippet),
+    (nginx!("modsecurity-snippet"), Refusal::Snippet),
+    (nginx!("auth-type"), Refusal::FailClosed),
+    (nginx!("auth-url"), Refusal::FailClosed),
+    (nginx!("auth-secret"), Refusal::FailClosed),
+    (nginx!("auth-tls-secret"), Refusal::FailClosed),
+    (nginx!("auth-tls-verify-client"), Refusal::FailClosed),
+    (nginx!("satisfy"), Refusal::FailClosed),
+];
+
+/// What the unknown-annotation report makes of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// A row's key or alias.
+    Read,
+    Refused(Refusal),
+    /// Under our or ingress-nginx's prefix, but not something we read.
+    Unsupported,
+    /// Another prefix, or one of Contour's we do not read (Contour has many
+    /// annotations we do not claim to know).
+    NotOurs,
+}
+
+pub(crate) fn classify(key: &str) -> KeyKind {
+    if TABLE.iter().any(|row| row.keys().any(|k| k == key)) {
+        return KeyKind::Read;
+    }
+    if let Some((_, refusal)) = REFUSED.iter().find(|(k, _)| *k == key) {
+        return KeyKind::Refused(*refusal);
+    }
+    match [OURS, NGINX, CONTOUR]
+        .into_iter()
+        .find(|prefix| key.starts_with(prefix))
+    {
+        Some(OURS | NGINX) => KeyKind::Unsupported,
+        _ => KeyKind::NotOurs,
+    }
+}
