@@ -141,8 +141,8 @@ impl Row {
         std::iter::once(self.key).chain(self.aliases.iter().copied())
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     /// Whether the row's parser accepts `value` (trimmed) for an Ingress in `namespace`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn validate(&self, value: &str, namespace: &str) -> Result<(), String> {
         (self.validate)(value, namespace)
     }

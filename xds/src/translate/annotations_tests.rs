@@ -525,6 +525,26 @@ fn snippets_are_refused_as_config_injection() {
 }
 
 #[test]
+fn every_refused_annotation_gets_its_own_diagnostic_as_the_doc_table_says() {
+    for (key, refusal) in REFUSED {
+        let (p, diags) = parse_map(&[(key, "x"), (&ng("enable-cors"), "true")]);
+        let mine: Vec<_> = diags.iter().filter(|d| d.field == field(key)).collect();
+        assert_eq!(mine.len(), 1, "{key}: {diags:?}");
+        let (severity, drops) = match refusal {
+            Refusal::Snippet => (Severity::Warning, false),
+            Refusal::FailClosed => (Severity::Error, true),
+        };
+        assert_eq!((mine[0].severity, p.drop_rules), (severity, drops), "{key}");
+        // Refused keys are not listed again among the unsupported ones.
+        let unsupported = diags.iter().find(|d| d.field == "metadata.annotations");
+        assert!(
+            unsupported.is_some_and(|d| !d.message.contains(key)),
+            "{diags:?}"
+        );
+    }
+}
+
+#[test]
 fn unsupported_authentication_fails_closed() {
     let (p, diags) = parse_map(&[(&ng("auth-url"), "http://auth.example/check")]);
     assert!(p.drop_rules);
