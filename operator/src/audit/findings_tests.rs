@@ -4,7 +4,7 @@
 use super::findings::*;
 use super::rbac::{ObjectRef, RbacObjects, Request};
 use crate::build::{build_all, Desired};
-use crate::reconcile::resolve_claims;
+use crate::claims::resolve_claims;
 use crds::{TenantGateway, TenantGatewaySpec, TenantGatewayStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Namespace, Volume};
