@@ -105,7 +105,7 @@ fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
     }
 }
 
-/// Stage 3: server-side apply under one field manager, in build order
+/// Apply: server-side apply under one field manager, in build order
 /// (RBAC before the claims ConfigMap the sidecar follows).
 async fn apply_all(
     client: &Client,
@@ -128,7 +128,7 @@ async fn apply_all(
     Ok(())
 }
 
-/// Stage 4: delete this tenant's labelled objects that the pass did not produce.
+/// Delete stale: delete this tenant's labelled objects that the pass did not produce.
 async fn delete_stale(
     client: &Client,
     tenant: &str,

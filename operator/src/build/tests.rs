@@ -359,3 +359,24 @@ fn every_built_kind_is_a_managed_kind() {
         assert_eq!(row.api_resource(), d.api_resource(), "{}", d.kind());
     }
 }
+
+/// The controller re-reconciles on changes to these kinds only (as before the
+/// table): the others are left to the periodic requeue.
+#[test]
+fn watched_managed_kinds() {
+    let watched: Vec<&str> = MANAGED_KINDS
+        .iter()
+        .filter(|k| k.watched)
+        .map(|k| k.kind)
+        .collect();
+    assert_eq!(
+        watched,
+        [
+            "ServiceAccount",
+            "RoleBinding",
+            "ConfigMap",
+            "Service",
+            "Deployment"
+        ]
+    );
+}
