@@ -10,7 +10,9 @@
 use crds::{NamespaceConflict, TenantGateway};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What one tenant asks for: the namespaces it selects that exist right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +115,57 @@ pub fn arbitrate(requests: &[ClaimRequest]) -> BTreeMap<String, ClaimDecision> {
             ((*tenant).to_string(), decision)
         })
         .collect()
+}
+
+/// Every TenantGateway's claim, arbitrated together; `tenant`'s share.
+/// `reserved` (the operator's own namespace) is never claimable: a tenant
+/// holding it could read whatever the operator's namespace stores.
+pub fn resolve_claims(
+    gateways: &[Arc<TenantGateway>],
+    namespaces: &[Namespace],
+    reserved: &str,
+    tenant: &str,
+) -> Result<ClaimDecision, String> {
+    let claimable: Vec<Namespace> = namespaces
+        .iter()
+        .filter(|n| n.metadata.name.as_deref() != Some(reserved))
+        .cloned()
+        .collect();
+    let mut requests: Vec<ClaimRequest> = Vec::new();
+    for gw in gateways {
+        // A gateway being deleted lets go of its namespaces at once.
+        if gw.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        match claim_request(gw, &claimable) {
+            Ok(r) => requests.push(r),
+            Err(e) if gw.name_any() == tenant => return Err(e),
+            // An invalid spec is not applied, so that gateway's RoleBindings
+            // stay: it keeps holding what it held, or two tenants could read
+            // the same namespace.
+            Err(_) => requests.push(held_in_status(gw, &claimable)),
+        }
+    }
+    Ok(arbitrate(&requests).remove(tenant).unwrap_or_default())
+}
+
+/// The request of a gateway whose spec cannot be read: the namespaces its
+/// status says it holds, where they still exist.
+fn held_in_status(gw: &TenantGateway, namespaces: &[Namespace]) -> ClaimRequest {
+    ClaimRequest {
+        tenant: gw.name_any(),
+        created: gw.metadata.creation_timestamp.clone(),
+        wanted: gw
+            .status
+            .iter()
+            .flat_map(|s| s.claimed_namespaces.iter().cloned())
+            .filter(|n| {
+                namespaces
+                    .iter()
+                    .any(|ns| ns.metadata.name.as_deref() == Some(n.as_str()))
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -396,5 +449,90 @@ mod tests {
             claim_request(&g, &[]).unwrap_err(),
             "metadata.name: missing"
         );
+    }
+
+    /// A gateway selecting namespaces labelled `tenant=acme`, created at `age`.
+    fn selecting_acme(name: &str, age: i64) -> Arc<TenantGateway> {
+        let selector = LabelSelector {
+            match_labels: Some([("tenant".to_string(), "acme".to_string())].into()),
+            ..Default::default()
+        };
+        let mut g = gw(name, &[], Some(selector));
+        g.metadata.creation_timestamp = Some(t(age));
+        Arc::new(g)
+    }
+
+    const OPERATOR_NS: &str = "tenant-gateway-system";
+
+    #[test]
+    fn the_operator_namespace_is_never_claimed_and_deleting_gateways_release_theirs() {
+        let labels = [("tenant", "acme")];
+        let namespaces = vec![ns("shop", &labels, false), ns(OPERATOR_NS, &labels, false)];
+        let acme = selecting_acme("acme", 10);
+        let d = resolve_claims(
+            std::slice::from_ref(&acme),
+            &namespaces,
+            OPERATOR_NS,
+            "acme",
+        )
+        .unwrap();
+        assert_eq!(d.claimed, set(&["shop"]));
+
+        // An older gateway wants the same namespace: acme loses it...
+        let older = selecting_acme("older", 1);
+        let d = resolve_claims(
+            &[acme.clone(), older.clone()],
+            &namespaces,
+            OPERATOR_NS,
+            "acme",
+        )
+        .unwrap();
+        assert!(d.claimed.is_empty());
+        assert_eq!(d.conflicts, vec![conflict("shop", "older")]);
+        // ...until the older one is being deleted.
+        let mut deleting = (*older).clone();
+        deleting.metadata.deletion_timestamp = Some(t(50));
+        let d = resolve_claims(
+            &[acme, Arc::new(deleting)],
+            &namespaces,
+            OPERATOR_NS,
+            "acme",
+        )
+        .unwrap();
+        assert_eq!(d.claimed, set(&["shop"]));
+    }
+
+    #[test]
+    fn a_gateway_whose_selector_became_invalid_keeps_what_it_held() {
+        let namespaces = vec![ns("shop", &[("tenant", "acme")], false)];
+        // "holder" is older and holds shop; then its selector turns invalid.
+        let mut holder = (*selecting_acme("holder", 1)).clone();
+        holder.spec.namespaces.selector = Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tenant".into(),
+                operator: "Bogus".into(),
+                values: None,
+            }]),
+            ..Default::default()
+        });
+        holder.status = Some(crds::TenantGatewayStatus {
+            claimed_namespaces: vec!["shop".into()],
+            ..Default::default()
+        });
+        let younger = selecting_acme("younger", 10);
+        let gws = [Arc::new(holder.clone()), younger.clone()];
+        let d = resolve_claims(&gws, &namespaces, OPERATOR_NS, "younger").unwrap();
+        assert!(
+            d.claimed.is_empty(),
+            "the younger tenant must not get a namespace the invalid one still holds"
+        );
+        assert_eq!(d.conflicts, vec![conflict("shop", "holder")]);
+        // The invalid gateway itself gets the error naming the field.
+        assert!(resolve_claims(&gws, &namespaces, OPERATOR_NS, "holder").is_err());
+        // Once the holder no longer holds it (status empty), it moves.
+        holder.status = None;
+        let gws = [Arc::new(holder), younger];
+        let d = resolve_claims(&gws, &namespaces, OPERATOR_NS, "younger").unwrap();
+        assert_eq!(d.claimed, set(&["shop"]));
     }
 }

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod build;
 pub mod claims;
+pub mod cmd;
 pub mod conditions;
 pub mod leader;
 pub mod metrics;

@@ -1,21 +1,19 @@
-//! The TenantGateway reconciler, a pipeline of named stages:
+//! The TenantGateway reconciler, a pipeline of named stages: validate →
 //! resolve claims → build desired objects (pure) → server-side apply →
-//! delete this tenant's labelled objects the pass did not produce → status.
+//! delete this tenant's labelled objects the pass did not produce → status
+//! (computed by the pure [`status`] module).
 
-use crate::build::{self, build_all, names, BuildContext, BuildError, Desired};
-use crate::claims::{arbitrate, claim_request, ClaimDecision, ClaimRequest};
-use crate::conditions::{self, condition};
+mod status;
+
+pub use status::{StatusEvent, StatusUpdate};
+
+use crate::build::{self, build_all, names, BuildContext, BuildError, Desired, MANAGED_KINDS};
+use crate::claims::{resolve_claims, ClaimDecision};
 use crate::metrics::OperatorMetrics;
-use crds::{
-    GatewayAddress, NamespaceConflict, TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY,
-    LABEL_TENANT, MANAGER,
-};
+use crds::{TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::IngressClass;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -100,74 +98,6 @@ pub struct Context {
     pub reconcile_timeout: Duration,
 }
 
-/// Stage 1: every TenantGateway's claim, arbitrated together.
-/// `reserved` (the operator's own namespace) is never claimable: a tenant
-/// holding it could read whatever the operator's namespace stores.
-pub fn resolve_claims(
-    gateways: &[Arc<TenantGateway>],
-    namespaces: &[Namespace],
-    reserved: &str,
-    tenant: &str,
-) -> Result<ClaimDecision, String> {
-    let claimable: Vec<Namespace> = namespaces
-        .iter()
-        .filter(|n| n.metadata.name.as_deref() != Some(reserved))
-        .cloned()
-        .collect();
-    let namespaces = claimable.as_slice();
-    let mut requests: Vec<ClaimRequest> = Vec::new();
-    let mut own_error = None;
-    for gw in gateways {
-        // A gateway being deleted lets go of its namespaces at once.
-        if gw.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        match claim_request(gw, namespaces) {
-            Ok(r) => requests.push(r),
-            Err(e) if gw.name_any() == tenant => own_error = Some(e),
-            // An invalid spec is not applied, so that gateway's RoleBindings
-            // stay: it keeps holding what it held, or two tenants could read
-            // the same namespace.
-            Err(_) => requests.push(ClaimRequest {
-                tenant: gw.name_any(),
-                created: gw.metadata.creation_timestamp.clone(),
-                wanted: gw
-                    .status
-                    .iter()
-                    .flat_map(|s| s.claimed_namespaces.iter().cloned())
-                    .filter(|n| {
-                        namespaces
-                            .iter()
-                            .any(|ns| ns.metadata.name.as_deref() == Some(n.as_str()))
-                    })
-                    .collect(),
-            }),
-        }
-    }
-    if let Some(e) = own_error {
-        return Err(e);
-    }
-    Ok(arbitrate(&requests).remove(tenant).unwrap_or_default())
-}
-
-/// The kinds the operator creates, for orphan cleanup.
-fn managed_kinds() -> Vec<(ApiResource, bool)> {
-    vec![
-        (ApiResource::erase::<ServiceAccount>(&()), true),
-        (ApiResource::erase::<Role>(&()), true),
-        (ApiResource::erase::<RoleBinding>(&()), true),
-        (ApiResource::erase::<ConfigMap>(&()), true),
-        (ApiResource::erase::<Service>(&()), true),
-        (ApiResource::erase::<PodDisruptionBudget>(&()), true),
-        (ApiResource::erase::<Deployment>(&()), true),
-        (ApiResource::erase::<IngressClass>(&()), false),
-        (
-            ApiResource::erase::<k8s_openapi::api::networking::v1::NetworkPolicy>(&()),
-            true,
-        ),
-    ]
-}
-
 fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
@@ -175,7 +105,7 @@ fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
     }
 }
 
-/// Stage 3: server-side apply under one field manager, in build order
+/// Apply: server-side apply under one field manager, in build order
 /// (RBAC before the claims ConfigMap the sidecar follows).
 async fn apply_all(
     client: &Client,
@@ -198,7 +128,7 @@ async fn apply_all(
     Ok(())
 }
 
-/// Stage 4: delete this tenant's labelled objects that the pass did not produce.
+/// Delete stale: delete this tenant's labelled objects that the pass did not produce.
 async fn delete_stale(
     client: &Client,
     tenant: &str,
@@ -218,7 +148,7 @@ async fn delete_stale(
         "{LABEL_MANAGED_BY}={MANAGER},{LABEL_TENANT}={tenant}"
     ));
     let mut deleted = 0;
-    for (ar, _namespaced) in managed_kinds() {
+    for ar in MANAGED_KINDS.iter().map(|k| k.api_resource()) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         let list = api
             .list_metadata(&lp)
@@ -249,65 +179,6 @@ async fn delete_stale(
         }
     }
     Ok(deleted)
-}
-
-/// Stage 5 helpers: readiness and addresses from the live Deployment and Service.
-fn deployment_ready(d: Option<&Deployment>, want: i32) -> (bool, String) {
-    let Some(d) = d else {
-        return (false, "Deployment not found yet".into());
-    };
-    let available = d
-        .status
-        .as_ref()
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0);
-    let updated = d
-        .status
-        .as_ref()
-        .and_then(|s| s.updated_replicas)
-        .unwrap_or(0);
-    let ok = if want == 0 { true } else { available >= 1 };
-    (
-        ok,
-        format!("{available}/{want} replicas available, {updated} updated"),
-    )
-}
-
-fn service_addresses(s: Option<&Service>) -> Vec<GatewayAddress> {
-    let Some(s) = s else { return vec![] };
-    let mut out: Vec<GatewayAddress> = s
-        .status
-        .as_ref()
-        .and_then(|st| st.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| match (&i.ip, &i.hostname) {
-            (Some(ip), _) => Some(GatewayAddress {
-                type_: "IPAddress".into(),
-                value: ip.clone(),
-            }),
-            (None, Some(h)) => Some(GatewayAddress {
-                type_: "Hostname".into(),
-                value: h.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    if out.is_empty() {
-        if let Some(ip) = s
-            .spec
-            .as_ref()
-            .and_then(|sp| sp.cluster_ip.clone())
-            .filter(|ip| ip != "None" && !ip.is_empty())
-        {
-            out.push(GatewayAddress {
-                type_: "IPAddress".into(),
-                value: ip,
-            });
-        }
-    }
-    out
 }
 
 async fn write_status(
@@ -364,6 +235,8 @@ pub async fn reconcile(
     }
 }
 
+/// Validate → resolve claims → build (pure) → apply → delete stale →
+/// status; each step fails with its own error (and metric label).
 async fn reconcile_pass(
     gw: Arc<TenantGateway>,
     ctx: Arc<Context>,
@@ -371,54 +244,71 @@ async fn reconcile_pass(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
-    let tenant = gw.name_any();
-    let generation = gw.metadata.generation;
-    let old = gw.status.clone().unwrap_or_default();
     if gw.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove everything.
         return Ok(Action::await_change());
     }
-
-    // Validate: an invalid spec gets a condition naming the field, no hot loop.
     if let Err(errors) = build::validate(&gw) {
-        let msg = errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        let conds = conditions::merge(
-            &old.conditions,
-            vec![condition(
-                conditions::ACCEPTED,
-                false,
-                "InvalidSpec",
-                msg.clone(),
-                generation,
-            )],
-            &now(),
-        );
-        if old.conditions != conds || old.observed_generation != generation {
-            publish(&ctx, &gw, EventType::Warning, "InvalidSpec", msg).await;
-        }
-        write_status(
-            &ctx.client,
-            &gw,
-            TenantGatewayStatus {
-                observed_generation: generation,
-                conditions: conds,
-                ..old
-            },
-        )
-        .await?;
-        ctx.metrics.observe(started, Some("invalid_spec"));
-        return Ok(Action::await_change());
+        return reject_invalid_spec(&ctx, &gw, &errors, started).await;
     }
+    let decision = current_claims(&ctx, &gw, stage)?;
+    let desired = build_all(&gw, &decision, &ctx.build)?;
+    apply_all(&ctx.client, &desired, stage).await?;
+    stage.set("deleting stale objects");
+    delete_stale(&ctx.client, &gw.name_any(), &desired).await?;
+    let (deployment, service) = observe_workload(&ctx, &gw, stage).await?;
+    let update = status::applied(
+        &gw,
+        &decision,
+        deployment.as_ref(),
+        service.as_ref(),
+        &now(),
+    );
+    stage.set("writing status");
+    publish_status(&ctx, &gw, &update).await?;
+    ctx.metrics.observe(started, None);
+    tracing::info!(
+        ready = update.ready,
+        status_changed = update.changed,
+        objects = desired.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
+    // Not Ready yet: look again soon even if a watch event is missed.
+    Ok(Action::requeue(Duration::from_secs(if update.ready {
+        300
+    } else {
+        10
+    })))
+}
 
-    // 1. claims. Only from complete views: a reconcile before the Namespace or
-    // TenantGateway stores have listed everything would drop claims (or hand
-    // a namespace to a younger tenant) until the next pass. `run` starts the
-    // controller only after the Namespace store's first list, and the
-    // controller runs no reconcile before its TenantGateway store's.
+/// An invalid spec gets a condition naming the field, and no hot loop.
+async fn reject_invalid_spec(
+    ctx: &Context,
+    gw: &TenantGateway,
+    errors: &[build::SpecError],
+    started: Instant,
+) -> Result<Action, ReconcileError> {
+    let message = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    publish_status(ctx, gw, &status::invalid_spec(gw, message, &now())).await?;
+    ctx.metrics.observe(started, Some("invalid_spec"));
+    Ok(Action::await_change())
+}
+
+/// This tenant's claims, only from complete views: a reconcile before the
+/// Namespace or TenantGateway stores have listed everything would drop claims
+/// (or hand a namespace to a younger tenant) until the next pass. `run` starts
+/// the controller only after the Namespace store's first list, and the
+/// controller runs no reconcile before its TenantGateway store's.
+fn current_claims(
+    ctx: &Context,
+    gw: &TenantGateway,
+    stage: &Stage,
+) -> Result<ClaimDecision, ReconcileError> {
     stage.set("resolving claims");
     let namespaces: Vec<Namespace> = ctx
         .namespaces
@@ -427,108 +317,43 @@ async fn reconcile_pass(
         .map(|n| (**n).clone())
         .collect();
     let reserved = ctx.build.operator_namespace.as_str();
-    let decision = resolve_claims(&ctx.gateways.state(), &namespaces, reserved, &tenant)
-        .map_err(ReconcileError::Claims)?;
-    // 2. build (pure)
-    let desired = build_all(&gw, &decision, &ctx.build)?;
-    // 3. apply
-    apply_all(&ctx.client, &desired, stage).await?;
-    // 4. orphans (incl. RoleBindings in namespaces no longer claimed)
-    stage.set("deleting stale objects");
-    delete_stale(&ctx.client, &tenant, &desired).await?;
-    stage.set("reading the Deployment and Service");
+    resolve_claims(&ctx.gateways.state(), &namespaces, reserved, &gw.name_any())
+        .map_err(ReconcileError::Claims)
+}
 
-    // 5. status
-    let gw_ns = names::gateway_namespace(&gw, &ctx.build.operator_namespace);
-    let deploy = Api::<Deployment>::namespaced(ctx.client.clone(), &gw_ns)
+/// The live Deployment and Service the status reports on.
+async fn observe_workload(
+    ctx: &Context,
+    gw: &TenantGateway,
+    stage: &Stage,
+) -> Result<(Option<Deployment>, Option<Service>), ReconcileError> {
+    stage.set("reading the Deployment and Service");
+    let tenant = gw.name_any();
+    let gw_ns = names::gateway_namespace(gw, &ctx.build.operator_namespace);
+    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &gw_ns)
         .get_opt(&names::deployment_name(&tenant))
         .await
         .map_err(|e| ReconcileError::Read("Deployment", e))?;
-    let svc = Api::<Service>::namespaced(ctx.client.clone(), &gw_ns)
+    let service = Api::<Service>::namespaced(ctx.client.clone(), &gw_ns)
         .get_opt(&names::service_name(&tenant))
         .await
         .map_err(|e| ReconcileError::Read("Service", e))?;
-    let replicas = gw.spec.replicas.unwrap_or(2);
-    let (ready, ready_msg) = deployment_ready(deploy.as_ref(), replicas);
-    let claimed: Vec<String> = decision.claimed.iter().cloned().collect();
-    let conflicts: Vec<NamespaceConflict> = decision.conflicts.clone();
-    let claims_cond = if conflicts.is_empty() {
-        condition(
-            conditions::NAMESPACES_CLAIMED,
-            true,
-            "Claimed",
-            format!("claimed {}", claimed.join(", ")),
-            generation,
-        )
-    } else {
-        let list = conflicts
-            .iter()
-            .map(|c| format!("{} (held by {})", c.namespace, c.holder))
-            .collect::<Vec<_>>()
-            .join(", ");
-        condition(
-            conditions::NAMESPACES_CLAIMED,
-            false,
-            "NamespaceConflict",
-            format!("namespaces held by older TenantGateways: {list}"),
-            generation,
-        )
-    };
-    let conds = conditions::merge(
-        &old.conditions,
-        vec![
-            condition(
-                conditions::ACCEPTED,
-                true,
-                "Accepted",
-                "spec is valid and objects are applied",
-                generation,
-            ),
-            claims_cond,
-            condition(
-                conditions::READY,
-                ready,
-                if ready { "Available" } else { "Unavailable" },
-                ready_msg,
-                generation,
-            ),
-        ],
-        &now(),
-    );
-    if conflicts != old.conflicts && !conflicts.is_empty() {
-        let list = conflicts
-            .iter()
-            .map(|c| format!("{} is held by {}", c.namespace, c.holder))
-            .collect::<Vec<_>>()
-            .join("; ");
-        publish(&ctx, &gw, EventType::Warning, "NamespaceConflict", list).await;
+    Ok((deployment, service))
+}
+
+/// The update's Event, then its status when it changed.
+async fn publish_status(
+    ctx: &Context,
+    gw: &TenantGateway,
+    update: &StatusUpdate,
+) -> Result<(), ReconcileError> {
+    if let Some(ev) = &update.event {
+        publish(ctx, gw, EventType::Warning, ev.reason, ev.note.clone()).await;
     }
-    let status = TenantGatewayStatus {
-        observed_generation: generation,
-        conditions: conds,
-        claimed_namespaces: claimed,
-        conflicts,
-        addresses: service_addresses(svc.as_ref()),
-    };
-    let changed = Some(&status) != gw.status.as_ref();
-    stage.set("writing status");
-    if changed {
-        write_status(&ctx.client, &gw, status).await?;
+    if update.changed {
+        write_status(&ctx.client, gw, update.status.clone()).await?;
     }
-    ctx.metrics.observe(started, None);
-    tracing::info!(
-        ready,
-        status_changed = changed,
-        objects = desired.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "reconciled"
-    );
-    // Not Ready yet: look again soon even if a watch event is missed.
-    Ok(Action::requeue(Duration::from_secs(if ready {
-        300
-    } else {
-        10
-    })))
+    Ok(())
 }
 
 pub fn error_policy(_gw: Arc<TenantGateway>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
@@ -609,12 +434,15 @@ pub async fn run(
         metrics,
         reconcile_timeout: RECONCILE_TIMEOUT,
     });
+    let controller = MANAGED_KINDS
+        .iter()
+        .filter(|k| k.watched)
+        .map(|k| k.api_resource())
+        .fold(controller, |c, ar| {
+            let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
+            c.owns_with(api, ar, managed.clone())
+        });
     controller
-        .owns(Api::<Deployment>::all(client.clone()), managed.clone())
-        .owns(Api::<Service>::all(client.clone()), managed.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
-        .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), managed)
         // Any Namespace change may move claims: re-arbitrate every tenant.
         .watches(
             Api::<Namespace>::all(client.clone()),
@@ -707,7 +535,7 @@ mod tests {
         ns_writer.apply_watcher_event(&watcher::Event::InitDone);
         let ctx = Arc::new(Context {
             client: client.clone(),
-            build: crate::audit::findings::default_context("tenant-gateway-system"),
+            build: BuildContext::with_defaults(names::OPERATOR_NAMESPACE),
             gateways,
             namespaces,
             recorder: Recorder::new(
@@ -733,77 +561,5 @@ mod tests {
             msg.contains("stuck at: applying ServiceAccount tgw-acme"),
             "{msg}"
         );
-    }
-
-    #[test]
-    fn the_operator_namespace_is_never_claimed_and_deleting_gateways_release_theirs() {
-        let namespaces = vec![ns("shop", "acme"), ns("tenant-gateway-system", "acme")];
-        let acme = gw("acme", 10, "acme");
-        let d = resolve_claims(
-            std::slice::from_ref(&acme),
-            &namespaces,
-            "tenant-gateway-system",
-            "acme",
-        )
-        .unwrap();
-        assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
-
-        // An older gateway wants the same namespace: acme loses it...
-        let older = gw("older", 1, "acme");
-        let d = resolve_claims(
-            &[acme.clone(), older.clone()],
-            &namespaces,
-            "tenant-gateway-system",
-            "acme",
-        )
-        .unwrap();
-        assert!(d.claimed.is_empty());
-        assert_eq!(d.conflicts[0].holder, "older");
-        // ...until the older one is being deleted.
-        let mut deleting = (*older).clone();
-        deleting.metadata.deletion_timestamp =
-            Some(Time(k8s_openapi::jiff::Timestamp::from_second(50).unwrap()));
-        let d = resolve_claims(
-            &[acme, Arc::new(deleting)],
-            &namespaces,
-            "tenant-gateway-system",
-            "acme",
-        )
-        .unwrap();
-        assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
-    }
-
-    #[test]
-    fn a_gateway_whose_selector_became_invalid_keeps_what_it_held() {
-        let namespaces = vec![ns("shop", "acme")];
-        // "holder" is older and holds shop; then its selector turns invalid.
-        let mut holder = (*gw("holder", 1, "acme")).clone();
-        holder.spec.namespaces.selector = Some(LabelSelector {
-            match_expressions: Some(vec![
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-                    key: "tenant".into(),
-                    operator: "Bogus".into(),
-                    values: None,
-                },
-            ]),
-            ..Default::default()
-        });
-        holder.status = Some(crds::TenantGatewayStatus {
-            claimed_namespaces: vec!["shop".into()],
-            ..Default::default()
-        });
-        let younger = gw("younger", 10, "acme");
-        let gws = [Arc::new(holder.clone()), younger.clone()];
-        let d = resolve_claims(&gws, &namespaces, "tenant-gateway-system", "younger").unwrap();
-        assert!(
-            d.claimed.is_empty(),
-            "the younger tenant must not get a namespace the invalid one still holds"
-        );
-        assert_eq!(d.conflicts[0].holder, "holder");
-        // Once the holder no longer holds it (status empty), it moves.
-        holder.status = None;
-        let gws = [Arc::new(holder), younger];
-        let d = resolve_claims(&gws, &namespaces, "tenant-gateway-system", "younger").unwrap();
-        assert_eq!(d.claimed.iter().collect::<Vec<_>>(), vec!["shop"]);
     }
 }

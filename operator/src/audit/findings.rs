@@ -7,12 +7,8 @@ use super::rbac::{
     ObjectRef, RbacObjects, Request, Scope,
 };
 use super::AuditError;
-use crate::build::{
-    build_all, build_reader_role_bindings, build_self_role, build_self_role_binding, names,
-    BuildContext, Desired, ResolvedTenant,
-};
-use crate::claims::ClaimDecision;
-use crate::reconcile::resolve_claims;
+use crate::build::{build_all, build_rbac, names, BuildContext, Desired, ResolvedTenant};
+use crate::claims::{resolve_claims, ClaimDecision};
 use crds::{NamespaceConflict, TenantGateway, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, SecurityContext};
@@ -31,9 +27,9 @@ pub const SHIPPED_LEADER_ELECTION: &str = include_str!("../../../config/rbac/lea
 pub const SHIPPED_TENANT_READER: &str =
     include_str!("../../../config/rbac/tenant_reader_cluster_role.yaml");
 /// The operator's ServiceAccount (config/rbac/service_account.yaml).
-pub const OPERATOR_SERVICE_ACCOUNT: &str = "tenant-gateway";
+pub const OPERATOR_SERVICE_ACCOUNT: &str = names::OPERATOR_NAME;
 /// The operator's Deployment (config/manager/deployment.yaml).
-pub const OPERATOR_DEPLOYMENT: &str = "tenant-gateway";
+pub const OPERATOR_DEPLOYMENT: &str = names::OPERATOR_NAME;
 
 #[derive(
     Clone,
@@ -281,8 +277,9 @@ impl Shipped {
     }
 }
 
-/// The operator's settings, read back from its Deployment (the env vars and
-/// flags of `tenant-gateway operator`). `None` when it cannot be found: the
+/// The operator's settings, read back from its Deployment: the container's
+/// arguments and env values, read by `tenant-gateway operator`'s own parser
+/// (same flags, env vars and defaults). `None` when it cannot be found: the
 /// audit then does not compare images.
 pub fn build_context_from(operator_ns: &str, d: Option<&Deployment>) -> Option<BuildContext> {
     let pod = d?.spec.as_ref()?.template.spec.as_ref()?;
@@ -291,33 +288,10 @@ pub fn build_context_from(operator_ns: &str, d: Option<&Deployment>) -> Option<B
         .iter()
         .find(|c| c.args.iter().flatten().any(|a| a == "operator"))
         .or_else(|| pod.containers.first())?;
-    let env = |name: &str| {
-        c.env
-            .iter()
-            .flatten()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value.clone())
-    };
-    let arg = |flag: &str| {
-        let args = c.args.clone().unwrap_or_default();
-        let eq = format!("{flag}=");
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1).cloned())
-            .or_else(|| {
-                args.iter()
-                    .find_map(|a| a.strip_prefix(&eq).map(str::to_string))
-            })
-    };
+    let args = crate::cmd::operator::Args::of_container(c);
     Some(BuildContext {
         operator_namespace: operator_ns.to_string(),
-        image: arg("--image")
-            .or_else(|| env("TG_IMAGE"))
-            .unwrap_or_else(|| "localhost/tenant-gateway:dev".into()),
-        envoy_image: arg("--envoy-image")
-            .or_else(|| env("TG_ENVOY_IMAGE"))
-            .unwrap_or_else(|| "localhost/envoy:1.40".into()),
-        image_pull_policy: arg("--image-pull-policy").or_else(|| env("TG_IMAGE_PULL_POLICY")),
+        ..args.build_context()
     })
 }
 
@@ -385,19 +359,10 @@ fn tenants<'a>(snap: &'a Snapshot, ctx: &BuildContext) -> Vec<Tenant<'a>> {
 /// The RBAC the operator applies for a tenant. Built without validating the
 /// spec: an invalid TenantGateway keeps the bindings it had.
 fn expected_rbac(gw: &TenantGateway, claims: &ClaimDecision, ctx: &BuildContext) -> Vec<Desired> {
-    let Ok(t) = ResolvedTenant::new(gw, ctx) else {
-        return Vec::new();
-    };
-    let mut out = vec![
-        Desired::Role(build_self_role(&t)),
-        Desired::RoleBinding(build_self_role_binding(&t)),
-    ];
-    out.extend(
-        build_reader_role_bindings(&t, claims)
-            .into_iter()
-            .map(Desired::RoleBinding),
-    );
-    out
+    match ResolvedTenant::new(gw, ctx) {
+        Ok(t) => build_rbac(&t, claims),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The RoleBindings the operator makes for a tenant, with the rules each may
@@ -989,7 +954,7 @@ fn operator_permissions(
 /// reads of namespaces, nodes and Secrets; for the operator, Secret reads.
 pub fn plan_access_checks(snap: &Snapshot, filter: &BTreeSet<String>) -> Vec<AccessCheck> {
     let ctx = build_context_from(&snap.operator_namespace, snap.operator_deployment.as_ref())
-        .unwrap_or_else(|| default_context(&snap.operator_namespace));
+        .unwrap_or_else(|| BuildContext::with_defaults(&snap.operator_namespace));
     let mut out = Vec::new();
     let namespaces: Vec<&str> = snap
         .namespaces
@@ -1061,16 +1026,6 @@ pub fn plan_access_checks(snap: &Snapshot, filter: &BTreeSet<String>) -> Vec<Acc
     out
 }
 
-/// The settings the shipped operator Deployment uses.
-pub fn default_context(operator_ns: &str) -> BuildContext {
-    BuildContext {
-        operator_namespace: operator_ns.to_string(),
-        image: "localhost/tenant-gateway:dev".into(),
-        envoy_image: "localhost/envoy:1.40".into(),
-        image_pull_policy: None,
-    }
-}
-
 fn access_findings(checks: &[AccessCheck], findings: &mut Vec<Finding>) {
     for c in checks {
         let Some(allowed) = c.allowed else { continue };
@@ -1127,7 +1082,7 @@ pub fn evaluate(
         ));
     }
     let images = known_ctx.is_some();
-    let ctx = known_ctx.unwrap_or_else(|| default_context(&snap.operator_namespace));
+    let ctx = known_ctx.unwrap_or_else(|| BuildContext::with_defaults(&snap.operator_namespace));
     let all = tenants(snap, &ctx);
     let audited: Vec<&Tenant<'_>> = all.iter().filter(|t| is_audited(filter, &t.name)).collect();
     let mut findings = Vec::new();

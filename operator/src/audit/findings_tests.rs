@@ -4,7 +4,7 @@
 use super::findings::*;
 use super::rbac::{ObjectRef, RbacObjects, Request};
 use crate::build::{build_all, Desired};
-use crate::reconcile::resolve_claims;
+use crate::claims::resolve_claims;
 use crds::{TenantGateway, TenantGatewaySpec, TenantGatewayStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Namespace, Volume};
@@ -683,6 +683,41 @@ fn deployment_drift_table() {
             fs[0].message
         );
     }
+}
+
+/// The expected images are what the operator's own flags make of its
+/// Deployment: a flag there moves what every gateway pod must run.
+#[test]
+fn the_operator_deployments_image_flag_is_what_gateways_are_compared_to() {
+    let mut snap = clean();
+    let operator = snap.operator_deployment.as_mut().unwrap();
+    pod(operator).containers[0]
+        .args
+        .get_or_insert_with(Vec::new)
+        .extend(["--envoy-image".to_string(), "reg/envoy:2".to_string()]);
+    let fs = findings(&snap);
+    let drifted = |tenant: &str| {
+        (
+            Severity::Medium,
+            Check::DeploymentDrift,
+            t(tenant),
+            format!("Deployment/tenant-gateway-system/tgw-{tenant}"),
+        )
+    };
+    assert_eq!(
+        summary(&fs),
+        vec![drifted("acme"), drifted("globex")],
+        "{fs:#?}"
+    );
+    assert!(fs.iter().all(|f| f
+        .message
+        .starts_with("spec.template.spec.containers[envoy].image is ")));
+
+    // Pods running the image the flag names are what the operator builds.
+    for tenant in ["acme", "globex"] {
+        pod(gateway_deployment(&mut snap, tenant)).containers[0].image = Some("reg/envoy:2".into());
+    }
+    assert!(findings(&snap).is_empty(), "{:#?}", findings(&snap));
 }
 
 #[test]

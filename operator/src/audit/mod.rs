@@ -4,8 +4,7 @@
 //!
 //! Stages: [`fetch`] (list objects, ask SubjectAccessReviews) →
 //! [`findings`] (pure evaluation over a snapshot, on top of [`rbac`]) →
-//! [`report`] (table, JSON, YAML). Exit status: 0 clean, 1 findings at or
-//! above `--fail-on`, 2 errors.
+//! [`report`] (table, JSON, YAML). The subcommand is [`crate::cmd::audit`].
 
 pub mod fetch;
 pub mod findings;
@@ -22,7 +21,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -71,29 +69,6 @@ fn denied_hint(e: &kube::Error) -> &'static str {
         }
         _ => "",
     }
-}
-
-/// `tenant-gateway audit`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct AuditArgs {
-    /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long)]
-    pub context: Option<String>,
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    /// Exit 1 when a finding has at least this severity.
-    #[arg(long, value_enum, default_value_t = Severity::Medium)]
-    pub fail_on: Severity,
-    /// Where the operator runs (its ServiceAccount, Deployment, default gateway namespace).
-    #[arg(long, default_value = "tenant-gateway-system")]
-    pub operator_namespace: String,
-    /// Audit only this TenantGateway (repeatable; default: all). Claims are
-    /// still arbitrated against every TenantGateway.
-    #[arg(long = "tenant")]
-    pub tenants: Vec<String>,
 }
 
 /// What to audit.
@@ -148,41 +123,4 @@ pub async fn client_for(
             .map_err(|e| AuditError::Config(e.to_string()))?,
     };
     Client::try_from(config).map_err(AuditError::Connect)
-}
-
-async fn run(args: &AuditArgs) -> Result<(String, u8), AuditError> {
-    let client = client_for(args.kubeconfig.as_ref(), args.context.as_deref()).await?;
-    let opts = AuditOptions {
-        operator_namespace: args.operator_namespace.clone(),
-        tenants: args.tenants.iter().cloned().collect(),
-    };
-    let report = audit(&client, &opts).await?;
-    Ok((
-        report::render(&report, args.output)?,
-        report.exit_code(args.fail_on),
-    ))
-}
-
-/// The subcommand: prints the report, returns 0, 1 or 2.
-pub fn main(args: AuditArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match rt.block_on(run(&args)) {
-        Ok((text, code)) => {
-            print!("{text}");
-            ExitCode::from(code)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
 }

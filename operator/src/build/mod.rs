@@ -15,7 +15,7 @@ mod validate;
 mod workload;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod install_manifests_tests;
 #[cfg(test)]
@@ -56,6 +56,18 @@ pub struct BuildContext {
     pub image_pull_policy: Option<String>,
 }
 
+impl BuildContext {
+    /// The settings of an operator given no image flags or env vars.
+    pub fn with_defaults(operator_namespace: &str) -> Self {
+        Self {
+            operator_namespace: operator_namespace.to_string(),
+            image: names::SIDECAR_IMAGE.into(),
+            envoy_image: names::ENVOY_IMAGE.into(),
+            image_pull_policy: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("invalid TenantGateway: {}", join(.0))]
@@ -94,56 +106,88 @@ fn join(errs: &[SpecError]) -> String {
         .join("; ")
 }
 
-/// One object the operator wants to exist for a tenant.
-// A handful per tenant: unboxed variants keep `Desired::Deployment(d)` plain.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Desired {
-    ServiceAccount(ServiceAccount),
-    Role(Role),
-    RoleBinding(RoleBinding),
-    ConfigMap(ConfigMap),
-    Deployment(Deployment),
-    Service(Service),
-    PodDisruptionBudget(PodDisruptionBudget),
-    IngressClass(IngressClass),
-    NetworkPolicy(NetworkPolicy),
+/// One kind the operator creates for a tenant.
+#[derive(Clone, Copy, Debug)]
+pub struct ManagedKind {
+    pub kind: &'static str,
+    resource: fn() -> ApiResource,
+    /// Watched by the controller: a change to one re-reconciles its owner.
+    pub watched: bool,
 }
 
-/// Runs `$body` with `$o` bound to the typed object inside any variant.
-macro_rules! each_kind {
-    ($self:expr, $o:ident => $body:expr) => {
-        match $self {
-            Desired::ServiceAccount($o) => $body,
-            Desired::Role($o) => $body,
-            Desired::RoleBinding($o) => $body,
-            Desired::ConfigMap($o) => $body,
-            Desired::Deployment($o) => $body,
-            Desired::Service($o) => $body,
-            Desired::PodDisruptionBudget($o) => $body,
-            Desired::IngressClass($o) => $body,
-            Desired::NetworkPolicy($o) => $body,
+impl ManagedKind {
+    pub fn api_resource(&self) -> ApiResource {
+        (self.resource)()
+    }
+}
+
+fn erase<K: Resource<DynamicType = ()>>() -> ApiResource {
+    ApiResource::erase::<K>(&())
+}
+
+/// The one table of managed kinds: it defines [`Desired`] (one variant per
+/// kind) and [`MANAGED_KINDS`] (stale deletion, in this order, and the
+/// controller's watches), so neither can miss a kind the other has.
+macro_rules! managed_kinds {
+    ($($kind:ident watched: $watched:expr,)*) => {
+        /// One object the operator wants to exist for a tenant.
+        // A handful per tenant: unboxed variants keep `Desired::Deployment(d)` plain.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Desired {
+            $($kind($kind),)*
+        }
+
+        pub const MANAGED_KINDS: &[ManagedKind] = &[
+            $(ManagedKind {
+                kind: <$kind as k8s_openapi::Resource>::KIND,
+                resource: erase::<$kind>,
+                watched: $watched,
+            },)*
+        ];
+
+        impl Desired {
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Desired::$kind(_) => <$kind as k8s_openapi::Resource>::KIND,)*
+                }
+            }
+
+            pub fn metadata(&self) -> &ObjectMeta {
+                match self {
+                    $(Desired::$kind(o) => &o.metadata,)*
+                }
+            }
+
+            /// The API resource for `Api::<DynamicObject>::namespaced_with(.., &ar)`.
+            pub fn api_resource(&self) -> ApiResource {
+                match self {
+                    $(Desired::$kind(_) => erase::<$kind>(),)*
+                }
+            }
+
+            fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+                match self {
+                    $(Desired::$kind(o) => serde_json::to_value(o),)*
+                }
+            }
         }
     };
 }
 
-fn kind_of<K: k8s_openapi::Resource>(_: &K) -> &'static str {
-    K::KIND
-}
-
-fn api_resource_of<K: Resource<DynamicType = ()>>(_: &K) -> ApiResource {
-    ApiResource::erase::<K>(&())
+managed_kinds! {
+    ServiceAccount watched: true,
+    Role watched: false,
+    RoleBinding watched: true,
+    ConfigMap watched: true,
+    Service watched: true,
+    PodDisruptionBudget watched: false,
+    Deployment watched: true,
+    IngressClass watched: false,
+    NetworkPolicy watched: false,
 }
 
 impl Desired {
-    pub fn kind(&self) -> &'static str {
-        each_kind!(self, o => kind_of(o))
-    }
-
-    pub fn metadata(&self) -> &ObjectMeta {
-        each_kind!(self, o => &o.metadata)
-    }
-
     /// Builders always set a name; empty only for a hand-made, nameless object.
     pub fn name(&self) -> &str {
         self.metadata().name.as_deref().unwrap_or_default()
@@ -154,11 +198,6 @@ impl Desired {
         self.metadata().namespace.as_deref()
     }
 
-    /// The API resource for `Api::<DynamicObject>::namespaced_with(.., &ar)`.
-    pub fn api_resource(&self) -> ApiResource {
-        each_kind!(self, o => api_resource_of(o))
-    }
-
     /// The object as a DynamicObject (apiVersion and kind set), ready for
     /// server-side apply.
     pub fn to_dynamic(&self) -> Result<DynamicObject, BuildError> {
@@ -167,7 +206,7 @@ impl Desired {
             name: self.name().to_string(),
             source,
         };
-        let value = each_kind!(self, o => serde_json::to_value(o)).map_err(err)?;
+        let value = self.to_json().map_err(err)?;
         serde_json::from_value(value).map_err(err)
     }
 }
@@ -182,16 +221,8 @@ pub fn build_all(
     let t = ResolvedTenant::new(gw, ctx)?;
     let bootstrap = envoy_bootstrap_yaml(t.name())?;
 
-    let mut out = vec![
-        Desired::ServiceAccount(build_service_account(&t)),
-        Desired::Role(build_self_role(&t)),
-        Desired::RoleBinding(build_self_role_binding(&t)),
-    ];
-    out.extend(
-        build_reader_role_bindings(&t, claims)
-            .into_iter()
-            .map(Desired::RoleBinding),
-    );
+    let mut out = vec![Desired::ServiceAccount(build_service_account(&t))];
+    out.extend(build_rbac(&t, claims));
     out.push(Desired::ConfigMap(build_bootstrap_config_map(
         &t, &bootstrap,
     )));
@@ -202,4 +233,19 @@ pub fn build_all(
     out.extend(build_ingress_class(&t).map(Desired::IngressClass));
     out.extend(build_network_policy(&t).map(Desired::NetworkPolicy));
     Ok(out)
+}
+
+/// The tenant's Role and RoleBindings: the `-self` pair in the gateway
+/// namespace, then one reader binding per claimed namespace.
+pub fn build_rbac(t: &ResolvedTenant<'_>, claims: &ClaimDecision) -> Vec<Desired> {
+    let mut out = vec![
+        Desired::Role(build_self_role(t)),
+        Desired::RoleBinding(build_self_role_binding(t)),
+    ];
+    out.extend(
+        build_reader_role_bindings(t, claims)
+            .into_iter()
+            .map(Desired::RoleBinding),
+    );
+    out
 }

@@ -4,6 +4,19 @@
 use crds::TenantGateway;
 use std::collections::BTreeSet;
 
+/// The operator's namespace when `POD_NAMESPACE` is unset (as `config/` installs it).
+pub const OPERATOR_NAMESPACE: &str = "tenant-gateway-system";
+/// The operator's ServiceAccount and Deployment in `config/`.
+pub const OPERATOR_NAME: &str = "tenant-gateway";
+/// The tenant-gateway image (the xDS sidecar) when the operator is given none.
+pub const SIDECAR_IMAGE: &str = "localhost/tenant-gateway:dev";
+/// The Envoy image when the operator is given none and the spec names none.
+pub const ENVOY_IMAGE: &str = "localhost/envoy:1.40";
+/// The operator's `/healthz` and `/metrics`.
+pub const OPERATOR_HTTP_PORT: u16 = 8080;
+/// Address Envoy's HTTP/HTTPS listeners bind to unless told otherwise.
+pub const LISTENER_BIND_ADDRESS: &str = "0.0.0.0";
+
 /// ClusterRole (installed with the operator) bound in each claimed namespace.
 pub const READER_CLUSTER_ROLE: &str = "tenant-gateway-tenant-reader";
 /// The emptyDir shared by Envoy and the xDS sidecar.

@@ -5,6 +5,7 @@ use super::fixtures::{claims, ctx, tenant};
 use super::*;
 use crds::{EnvoyLogLevel, TcpProxy, TcpProxyBackend};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn summary(objs: &[Desired]) -> Vec<(String, String, Option<String>)> {
     objs.iter()
@@ -264,8 +265,14 @@ fn dynamic_objects_and_api_resources() {
 
 /// Set `TG_UPDATE_GOLDEN=1` to rewrite the file after an intended change:
 /// `TG_UPDATE_GOLDEN=1 cargo test -p tenant-gateway --lib build::tests::golden`
+/// (never in CI: there the golden is compared, and the test fails if asked to rewrite).
 #[test]
 fn golden_rendering_of_a_full_tenant() {
+    let update = std::env::var_os("TG_UPDATE_GOLDEN").is_some();
+    assert!(
+        !(update && std::env::var_os("CI").is_some()),
+        "TG_UPDATE_GOLDEN is set in CI: goldens are compared there, never rewritten"
+    );
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/build/testdata/acme.yaml");
     let objs = build_all(
@@ -283,7 +290,7 @@ fn golden_rendering_of_a_full_tenant() {
             )
         })
         .collect();
-    if std::env::var_os("TG_UPDATE_GOLDEN").is_some() {
+    if update {
         std::fs::write(&path, &rendered).unwrap();
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
@@ -318,24 +325,58 @@ fn network_policy_only_when_enabled_and_only_the_serving_ports() {
         spec.policy_types.as_deref(),
         Some(&["Ingress".to_string()][..])
     );
-    let ports: Vec<String> = spec.ingress.as_ref().unwrap()[0]
+    let ports: Vec<Option<IntOrString>> = spec.ingress.as_ref().unwrap()[0]
         .ports
         .iter()
         .flatten()
-        .map(|p| format!("{:?}", p.port))
+        .map(|p| p.port.clone())
         .collect();
     // Listeners, TCP proxy 5432, Envoy readiness, sidecar health and metrics;
     // never the admin port 9901.
+    let want: Vec<Option<IntOrString>> = [5432, 8002, 8080, 8081, 8443, 9102]
+        .into_iter()
+        .map(|p| Some(IntOrString::Int(p)))
+        .collect();
+    assert_eq!(ports, want);
+}
+
+/// Stale deletion and the controller's watches cover exactly the kinds
+/// built: every kind a fully featured tenant produces is in the table, once.
+#[test]
+fn every_built_kind_is_a_managed_kind() {
+    let mut gw = full_tenant();
+    gw.spec.network_policy = Some(crds::NetworkPolicySettings { enabled: true });
+    let objs = build_all(&gw, &claims(&["acme-shop"], &[]), &ctx()).unwrap();
+    let built: std::collections::BTreeSet<&str> = objs.iter().map(|d| d.kind()).collect();
+    let table: std::collections::BTreeSet<&str> = MANAGED_KINDS.iter().map(|k| k.kind).collect();
+    assert_eq!(table.len(), MANAGED_KINDS.len(), "a kind listed twice");
+    assert_eq!(built, table, "built kinds vs MANAGED_KINDS");
+    for k in MANAGED_KINDS {
+        assert_eq!(k.api_resource().kind, k.kind);
+    }
+    for d in &objs {
+        let row = MANAGED_KINDS.iter().find(|k| k.kind == d.kind()).unwrap();
+        assert_eq!(row.api_resource(), d.api_resource(), "{}", d.kind());
+    }
+}
+
+/// The controller re-reconciles on changes to these kinds only (as before the
+/// table): the others are left to the periodic requeue.
+#[test]
+fn watched_managed_kinds() {
+    let watched: Vec<&str> = MANAGED_KINDS
+        .iter()
+        .filter(|k| k.watched)
+        .map(|k| k.kind)
+        .collect();
     assert_eq!(
-        ports,
+        watched,
         [
-            "Some(Int(5432))",
-            "Some(Int(8002))",
-            "Some(Int(8080))",
-            "Some(Int(8081))",
-            "Some(Int(8443))",
-            "Some(Int(9102))"
+            "ServiceAccount",
+            "RoleBinding",
+            "ConfigMap",
+            "Service",
+            "Deployment"
         ]
     );
-    assert!(!ports.iter().any(|p| p.contains("9901")));
 }

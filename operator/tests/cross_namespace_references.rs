@@ -1,7 +1,8 @@
 //! Ingress v1 has no namespace field in its backend or TLS references: a
 //! tenant naming a Service or Secret that exists only in another tenant's
 //! namespace must get a diagnostic and no Envoy resource built from it, even
-//! when translation is handed both namespaces' objects.
+//! when translation is handed both namespaces' objects. (Translation's
+//! namespace scoping, not the audit: `audit::findings_tests` covers that.)
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -19,13 +20,16 @@ fn service(ns: &str) -> Service {
     }))
 }
 
-/// A syntactically valid (self-signed) certificate is not needed: the
-/// lookup fails before the contents are read.
+/// Self-signed for pay.example.com (EC P-256, valid until 2126): a Secret
+/// the translation accepts, so only its namespace can keep it from serving.
+const TLS_CRT: &str = "-----BEGIN CERTIFICATE-----\nMIIBpzCCAU2gAwIBAgIUGBKSmQ6Poq3pxBye4ShcdhzdiywwCgYIKoZIzj0EAwIw\nGjEYMBYGA1UEAwwPcGF5LmV4YW1wbGUuY29tMCAXDTI2MTIwMTIxNTEwOVoYDzIx\nMjYxMTA3MjE1MTA5WjAaMRgwFgYDVQQDDA9wYXkuZXhhbXBsZS5jb20wWTATBgcq\nhkjOPQIBBggqhkjOPQMBBwNCAASqPnyNkor3DzmkIWI0vHEG+JrSF8+7vBDK3jvo\ncTAeopUrj4M0tVpz+42DLQ2pmr4yrkx4HxJUsvAug0lJHhSfo28wbTAdBgNVHQ4E\nFgQU7kB+lbNKwUAZPJrH9TuYa9UH4akwHwYDVR0jBBgwFoAU7kB+lbNKwUAZPJrH\n9TuYa9UH4akwDwYDVR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgg9wYXkuZXhhbXBs\nZS5jb20wCgYIKoZIzj0EAwIDSAAwRQIgLrDOvEm/MSWYEjUbM+ckD6C4eNQotul0\n5Y5opM3y6PgCIQCH7vND6u43TBFyiHx1LUkHplQVHnpGtagZWm0nTI/iqQ==\n-----END CERTIFICATE-----\n";
+const TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgHzl6mnPSxgPe5BVl\naaCdM2OEnJCfRUCIAVjk3wYZS16hRANCAASqPnyNkor3DzmkIWI0vHEG+JrSF8+7\nvBDK3jvocTAeopUrj4M0tVpz+42DLQ2pmr4yrkx4HxJUsvAug0lJHhSf\n-----END PRIVATE KEY-----\n";
+
 fn tls_secret(ns: &str) -> Secret {
     obj(serde_json::json!({
         "metadata": {"name": "wildcard", "namespace": ns},
         "type": "kubernetes.io/tls",
-        "stringData": {"tls.crt": "x", "tls.key": "y"}
+        "stringData": {"tls.crt": TLS_CRT, "tls.key": TLS_KEY}
     }))
 }
 
@@ -46,15 +50,20 @@ fn names<T>(items: &[T], name: impl Fn(&T) -> String) -> BTreeSet<String> {
     items.iter().map(name).collect()
 }
 
+/// acme-shop's Ingress, with the Service and Secret it names in `ns`.
+fn ingress_with_references_in(ns: &str) -> TenantObjects {
+    TenantObjects {
+        ingresses: vec![ingress("acme-shop")],
+        services: vec![service(ns)],
+        secrets: vec![tls_secret(ns)],
+        ..Default::default()
+    }
+}
+
 #[test]
 fn service_and_secret_of_another_namespace_are_reported_and_not_served() {
     // acme's Ingress; the Service and Secret it names exist only in globex.
-    let objects = TenantObjects {
-        ingresses: vec![ingress("acme-shop")],
-        services: vec![service("globex-shop")],
-        secrets: vec![tls_secret("globex-shop")],
-        ..Default::default()
-    };
+    let objects = ingress_with_references_in("globex-shop");
     // Unscoped (every object handed in) and scoped as the sidecar is.
     for namespaces in [
         None,
@@ -98,17 +107,16 @@ fn service_and_secret_of_another_namespace_are_reported_and_not_served() {
     }
 }
 
-/// The control: the same Ingress with its Service and Secret in its own
-/// namespace does get a cluster (so the test above can fail).
+/// The control: the same Ingress with the same Service and Secret in its own
+/// namespace gets its cluster and its certificate (so the test above can fail).
 #[test]
 fn same_namespace_references_are_served() {
-    let objects = TenantObjects {
-        ingresses: vec![ingress("acme-shop")],
-        services: vec![service("acme-shop")],
-        ..Default::default()
-    };
+    let objects = ingress_with_references_in("acme-shop");
     let t = translate(&objects, &GatewayOptions::default());
     assert_eq!(t.routable_paths, 1, "{:?}", t.diagnostics);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let secrets = names(&t.resources.secrets, |s| s.name.clone());
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
     let clusters = names(&t.resources.clusters, |c| c.name.clone());
     assert!(
         clusters.iter().any(|c| c.starts_with("acme-shop/payments")),

@@ -1,0 +1,87 @@
+//! `tenant-gateway xds`: the per-pod sidecar (see [`crate::sidecar`]).
+
+use crate::build::names;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct XdsArgs {
+    /// The TenantGateway this sidecar serves.
+    #[arg(long)]
+    tenant: String,
+    /// Namespace of the gateway's Deployment, Service and claims ConfigMap.
+    #[arg(long, env = "POD_NAMESPACE")]
+    gateway_namespace: String,
+    /// ADS Unix socket shared with Envoy (an emptyDir).
+    #[arg(long, default_value = names::SOCKET_PATH)]
+    socket: PathBuf,
+    #[arg(long, default_value_t = crds::ListenerSettings::default().http())]
+    http_port: u16,
+    #[arg(long, default_value_t = crds::ListenerSettings::default().https())]
+    https_port: u16,
+    #[arg(long, default_value = names::LISTENER_BIND_ADDRESS)]
+    bind_address: String,
+    /// IngressClass served by this gateway.
+    #[arg(long, default_value = crds::DEFAULT_INGRESS_CLASS)]
+    ingress_class: String,
+    /// Also serve Ingresses that name no class.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    serve_unclassed: bool,
+    /// /healthz, /ready, /drain (Envoy's probes and preStop hook).
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::UNSPECIFIED, names::HEALTH_PORT)))]
+    health_addr: SocketAddr,
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::UNSPECIFIED, names::METRICS_PORT)))]
+    metrics_addr: SocketAddr,
+    /// Envoy's admin interface (loopback only).
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, names::ADMIN_PORT)))]
+    admin_addr: SocketAddr,
+    /// Claims ConfigMap name (default: tgw-<tenant>-claims).
+    #[arg(long)]
+    claims_configmap: Option<String>,
+    /// The tenant Service whose address goes into Ingress status (default: tgw-<tenant>).
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    debounce_ms: u64,
+    /// A TCP listener: `<port>=<namespace>/<service>:<port>` (repeatable).
+    #[arg(long = "tcp-proxy", value_name = "PORT=NS/SVC:PORT")]
+    tcp_proxies: Vec<xds::TcpProxy>,
+}
+
+impl XdsArgs {
+    fn sidecar_config(self) -> crate::sidecar::SidecarConfig {
+        crate::sidecar::SidecarConfig {
+            claims_configmap: self
+                .claims_configmap
+                .unwrap_or_else(|| names::claims_config_map_name(&self.tenant)),
+            service: self
+                .service
+                .unwrap_or_else(|| names::service_name(&self.tenant)),
+            options: xds::GatewayOptions {
+                bind_address: self.bind_address,
+                http_port: self.http_port,
+                https_port: self.https_port,
+                ingress_class: self.ingress_class,
+                serve_unclassed: self.serve_unclassed,
+                tenant: self.tenant.clone(),
+                tcp_proxies: self.tcp_proxies,
+                ..xds::GatewayOptions::default()
+            },
+            tenant: self.tenant,
+            gateway_namespace: self.gateway_namespace,
+            socket: self.socket,
+            health_addr: self.health_addr,
+            metrics_addr: self.metrics_addr,
+            admin_addr: self.admin_addr,
+            debounce: std::time::Duration::from_millis(self.debounce_ms),
+        }
+    }
+}
+
+pub fn run(args: XdsArgs) -> ExitCode {
+    super::serve(async move {
+        let client = kube::Client::try_default().await?;
+        crate::sidecar::run(args.sidecar_config(), client, super::shutdown_signal()).await
+    })
+}
