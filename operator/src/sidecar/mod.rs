@@ -7,7 +7,7 @@
 mod cluster;
 mod driver;
 pub mod health;
-pub mod machine;
+mod machine;
 mod namespaces;
 pub mod status;
 
