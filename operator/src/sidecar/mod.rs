@@ -125,3 +125,51 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing listens on port 1 of loopback: every watch fails and retries.
+    fn unreachable_api_server() -> Client {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("valid URI"));
+        Client::try_from(config).expect("client for an http URI")
+    }
+
+    #[tokio::test]
+    async fn without_claims_ads_never_listens_and_shutdown_ends_the_loop() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("xds.sock");
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+        let cfg = SidecarConfig {
+            tenant: "acme".into(),
+            gateway_namespace: "tgw-system".into(),
+            claims_configmap: "tgw-acme-claims".into(),
+            service: "tgw-acme".into(),
+            socket: socket.clone(),
+            options: GatewayOptions::default(),
+            health_addr: any_port,
+            metrics_addr: any_port,
+            admin_addr: any_port,
+            debounce: Duration::from_millis(5),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        // Look for the socket while the sidecar runs: it is removed on shutdown.
+        let listened_before_shutdown = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let listened = socket.exists();
+            let _ = stop.send(());
+            listened
+        };
+        let sidecar = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(cfg, unreachable_api_server(), shutdown),
+        );
+        let (ran, listened) = tokio::join!(sidecar, listened_before_shutdown);
+        assert!(matches!(ran, Ok(Ok(()))), "run ends on shutdown: {ran:?}");
+        assert!(!listened, "no ADS socket without a complete snapshot");
+    }
+}
