@@ -136,6 +136,13 @@ mod tests {
         Client::try_from(config).expect("client for an http URI")
     }
 
+    /// Compiles only while `run` is a `Send + 'static` future, so whatever
+    /// starts the runtime may spawn it as well as block on it.
+    #[allow(dead_code)]
+    fn run_can_be_spawned(cfg: SidecarConfig, client: Client) {
+        drop(tokio::spawn(run(cfg, client, std::future::ready(()))));
+    }
+
     #[tokio::test]
     async fn without_claims_ads_never_listens_and_shutdown_ends_the_loop() {
         let dir = tempfile::tempdir().expect("temp dir");
