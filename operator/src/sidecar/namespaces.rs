@@ -39,7 +39,8 @@ impl Drop for NamespaceWatch {
     }
 }
 
-/// The reflectors of every claimed namespace, and a notifier that fires on any change.
+/// The reflectors of every claimed namespace, and a notifier that fires on any
+/// change or completed first list.
 pub struct TenantWatch {
     client: Client,
     watches: BTreeMap<String, NamespaceWatch>,
@@ -91,66 +92,63 @@ impl TenantWatch {
         }
     }
 
-    /// Start watching newly claimed namespaces and stop watching released ones.
-    pub fn set_namespaces(&mut self, wanted: &BTreeSet<String>) {
-        self.watches.retain(|ns, _| {
-            let keep = wanted.contains(ns);
-            if !keep {
-                tracing::info!(namespace = %ns, "namespace released; stopped watching");
-            }
-            keep
-        });
-        for ns in wanted {
-            if self.watches.contains_key(ns) {
-                continue;
-            }
-            tracing::info!(namespace = %ns, "namespace claimed; watching");
-            let synced = Arc::new(AtomicU8::new(0));
-            let c = &self.client;
-            let all = watcher::Config::default();
-            let (ingresses, t1) = spawn_reflector(
-                Api::namespaced(c.clone(), ns),
-                all.clone(),
-                0,
-                synced.clone(),
-                self.changed.clone(),
-            );
-            let (services, t2) = spawn_reflector(
-                Api::namespaced(c.clone(), ns),
-                all.clone(),
-                1,
-                synced.clone(),
-                self.changed.clone(),
-            );
-            let (slices, t3) = spawn_reflector(
-                Api::namespaced(c.clone(), ns),
-                all,
-                2,
-                synced.clone(),
-                self.changed.clone(),
-            );
-            // Only TLS Secrets: nothing else is ever read into memory.
-            let tls = watcher::Config::default().fields("type=kubernetes.io/tls");
-            let (secrets, t4) = spawn_reflector(
-                Api::namespaced(c.clone(), ns),
-                tls,
-                3,
-                synced.clone(),
-                self.changed.clone(),
-            );
-            self.watches.insert(
-                ns.clone(),
-                NamespaceWatch {
-                    ingresses,
-                    services,
-                    slices,
-                    secrets,
-                    synced,
-                    tasks: vec![t1, t2, t3, t4],
-                },
-            );
+    /// Start the reflectors of a newly claimed namespace.
+    pub fn start(&mut self, ns: &str) {
+        if self.watches.contains_key(ns) {
+            return;
         }
-        self.changed.notify_one();
+        tracing::info!(namespace = %ns, "namespace claimed; watching");
+        let synced = Arc::new(AtomicU8::new(0));
+        let c = &self.client;
+        let all = watcher::Config::default();
+        let (ingresses, t1) = spawn_reflector(
+            Api::namespaced(c.clone(), ns),
+            all.clone(),
+            0,
+            synced.clone(),
+            self.changed.clone(),
+        );
+        let (services, t2) = spawn_reflector(
+            Api::namespaced(c.clone(), ns),
+            all.clone(),
+            1,
+            synced.clone(),
+            self.changed.clone(),
+        );
+        let (slices, t3) = spawn_reflector(
+            Api::namespaced(c.clone(), ns),
+            all,
+            2,
+            synced.clone(),
+            self.changed.clone(),
+        );
+        // Only TLS Secrets: nothing else is ever read into memory.
+        let tls = watcher::Config::default().fields("type=kubernetes.io/tls");
+        let (secrets, t4) = spawn_reflector(
+            Api::namespaced(c.clone(), ns),
+            tls,
+            3,
+            synced.clone(),
+            self.changed.clone(),
+        );
+        self.watches.insert(
+            ns.to_string(),
+            NamespaceWatch {
+                ingresses,
+                services,
+                slices,
+                secrets,
+                synced,
+                tasks: vec![t1, t2, t3, t4],
+            },
+        );
+    }
+
+    /// Stop the reflectors of a released namespace (dropping them aborts their tasks).
+    pub fn stop(&mut self, ns: &str) {
+        if self.watches.remove(ns).is_some() {
+            tracing::info!(namespace = %ns, "namespace released; stopped watching");
+        }
     }
 
     /// Namespaces whose every kind has completed its first list.
@@ -162,15 +160,11 @@ impl TenantWatch {
             .collect()
     }
 
-    pub fn watched_namespaces(&self) -> BTreeSet<String> {
-        self.watches.keys().cloned().collect()
-    }
-
-    /// The objects of every fully synced namespace. A namespace still listing
-    /// is left out entirely, so a half-listed namespace never yields 503s.
-    pub fn objects(&self) -> TenantObjects {
+    /// The objects of those of `namespaces` that are fully synced. A namespace
+    /// still listing is left out entirely, so a half-listed namespace never yields 503s.
+    pub fn objects(&self, namespaces: &BTreeSet<String>) -> TenantObjects {
         let mut o = TenantObjects::default();
-        for w in self.watches.values() {
+        for w in namespaces.iter().filter_map(|ns| self.watches.get(ns)) {
             if w.synced.load(Ordering::SeqCst) != ALL_SYNCED {
                 continue;
             }

@@ -1,0 +1,340 @@
+//! The sidecar's effects against the real world: reflectors on the API
+//! server, the ADS server on its Unix socket, Ingress status, Events, metrics.
+
+use super::driver::SidecarEffects;
+use super::health::HealthState;
+use super::machine::TranslationOutcome;
+use super::namespaces::TenantWatch;
+use super::status;
+use super::SidecarConfig;
+use crate::metrics::SidecarMetrics;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+use xds::ads::{serve_unix, AdsServer, AdsStats, DrainSignal};
+use xds::{translate, Diagnostic, GatewayOptions, ResourceType, Snapshot};
+
+/// Follow one named object in the gateway namespace (RBAC: resourceNames).
+pub(crate) fn follow<K>(api: Api<K>, name: &str) -> watch::Receiver<Option<K>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (tx, rx) = watch::channel(None);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let what = format!("{}/{name}", K::kind(&()));
+    tokio::spawn(async move {
+        let mut stream = watcher(api, cfg).default_backoff().boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    tx.send_replace(Some(o));
+                }
+                Ok(watcher::Event::Delete(_)) => {
+                    tx.send_replace(None);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(object = %what, error = %e, "watch failed; retrying"),
+            }
+        }
+    });
+    rx
+}
+
+/// The types whose version a publish changes (and that exist before or
+/// after it): Envoy must ACK each of them for the change to have converged.
+fn changed_types(previous: Option<&Snapshot>, snapshot: &Snapshot) -> Vec<ResourceType> {
+    ResourceType::ALL
+        .into_iter()
+        .filter(|ty| previous.is_none_or(|p| p.version(*ty) != snapshot.version(*ty)))
+        .filter(|ty| snapshot.len(*ty) > 0 || previous.is_some_and(|p| p.len(*ty) > 0))
+        .collect()
+}
+
+/// Wait until Envoy ACKs every type whose version changed, for the convergence histogram.
+async fn wait_for_acks(
+    stats: AdsStats,
+    before: Vec<(ResourceType, u64)>,
+    timeout: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if before
+            .iter()
+            .all(|(ty, acks)| stats.counters(*ty).acks > *acks)
+        {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+/// The last translation, for the log line and convergence time of its publish.
+#[derive(Clone, Copy)]
+struct TranslationSummary {
+    started: Instant,
+    routable_paths: usize,
+    diagnostics: usize,
+    namespaces: usize,
+}
+
+/// The ADS server: not listening until the first snapshot is published.
+struct AdsLifecycle {
+    socket: PathBuf,
+    pending: Option<(AdsServer, oneshot::Receiver<()>)>,
+    stop: Option<oneshot::Sender<()>>,
+    drain: DrainSignal,
+    task: Option<JoinHandle<()>>,
+}
+
+impl AdsLifecycle {
+    fn new(server: AdsServer, socket: PathBuf) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        Self {
+            socket,
+            drain: server.drain_signal(),
+            pending: Some((server, stopped)),
+            stop: Some(stop),
+            task: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let Some((server, stop_rx)) = self.pending.take() else {
+            return;
+        };
+        let socket = self.socket.clone();
+        self.task = Some(tokio::spawn(async move {
+            let stopped = async {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = serve_unix(&socket, server, stopped).await {
+                tracing::error!(error = %e, "ADS server failed");
+            }
+        }));
+        tracing::info!(socket = %self.socket.display(), "serving ADS");
+    }
+
+    async fn stop(&mut self) {
+        tracing::info!("shutting down: closing ADS streams");
+        self.drain.drain();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What the sidecar holds while it runs, and the effects it executes with it.
+pub(crate) struct ClusterEffects {
+    pub(crate) tenant: TenantWatch,
+    /// When the armed debounce runs out, for the shell's `select!`.
+    pub(crate) debounce_deadline: Option<tokio::time::Instant>,
+    client: Client,
+    options: GatewayOptions,
+    service: watch::Receiver<Option<Service>>,
+    recorder: Recorder,
+    metrics: Arc<SidecarMetrics>,
+    stats: AdsStats,
+    configured: Arc<AtomicBool>,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    ads: AdsLifecycle,
+    /// The first change of the current round, for the convergence histogram.
+    round_started: Instant,
+    last_translation: Option<TranslationSummary>,
+}
+
+impl ClusterEffects {
+    /// Everything but I/O: watches start as claims arrive, ADS after the first snapshot.
+    pub(crate) fn new(
+        cfg: &SidecarConfig,
+        client: Client,
+        service: watch::Receiver<Option<Service>>,
+        changed: Arc<Notify>,
+    ) -> Self {
+        let (snapshots, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let (server, stats) = AdsServer::new(snapshot_rx);
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "tenant-gateway-xds".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Self {
+            tenant: TenantWatch::new(client.clone(), changed),
+            debounce_deadline: None,
+            client,
+            options: cfg.options.clone(),
+            service,
+            recorder,
+            metrics: Arc::new(SidecarMetrics::new(stats.clone())),
+            stats,
+            configured: Arc::new(AtomicBool::new(false)),
+            snapshots,
+            ads: AdsLifecycle::new(server, cfg.socket.clone()),
+            round_started: Instant::now(),
+            last_translation: None,
+        }
+    }
+
+    /// What the health and metrics endpoints read.
+    pub(crate) fn health_state(&self, admin: SocketAddr) -> HealthState {
+        let metrics = self.metrics.clone();
+        HealthState {
+            configured: self.configured.clone(),
+            draining: Arc::new(AtomicBool::new(false)),
+            admin,
+            min_drain: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
+            metrics: Arc::new(move || metrics.encode()),
+        }
+    }
+
+    /// Keep the claimed-namespaces gauge in step with the claims ConfigMap.
+    pub(crate) fn record_claims(&self, claims: &BTreeSet<String>) {
+        self.metrics.claimed_namespaces.set(claims.len() as i64);
+    }
+}
+
+impl SidecarEffects for ClusterEffects {
+    fn start_watch(&mut self, namespace: &str) {
+        self.tenant.start(namespace);
+    }
+
+    fn stop_watch(&mut self, namespace: &str) {
+        self.tenant.stop(namespace);
+    }
+
+    fn arm_debounce(&mut self, after: Duration) {
+        self.round_started = Instant::now();
+        self.debounce_deadline = Some(tokio::time::Instant::now() + after);
+    }
+
+    fn translate(&mut self, namespaces: &BTreeSet<String>) -> TranslationOutcome {
+        let started = Instant::now();
+        let objects = self.tenant.objects(namespaces);
+        let mut options = self.options.clone();
+        options.namespaces = Some(namespaces.clone());
+        let t = translate(&objects, &options);
+        self.metrics
+            .translation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.diagnostics.set(t.diagnostics.len() as i64);
+        self.last_translation = Some(TranslationSummary {
+            started,
+            routable_paths: t.routable_paths,
+            diagnostics: t.diagnostics.len(),
+            namespaces: namespaces.len(),
+        });
+        TranslationOutcome {
+            snapshot: Arc::new(Snapshot::from(&t.resources)),
+            diagnostics: t.diagnostics.into_iter().collect(),
+            served_ingresses: t.served_ingresses,
+        }
+    }
+
+    fn publish(&mut self, snapshot: Arc<Snapshot>, previous: Option<Arc<Snapshot>>) {
+        let awaited: Vec<(ResourceType, u64)> = changed_types(previous.as_deref(), &snapshot)
+            .into_iter()
+            .map(|ty| (ty, self.stats.counters(ty).acks))
+            .collect();
+        self.snapshots.send_replace(snapshot);
+        self.configured.store(true, Ordering::SeqCst);
+        self.metrics.translations.inc();
+        let Some(summary) = self.last_translation else {
+            return;
+        };
+        tracing::info!(
+            routable_paths = summary.routable_paths,
+            diagnostics = summary.diagnostics,
+            namespaces = summary.namespaces,
+            "pushed new configuration"
+        );
+        let (stats, hist) = (self.stats.clone(), self.metrics.convergence_seconds.clone());
+        let waited_before_translating = summary.started.duration_since(self.round_started);
+        tokio::spawn(async move {
+            if let Some(d) = wait_for_acks(stats, awaited, Duration::from_secs(30)).await {
+                hist.observe((d + waited_before_translating).as_secs_f64());
+            }
+        });
+    }
+
+    fn start_ads(&mut self) {
+        self.ads.start();
+    }
+
+    /// Report a new problem as a log line and an Event on its Ingress.
+    async fn emit_event(&mut self, d: &Diagnostic) {
+        tracing::warn!(object = %d.object, field = %d.field, "{}", d.message);
+        let Some(ing) = self.tenant.ingress(&d.object.namespace, &d.object.name) else {
+            return;
+        };
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: "InvalidIngress".into(),
+            note: Some(
+                format!("{}: {}", d.field, d.message)
+                    .chars()
+                    .take(1000)
+                    .collect(),
+            ),
+            action: "Translate".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &ing.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish Event");
+        }
+    }
+
+    /// status.loadBalancer of every Ingress we serve, once the Service has an address.
+    async fn write_status(&mut self, ingresses: &[(String, String)]) {
+        let addresses = self
+            .service
+            .borrow()
+            .as_ref()
+            .map(status::published_addresses);
+        let Some(addresses) = addresses.filter(|a| !a.is_empty()) else {
+            return;
+        };
+        for (ns, name) in ingresses {
+            let Some(ing) = self.tenant.ingress(ns, name) else {
+                continue;
+            };
+            let Some(patch) = status::status_patch(&ing, &addresses) else {
+                continue;
+            };
+            let api: Api<Ingress> = Api::namespaced(self.client.clone(), ns);
+            if let Err(e) = api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "could not write Ingress status");
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.ads.stop().await;
+    }
+}
