@@ -9,7 +9,10 @@ pub use ads::{serve_tcp, serve_unix, AdsError, AdsServer, AdsStats};
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
 pub mod bootstrap;
 pub mod diagnostics;
+mod envoy;
 pub mod manifests;
+pub mod model;
+mod sources;
 pub mod translate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
