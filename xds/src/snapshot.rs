@@ -209,6 +209,54 @@ impl Snapshot {
     }
 }
 
+impl EnvoyResources {
+    /// Every reference to a resource these resources do not hold; empty when
+    /// the configuration is consistent (see [`Snapshot::consistency_problems`]).
+    pub fn consistency_problems(&self) -> Vec<String> {
+        Snapshot::from(self).consistency_problems()
+    }
+}
+
+impl Snapshot {
+    /// Every dangling reference, as go-control-plane's `Snapshot.Consistent()`:
+    /// a cluster named by a route, weighted cluster, mirror or TCP proxy; an
+    /// EDS name of a cluster; an SDS secret of a listener or cluster; an RDS
+    /// name of a listener — each must be a resource of this snapshot.
+    pub fn consistency_problems(&self) -> Vec<String> {
+        let mut refs = crate::ads::References::default();
+        let mut wanted: Vec<(ResourceType, String, String)> = Vec::new();
+        for ty in ResourceType::ALL {
+            for (name, any) in self.resources(ty) {
+                refs.add(any);
+                if ty == ResourceType::Cluster {
+                    let eds = crate::ads::eds_name(any);
+                    let by = format!("cluster {name}");
+                    wanted.extend(eds.map(|e| (ResourceType::Endpoint, e, by)));
+                } else if ty == ResourceType::Listener {
+                    let by = format!("listener {name}");
+                    wanted.extend(
+                        crate::ads::rds_names(any)
+                            .into_iter()
+                            .map(|r| (ResourceType::Route, r, by.clone())),
+                    );
+                }
+            }
+        }
+        let by = "a route, listener or cluster".to_string();
+        wanted.extend((refs.clusters.into_iter()).map(|c| (ResourceType::Cluster, c, by.clone())));
+        wanted.extend(
+            refs.secrets
+                .into_iter()
+                .map(|s| (ResourceType::Secret, s, by.clone())),
+        );
+        wanted
+            .into_iter()
+            .filter(|(ty, name, _)| self.get(*ty, name).is_none())
+            .map(|(ty, name, by)| format!("{by} names the missing {ty:?} {name:?}"))
+            .collect()
+    }
+}
+
 impl From<&EnvoyResources> for Snapshot {
     fn from(r: &EnvoyResources) -> Self {
         let mut s = Snapshot::default();
@@ -235,10 +283,174 @@ impl From<&EnvoyResources> for Snapshot {
     }
 }
 
+/// Resources in which every kind of reference occurs once: an HTTPS listener
+/// naming its SDS secret and RDS table, a TCP proxy listener naming its
+/// cluster, a route to a cluster and one to weighted clusters, EDS clusters.
+#[cfg(test)]
+pub(crate) fn every_reference_fixture() -> EnvoyResources {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
+    use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain};
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_action, weighted_cluster, Route, RouteAction, VirtualHost, WeightedCluster,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    };
+    let typed = |any: Any| Some(filter::ConfigType::TypedConfig(any));
+    let hcm = HttpConnectionManager {
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            route_config_name: "https".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let tls = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                name: "shop/cert".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let https = Listener {
+        name: "https".into(),
+        filter_chains: vec![FilterChain {
+            transport_socket: Some(TransportSocket {
+                name: "tls".into(),
+                config_type: Some(transport_socket::ConfigType::TypedConfig(pack(&tls))),
+            }),
+            filters: vec![Filter {
+                name: "hcm".into(),
+                config_type: typed(pack(&hcm)),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let tcp = TcpProxy {
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster("db".into())),
+        ..Default::default()
+    };
+    let tcp = Listener {
+        name: "tcp-5432".into(),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "tcp".into(),
+                config_type: typed(pack(&tcp)),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let to = |spec| Route {
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(spec),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let weight = |name: &str| weighted_cluster::ClusterWeight {
+        name: name.into(),
+        ..Default::default()
+    };
+    let routes = RouteConfiguration {
+        name: "https".into(),
+        virtual_hosts: vec![VirtualHost {
+            name: "*".into(),
+            routes: vec![
+                to(route_action::ClusterSpecifier::Cluster("a".into())),
+                to(route_action::ClusterSpecifier::WeightedClusters(
+                    WeightedCluster {
+                        clusters: vec![weight("a"), weight("b")],
+                        ..Default::default()
+                    },
+                )),
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let names = ["a", "b", "db"];
+    EnvoyResources {
+        listeners: vec![https, tcp],
+        routes: vec![routes],
+        clusters: names
+            .iter()
+            .map(|n| Cluster {
+                name: (*n).into(),
+                cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+                ..Default::default()
+            })
+            .collect(),
+        endpoints: names
+            .iter()
+            .map(|n| ClusterLoadAssignment {
+                cluster_name: (*n).into(),
+                ..Default::default()
+            })
+            .collect(),
+        secrets: vec![Secret {
+            name: "shop/cert".into(),
+            ..Default::default()
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
+
+    #[test]
+    fn consistency_problems_name_every_dangling_reference_and_none_when_complete() {
+        let full = every_reference_fixture();
+        assert_eq!(full.consistency_problems(), Vec::<String>::new());
+        type Drop = fn(&mut EnvoyResources);
+        let cases: [(&str, Drop, &str); 6] = [
+            (
+                "routed cluster",
+                |r| r.clusters.retain(|c| c.name != "a"),
+                "Cluster \"a\"",
+            ),
+            (
+                "weighted-only cluster",
+                |r| r.clusters.retain(|c| c.name != "b"),
+                "Cluster \"b\"",
+            ),
+            (
+                "TCP proxy cluster",
+                |r| r.clusters.retain(|c| c.name != "db"),
+                "Cluster \"db\"",
+            ),
+            (
+                "EDS assignment",
+                |r| r.endpoints.retain(|e| e.cluster_name != "b"),
+                "Endpoint \"b\"",
+            ),
+            ("SDS secret", |r| r.secrets.clear(), "Secret \"shop/cert\""),
+            ("RDS table", |r| r.routes.clear(), "Route \"https\""),
+        ];
+        for (what, drop, missing) in cases {
+            let mut broken = full.clone();
+            drop(&mut broken);
+            let problems = broken.consistency_problems();
+            assert!(
+                problems.iter().any(|p| p.contains(missing)),
+                "without the {what}: {problems:?}"
+            );
+        }
+    }
 
     fn any(url: &str, v: &[u8]) -> Any {
         Any {
