@@ -291,100 +291,10 @@ pub(crate) fn every_reference_fixture() -> EnvoyResources {
     use envoy_types::pb::envoy::config::cluster::v3::cluster::{
         ClusterDiscoveryType, DiscoveryType,
     };
-    use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
-    use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain};
-    use envoy_types::pb::envoy::config::route::v3::{
-        route, route_action, weighted_cluster, Route, RouteAction, VirtualHost, WeightedCluster,
-    };
-    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-        http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
-    };
-    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
-        tcp_proxy, TcpProxy,
-    };
-    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-        CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
-    };
-    let typed = |any: Any| Some(filter::ConfigType::TypedConfig(any));
-    let hcm = HttpConnectionManager {
-        route_specifier: Some(RouteSpecifier::Rds(Rds {
-            route_config_name: "https".into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
-    let tls = DownstreamTlsContext {
-        common_tls_context: Some(CommonTlsContext {
-            tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
-                name: "shop/cert".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let https = Listener {
-        name: "https".into(),
-        filter_chains: vec![FilterChain {
-            transport_socket: Some(TransportSocket {
-                name: "tls".into(),
-                config_type: Some(transport_socket::ConfigType::TypedConfig(pack(&tls))),
-            }),
-            filters: vec![Filter {
-                name: "hcm".into(),
-                config_type: typed(pack(&hcm)),
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let tcp = TcpProxy {
-        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster("db".into())),
-        ..Default::default()
-    };
-    let tcp = Listener {
-        name: "tcp-5432".into(),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "tcp".into(),
-                config_type: typed(pack(&tcp)),
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let to = |spec| Route {
-        action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(spec),
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
-    let weight = |name: &str| weighted_cluster::ClusterWeight {
-        name: name.into(),
-        ..Default::default()
-    };
-    let routes = RouteConfiguration {
-        name: "https".into(),
-        virtual_hosts: vec![VirtualHost {
-            name: "*".into(),
-            routes: vec![
-                to(route_action::ClusterSpecifier::Cluster("a".into())),
-                to(route_action::ClusterSpecifier::WeightedClusters(
-                    WeightedCluster {
-                        clusters: vec![weight("a"), weight("b")],
-                        ..Default::default()
-                    },
-                )),
-            ],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
     let names = ["a", "b", "db"];
     EnvoyResources {
-        listeners: vec![https, tcp],
-        routes: vec![routes],
+        listeners: vec![fixture::https_listener(), fixture::tcp_listener()],
+        routes: vec![fixture::routes()],
         clusters: names
             .iter()
             .map(|n| Cluster {
@@ -408,6 +318,114 @@ pub(crate) fn every_reference_fixture() -> EnvoyResources {
 }
 
 #[cfg(test)]
+mod fixture {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
+    use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain};
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_action, weighted_cluster, Route, RouteAction, VirtualHost, WeightedCluster,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    };
+
+    pub(super) fn https_listener() -> Listener {
+        let typed = |any: Any| Some(filter::ConfigType::TypedConfig(any));
+        let hcm = HttpConnectionManager {
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: "https".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let tls = DownstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                    name: "shop/cert".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let https = Listener {
+            name: "https".into(),
+            filter_chains: vec![FilterChain {
+                transport_socket: Some(TransportSocket {
+                    name: "tls".into(),
+                    config_type: Some(transport_socket::ConfigType::TypedConfig(pack(&tls))),
+                }),
+                filters: vec![Filter {
+                    name: "hcm".into(),
+                    config_type: typed(pack(&hcm)),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        https
+    }
+
+    pub(super) fn tcp_listener() -> Listener {
+        let typed = |any: Any| Some(filter::ConfigType::TypedConfig(any));
+        let tcp = TcpProxy {
+            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster("db".into())),
+            ..Default::default()
+        };
+        let tcp = Listener {
+            name: "tcp-5432".into(),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "tcp".into(),
+                    config_type: typed(pack(&tcp)),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        tcp
+    }
+
+    pub(super) fn routes() -> RouteConfiguration {
+        let to = |spec| Route {
+            action: Some(route::Action::Route(RouteAction {
+                cluster_specifier: Some(spec),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let weight = |name: &str| weighted_cluster::ClusterWeight {
+            name: name.into(),
+            ..Default::default()
+        };
+        let routes = RouteConfiguration {
+            name: "https".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "*".into(),
+                routes: vec![
+                    to(route_action::ClusterSpecifier::Cluster("a".into())),
+                    to(route_action::ClusterSpecifier::WeightedClusters(
+                        WeightedCluster {
+                            clusters: vec![weight("a"), weight("b")],
+                            ..Default::default()
+                        },
+                    )),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        routes
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
@@ -416,40 +434,34 @@ mod tests {
     fn consistency_problems_name_every_dangling_reference_and_none_when_complete() {
         let full = every_reference_fixture();
         assert_eq!(full.consistency_problems(), Vec::<String>::new());
-        type Drop = fn(&mut EnvoyResources);
-        let cases: [(&str, Drop, &str); 6] = [
-            (
-                "routed cluster",
-                |r| r.clusters.retain(|c| c.name != "a"),
-                "Cluster \"a\"",
-            ),
-            (
-                "weighted-only cluster",
-                |r| r.clusters.retain(|c| c.name != "b"),
-                "Cluster \"b\"",
-            ),
-            (
-                "TCP proxy cluster",
-                |r| r.clusters.retain(|c| c.name != "db"),
-                "Cluster \"db\"",
-            ),
-            (
-                "EDS assignment",
-                |r| r.endpoints.retain(|e| e.cluster_name != "b"),
-                "Endpoint \"b\"",
-            ),
-            ("SDS secret", |r| r.secrets.clear(), "Secret \"shop/cert\""),
-            ("RDS table", |r| r.routes.clear(), "Route \"https\""),
+        // `a` is routed, `b` only weighted, `db` only TCP-proxied.
+        let dropped = [
+            (ResourceType::Cluster, "a"),
+            (ResourceType::Cluster, "b"),
+            (ResourceType::Cluster, "db"),
+            (ResourceType::Endpoint, "b"),
+            (ResourceType::Secret, "shop/cert"),
+            (ResourceType::Route, "https"),
         ];
-        for (what, drop, missing) in cases {
-            let mut broken = full.clone();
-            drop(&mut broken);
-            let problems = broken.consistency_problems();
+        for (ty, name) in dropped {
+            let problems = without(full.clone(), ty, name).consistency_problems();
+            let missing = format!("{ty:?} {name:?}");
             assert!(
-                problems.iter().any(|p| p.contains(missing)),
-                "without the {what}: {problems:?}"
+                problems.iter().any(|p| p.contains(&missing)),
+                "without {missing}: {problems:?}"
             );
         }
+    }
+
+    fn without(mut r: EnvoyResources, ty: ResourceType, name: &str) -> EnvoyResources {
+        match ty {
+            ResourceType::Cluster => r.clusters.retain(|c| c.name != name),
+            ResourceType::Endpoint => r.endpoints.retain(|e| e.cluster_name != name),
+            ResourceType::Secret => r.secrets.retain(|s| s.name != name),
+            ResourceType::Route => r.routes.retain(|rc| rc.name != name),
+            ResourceType::Listener => r.listeners.retain(|l| l.name != name),
+        }
+        r
     }
 
     fn any(url: &str, v: &[u8]) -> Any {

@@ -105,6 +105,3 @@ pub fn translate(objects: &TenantObjects, options: &GatewayOptions) -> Translati
         served_ingresses: lowered.served_ingresses,
     }
 }
-
-#[cfg(test)]
-mod tests;

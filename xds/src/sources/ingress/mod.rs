@@ -6,6 +6,8 @@ mod canary;
 mod class;
 mod lower;
 mod rules;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use super::backends::BackendIndex;
