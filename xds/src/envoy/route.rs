@@ -131,7 +131,13 @@ fn route_name(r: &ModelRoute, host: &HostMatch) -> String {
         PathMatch::Prefix(p) => format!("prefix:{p}"),
         PathMatch::Regex(p) => format!("regex:{p}"),
     };
-    format!("{}|{}|{path}", r.provenance.owner(), host.display())
+    let object = &r.provenance.object;
+    format!(
+        "{}/{}|{}|{path}",
+        object.namespace,
+        object.name,
+        host.display()
+    )
 }
 
 /// The route's policies that Envoy applies through HTTP filters enabled per

@@ -20,22 +20,18 @@ use std::sync::Arc;
 /// The object and field an element of the model came from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Provenance {
-    pub object: ObjectRef,
+    /// Shared by every element of one object.
+    pub object: Arc<ObjectRef>,
     /// JSON path of the field, e.g. `spec.rules[0].http.paths[1]`.
     pub field: String,
 }
 
 impl Provenance {
-    pub fn new(object: &ObjectRef, field: impl Into<String>) -> Self {
+    pub fn new(object: &Arc<ObjectRef>, field: impl Into<String>) -> Self {
         Self {
             object: object.clone(),
             field: field.into(),
         }
-    }
-
-    /// `namespace/name` of the object: stable, so Envoy names built from it are too.
-    pub fn owner(&self) -> String {
-        format!("{}/{}", self.object.namespace, self.object.name)
     }
 }
 
@@ -163,8 +159,8 @@ impl RouteTable {
 pub struct Backend {
     /// Unique: `<namespace>/<service>/<port>`, plus a settings hash when not default.
     pub name: String,
-    pub provenance: Provenance,
-    /// The Service, for the default SNI name of TLS backends and health checks.
+    /// The Service (its provenance), for the default SNI name of TLS backends
+    /// and health checks.
     pub namespace: String,
     pub service: String,
     /// Ready (address, port), sorted and deduplicated.
@@ -218,6 +214,14 @@ pub struct Model {
     pub backends: BTreeMap<String, Backend>,
     /// Listener port → where its connections go.
     pub tcp: BTreeMap<u16, TcpRoute>,
+}
+
+impl Backend {
+    /// The Service this backend is a port of (built on demand: backends are
+    /// resolved once per path, and only problems need it).
+    pub fn service_ref(&self) -> ObjectRef {
+        ObjectRef::new("Service", &self.namespace, &self.service)
+    }
 }
 
 impl Model {

@@ -9,6 +9,7 @@ use k8s_openapi::api::networking::v1::IngressServiceBackend;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -142,10 +143,6 @@ impl<'a> BackendIndex<'a> {
         }
         Ok(Backend {
             name: cluster_name(namespace, &backend.name, svc_port.port),
-            provenance: Provenance::new(
-                &ObjectRef::new("Service", namespace, &backend.name),
-                "spec.ports",
-            ),
             namespace: namespace.to_string(),
             service: backend.name.clone(),
             endpoints,
@@ -222,7 +219,10 @@ impl<'a> BackendIndex<'a> {
         })?;
         Ok(Certificate {
             name: format!("{namespace}/{name}"),
-            provenance: Provenance::new(&ObjectRef::new("Secret", namespace, name), "data"),
+            provenance: Provenance::new(
+                &Arc::new(ObjectRef::new("Secret", namespace, name)),
+                "data",
+            ),
             cert_chain: cert,
             private_key: key,
         })

@@ -10,6 +10,7 @@ use k8s_openapi::api::networking::v1::{IngressServiceBackend, ServiceBackendPort
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A TCP listener port forwarded to a Service port.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,7 +76,7 @@ pub(crate) fn lower(
     model: &mut Model,
     diags: &mut Diagnostics,
 ) {
-    let obj = ObjectRef::new("TenantGateway", "", &options.tenant);
+    let obj = Arc::new(ObjectRef::new("TenantGateway", "", &options.tenant));
     let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
     for (i, p) in options.tcp_proxies.iter().enumerate() {
         // The whole entry: its port, namespace and Service are read together.

@@ -96,15 +96,15 @@ pub(super) fn rewrite(s: &IngressSettings, path: &PathMatch) -> Option<PathRewri
     }
 }
 
-fn action(target: &Target) -> Action {
+fn action(target: Target) -> Action {
     match target {
         Target::Cluster(c) => Action::Forward(vec![WeightedBackend {
-            backend: c.clone(),
+            backend: c,
             weight: 1,
         }]),
         Target::Unavailable => Action::DirectResponse { status: 503 },
         Target::AppRoot(to) => Action::Redirect {
-            path: to.clone(),
+            path: to,
             status: 302,
         },
     }
@@ -140,7 +140,7 @@ fn cookie_is(name: &str, value: &str) -> HeaderMatch {
 /// ingress-nginx canary rules: by header (a value, or always/never), then by
 /// cookie (always/never), then by weight.
 fn canary_alternatives(main: &Action, c: &CanaryPlan) -> Vec<Alternative> {
-    let canary = action(&c.target);
+    let canary = action(c.target.clone());
     let k = &c.canary;
     let mut out = Vec::new();
     if let Some(h) = &k.by_header {
@@ -187,16 +187,24 @@ fn weighted(main: &str, c: &CanaryPlan) -> Option<Action> {
 }
 
 pub(super) fn route(r: IngressRoute) -> Route {
-    let main = action(&r.target);
-    let (alternatives, weighted) = match (&r.canary, &r.target) {
-        (Some(c), Target::Cluster(m)) => (canary_alternatives(&main, c), weighted(m, c)),
-        (Some(c), _) => (canary_alternatives(&main, c), None),
-        (None, _) => (Vec::new(), None),
+    let (action, alternatives) = match &r.canary {
+        None => (action(r.target), Vec::new()),
+        Some(c) => {
+            let weighted = match &r.target {
+                Target::Cluster(m) => weighted(m, c),
+                _ => None,
+            };
+            let main = action(r.target.clone());
+            (
+                weighted.unwrap_or_else(|| main.clone()),
+                canary_alternatives(&main, c),
+            )
+        }
     };
     Route {
         provenance: r.provenance,
         path: r.path,
-        action: weighted.unwrap_or(main),
+        action,
         rewrite: r.rewrite,
         policy: r.policy,
         alternatives,

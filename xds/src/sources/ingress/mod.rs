@@ -49,7 +49,7 @@ pub(crate) fn lower(
         let ns = ing.metadata.namespace.as_deref().unwrap_or_default();
         let name = ing.metadata.name.as_deref().unwrap_or_default();
         served.push((ns.to_string(), name.to_string()));
-        c.ingress(ing, parsed, &ObjectRef::new("Ingress", ns, name));
+        c.ingress(ing, parsed, &Arc::new(ObjectRef::new("Ingress", ns, name)));
     }
     served.sort();
     c.finish();
@@ -80,7 +80,7 @@ fn parse_annotations<'o>(
 
 /// What one Ingress asks for, shared by all its paths.
 struct IngressContext<'i> {
-    obj: &'i ObjectRef,
+    obj: &'i Arc<ObjectRef>,
     /// `namespace/name`.
     owner: String,
     settings: Arc<IngressSettings>,
@@ -101,7 +101,7 @@ struct Collector<'a, 'o> {
 }
 
 impl Collector<'_, '_> {
-    fn ingress(&mut self, ing: &Ingress, parsed: Parsed, obj: &ObjectRef) {
+    fn ingress(&mut self, ing: &Ingress, parsed: Parsed, obj: &Arc<ObjectRef>) {
         let Some(spec) = &ing.spec else { return };
         if parsed.drop_rules {
             return;
@@ -117,7 +117,7 @@ impl Collector<'_, '_> {
             self.default_backend(backend, &cx);
         }
         let rules = rules::valid_rules(spec, &cx.settings, obj, "; rule not served", self.diags);
-        for p in &rules.paths {
+        for p in rules.paths {
             self.serve_path(p, &cx);
         }
         if let Some(root) = &cx.settings.app_root {
@@ -133,7 +133,7 @@ impl Collector<'_, '_> {
         &mut self,
         ing: &Ingress,
         settings: IngressSettings,
-        obj: &'i ObjectRef,
+        obj: &'i Arc<ObjectRef>,
     ) -> Option<IngressContext<'i>> {
         let owner = format!("{}/{}", obj.namespace, obj.name);
         let mut cluster_settings = settings.cluster();
@@ -164,7 +164,7 @@ impl Collector<'_, '_> {
     fn route(
         &self,
         cx: &IngressContext<'_>,
-        field: &str,
+        field: String,
         path: PathMatch,
         target: Target,
     ) -> IngressRoute {
@@ -189,13 +189,14 @@ impl Collector<'_, '_> {
             return;
         }
         let target = self.target(backend, cx, field);
-        self.default_backend = Some(self.route(cx, field, PathMatch::Prefix("/".into()), target));
+        let route = self.route(cx, field.into(), PathMatch::Prefix("/".into()), target);
+        self.default_backend = Some(route);
         self.default_owner = Some(cx.owner.clone());
     }
 
     /// A path is served unless an older Ingress (or an earlier path of this
     /// one) already serves its host and path.
-    fn serve_path(&mut self, p: &rules::RulePath<'_>, cx: &IngressContext<'_>) {
+    fn serve_path(&mut self, p: rules::RulePath<'_>, cx: &IngressContext<'_>) {
         let slot = (p.host.clone(), p.path.clone());
         if let Some(holder) = self.claimed.get(&slot) {
             let why = if *holder == cx.owner {
@@ -205,7 +206,7 @@ impl Collector<'_, '_> {
             };
             self.diags.error(
                 cx.obj,
-                p.field.clone(),
+                p.field,
                 format!(
                     "host {} path {} {why}; this path is not served",
                     p.host.display(),
@@ -216,8 +217,8 @@ impl Collector<'_, '_> {
         }
         let target = self.target(p.backend, cx, &format!("{}.backend", p.field));
         self.claimed.insert(slot, cx.owner.clone());
-        let route = self.route(cx, &p.field, p.path.clone(), target);
-        self.hosts.entry(p.host.clone()).or_default().push(route);
+        let route = self.route(cx, p.field, p.path, target);
+        self.hosts.entry(p.host).or_default().push(route);
     }
 
     /// ingress-nginx answers `/` of every host of the Ingress with a redirect.
@@ -238,7 +239,7 @@ impl Collector<'_, '_> {
             }
             let route = self.route(
                 cx,
-                &field,
+                field.clone(),
                 PathMatch::Exact("/".into()),
                 Target::AppRoot(root.to_string()),
             );
