@@ -1,4 +1,9 @@
 //! Ingress-to-Envoy translation (pure) and the ADS server.
+//!
+//! Translation flows one way: `sources` (Ingress, the TenantGateway's TCP
+//! proxies) lower Kubernetes objects into the route [`model`]; `envoy`
+//! lowers the model into [`EnvoyResources`]; [`Snapshot`] packs them for ADS.
+//! [`translate()`] runs the three stages.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
