@@ -354,7 +354,7 @@ mod fixture {
             }),
             ..Default::default()
         };
-        let https = Listener {
+        Listener {
             name: "https".into(),
             filter_chains: vec![FilterChain {
                 transport_socket: Some(TransportSocket {
@@ -368,8 +368,7 @@ mod fixture {
                 ..Default::default()
             }],
             ..Default::default()
-        };
-        https
+        }
     }
 
     pub(super) fn tcp_listener() -> Listener {
@@ -378,7 +377,7 @@ mod fixture {
             cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster("db".into())),
             ..Default::default()
         };
-        let tcp = Listener {
+        Listener {
             name: "tcp-5432".into(),
             filter_chains: vec![FilterChain {
                 filters: vec![Filter {
@@ -388,8 +387,7 @@ mod fixture {
                 ..Default::default()
             }],
             ..Default::default()
-        };
-        tcp
+        }
     }
 
     pub(super) fn routes() -> RouteConfiguration {
@@ -404,7 +402,7 @@ mod fixture {
             name: name.into(),
             ..Default::default()
         };
-        let routes = RouteConfiguration {
+        RouteConfiguration {
             name: "https".into(),
             virtual_hosts: vec![VirtualHost {
                 name: "*".into(),
@@ -420,8 +418,7 @@ mod fixture {
                 ..Default::default()
             }],
             ..Default::default()
-        };
-        routes
+        }
     }
 }
 
