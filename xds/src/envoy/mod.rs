@@ -110,3 +110,6 @@ fn inline_bytes(b: &[u8]) -> DataSource {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests;
