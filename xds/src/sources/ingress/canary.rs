@@ -1,7 +1,7 @@
 //! Canary Ingresses: each path joins the main route of the same host and
 //! path instead of conflicting with it.
 
-use super::lower::CanaryPlan;
+use super::lower::AttachedCanary;
 use super::{rules, Collector, IngressContext};
 use crate::diagnostics::Severity;
 use crate::translate::annotations::Canary;
@@ -43,7 +43,7 @@ impl Collector<'_, '_> {
                 .and_then(|routes| routes.iter_mut().find(|r| r.path == p.path));
             match main {
                 Some(main) if main.canary.is_none() => {
-                    main.canary = Some(CanaryPlan {
+                    main.canary = Some(AttachedCanary {
                         target,
                         canary: canary.clone(),
                         source: cx.owner.clone(),

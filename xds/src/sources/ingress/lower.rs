@@ -22,7 +22,7 @@ pub(super) enum Target {
 
 /// A canary Ingress attached to the main route of the same host and path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct CanaryPlan {
+pub(super) struct AttachedCanary {
     pub target: Target,
     pub canary: Canary,
     /// `namespace/name` of the canary Ingress, for conflict reports.
@@ -37,7 +37,7 @@ pub(super) struct IngressRoute {
     pub target: Target,
     pub rewrite: Option<PathRewrite>,
     pub policy: Arc<RoutePolicy>,
-    pub canary: Option<CanaryPlan>,
+    pub canary: Option<AttachedCanary>,
 }
 
 /// The route policy of every path of an Ingress (`owner` is its `namespace/name`).
@@ -139,7 +139,7 @@ fn cookie_is(name: &str, value: &str) -> HeaderMatch {
 
 /// ingress-nginx canary rules: by header (a value, or always/never), then by
 /// cookie (always/never), then by weight.
-fn canary_alternatives(main: &Action, c: &CanaryPlan) -> Vec<Alternative> {
+fn canary_alternatives(main: &Action, c: &AttachedCanary) -> Vec<Alternative> {
     let canary = action(c.target.clone());
     let k = &c.canary;
     let mut out = Vec::new();
@@ -164,7 +164,7 @@ fn canary_alternatives(main: &Action, c: &CanaryPlan) -> Vec<Alternative> {
 }
 
 /// The main backend and the canary's by weight (only the canary at full weight).
-fn weighted(main: &str, c: &CanaryPlan) -> Option<Action> {
+fn weighted(main: &str, c: &AttachedCanary) -> Option<Action> {
     let (Target::Cluster(canary), true) = (&c.target, c.canary.weight > 0) else {
         return None;
     };
