@@ -1,4 +1,9 @@
 //! Ingress-to-Envoy translation (pure) and the ADS server.
+//!
+//! Translation flows one way: `sources` (Ingress, the TenantGateway's TCP
+//! proxies) lower Kubernetes objects into the route [`model`]; `envoy`
+//! lowers the model into [`EnvoyResources`]; [`Snapshot`] packs them for ADS.
+//! [`translate()`] runs the three stages.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -9,7 +14,10 @@ pub use ads::{serve_tcp, serve_unix, AdsError, AdsServer, AdsStats};
 pub use snapshot::{EnvoyResources, ResourceType, Snapshot};
 pub mod bootstrap;
 pub mod diagnostics;
+mod envoy;
 pub mod manifests;
+pub mod model;
+mod sources;
 pub mod translate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};

@@ -209,6 +209,54 @@ impl Snapshot {
     }
 }
 
+impl EnvoyResources {
+    /// Every reference to a resource these resources do not hold; empty when
+    /// the configuration is consistent (see [`Snapshot::consistency_problems`]).
+    pub fn consistency_problems(&self) -> Vec<String> {
+        Snapshot::from(self).consistency_problems()
+    }
+}
+
+impl Snapshot {
+    /// Every dangling reference, as go-control-plane's `Snapshot.Consistent()`:
+    /// a cluster named by a route, weighted cluster, mirror or TCP proxy; an
+    /// EDS name of a cluster; an SDS secret of a listener or cluster; an RDS
+    /// name of a listener — each must be a resource of this snapshot.
+    pub fn consistency_problems(&self) -> Vec<String> {
+        let mut refs = crate::ads::References::default();
+        let mut wanted: Vec<(ResourceType, String, String)> = Vec::new();
+        for ty in ResourceType::ALL {
+            for (name, any) in self.resources(ty) {
+                refs.add(any);
+                if ty == ResourceType::Cluster {
+                    let eds = crate::ads::eds_name(any);
+                    let by = format!("cluster {name}");
+                    wanted.extend(eds.map(|e| (ResourceType::Endpoint, e, by)));
+                } else if ty == ResourceType::Listener {
+                    let by = format!("listener {name}");
+                    wanted.extend(
+                        crate::ads::rds_names(any)
+                            .into_iter()
+                            .map(|r| (ResourceType::Route, r, by.clone())),
+                    );
+                }
+            }
+        }
+        let by = "a route, listener or cluster".to_string();
+        wanted.extend((refs.clusters.into_iter()).map(|c| (ResourceType::Cluster, c, by.clone())));
+        wanted.extend(
+            refs.secrets
+                .into_iter()
+                .map(|s| (ResourceType::Secret, s, by.clone())),
+        );
+        wanted
+            .into_iter()
+            .filter(|(ty, name, _)| self.get(*ty, name).is_none())
+            .map(|(ty, name, by)| format!("{by} names the missing {ty:?} {name:?}"))
+            .collect()
+    }
+}
+
 impl From<&EnvoyResources> for Snapshot {
     fn from(r: &EnvoyResources) -> Self {
         let mut s = Snapshot::default();
@@ -235,10 +283,183 @@ impl From<&EnvoyResources> for Snapshot {
     }
 }
 
+/// Resources in which every kind of reference occurs once: an HTTPS listener
+/// naming its SDS secret and RDS table, a TCP proxy listener naming its
+/// cluster, a route to a cluster and one to weighted clusters, EDS clusters.
+#[cfg(test)]
+pub(crate) fn every_reference_fixture() -> EnvoyResources {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    let names = ["a", "b", "db"];
+    EnvoyResources {
+        listeners: vec![fixture::https_listener(), fixture::tcp_listener()],
+        routes: vec![fixture::routes()],
+        clusters: names
+            .iter()
+            .map(|n| Cluster {
+                name: (*n).into(),
+                cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+                ..Default::default()
+            })
+            .collect(),
+        endpoints: names
+            .iter()
+            .map(|n| ClusterLoadAssignment {
+                cluster_name: (*n).into(),
+                ..Default::default()
+            })
+            .collect(),
+        secrets: vec![Secret {
+            name: "shop/cert".into(),
+            ..Default::default()
+        }],
+    }
+}
+
+#[cfg(test)]
+mod fixture {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
+    use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain};
+    use envoy_types::pb::envoy::config::route::v3::{
+        route, route_action, weighted_cluster, Route, RouteAction, VirtualHost, WeightedCluster,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        http_connection_manager::RouteSpecifier, HttpConnectionManager, Rds,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    };
+
+    pub(super) fn https_listener() -> Listener {
+        let typed = |any: Any| Some(filter::ConfigType::TypedConfig(any));
+        let hcm = HttpConnectionManager {
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: "https".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let tls = DownstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                    name: "shop/cert".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Listener {
+            name: "https".into(),
+            filter_chains: vec![FilterChain {
+                transport_socket: Some(TransportSocket {
+                    name: "tls".into(),
+                    config_type: Some(transport_socket::ConfigType::TypedConfig(pack(&tls))),
+                }),
+                filters: vec![Filter {
+                    name: "hcm".into(),
+                    config_type: typed(pack(&hcm)),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn tcp_listener() -> Listener {
+        let typed = |any: Any| Some(filter::ConfigType::TypedConfig(any));
+        let tcp = TcpProxy {
+            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster("db".into())),
+            ..Default::default()
+        };
+        Listener {
+            name: "tcp-5432".into(),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "tcp".into(),
+                    config_type: typed(pack(&tcp)),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn routes() -> RouteConfiguration {
+        let to = |spec| Route {
+            action: Some(route::Action::Route(RouteAction {
+                cluster_specifier: Some(spec),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let weight = |name: &str| weighted_cluster::ClusterWeight {
+            name: name.into(),
+            ..Default::default()
+        };
+        RouteConfiguration {
+            name: "https".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "*".into(),
+                routes: vec![
+                    to(route_action::ClusterSpecifier::Cluster("a".into())),
+                    to(route_action::ClusterSpecifier::WeightedClusters(
+                        WeightedCluster {
+                            clusters: vec![weight("a"), weight("b")],
+                            ..Default::default()
+                        },
+                    )),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::route::v3::{Route, VirtualHost};
+
+    #[test]
+    fn consistency_problems_name_every_dangling_reference_and_none_when_complete() {
+        let full = every_reference_fixture();
+        assert_eq!(full.consistency_problems(), Vec::<String>::new());
+        // `a` is routed, `b` only weighted, `db` only TCP-proxied.
+        let dropped = [
+            (ResourceType::Cluster, "a"),
+            (ResourceType::Cluster, "b"),
+            (ResourceType::Cluster, "db"),
+            (ResourceType::Endpoint, "b"),
+            (ResourceType::Secret, "shop/cert"),
+            (ResourceType::Route, "https"),
+        ];
+        for (ty, name) in dropped {
+            let problems = without(full.clone(), ty, name).consistency_problems();
+            let missing = format!("{ty:?} {name:?}");
+            assert!(
+                problems.iter().any(|p| p.contains(&missing)),
+                "without {missing}: {problems:?}"
+            );
+        }
+    }
+
+    fn without(mut r: EnvoyResources, ty: ResourceType, name: &str) -> EnvoyResources {
+        match ty {
+            ResourceType::Cluster => r.clusters.retain(|c| c.name != name),
+            ResourceType::Endpoint => r.endpoints.retain(|e| e.cluster_name != name),
+            ResourceType::Secret => r.secrets.retain(|s| s.name != name),
+            ResourceType::Route => r.routes.retain(|rc| rc.name != name),
+            ResourceType::Listener => r.listeners.retain(|l| l.name != name),
+        }
+        r
+    }
 
     fn any(url: &str, v: &[u8]) -> Any {
         Any {

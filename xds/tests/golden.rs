@@ -113,10 +113,10 @@ fn every_recorded_tenant_translates_to_the_recorded_resources_and_diagnostics() 
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read case");
         let mut case: Value = serde_json::from_str(&text).expect("case JSON");
-        let got = outcome(&translate(
-            &objects_of(&case["objects"]),
-            &options_of(&case["options"]),
-        ));
+        let translation = translate(&objects_of(&case["objects"]), &options_of(&case["options"]));
+        let problems = translation.resources.consistency_problems();
+        assert!(problems.is_empty(), "{}: {problems:?}", f.display());
+        let got = outcome(&translation);
         if update {
             case["expect"] = got;
             let mut out = serde_json::to_string_pretty(&case).expect("encode");

@@ -332,6 +332,7 @@ fn a_corpus_of_bad_ingresses_is_reported_one_by_one_and_the_good_route_keeps_ser
         ..GatewayOptions::default()
     };
     let t = translate(&objects, &opts);
+    assert_eq!(t.resources.consistency_problems(), Vec::<String>::new());
 
     // Every bad Ingress is reported, by name.
     let reported: BTreeSet<&str> = t
@@ -494,6 +495,7 @@ proptest! {
         let a: BTreeSet<String> = ["tenant-a-1".to_string(), "tenant-a-2".to_string()].into();
         let opts = GatewayOptions { namespaces: Some(a), ..GatewayOptions::default() };
         let t = translate(&objects, &opts);
+        prop_assert_eq!(t.resources.consistency_problems(), Vec::<String>::new());
         let dump = format!("{:?}", t.resources);
         prop_assert!(!dump.contains("tenant-b-"), "tenant A's config references tenant B");
         prop_assert!(t.diagnostics.iter().all(|d| d.object.namespace.starts_with("tenant-a-")));

@@ -5,7 +5,7 @@ mod refs;
 mod stats;
 mod stream;
 
-pub use refs::{eds_name, References};
+pub use refs::{eds_name, rds_names, References};
 pub use stats::{AdsStats, AdsStatsSnapshot, NackReport, TypeCounters};
 pub use stream::{version_of, Step, StreamEvent, StreamState};
 

@@ -143,6 +143,30 @@ impl References {
     }
 }
 
+/// The route configurations a packed listener asks for over RDS.
+pub fn rds_names(any: &Any) -> Vec<String> {
+    let Ok(l) = Listener::decode(any.value.as_slice()) else {
+        return vec![];
+    };
+    l.filter_chains
+        .iter()
+        .chain(l.default_filter_chain.iter())
+        .flat_map(|chain| &chain.filters)
+        .filter_map(|f| match &f.config_type {
+            Some(filter::ConfigType::TypedConfig(cfg))
+                if cfg.type_url == HttpConnectionManager::type_url() =>
+            {
+                HttpConnectionManager::decode(cfg.value.as_slice()).ok()
+            }
+            _ => None,
+        })
+        .filter_map(|hcm| match hcm.route_specifier {
+            Some(RouteSpecifier::Rds(rds)) => Some(rds.route_config_name),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The EDS resource name a packed cluster subscribes to, if it is an EDS cluster.
 pub fn eds_name(any: &Any) -> Option<String> {
     let c = Cluster::decode(any.value.as_slice()).ok()?;
@@ -215,6 +239,22 @@ mod tests {
             refs.secrets,
             BTreeSet::from(["client-ca".to_string(), "shop-cert".to_string()])
         );
+    }
+
+    #[test]
+    fn references_cover_routes_weighted_clusters_and_listener_secrets() {
+        // The fixture routes to `a`, splits a route over `a` and `b` (so `b`
+        // is only a weighted cluster), proxies TCP to `db` and serves TLS with `shop/cert`.
+        let snapshot = crate::Snapshot::from(&crate::snapshot::every_reference_fixture());
+        let mut refs = References::default();
+        for ty in crate::ResourceType::ALL {
+            snapshot.resources(ty).for_each(|(_, a)| refs.add(a));
+        }
+        let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(refs.clusters, set(&["a", "b", "db"]));
+        assert_eq!(refs.secrets, set(&["shop/cert"]));
+        let listener = snapshot.get(crate::ResourceType::Listener, "https");
+        assert_eq!(listener.map(rds_names), Some(vec!["https".to_string()]));
     }
 
     #[test]

@@ -18,39 +18,10 @@ pub(crate) const OURS: &str = "tenantgateway.io/";
 pub(crate) const NGINX: &str = "nginx.ingress.kubernetes.io/";
 pub(crate) const CONTOUR: &str = "projectcontour.io/";
 
-/// Minimum TLS version of an HTTPS filter chain.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum TlsVersion {
-    #[default]
-    V1_2,
-    V1_3,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Hsts {
-    pub max_age: u64,
-    pub include_subdomains: bool,
-}
-
-/// How requests are spread over a backend's endpoints.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) enum Affinity {
-    #[default]
-    None,
-    /// Envoy generates the cookie (ring hash on its value).
-    Cookie(CookieAffinity),
-    /// Hash of the client address (after trusted X-Forwarded-For hops).
-    SourceIp,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CookieAffinity {
-    pub name: String,
-    pub path: Option<String>,
-    /// None: a session cookie (no expiry).
-    pub max_age: Option<Duration>,
-    pub same_site: Option<String>,
-}
+pub(crate) use crate::model::{
+    Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity,
+    HeaderEdits, HealthCheck, Hsts, Outlier, RateLimit, Retry, TlsVersion,
+};
 
 /// ingress-nginx canary semantics.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,71 +31,6 @@ pub(crate) struct Canary {
     pub by_header: Option<String>,
     pub by_header_value: Option<String>,
     pub by_cookie: Option<String>,
-}
-
-/// Retries: Envoy `retry_on` conditions and the number of retries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Retry {
-    /// Envoy retry_on names, sorted and deduplicated; empty = no retries.
-    pub on: Vec<&'static str>,
-    /// Extra status codes for `retriable-status-codes`, sorted.
-    pub status_codes: Vec<u32>,
-    pub retries: u32,
-}
-
-impl Default for Retry {
-    /// Only failures before the request reached a backend: always safe to retry.
-    fn default() -> Self {
-        Self {
-            on: vec!["connect-failure", "refused-stream", "reset-before-request"],
-            status_codes: vec![],
-            retries: 2,
-        }
-    }
-}
-
-/// An IPv4 or IPv6 CIDR range, normalised (host bits cleared).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Cidr {
-    pub addr: std::net::IpAddr,
-    pub len: u32,
-}
-
-/// Local rate limit per client address (ingress-nginx `limit-rps`/`limit-rpm`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct RateLimit {
-    pub rps: Option<u32>,
-    pub rpm: Option<u32>,
-    /// Bucket size = rate × multiplier (nginx's burst).
-    pub burst_multiplier: u32,
-    /// HTTP status of a limited request.
-    pub status: u16,
-}
-
-/// Statuses a limited request may get (defined in Envoy's StatusCode enum).
-pub(crate) const LIMIT_STATUS_CODES: &[u16] = &[400, 403, 404, 429, 500, 502, 503, 504];
-
-/// The protocol spoken to the backend (`backend-protocol`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) enum BackendProtocol {
-    #[default]
-    Http,
-    Https,
-    Grpc,
-    Grpcs,
-    H2c,
-}
-
-impl BackendProtocol {
-    pub(crate) fn tls(self) -> bool {
-        matches!(self, BackendProtocol::Https | BackendProtocol::Grpcs)
-    }
-    pub(crate) fn http2(self) -> bool {
-        matches!(
-            self,
-            BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
-        )
-    }
 }
 
 /// Upstream TLS verification asked by `proxy-ssl-secret`/`proxy-ssl-verify`.
@@ -138,41 +44,8 @@ pub(crate) struct ProxySsl {
     pub name: Option<String>,
 }
 
-/// Active HTTP health checking of a backend's endpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct HealthCheck {
-    /// Absolute path requested; 200 is healthy.
-    pub path: String,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub healthy_threshold: u32,
-    pub unhealthy_threshold: u32,
-}
-
-/// Passive outlier detection: endpoints answering 5xx in a row are ejected.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Outlier {
-    pub consecutive_5xx: u32,
-    pub interval: Duration,
-    pub base_ejection_time: Duration,
-}
-
-/// Response compression algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Algorithm {
-    Gzip,
-    Brotli,
-}
-
-/// Response compression of an Ingress's routes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Compression {
-    pub algorithm: Algorithm,
-    /// MIME types (lowercase `type/subtype`), sorted.
-    pub types: Vec<String>,
-    /// Responses shorter than this (bytes) are not compressed.
-    pub min_length: u32,
-}
+/// Statuses a limited request may get (defined in Envoy's StatusCode enum).
+pub(crate) const LIMIT_STATUS_CODES: &[u16] = &[400, 403, 404, 429, 500, 502, 503, 504];
 
 /// Compressed by default (ingress-nginx's `gzip-types`, plus JSON and SVG).
 pub(crate) const DEFAULT_COMPRESSION_TYPES: &[&str] = &[
@@ -189,28 +62,6 @@ pub(crate) const DEFAULT_COMPRESSION_TYPES: &[&str] = &[
 
 /// ingress-nginx's `gzip-min-length` default.
 pub(crate) const DEFAULT_COMPRESSION_MIN_LENGTH: u32 = 256;
-
-/// Settings that shape the upstream cluster (a distinct cluster when not default).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct ClusterSettings {
-    pub connect_timeout: Option<Duration>,
-    /// Ring hash instead of round robin.
-    pub hashed: bool,
-    pub protocol: BackendProtocol,
-    /// SNI sent to a TLS backend (None: the Service's DNS name).
-    pub tls_name: Option<String>,
-    /// PEM CA bundle the backend's certificate must chain to (verified, with
-    /// the SNI name as the expected DNS SAN); None: not verified.
-    pub tls_ca: Option<Vec<u8>>,
-    pub health_check: Option<HealthCheck>,
-    pub outlier: Option<Outlier>,
-}
-
-impl ClusterSettings {
-    pub(crate) fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
-}
 
 /// Everything the annotations of one Ingress ask for, typed and validated.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -242,16 +93,6 @@ pub(crate) struct IngressSettings {
     pub health_check: Option<HealthCheck>,
     pub outlier: Option<Outlier>,
     pub compression: Option<Compression>,
-}
-
-/// Header edits of an Ingress's routes; names lowercase, values with `%`
-/// already escaped for Envoy's header formatter.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct HeaderEdits {
-    pub request_add: Vec<(String, String)>,
-    pub request_remove: Vec<String>,
-    pub response_add: Vec<(String, String)>,
-    pub response_remove: Vec<String>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

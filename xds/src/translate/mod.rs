@@ -1,16 +1,10 @@
 //! Pure, deterministic translation of one tenant's Kubernetes objects into
 //! Envoy resources plus diagnostics. No I/O, no clock, no randomness.
 //!
-//! Stages: [`rules`] collects and validates Ingress rules and arbitrates
-//! conflicts; [`backends`] resolves Services, ports and ready endpoints;
-//! [`envoy`] builds Listeners, RouteConfigurations, Clusters, endpoints and
-//! TLS secrets from that plan.
+//! One way: [`crate::sources`] lower the objects into [`crate::model`], and
+//! [`crate::envoy`] lowers the model into Envoy resources.
 
-mod annotations;
-mod backends;
-mod envoy;
-mod rules;
-mod tcp;
+pub(crate) mod annotations;
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::snapshot::EnvoyResources;
@@ -19,9 +13,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use std::collections::BTreeSet;
 
-pub(crate) use envoy::ads_config_source;
-pub use envoy::{HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER, HTTP_ROUTE_CONFIG};
-pub use tcp::{TcpProxy, TcpProxyParseError};
+pub(crate) use crate::envoy::ads_config_source;
+pub use crate::envoy::{HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER, HTTP_ROUTE_CONFIG};
+pub use crate::sources::tcp::{TcpProxy, TcpProxyParseError};
 
 /// Everything translation reads for one tenant.
 #[derive(Clone, Debug, Default)]
@@ -81,7 +75,7 @@ impl GatewayOptions {
         }
     }
 
-    fn in_scope(&self, namespace: &str) -> bool {
+    pub(crate) fn in_scope(&self, namespace: &str) -> bool {
         self.namespaces
             .as_ref()
             .is_none_or(|set| set.contains(namespace))
@@ -103,18 +97,11 @@ pub struct Translation {
 /// order) give byte-identical resources.
 pub fn translate(objects: &TenantObjects, options: &GatewayOptions) -> Translation {
     let mut diags = Diagnostics::default();
-    let index = backends::BackendIndex::new(objects, options);
-    let mut plan = rules::collect(objects, options, &index, &mut diags);
-    tcp::collect(&mut plan, options, &index, &mut diags);
-    let routable_paths = plan.routable_paths();
-    let resources = envoy::build(&plan, options);
+    let lowered = crate::sources::lower(objects, options, &mut diags);
     Translation {
-        resources,
+        resources: crate::envoy::build(&lowered.model),
         diagnostics: diags.into_sorted(),
-        routable_paths,
-        served_ingresses: plan.served,
+        routable_paths: lowered.model.routable_paths(),
+        served_ingresses: lowered.served_ingresses,
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,37 +1,17 @@
-//! Resolving Ingress backends: Service → port → ready endpoints, and TLS Secrets.
+//! Resolving backends for every source: Service → port → ready endpoints,
+//! and TLS Secrets (only those of the tenant's namespaces).
 
-use super::annotations::ClusterSettings;
-use super::{GatewayOptions, TenantObjects};
+use crate::model::{Backend, Certificate, ClusterSettings, ObjectRef, Provenance};
+use crate::translate::{GatewayOptions, TenantObjects};
 use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-/// One upstream cluster: a Service port and its ready endpoints.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ClusterPlan {
-    pub name: String,
-    /// The Service, for the default SNI name of TLS backends.
-    pub namespace: String,
-    pub service: String,
-    /// (address, port), sorted and deduplicated.
-    pub endpoints: BTreeSet<(String, u16)>,
-    /// Non-default settings give the cluster a distinct name.
-    pub settings: ClusterSettings,
-}
-
-/// A TLS certificate from a `kubernetes.io/tls` Secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TlsSecretPlan {
-    /// Envoy secret name: `<namespace>/<secret>`.
-    pub name: String,
-    pub cert_chain: Vec<u8>,
-    pub private_key: Vec<u8>,
-}
 
 type Key = (String, String);
 
@@ -99,7 +79,7 @@ impl<'a> BackendIndex<'a> {
         &self,
         namespace: &str,
         backend: &IngressServiceBackend,
-    ) -> Result<ClusterPlan, BackendError> {
+    ) -> Result<Backend, BackendError> {
         let svc = self
             .services
             .get(&key(namespace, &backend.name))
@@ -161,7 +141,7 @@ impl<'a> BackendIndex<'a> {
                 }
             }
         }
-        Ok(ClusterPlan {
+        Ok(Backend {
             name: cluster_name(namespace, &backend.name, svc_port.port),
             namespace: namespace.to_string(),
             service: backend.name.clone(),
@@ -203,7 +183,7 @@ impl<'a> BackendIndex<'a> {
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<TlsSecretPlan, String> {
+    ) -> Result<Certificate, String> {
         let secret = self
             .secrets
             .get(&key(namespace, name))
@@ -237,8 +217,12 @@ impl<'a> BackendIndex<'a> {
         PrivateKeyDer::from_pem_slice(&key).map_err(|e| {
             format!("Secret {namespace}/{name} tls.key holds no valid PEM private key: {e}")
         })?;
-        Ok(TlsSecretPlan {
+        Ok(Certificate {
             name: format!("{namespace}/{name}"),
+            provenance: Provenance::new(
+                &Arc::new(ObjectRef::new("Secret", namespace, name)),
+                "data",
+            ),
             cert_chain: cert,
             private_key: key,
         })

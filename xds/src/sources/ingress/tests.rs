@@ -2,8 +2,8 @@
 //! the way Envoy does (vhost by exact domain, then longest `*.` suffix, then
 //! `*`; first matching route), so cases read as the Ingress spec's tables.
 
-use super::*;
-use crate::diagnostics::Severity;
+use crate::diagnostics::{Diagnostic, Severity};
+use crate::translate::*;
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher, route, route_action, route_match, RouteConfiguration,
 };

@@ -1,14 +1,16 @@
-//! TCP proxying (`spec.tcpProxies`): one listener per port, forwarding
-//! connections to an EDS cluster of a Service port in the tenant's namespaces.
+//! The TenantGateway's own source of routes: TCP proxying
+//! (`spec.tcpProxies`), one listener per port, forwarding connections to a
+//! Service port in the tenant's namespaces.
 
 use super::backends::BackendIndex;
-use super::rules::Plan;
-use super::GatewayOptions;
 use crate::diagnostics::{Diagnostics, ObjectRef};
+use crate::model::{Model, Provenance, TcpRoute};
+use crate::translate::GatewayOptions;
 use k8s_openapi::api::networking::v1::{IngressServiceBackend, ServiceBackendPort};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A TCP listener port forwarded to a Service port.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,15 +68,15 @@ impl FromStr for TcpProxy {
     }
 }
 
-/// Resolve each TCP proxy to a cluster; problems are reported on the
+/// Resolve each TCP proxy to a backend; problems are reported on the
 /// TenantGateway's `spec.tcpProxies[i]` and that port gets no listener.
-pub(crate) fn collect(
-    plan: &mut Plan,
+pub(crate) fn lower(
     options: &GatewayOptions,
     index: &BackendIndex<'_>,
+    model: &mut Model,
     diags: &mut Diagnostics,
 ) {
-    let obj = ObjectRef::new("TenantGateway", "", &options.tenant);
+    let obj = Arc::new(ObjectRef::new("TenantGateway", "", &options.tenant));
     let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
     for (i, p) in options.tcp_proxies.iter().enumerate() {
         // The whole entry: its port, namespace and Service are read together.
@@ -121,10 +123,17 @@ pub(crate) fn collect(
             }),
         };
         match index.resolve_service(&p.namespace, &backend) {
-            Ok(cluster) => {
-                let name = cluster.name.clone();
-                plan.clusters.entry(name.clone()).or_insert(cluster);
-                plan.tcp.insert(p.port, name);
+            Ok(backend) => {
+                let name = backend.name.clone();
+                model.backends.entry(name.clone()).or_insert(backend);
+                let provenance = Provenance::new(&obj, field);
+                model.tcp.insert(
+                    p.port,
+                    TcpRoute {
+                        backend: name,
+                        provenance,
+                    },
+                );
             }
             Err(e) => {
                 diags.error(

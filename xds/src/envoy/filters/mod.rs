@@ -1,0 +1,51 @@
+//! The HTTP filters of the listeners and their per-route configurations.
+//! Optional filters sit disabled in the listeners; a route's policy enables
+//! them for that route only.
+
+pub(super) mod buffer;
+pub(super) mod compressor;
+pub(super) mod ratelimit;
+pub(super) mod rbac;
+
+use super::any;
+use crate::model::{Compression, Model};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_filter, HttpFilter,
+};
+use std::collections::BTreeSet;
+
+/// The listeners' optional HTTP filters, from every route of the model.
+pub(super) struct HttpFilters {
+    limits: ratelimit::LimitsByStatus,
+    compressors: BTreeSet<Compression>,
+}
+
+impl HttpFilters {
+    pub(super) fn of(model: &Model) -> Self {
+        Self {
+            limits: ratelimit::limits_of(model),
+            compressors: compressor::compressors_of(model),
+        }
+    }
+
+    /// The filter chain of an HTTP connection manager, in evaluation order.
+    pub(super) fn chain(&self) -> Vec<HttpFilter> {
+        std::iter::once(rbac::disabled_filter())
+            // After RBAC: a refused request does not use a client's tokens.
+            .chain(ratelimit::filters(&self.limits))
+            .chain(self.compressors.iter().map(compressor::filter))
+            .chain([buffer::disabled_filter(), router()])
+            .collect()
+    }
+}
+
+fn router() -> HttpFilter {
+    HttpFilter {
+        name: "envoy.filters.http.router".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(
+            any(&Router::default()),
+        )),
+        ..Default::default()
+    }
+}

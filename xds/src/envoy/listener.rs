@@ -1,0 +1,163 @@
+//! LDS: the HTTP listener, the HTTPS listener (one filter chain per
+//! certificate, selected by SNI) and one listener per TCP route.
+
+use super::filters::HttpFilters;
+use super::{
+    ads_config_source, any, socket, HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER,
+    HTTP_ROUTE_CONFIG,
+};
+use crate::model::{Model, TlsVersion};
+use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager, HttpConnectionManager, Rds,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    tls_parameters, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters,
+};
+use envoy_types::pb::google::protobuf::BoolValue;
+use std::collections::BTreeMap;
+
+fn http_connection_manager(stat_prefix: &str, route_config: &str, filters: &HttpFilters) -> Filter {
+    let hcm = HttpConnectionManager {
+        stat_prefix: stat_prefix.to_string(),
+        codec_type: http_connection_manager::CodecType::Auto as i32,
+        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: route_config.to_string(),
+        })),
+        http_filters: filters.chain(),
+        // The client's address is the peer: append it to X-Forwarded-For and
+        // set X-Forwarded-Proto; trust no forwarded headers from clients.
+        use_remote_address: Some(BoolValue { value: true }),
+        // RFC 3986 normalisation before matching: `/a/../admin` cannot dodge a rule.
+        normalize_path: Some(BoolValue { value: true }),
+        upgrade_configs: vec![http_connection_manager::UpgradeConfig {
+            upgrade_type: "websocket".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&hcm))),
+    }
+}
+
+/// `tcp-<port>`: every connection forwarded to the Service port's endpoints.
+pub(super) fn tcp(model: &Model, port: u16, cluster: &str) -> Listener {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    let name = format!("tcp-{port}");
+    let proxy = TcpProxy {
+        stat_prefix: name.clone(),
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.to_string())),
+        ..Default::default()
+    };
+    Listener {
+        name,
+        address: Some(socket(&model.listeners.bind_address, port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+pub(super) fn http(model: &Model, filters: &HttpFilters) -> Listener {
+    Listener {
+        name: HTTP_LISTENER.into(),
+        address: Some(socket(
+            &model.listeners.bind_address,
+            model.listeners.http_port,
+        )),
+        filter_chains: vec![FilterChain {
+            filters: vec![http_connection_manager(
+                HTTP_LISTENER,
+                HTTP_ROUTE_CONFIG,
+                filters,
+            )],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// One filter chain per certificate, selected by SNI; no listener when no TLS.
+pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
+    let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
+    for (host, sni) in &model.tls {
+        by_secret
+            .entry((&sni.certificate, sni.min_version))
+            .or_default()
+            .push(host.clone());
+    }
+    if by_secret.is_empty() {
+        return None;
+    }
+    let filter_chains = by_secret
+        .into_iter()
+        .map(|((secret, min), server_names)| {
+            let tls_params = (min == TlsVersion::V1_3).then(|| TlsParameters {
+                tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
+                ..Default::default()
+            });
+            let tls = DownstreamTlsContext {
+                common_tls_context: Some(CommonTlsContext {
+                    tls_params,
+                    tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                        name: secret.to_string(),
+                        sds_config: Some(ads_config_source()),
+                    }],
+                    alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            FilterChain {
+                name: match min {
+                    TlsVersion::V1_2 => secret.to_string(),
+                    TlsVersion::V1_3 => format!("{secret}|tls1.3"),
+                },
+                filter_chain_match: Some(FilterChainMatch {
+                    server_names,
+                    ..Default::default()
+                }),
+                transport_socket: Some(TransportSocket {
+                    name: "envoy.transport_sockets.tls".into(),
+                    config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
+                }),
+                filters: vec![http_connection_manager(
+                    HTTPS_LISTENER,
+                    HTTPS_ROUTE_CONFIG,
+                    filters,
+                )],
+                ..Default::default()
+            }
+        })
+        .collect();
+    Some(Listener {
+        name: HTTPS_LISTENER.into(),
+        address: Some(socket(
+            &model.listeners.bind_address,
+            model.listeners.https_port,
+        )),
+        listener_filters: vec![ListenerFilter {
+            name: "envoy.filters.listener.tls_inspector".into(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                &TlsInspector::default(),
+            ))),
+            filter_disabled: None,
+        }],
+        filter_chains,
+        ..Default::default()
+    })
+}

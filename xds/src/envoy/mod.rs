@@ -1,0 +1,115 @@
+//! Lowering the route model into Envoy resources (LDS/RDS/CDS/EDS/SDS over
+//! ADS), one file per resource or HTTP filter. Knows no source: only
+//! [`crate::model`].
+
+mod cluster;
+mod endpoint;
+mod filters;
+mod listener;
+mod route;
+mod secret;
+
+use crate::model::Model;
+use crate::snapshot::EnvoyResources;
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
+    ApiVersion, ConfigSource, DataSource, SocketAddress,
+};
+use envoy_types::pb::google::protobuf::{Any, Duration};
+use prost::{Message, Name};
+
+pub const HTTP_LISTENER: &str = "http";
+pub const HTTPS_LISTENER: &str = "https";
+pub const HTTP_ROUTE_CONFIG: &str = "http";
+pub const HTTPS_ROUTE_CONFIG: &str = "https";
+
+/// Which listener a route configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+/// Every Envoy resource of one tenant's model.
+pub(crate) fn build(model: &Model) -> EnvoyResources {
+    let http_filters = filters::HttpFilters::of(model);
+    let mut listeners = vec![listener::http(model, &http_filters)];
+    let https = listener::https(model, &http_filters);
+    let has_https = https.is_some();
+    listeners.extend(https);
+    listeners.extend(
+        model
+            .tcp
+            .iter()
+            .map(|(port, tcp)| listener::tcp(model, *port, &tcp.backend)),
+    );
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    EnvoyResources {
+        // The https route table only exists when an https listener uses it:
+        // building (and pushing) an unused copy doubled the work per change.
+        routes: std::iter::once(route::configuration(model, HTTP_ROUTE_CONFIG, Scheme::Http))
+            .chain(
+                has_https.then(|| route::configuration(model, HTTPS_ROUTE_CONFIG, Scheme::Https)),
+            )
+            .collect(),
+        clusters: model.backends.values().map(cluster::cluster).collect(),
+        endpoints: model
+            .backends
+            .values()
+            .map(endpoint::load_assignment)
+            .collect(),
+        secrets: model.certificates.values().map(secret::secret).collect(),
+        listeners,
+    }
+}
+
+fn any<M: Message + Name>(m: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+fn secs(s: i64) -> Duration {
+    Duration {
+        seconds: s,
+        nanos: 0,
+    }
+}
+
+fn dur(d: std::time::Duration) -> Duration {
+    Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub(crate) fn ads_config_source() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+fn socket(ip: &str, port: u16) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: ip.to_string(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
+}
+
+fn inline_bytes(b: &[u8]) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::InlineBytes(b.to_vec())),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,502 @@
+//! RDS: the route configuration of each listener — virtual hosts by host,
+//! each route's Envoy routes (alternatives, WebSocket, the route itself) with
+//! its policies as route actions and per-filter configurations.
+
+use super::filters::{buffer, compressor, ratelimit, rbac};
+use super::{dur, secs, Scheme};
+use crate::model::{
+    Action, Affinity, HeaderEdits, HeaderMatch, HostMatch, Hsts, Model, PathMatch, PathRewrite,
+    Route as ModelRoute, RoutePolicy, WeightedBackend,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option, HeaderValue, HeaderValueOption,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher, redirect_action, route, route_action, route_match, weighted_cluster,
+    DirectResponseAction, HeaderMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    string_matcher, RegexMatchAndSubstitute, RegexMatcher, StringMatcher,
+};
+use envoy_types::pb::envoy::r#type::v3::Int64Range;
+use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+use std::collections::BTreeMap;
+
+pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteConfiguration {
+    RouteConfiguration {
+        name: name.to_string(),
+        virtual_hosts: virtual_hosts(model, scheme),
+        // `Host: shop.example.com:8080` matches the vhost `shop.example.com`.
+        ignore_port_in_host_matching: true,
+        // As ingress-nginx: the client address for the backend (never the client's own header).
+        request_headers_to_add: vec![set_header(
+            "x-real-ip",
+            "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        )],
+        // A route's own header edits apply after (and win over) these.
+        most_specific_header_mutations_wins: true,
+        ..Default::default()
+    }
+}
+
+/// Requests whose host matches a host of the table are answered by its
+/// routes, then the fallback; requests matching no host use the routes
+/// without host.
+fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
+    let table = &model.routes;
+    let any = HostMatch::Any;
+    let fallback_for = |host: &HostMatch, auth: Option<&HeaderMatcher>| -> Vec<Route> {
+        match &table.fallback {
+            Some(d) => envoy_routes(d, host, auth, scheme, model.host_has_tls(host)),
+            None => vec![not_found(host, auth)],
+        }
+    };
+    let catch_all: Vec<Route> = table
+        .hosts
+        .get(&any)
+        .into_iter()
+        .flatten()
+        .chain(table.fallback.iter())
+        .flat_map(|r| envoy_routes(r, &any, None, scheme, false))
+        .collect();
+
+    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+    for (host, routes) in &table.hosts {
+        let tls = model.host_has_tls(host);
+        let (domain, mut list) = match host {
+            HostMatch::Any => continue,
+            HostMatch::Exact(h) => {
+                let mut list: Vec<Route> = routes
+                    .iter()
+                    .flat_map(|r| envoy_routes(r, host, None, scheme, tls))
+                    .collect();
+                if table.fallback.is_some() {
+                    list.extend(fallback_for(host, None));
+                }
+                (h.clone(), list)
+            }
+            HostMatch::Wildcard(w) => {
+                let auth = one_label_authority(w);
+                let mut list: Vec<Route> = routes
+                    .iter()
+                    .flat_map(|r| envoy_routes(r, host, Some(&auth), scheme, tls))
+                    .collect();
+                list.extend(fallback_for(host, Some(&auth)));
+                // Deeper names (a.b.example.com) match no rule host: fall back.
+                list.extend(catch_all.iter().cloned());
+                (w.clone(), list)
+            }
+        };
+        list.dedup();
+        vhosts.insert(
+            domain.clone(),
+            VirtualHost {
+                name: domain.clone(),
+                domains: vec![domain],
+                routes: list,
+                ..Default::default()
+            },
+        );
+    }
+    let mut out: Vec<VirtualHost> = vhosts.into_values().collect();
+    out.push(VirtualHost {
+        name: "*".into(),
+        domains: vec!["*".into()],
+        routes: catch_all,
+        ..Default::default()
+    });
+    out
+}
+
+fn not_found(host: &HostMatch, authority: Option<&HeaderMatcher>) -> Route {
+    Route {
+        name: format!("not-found|{}", host.display()),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+            headers: authority.cloned().into_iter().collect(),
+            ..Default::default()
+        }),
+        action: Some(route::Action::DirectResponse(DirectResponseAction {
+            status: 404,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn route_name(r: &ModelRoute, host: &HostMatch) -> String {
+    let path = match &r.path {
+        PathMatch::Exact(p) => format!("exact:{p}"),
+        PathMatch::Prefix(p) => format!("prefix:{p}"),
+        PathMatch::Regex(p) => format!("regex:{p}"),
+    };
+    let object = &r.provenance.object;
+    format!(
+        "{}/{}|{}|{path}",
+        object.namespace,
+        object.name,
+        host.display()
+    )
+}
+
+/// The route's policies that Envoy applies through HTTP filters enabled per
+/// route. Several entries are fine: snapshots encode these maps sorted by key.
+fn per_filter_configs(p: &RoutePolicy) -> Vec<(String, Any)> {
+    [
+        (rbac::NAME, rbac::per_route(&p.access)),
+        (buffer::NAME, buffer::per_route(p.max_body_bytes)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .chain(p.compression.as_ref().map(compressor::per_route))
+    .collect()
+}
+
+/// The Envoy routes of one model route, most specific first: the body-size
+/// guard, the alternatives, the WebSocket route, then the route itself.
+fn envoy_routes(
+    r: &ModelRoute,
+    host: &HostMatch,
+    authority: Option<&HeaderMatcher>,
+    scheme: Scheme,
+    host_tls: bool,
+) -> Vec<Route> {
+    let p = &r.policy;
+    let name = route_name(r, host);
+    let matcher = |extra: Vec<HeaderMatcher>| RouteMatch {
+        path_specifier: Some(path_specifier(&r.path)),
+        headers: authority.cloned().into_iter().chain(extra).collect(),
+        ..Default::default()
+    };
+    if scheme == Scheme::Http && p.https_redirect.applies(host_tls) {
+        return vec![https_redirect(name, matcher(vec![]))];
+    }
+    let filter_configs = per_filter_configs(p);
+    let hsts = match scheme {
+        Scheme::Https => p.hsts.as_ref(),
+        Scheme::Http => None,
+    };
+    let headers = HeaderMutations::new(&p.headers, hsts);
+    let route = |name: String, m: RouteMatch, action: route::Action| Route {
+        name,
+        r#match: Some(m),
+        action: Some(action),
+        typed_per_filter_config: filter_configs
+            .iter()
+            .map(|(k, a)| (k.to_string(), a.clone()))
+            .collect(),
+        request_headers_to_add: headers.request_add.clone(),
+        request_headers_to_remove: p.headers.request_remove.clone(),
+        response_headers_to_add: headers.response_add.clone(),
+        response_headers_to_remove: p.headers.response_remove.clone(),
+        ..Default::default()
+    };
+    let action = |a: &Action| action(a, p, r.rewrite.as_ref());
+    let mut out = Vec::new();
+    if let Some(max) = p.max_body_bytes {
+        out.push(route(
+            format!("{name}|body-too-large"),
+            matcher(vec![content_length_above(max)]),
+            route::Action::DirectResponse(DirectResponseAction {
+                status: 413,
+                ..Default::default()
+            }),
+        ));
+    }
+    for alt in &r.alternatives {
+        out.push(route(
+            format!("{name}|{}", alt.name),
+            matcher(alt.headers.iter().map(header_matcher).collect()),
+            action(&alt.action),
+        ));
+    }
+    let main = action(&r.action);
+    if let (Some(ws), route::Action::Route(a)) = (p.timeouts.websocket_idle, &main) {
+        let mut a = a.clone();
+        a.idle_timeout = Some(dur(ws));
+        out.push(route(
+            format!("{name}|websocket"),
+            matcher(vec![websocket_upgrade()]),
+            route::Action::Route(a),
+        ));
+    }
+    out.push(route(name, matcher(vec![]), main));
+    out
+}
+
+/// 308 like ingress-nginx: the method and body are kept.
+fn https_redirect(name: String, m: RouteMatch) -> Route {
+    Route {
+        name,
+        r#match: Some(m),
+        action: Some(route::Action::Redirect(RedirectAction {
+            scheme_rewrite_specifier: Some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(
+                true,
+            )),
+            response_code: redirect_action::RedirectResponseCode::PermanentRedirect as i32,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// Header additions of a route's responses and requests, as Envoy options.
+struct HeaderMutations {
+    request_add: Vec<HeaderValueOption>,
+    response_add: Vec<HeaderValueOption>,
+}
+
+impl HeaderMutations {
+    fn new(edits: &HeaderEdits, hsts: Option<&Hsts>) -> Self {
+        let response_add = hsts
+            .map(hsts_header)
+            .into_iter()
+            .chain(edits.response_add.iter().map(|(k, v)| set_header(k, v)))
+            .collect();
+        Self {
+            request_add: edits
+                .request_add
+                .iter()
+                .map(|(k, v)| set_header(k, v))
+                .collect(),
+            response_add,
+        }
+    }
+}
+
+fn hsts_header(h: &Hsts) -> HeaderValueOption {
+    let mut value = format!("max-age={}", h.max_age);
+    if h.include_subdomains {
+        value.push_str("; includeSubDomains");
+    }
+    set_header("strict-transport-security", &value)
+}
+
+/// A declared Content-Length above the limit: 413 before anything is read.
+fn content_length_above(max: u32) -> HeaderMatcher {
+    HeaderMatcher {
+        name: "content-length".into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::RangeMatch(
+            Int64Range {
+                start: i64::from(max) + 1,
+                end: i64::MAX,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn websocket_upgrade() -> HeaderMatcher {
+    HeaderMatcher {
+        name: "upgrade".into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact("websocket".into())),
+                ignore_case: true,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn header_matcher(m: &HeaderMatch) -> HeaderMatcher {
+    match m {
+        HeaderMatch::Exact { name, value } => header_exact(name, value),
+        HeaderMatch::Regex { name, regex } => header_regex(name, regex.clone()),
+    }
+}
+
+fn action(a: &Action, p: &RoutePolicy, rewrite: Option<&PathRewrite>) -> route::Action {
+    match a {
+        Action::Forward(backends) => {
+            route::Action::Route(route_action(p, rewrite, cluster_specifier(backends)))
+        }
+        Action::DirectResponse { status } => route::Action::DirectResponse(DirectResponseAction {
+            status: *status,
+            ..Default::default()
+        }),
+        Action::Redirect { path, status } => route::Action::Redirect(RedirectAction {
+            path_rewrite_specifier: Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+                path.clone(),
+            )),
+            response_code: redirect_code(*status) as i32,
+            ..Default::default()
+        }),
+    }
+}
+
+fn redirect_code(status: u16) -> redirect_action::RedirectResponseCode {
+    use redirect_action::RedirectResponseCode as Code;
+    match status {
+        302 => Code::Found,
+        303 => Code::SeeOther,
+        307 => Code::TemporaryRedirect,
+        308 => Code::PermanentRedirect,
+        _ => Code::MovedPermanently,
+    }
+}
+
+/// One backend by name; several as weighted clusters.
+fn cluster_specifier(backends: &[WeightedBackend]) -> route_action::ClusterSpecifier {
+    match backends {
+        [one] => route_action::ClusterSpecifier::Cluster(one.backend.clone()),
+        many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|b| weighted_cluster::ClusterWeight {
+                    name: b.backend.clone(),
+                    weight: Some(UInt32Value { value: b.weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn route_action(
+    p: &RoutePolicy,
+    rewrite: Option<&PathRewrite>,
+    spec: route_action::ClusterSpecifier,
+) -> RouteAction {
+    let mut a = RouteAction {
+        cluster_specifier: Some(spec),
+        // No overall deadline (long polls, WebSockets); idle like nginx's proxy-read-timeout.
+        timeout: Some(secs(0)),
+        idle_timeout: Some(dur(p.timeouts.idle)),
+        rate_limits: ratelimit::route_rate_limits(p),
+        ..Default::default()
+    };
+    if p.retry.retries > 0 && !p.retry.on.is_empty() {
+        a.retry_policy = Some(RetryPolicy {
+            retry_on: p.retry.on.join(","),
+            num_retries: Some(UInt32Value {
+                value: p.retry.retries,
+            }),
+            retriable_status_codes: p.retry.status_codes.clone(),
+            ..Default::default()
+        });
+    }
+    a.hash_policy = hash_policy(&p.affinity);
+    match rewrite {
+        Some(PathRewrite::Prefix(to)) => a.prefix_rewrite = to.clone(),
+        Some(PathRewrite::Regex {
+            pattern,
+            substitution,
+        }) => {
+            a.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: pattern.clone(),
+                    ..Default::default()
+                }),
+                substitution: substitution.clone(),
+            });
+        }
+        None => {}
+    }
+    a
+}
+
+fn hash_policy(affinity: &Affinity) -> Vec<route_action::HashPolicy> {
+    use route_action::hash_policy;
+    let specifier =
+        match affinity {
+            Affinity::None => return vec![],
+            Affinity::Cookie(c) => hash_policy::PolicySpecifier::Cookie(hash_policy::Cookie {
+                name: c.name.clone(),
+                // Present: Envoy sets the cookie when missing; zero = session cookie.
+                ttl: Some(c.max_age.map_or(secs(0), dur)),
+                path: c.path.clone().unwrap_or_else(|| "/".into()),
+                attributes: c
+                    .same_site
+                    .iter()
+                    .map(|v| hash_policy::CookieAttribute {
+                        name: "SameSite".into(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+            }),
+            Affinity::SourceIp => hash_policy::PolicySpecifier::ConnectionProperties(
+                hash_policy::ConnectionProperties { source_ip: true },
+            ),
+        };
+    vec![route_action::HashPolicy {
+        policy_specifier: Some(specifier),
+        terminal: false,
+    }]
+}
+
+fn path_specifier(p: &PathMatch) -> route_match::PathSpecifier {
+    match p {
+        PathMatch::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
+        PathMatch::Prefix(p) if p == "/" => route_match::PathSpecifier::Prefix("/".into()),
+        // Element-wise: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, never `/foobar`.
+        PathMatch::Prefix(p) => route_match::PathSpecifier::PathSeparatedPrefix(p.clone()),
+        // Full match in Envoy; ingress-nginx's `~* "^<path>"` is a case-insensitive prefix.
+        PathMatch::Regex(p) => route_match::PathSpecifier::SafeRegex(RegexMatcher {
+            regex: format!("(?i)(?:{p}).*"),
+            ..Default::default()
+        }),
+    }
+}
+
+/// `*.example.com` in Envoy matches any depth; Kubernetes means exactly one label.
+fn one_label_authority(wildcard: &str) -> HeaderMatcher {
+    let suffix = wildcard.trim_start_matches('*');
+    HeaderMatcher {
+        name: ":authority".into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                    // Host names are case-insensitive (ignore_case does not apply to regexes).
+                    regex: format!("(?i)^[^.:]+{}(:[0-9]+)?$", regex::escape(suffix)),
+                    ..Default::default()
+                })),
+                ignore_case: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn header_regex(name: &str, regex: String) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                    regex,
+                    ..Default::default()
+                })),
+                ignore_case: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn header_exact(name: &str, value: &str) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.into(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(value.into())),
+                ignore_case: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+fn set_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        }),
+        append_action: header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,254 @@
+//! The route model: what every source (Ingress today; Gateway API routes
+//! later) lowers into and what the Envoy layer lowers from. It knows no
+//! Kubernetes API and no Envoy type; every element says which object and
+//! field it came from, so problems and status can name them.
+//!
+//! Shaped after Gateway API's HTTPRoute: a route has a match and an action
+//! (forward to weighted backends, redirect, direct response) with policies
+//! (its filters); `alternatives` are further matches of the same rule.
+//! Request mirroring, query/method matches, client-certificate validation and
+//! TLS passthrough belong here (on `Route`, `RouteMatch` and `SniCertificate`)
+//! when a source first needs them.
+
+mod policy;
+
+pub use crate::diagnostics::ObjectRef;
+pub use policy::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The object and field an element of the model came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Provenance {
+    /// Shared by every element of one object.
+    pub object: Arc<ObjectRef>,
+    /// JSON path of the field, e.g. `spec.rules[0].http.paths[1]`.
+    pub field: String,
+}
+
+impl Provenance {
+    pub fn new(object: &Arc<ObjectRef>, field: impl Into<String>) -> Self {
+        Self {
+            object: object.clone(),
+            field: field.into(),
+        }
+    }
+}
+
+/// Which requests a virtual host answers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostMatch {
+    /// No host: any request.
+    Any,
+    /// `*.example.com`: exactly one label in front of `example.com`.
+    Wildcard(String),
+    Exact(String),
+}
+
+impl HostMatch {
+    pub fn display(&self) -> &str {
+        match self {
+            HostMatch::Any => "*",
+            HostMatch::Wildcard(h) | HostMatch::Exact(h) => h,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathMatch {
+    /// Exact, case-sensitive path.
+    Exact(String),
+    /// Element-wise prefix, normalised without trailing slash (`/` stays `/`).
+    Prefix(String),
+    /// An RE2 regex matched case-insensitively against the start of the path
+    /// (ingress-nginx's `location ~* "^<path>"`), already validated.
+    Regex(String),
+}
+
+impl PathMatch {
+    /// Match length used for precedence: longest first, Exact before Prefix on ties.
+    pub fn precedence_key(&self) -> (std::cmp::Reverse<usize>, u8, &str) {
+        match self {
+            PathMatch::Exact(p) => (std::cmp::Reverse(p.len()), 0, p),
+            PathMatch::Prefix(p) => (std::cmp::Reverse(p.len()), 1, p),
+            PathMatch::Regex(p) => (std::cmp::Reverse(p.len()), 2, p),
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            PathMatch::Exact(p) => format!("{p} (Exact)"),
+            PathMatch::Prefix(p) => format!("{p} (Prefix)"),
+            PathMatch::Regex(p) => format!("{p} (regex)"),
+        }
+    }
+}
+
+/// A request header condition (Gateway API `HTTPHeaderMatch`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HeaderMatch {
+    Exact {
+        name: String,
+        value: String,
+    },
+    /// An RE2 regex over the whole value.
+    Regex {
+        name: String,
+        regex: String,
+    },
+}
+
+/// One backend of a forwarding action and its share of the requests.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WeightedBackend {
+    /// A key of [`Model::backends`].
+    pub backend: String,
+    pub weight: u32,
+}
+
+/// What a route does with a request it matched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// To one backend, or split by weight over several.
+    Forward(Vec<WeightedBackend>),
+    /// Redirect to this path with this status (301, 302, 303, 307 or 308).
+    Redirect { path: String, status: u16 },
+    /// Answer without a backend (e.g. 503 for a backend that does not resolve,
+    /// so the request does not fall through to a shorter path's backend).
+    DirectResponse { status: u32 },
+}
+
+/// A further match of a route, tried before it: the route's path and policy
+/// with extra header conditions and its own action (e.g. a canary by header).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Alternative {
+    /// Appended to the route's name: `<route>|<name>`.
+    pub name: String,
+    pub headers: Vec<HeaderMatch>,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub provenance: Provenance,
+    pub path: PathMatch,
+    pub action: Action,
+    pub rewrite: Option<PathRewrite>,
+    pub policy: Arc<RoutePolicy>,
+    /// Tried in order before the route itself.
+    pub alternatives: Vec<Alternative>,
+}
+
+/// The HTTP routes of the tenant (the same on the HTTP and HTTPS listeners).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteTable {
+    /// Routes of each host, in the order they are tried.
+    pub hosts: BTreeMap<HostMatch, Vec<Route>>,
+    /// Answers what no route of a host matched (else 404).
+    pub fallback: Option<Route>,
+}
+
+impl RouteTable {
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.hosts.values().flatten().chain(self.fallback.iter())
+    }
+}
+
+/// A Service port and the cluster settings that make a distinct cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Unique: `<namespace>/<service>/<port>`, plus a settings hash when not default.
+    pub name: String,
+    /// The Service (its provenance), for the default SNI name of TLS backends
+    /// and health checks.
+    pub namespace: String,
+    pub service: String,
+    /// Ready (address, port), sorted and deduplicated.
+    pub endpoints: BTreeSet<(String, u16)>,
+    pub settings: ClusterSettings,
+}
+
+/// A TLS certificate and its key (PEM).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    /// Unique: `<namespace>/<secret>`.
+    pub name: String,
+    pub provenance: Provenance,
+    pub cert_chain: Vec<u8>,
+    pub private_key: Vec<u8>,
+}
+
+/// The certificate an SNI host is served with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SniCertificate {
+    /// A key of [`Model::certificates`].
+    pub certificate: String,
+    pub min_version: TlsVersion,
+    pub provenance: Provenance,
+}
+
+/// A TCP listener port forwarded to a backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpRoute {
+    /// A key of [`Model::backends`].
+    pub backend: String,
+    pub provenance: Provenance,
+}
+
+/// Where the listeners bind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerAddresses {
+    pub bind_address: String,
+    pub http_port: u16,
+    pub https_port: u16,
+}
+
+/// One tenant's complete routing, from all its sources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub listeners: ListenerAddresses,
+    pub routes: RouteTable,
+    /// SNI host → its certificate on the HTTPS listener (no entry: no HTTPS listener).
+    pub tls: BTreeMap<String, SniCertificate>,
+    pub certificates: BTreeMap<String, Certificate>,
+    pub backends: BTreeMap<String, Backend>,
+    /// Listener port → where its connections go.
+    pub tcp: BTreeMap<u16, TcpRoute>,
+}
+
+impl Backend {
+    /// The Service this backend is a port of (built on demand: backends are
+    /// resolved once per path, and only problems need it).
+    pub fn service_ref(&self) -> ObjectRef {
+        ObjectRef::new("Service", &self.namespace, &self.service)
+    }
+}
+
+impl Model {
+    pub fn new(listeners: ListenerAddresses) -> Self {
+        Self {
+            listeners,
+            routes: RouteTable::default(),
+            tls: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+            backends: BTreeMap::new(),
+            tcp: BTreeMap::new(),
+        }
+    }
+
+    /// Routes that forward to a backend (not a redirect or a direct response).
+    pub fn routable_paths(&self) -> usize {
+        self.routes
+            .routes()
+            .filter(|r| matches!(r.action, Action::Forward(_)))
+            .count()
+    }
+
+    /// Whether requests for this host arrive over TLS on the HTTPS listener.
+    pub fn host_has_tls(&self, host: &HostMatch) -> bool {
+        match host {
+            HostMatch::Any => false,
+            HostMatch::Exact(h) | HostMatch::Wildcard(h) => self.tls.contains_key(h),
+        }
+    }
+}

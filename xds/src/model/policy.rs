@@ -1,0 +1,250 @@
+//! Per-route policies and the settings that make a distinct backend cluster:
+//! plain values, whatever source asked for them (Ingress annotations today,
+//! Gateway API filters and policies later).
+
+use std::time::Duration;
+
+/// Minimum TLS version of an HTTPS filter chain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Hsts {
+    pub max_age: u64,
+    pub include_subdomains: bool,
+}
+
+/// How requests are spread over a backend's endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Affinity {
+    #[default]
+    None,
+    /// Envoy generates the cookie (ring hash on its value).
+    Cookie(CookieAffinity),
+    /// Hash of the client address (after trusted X-Forwarded-For hops).
+    SourceIp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CookieAffinity {
+    pub name: String,
+    pub path: Option<String>,
+    /// None: a session cookie (no expiry).
+    pub max_age: Option<Duration>,
+    pub same_site: Option<String>,
+}
+
+/// Retries: Envoy `retry_on` conditions and the number of retries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Retry {
+    /// Envoy retry_on names, sorted and deduplicated; empty = no retries.
+    pub on: Vec<&'static str>,
+    /// Extra status codes for `retriable-status-codes`, sorted.
+    pub status_codes: Vec<u32>,
+    pub retries: u32,
+}
+
+impl Default for Retry {
+    /// Only failures before the request reached a backend: always safe to retry.
+    fn default() -> Self {
+        Self {
+            on: vec!["connect-failure", "refused-stream", "reset-before-request"],
+            status_codes: vec![],
+            retries: 2,
+        }
+    }
+}
+
+/// An IPv4 or IPv6 CIDR range, normalised (host bits cleared).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub len: u32,
+}
+
+/// Local rate limit per client address (ingress-nginx `limit-rps`/`limit-rpm`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RateLimit {
+    pub rps: Option<u32>,
+    pub rpm: Option<u32>,
+    /// Bucket size = rate × multiplier (nginx's burst).
+    pub burst_multiplier: u32,
+    /// HTTP status of a limited request.
+    pub status: u16,
+}
+
+/// The protocol spoken to the backend (`backend-protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendProtocol {
+    #[default]
+    Http,
+    Https,
+    Grpc,
+    Grpcs,
+    H2c,
+}
+
+impl BackendProtocol {
+    pub(crate) fn tls(self) -> bool {
+        matches!(self, BackendProtocol::Https | BackendProtocol::Grpcs)
+    }
+    pub(crate) fn http2(self) -> bool {
+        matches!(
+            self,
+            BackendProtocol::Grpc | BackendProtocol::Grpcs | BackendProtocol::H2c
+        )
+    }
+}
+
+/// Active HTTP health checking of a backend's endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    /// Absolute path requested; 200 is healthy.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// Passive outlier detection: endpoints answering 5xx in a row are ejected.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Outlier {
+    pub consecutive_5xx: u32,
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+}
+
+/// Response compression algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Algorithm {
+    Gzip,
+    Brotli,
+}
+
+/// Response compression of an Ingress's routes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Compression {
+    pub algorithm: Algorithm,
+    /// MIME types (lowercase `type/subtype`), sorted.
+    pub types: Vec<String>,
+    /// Responses shorter than this (bytes) are not compressed.
+    pub min_length: u32,
+}
+
+/// Settings that shape the upstream cluster (a distinct cluster when not default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClusterSettings {
+    pub connect_timeout: Option<Duration>,
+    /// Ring hash instead of round robin.
+    pub hashed: bool,
+    pub protocol: BackendProtocol,
+    /// SNI sent to a TLS backend (None: the Service's DNS name).
+    pub tls_name: Option<String>,
+    /// PEM CA bundle the backend's certificate must chain to (verified, with
+    /// the SNI name as the expected DNS SAN); None: not verified.
+    pub tls_ca: Option<Vec<u8>>,
+    pub health_check: Option<HealthCheck>,
+    pub outlier: Option<Outlier>,
+}
+
+impl ClusterSettings {
+    pub(crate) fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Header edits of an Ingress's routes; names lowercase, values with `%`
+/// already escaped for Envoy's header formatter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HeaderEdits {
+    pub request_add: Vec<(String, String)>,
+    pub request_remove: Vec<String>,
+    pub response_add: Vec<(String, String)>,
+    pub response_remove: Vec<String>,
+}
+
+/// When plain-HTTP requests are redirected to HTTPS instead of served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HttpsRedirect {
+    #[default]
+    Never,
+    /// Only on hosts that have a certificate (ingress-nginx `ssl-redirect`).
+    WhenHostHasTls,
+    Always,
+}
+
+impl HttpsRedirect {
+    pub(crate) fn applies(self, host_has_tls: bool) -> bool {
+        match self {
+            HttpsRedirect::Never => false,
+            HttpsRedirect::WhenHostHasTls => host_has_tls,
+            HttpsRedirect::Always => true,
+        }
+    }
+}
+
+/// Client source ranges: allowed when in `allow` (or `allow` is empty) and in no `deny` range.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AccessList {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+}
+
+impl AccessList {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+/// A per-client rate limit and the bucket it counts in (routes sharing a
+/// bucket share their clients' tokens).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimitPolicy {
+    pub bucket: String,
+    pub limit: RateLimit,
+}
+
+/// Stream timeouts of a route.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timeouts {
+    /// Idle time allowed on a request stream (there is no overall deadline).
+    pub idle: Duration,
+    /// Idle time allowed on an upgraded WebSocket stream, when it differs.
+    pub websocket_idle: Option<Duration>,
+}
+
+/// How the path is rewritten before the request is forwarded.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PathRewrite {
+    /// The matched prefix is replaced (Gateway API `ReplacePrefixMatch`).
+    Prefix(String),
+    /// An RE2 pattern over the whole path and its substitution (`\1` for groups).
+    Regex {
+        pattern: String,
+        substitution: String,
+    },
+}
+
+/// What applies to every request a route (and its alternatives) answers; one
+/// value is shared by all routes of a source object that asked for the same.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoutePolicy {
+    pub https_redirect: HttpsRedirect,
+    /// Sent on responses to HTTPS requests only.
+    pub hsts: Option<Hsts>,
+    pub timeouts: Timeouts,
+    pub retry: Retry,
+    /// How a backend's endpoints are chosen (consistent hashing when not `None`).
+    pub affinity: Affinity,
+    pub access: AccessList,
+    pub rate_limit: Option<RateLimitPolicy>,
+    pub headers: HeaderEdits,
+    /// Largest request body in bytes (413 above); None: no limit.
+    pub max_body_bytes: Option<u32>,
+    pub compression: Option<Compression>,
+}

@@ -1,0 +1,212 @@
+//! Ingress semantics lowered into the model: an Ingress's annotations as
+//! route policies, its rewrite as a path rewrite, canaries as alternatives
+//! and weighted backends, app-root as a redirect.
+
+use crate::model::{
+    AccessList, Action, Alternative, HeaderMatch, HttpsRedirect, PathMatch, PathRewrite,
+    Provenance, RateLimitPolicy, Route, RoutePolicy, Timeouts, WeightedBackend,
+};
+use crate::translate::annotations::{Canary, IngressSettings};
+use std::sync::Arc;
+
+/// Where an Ingress path sends its requests, before lowering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Target {
+    Cluster(String),
+    /// The backend is missing or invalid: answer 503 rather than let the
+    /// request fall through to another (shorter) path's backend.
+    Unavailable,
+    /// `app-root`: redirect (302, as ingress-nginx) to this path.
+    AppRoot(String),
+}
+
+/// A canary Ingress attached to the main route of the same host and path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct AttachedCanary {
+    pub target: Target,
+    pub canary: Canary,
+    /// `namespace/name` of the canary Ingress, for conflict reports.
+    pub source: String,
+}
+
+/// One served Ingress path; its canary may attach later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct IngressRoute {
+    pub provenance: Provenance,
+    pub path: PathMatch,
+    pub target: Target,
+    pub rewrite: Option<PathRewrite>,
+    pub policy: Arc<RoutePolicy>,
+    pub canary: Option<AttachedCanary>,
+}
+
+/// The route policy of every path of an Ingress (`owner` is its `namespace/name`).
+pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
+    let https_redirect = if s.force_ssl_redirect {
+        HttpsRedirect::Always
+    } else if s.ssl_redirect {
+        HttpsRedirect::WhenHostHasTls
+    } else {
+        HttpsRedirect::Never
+    };
+    RoutePolicy {
+        https_redirect,
+        hsts: s.hsts.clone(),
+        timeouts: Timeouts {
+            idle: s.idle_timeout,
+            websocket_idle: s.websocket_idle_timeout,
+        },
+        retry: s.retry.clone(),
+        affinity: s.affinity.clone(),
+        access: AccessList {
+            allow: s.allow_ranges.clone(),
+            deny: s.deny_ranges.clone(),
+        },
+        // One bucket per Ingress: all its paths share a client's tokens.
+        rate_limit: s.rate_limit.clone().map(|limit| RateLimitPolicy {
+            bucket: owner.to_string(),
+            limit,
+        }),
+        headers: s.headers.clone(),
+        max_body_bytes: s.max_body_bytes,
+        compression: s.compression.clone(),
+    }
+}
+
+/// `rewrite-target` and `prefix-rewrite` for one path.
+pub(super) fn rewrite(s: &IngressSettings, path: &PathMatch) -> Option<PathRewrite> {
+    match (path, &s.rewrite_target, &s.prefix_rewrite) {
+        // nginx `rewrite` replaces the whole path with the target.
+        (PathMatch::Regex(re), Some(target), _) => Some(PathRewrite::Regex {
+            pattern: format!("(?i)^(?:{re}).*$"),
+            substitution: target.clone(),
+        }),
+        (PathMatch::Exact(_), Some(target), _) => Some(PathRewrite::Prefix(target.clone())),
+        (PathMatch::Prefix(p), None, Some(to)) if to == "/" => Some(PathRewrite::Regex {
+            pattern: format!("^{}/?", regex::escape(p.trim_end_matches('/'))),
+            substitution: "/".into(),
+        }),
+        (PathMatch::Prefix(p), None, Some(to)) if p == "/" => {
+            Some(PathRewrite::Prefix(format!("{to}/")))
+        }
+        (PathMatch::Prefix(_) | PathMatch::Exact(_), None, Some(to)) => {
+            Some(PathRewrite::Prefix(to.clone()))
+        }
+        _ => None,
+    }
+}
+
+fn action(target: Target) -> Action {
+    match target {
+        Target::Cluster(c) => Action::Forward(vec![WeightedBackend {
+            backend: c,
+            weight: 1,
+        }]),
+        Target::Unavailable => Action::DirectResponse { status: 503 },
+        Target::AppRoot(to) => Action::Redirect {
+            path: to,
+            status: 302,
+        },
+    }
+}
+
+fn alternative(name: &str, headers: Vec<HeaderMatch>, action: &Action) -> Alternative {
+    Alternative {
+        name: name.to_string(),
+        headers,
+        action: action.clone(),
+    }
+}
+
+fn header_is(name: &str, value: &str) -> HeaderMatch {
+    HeaderMatch::Exact {
+        name: name.to_string(),
+        value: value.to_string(),
+    }
+}
+
+/// `Cookie:` holds `name=value` among others.
+fn cookie_is(name: &str, value: &str) -> HeaderMatch {
+    HeaderMatch::Regex {
+        name: "cookie".into(),
+        regex: format!(
+            "(?:.*;\\s*)?{}={}(?:;.*)?",
+            regex::escape(name),
+            regex::escape(value)
+        ),
+    }
+}
+
+/// ingress-nginx canary rules: by header (a value, or always/never), then by
+/// cookie (always/never), then by weight.
+fn canary_alternatives(main: &Action, c: &AttachedCanary) -> Vec<Alternative> {
+    let canary = action(c.target.clone());
+    let k = &c.canary;
+    let mut out = Vec::new();
+    if let Some(h) = &k.by_header {
+        match &k.by_header_value {
+            Some(v) => out.push(alternative("canary:header", vec![header_is(h, v)], &canary)),
+            None => {
+                let always = vec![header_is(h, "always")];
+                out.push(alternative("canary:header-always", always, &canary));
+                let never = vec![header_is(h, "never")];
+                out.push(alternative("canary:header-never", never, main));
+            }
+        }
+    }
+    if let Some(ck) = &k.by_cookie {
+        let always = vec![cookie_is(ck, "always")];
+        out.push(alternative("canary:cookie-always", always, &canary));
+        let never = vec![cookie_is(ck, "never")];
+        out.push(alternative("canary:cookie-never", never, main));
+    }
+    out
+}
+
+/// The main backend and the canary's by weight (only the canary at full weight).
+fn weighted(main: &str, c: &AttachedCanary) -> Option<Action> {
+    let (Target::Cluster(canary), true) = (&c.target, c.canary.weight > 0) else {
+        return None;
+    };
+    let k = &c.canary;
+    let canary = WeightedBackend {
+        backend: canary.clone(),
+        weight: k.weight,
+    };
+    Some(Action::Forward(if k.weight >= k.weight_total {
+        vec![canary]
+    } else {
+        vec![
+            WeightedBackend {
+                backend: main.to_string(),
+                weight: k.weight_total - k.weight,
+            },
+            canary,
+        ]
+    }))
+}
+
+pub(super) fn route(r: IngressRoute) -> Route {
+    let (action, alternatives) = match &r.canary {
+        None => (action(r.target), Vec::new()),
+        Some(c) => {
+            let weighted = match &r.target {
+                Target::Cluster(m) => weighted(m, c),
+                _ => None,
+            };
+            let main = action(r.target.clone());
+            (
+                weighted.unwrap_or_else(|| main.clone()),
+                canary_alternatives(&main, c),
+            )
+        }
+    };
+    Route {
+        provenance: r.provenance,
+        path: r.path,
+        action,
+        rewrite: r.rewrite,
+        policy: r.policy,
+        alternatives,
+    }
+}

@@ -1,0 +1,320 @@
+//! The Ingress source: class filtering, rules, arbitration (the oldest
+//! Ingress wins a host and path), canaries, TLS hosts and the default
+//! backend, lowered into the model.
+
+mod canary;
+mod class;
+mod lower;
+mod rules;
+#[cfg(test)]
+mod tests;
+mod tls;
+
+use super::backends::BackendIndex;
+use crate::diagnostics::{Diagnostics, ObjectRef};
+use crate::model::{ClusterSettings, HostMatch, Model, PathMatch, Provenance, RoutePolicy};
+use crate::translate::annotations::{self, IngressSettings, Parsed};
+use crate::translate::{GatewayOptions, TenantObjects};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use lower::{IngressRoute, Target};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// (host, path) → owning Ingress.
+type Claims = BTreeMap<(HostMatch, PathMatch), String>;
+
+/// Lower every Ingress of the tenant into `model`, oldest first; returns the
+/// Ingresses served (their class matched), as (namespace, name), sorted.
+pub(crate) fn lower(
+    objects: &TenantObjects,
+    options: &GatewayOptions,
+    index: &BackendIndex<'_>,
+    model: &mut Model,
+    diags: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let parsed = parse_annotations(class::served_ingresses(objects, options), diags);
+    let mut c = Collector {
+        index,
+        diags,
+        model,
+        hosts: BTreeMap::new(),
+        default_backend: None,
+        claimed: Claims::new(),
+        default_owner: None,
+        tls_owner: BTreeMap::new(),
+    };
+    let mut served = Vec::new();
+    for (ing, parsed) in parsed {
+        let ns = ing.metadata.namespace.as_deref().unwrap_or_default();
+        let name = ing.metadata.name.as_deref().unwrap_or_default();
+        served.push((ns.to_string(), name.to_string()));
+        c.ingress(ing, parsed, &Arc::new(ObjectRef::new("Ingress", ns, name)));
+    }
+    served.sort();
+    c.finish();
+    served
+}
+
+/// Each Ingress with its parsed annotations; canary Ingresses attach to the
+/// main routes, so they come after them all.
+fn parse_annotations<'o>(
+    ingresses: Vec<&'o Ingress>,
+    diags: &mut Diagnostics,
+) -> Vec<(&'o Ingress, Parsed)> {
+    let mut parsed: Vec<(&Ingress, Parsed)> = ingresses
+        .into_iter()
+        .map(|ing| {
+            let obj = ObjectRef::new(
+                "Ingress",
+                ing.metadata.namespace.as_deref().unwrap_or_default(),
+                ing.metadata.name.as_deref().unwrap_or_default(),
+            );
+            let p = annotations::parse(ing.metadata.annotations.as_ref(), &obj, diags);
+            (ing, p)
+        })
+        .collect();
+    parsed.sort_by_key(|(_, p)| p.settings.canary.is_some());
+    parsed
+}
+
+/// What one Ingress asks for, shared by all its paths.
+struct IngressContext<'i> {
+    obj: &'i Arc<ObjectRef>,
+    /// `namespace/name`.
+    owner: String,
+    settings: Arc<IngressSettings>,
+    policy: Arc<RoutePolicy>,
+    cluster_settings: ClusterSettings,
+}
+
+struct Collector<'a, 'o> {
+    index: &'a BackendIndex<'o>,
+    diags: &'a mut Diagnostics,
+    model: &'a mut Model,
+    hosts: BTreeMap<HostMatch, Vec<IngressRoute>>,
+    default_backend: Option<IngressRoute>,
+    claimed: Claims,
+    default_owner: Option<String>,
+    /// SNI host → the Ingress that configured its TLS.
+    tls_owner: BTreeMap<String, String>,
+}
+
+impl Collector<'_, '_> {
+    fn ingress(&mut self, ing: &Ingress, parsed: Parsed, obj: &Arc<ObjectRef>) {
+        let Some(spec) = &ing.spec else { return };
+        if parsed.drop_rules {
+            return;
+        }
+        let Some(cx) = self.context(ing, parsed.settings, obj) else {
+            return;
+        };
+        if let Some(canary) = &cx.settings.canary {
+            self.attach_canary(spec, canary, &cx);
+            return;
+        }
+        if let Some(backend) = &spec.default_backend {
+            self.default_backend(backend, &cx);
+        }
+        let rules = rules::valid_rules(spec, &cx.settings, obj, "; rule not served", self.diags);
+        for p in rules.paths {
+            self.serve_path(p, &cx);
+        }
+        if let Some(root) = &cx.settings.app_root {
+            self.app_root(root, &rules.hosts, &cx);
+        }
+        self.tls(spec, &cx);
+    }
+
+    /// The Ingress's settings lowered once; None when its upstream CA does
+    /// not resolve (a backend must not be reached unverified when
+    /// verification was asked), reported.
+    fn context<'i>(
+        &mut self,
+        ing: &Ingress,
+        settings: IngressSettings,
+        obj: &'i Arc<ObjectRef>,
+    ) -> Option<IngressContext<'i>> {
+        let owner = format!("{}/{}", obj.namespace, obj.name);
+        let mut cluster_settings = settings.cluster();
+        if let Some(secret) = &settings.proxy_ssl.secret {
+            match self.index.resolve_ca(&obj.namespace, secret) {
+                Ok(ca) if settings.proxy_ssl.verify => cluster_settings.tls_ca = Some(ca),
+                Ok(_) => {}
+                Err(e) => {
+                    let key = annotation_key(ing, "proxy-ssl-secret");
+                    self.diags.error(
+                        obj,
+                        annotations::field(&key),
+                        format!("{e}; the Ingress's rules are not served"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(IngressContext {
+            obj,
+            policy: Arc::new(lower::route_policy(&settings, &owner)),
+            owner,
+            settings: Arc::new(settings),
+            cluster_settings,
+        })
+    }
+
+    fn route(
+        &self,
+        cx: &IngressContext<'_>,
+        field: String,
+        path: PathMatch,
+        target: Target,
+    ) -> IngressRoute {
+        IngressRoute {
+            provenance: Provenance::new(cx.obj, field),
+            rewrite: lower::rewrite(&cx.settings, &path),
+            path,
+            target,
+            policy: cx.policy.clone(),
+            canary: None,
+        }
+    }
+
+    fn default_backend(&mut self, backend: &IngressBackend, cx: &IngressContext<'_>) {
+        let field = "spec.defaultBackend";
+        if let Some(holder) = &self.default_owner {
+            self.diags.error(
+                cx.obj,
+                field,
+                format!("ignored: the older Ingress {holder} already sets the default backend"),
+            );
+            return;
+        }
+        let target = self.target(backend, cx, field);
+        let route = self.route(cx, field.into(), PathMatch::Prefix("/".into()), target);
+        self.default_backend = Some(route);
+        self.default_owner = Some(cx.owner.clone());
+    }
+
+    /// A path is served unless an older Ingress (or an earlier path of this
+    /// one) already serves its host and path.
+    fn serve_path(&mut self, p: rules::RulePath<'_>, cx: &IngressContext<'_>) {
+        let slot = (p.host.clone(), p.path.clone());
+        if let Some(holder) = self.claimed.get(&slot) {
+            let why = if *holder == cx.owner {
+                "is listed earlier in this Ingress".to_string()
+            } else {
+                format!("is already served by the older Ingress {holder}")
+            };
+            self.diags.error(
+                cx.obj,
+                p.field,
+                format!(
+                    "host {} path {} {why}; this path is not served",
+                    p.host.display(),
+                    p.path.display()
+                ),
+            );
+            return;
+        }
+        let target = self.target(p.backend, cx, &format!("{}.backend", p.field));
+        self.claimed.insert(slot, cx.owner.clone());
+        let route = self.route(cx, p.field, p.path, target);
+        self.hosts.entry(p.host).or_default().push(route);
+    }
+
+    /// ingress-nginx answers `/` of every host of the Ingress with a redirect.
+    fn app_root(&mut self, root: &str, hosts: &BTreeSet<HostMatch>, cx: &IngressContext<'_>) {
+        let field = annotations::field("nginx.ingress.kubernetes.io/app-root");
+        for host in hosts {
+            let slot = (host.clone(), PathMatch::Exact("/".into()));
+            if let Some(holder) = self.claimed.get(&slot).filter(|h| **h != cx.owner) {
+                self.diags.error(
+                    cx.obj,
+                    field.clone(),
+                    format!(
+                        "host {} path / is already served by the older Ingress {holder}; app-root is not applied there",
+                        host.display()
+                    ),
+                );
+                continue;
+            }
+            let route = self.route(
+                cx,
+                field.clone(),
+                PathMatch::Exact("/".into()),
+                Target::AppRoot(root.to_string()),
+            );
+            let routes = self.hosts.entry(host.clone()).or_default();
+            routes.retain(|r| r.path != PathMatch::Exact("/".into()));
+            self.claimed.insert(slot, cx.owner.clone());
+            routes.push(route);
+        }
+    }
+
+    /// The cluster a backend resolves to, or 503 (reported) when it does not.
+    fn target(&mut self, backend: &IngressBackend, cx: &IngressContext<'_>, field: &str) -> Target {
+        let Some(svc) = &backend.service else {
+            let what = if backend.resource.is_some() {
+                "resource backends are not supported; use a service backend"
+            } else {
+                "backend names no service"
+            };
+            self.diags.error(cx.obj, field.to_string(), what);
+            return Target::Unavailable;
+        };
+        match self.index.resolve_service(&cx.obj.namespace, svc) {
+            Ok(mut backend) => {
+                let settings = &cx.cluster_settings;
+                if !settings.is_default() {
+                    // A distinct cluster per settings; default ones keep their name.
+                    backend.name = format!("{}/{}", backend.name, settings_hash(settings));
+                    backend.settings = settings.clone();
+                }
+                let name = backend.name.clone();
+                self.model.backends.entry(name.clone()).or_insert(backend);
+                Target::Cluster(name)
+            }
+            Err(e) => {
+                self.diags.error(
+                    cx.obj,
+                    format!("{field}.service.{}", e.field_suffix()),
+                    format!("{e}; the path answers 503"),
+                );
+                Target::Unavailable
+            }
+        }
+    }
+
+    /// Routes in precedence order, lowered into the model.
+    fn finish(self) {
+        let table = &mut self.model.routes;
+        for (host, mut routes) in self.hosts {
+            routes.sort_by(|a, b| a.path.precedence_key().cmp(&b.path.precedence_key()));
+            table
+                .hosts
+                .insert(host, routes.into_iter().map(lower::route).collect());
+        }
+        table.fallback = self.default_backend.map(lower::route);
+    }
+}
+
+/// The annotation key an Ingress uses for a feature (ours win).
+fn annotation_key(ing: &Ingress, suffix: &str) -> String {
+    let ours = format!("{}{suffix}", annotations::OURS);
+    let has = |k: &str| {
+        ing.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(k))
+    };
+    if has(&ours) {
+        ours
+    } else {
+        format!("{}{suffix}", annotations::NGINX)
+    }
+}
+
+/// A short, stable hash of non-default cluster settings, for the cluster name.
+fn settings_hash(settings: &ClusterSettings) -> String {
+    // Debug output of our own plain types is stable.
+    hex::encode(&Sha256::digest(format!("{settings:?}").as_bytes())[..4])
+}
