@@ -262,18 +262,9 @@ fn reserved_message(port: u16) -> String {
     format!("{port} is reserved for {what}")
 }
 
-fn is_alnum_lower(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit()
-}
-
 /// RFC 1123 label: what namespace names must be.
 pub(crate) fn dns1123_label(s: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.chars().all(|c| is_alnum_lower(c) || c == '-')
-        && s.starts_with(is_alnum_lower)
-        && s.ends_with(is_alnum_lower);
-    if ok {
+    if crds::names::is_dns1123_label(s) {
         Ok(())
     } else {
         Err(format!(
@@ -295,7 +286,7 @@ fn dns1035_label(s: &str) -> Result<(), String> {
 
 /// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
 pub(crate) fn dns1123_subdomain(s: &str) -> Result<(), String> {
-    if s.len() <= 253 && s.split('.').all(|l| dns1123_label(l).is_ok()) {
+    if crds::names::is_dns1123_subdomain(s) {
         Ok(())
     } else {
         Err(format!("{s:?} is not a DNS-1123 subdomain"))

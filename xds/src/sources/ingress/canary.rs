@@ -4,7 +4,7 @@
 use super::lower::AttachedCanary;
 use super::{rules, Collector, IngressContext};
 use crate::diagnostics::Severity;
-use crate::translate::annotations::Canary;
+use crate::sources::ingress::annotations::Canary;
 use k8s_openapi::api::networking::v1::IngressSpec;
 
 impl Collector<'_, '_> {

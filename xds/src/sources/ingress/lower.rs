@@ -6,7 +6,7 @@ use crate::model::{
     AccessList, Action, Alternative, HeaderMatch, HttpsRedirect, PathMatch, PathRewrite,
     Provenance, RateLimitPolicy, Route, RoutePolicy, Timeouts, WeightedBackend,
 };
-use crate::translate::annotations::{Canary, IngressSettings};
+use crate::sources::ingress::annotations::{Canary, IngressSettings};
 use std::sync::Arc;
 
 /// Where an Ingress path sends its requests, before lowering.

@@ -2,6 +2,7 @@
 //! Ingress wins a host and path), canaries, TLS hosts and the default
 //! backend, lowered into the model.
 
+pub(crate) mod annotations;
 mod canary;
 mod class;
 mod lower;
@@ -13,8 +14,8 @@ mod tls;
 use super::backends::BackendIndex;
 use crate::diagnostics::{Diagnostics, ObjectRef};
 use crate::model::{ClusterSettings, HostMatch, Model, PathMatch, Provenance, RoutePolicy};
-use crate::translate::annotations::{self, IngressSettings, Parsed};
 use crate::translate::{GatewayOptions, TenantObjects};
+use annotations::{IngressSettings, Parsed};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use lower::{IngressRoute, Target};
 use sha2::{Digest, Sha256};

@@ -3,7 +3,7 @@
 
 use crate::diagnostics::{Diagnostics, ObjectRef};
 use crate::model::{HostMatch, PathMatch};
-use crate::translate::annotations::{self, IngressSettings};
+use crate::sources::ingress::annotations::{self, IngressSettings};
 use k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 use std::collections::BTreeSet;
 
@@ -72,15 +72,7 @@ pub(crate) fn parse_host(host: &str) -> Result<HostMatch, String> {
         Some(rest) => (true, rest),
         None => (false, host),
     };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if host.len() > 253 || rest.is_empty() || !rest.split('.').all(label_ok) {
+    if host.len() > 253 || !crds::names::is_dns1123_subdomain(rest) {
         return Err(format!(
             "host {host:?} is not a valid lowercase DNS name (optionally starting with \"*.\")"
         ));

@@ -701,7 +701,7 @@ fn docs_annotations_md_tables_are_rendered_from_the_table() {
         .map(|(i, pair)| (i + 1, pair))
         .unwrap_or((0, ("", "")));
     panic!(
-        "docs/annotations.md disagrees with the annotation table (annotations_table.rs) at \
+        "docs/annotations.md disagrees with the annotation table (sources/ingress/annotations/table.rs) at \
          line {line}:\n  doc:   {have}\n  table: {should}\nregenerate with \
          `TG_UPDATE_DOCS=1 cargo test -p tenant-gateway-xds --lib annotations` and review the diff"
     );

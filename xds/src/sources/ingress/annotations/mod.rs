@@ -150,12 +150,10 @@ pub(crate) struct Parsed {
     pub drop_rules: bool,
 }
 
-#[path = "annotations_table.rs"]
 mod table;
 use table::*;
 
 #[cfg(test)]
-#[path = "annotations_docs.rs"]
 mod docs;
 
 /// The diagnostic field naming an annotation.
@@ -776,15 +774,7 @@ pub(crate) fn parse_secret_ref(v: &str, namespace: &str) -> Result<String, Strin
 
 /// A DNS name for SNI (lowercase labels, no wildcard).
 pub(crate) fn parse_dns_name(v: &str) -> Result<String, String> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if v.len() > 253 || !v.split('.').all(label_ok) {
+    if !crds::names::is_dns1123_subdomain(v) {
         return Err("not a valid lowercase DNS name".into());
     }
     Ok(v.to_string())
@@ -1072,5 +1062,4 @@ pub(crate) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
 }
 
 #[cfg(test)]
-#[path = "annotations_tests.rs"]
 mod tests;

@@ -4,10 +4,10 @@
 //! (strict or lenient), its feature group and its line in
 //! `docs/annotations.md`. Parsing reads values only through these rows,
 //! the unknown-annotation report asks [`classify`], and the doc's tables are
-//! rendered from them (`annotations_docs.rs`), so the three cannot drift.
+//! rendered from them (`docs.rs`), so the three cannot drift.
 //!
 //! A new annotation: add its row here; read it (`r.read(&ROW)`) in the step
-//! of `annotations.rs` that fills its `IngressSettings` field (a test fails
+//! of `annotations/mod.rs` that fills its `IngressSettings` field (a test fails
 //! while a row is not read); regenerate the doc
 //! (`TG_UPDATE_DOCS=1 cargo test -p tenant-gateway-xds --lib annotations`).
 

@@ -4,8 +4,6 @@
 //! One way: [`crate::sources`] lower the objects into [`crate::model`], and
 //! [`crate::envoy`] lowers the model into Envoy resources.
 
-pub(crate) mod annotations;
-
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::snapshot::EnvoyResources;
 use k8s_openapi::api::core::v1::{Secret, Service};
