@@ -5,21 +5,24 @@
 use super::filters::{buffer, compressor, ratelimit, rbac};
 use super::{dur, secs, Scheme};
 use crate::model::{
-    Action, Affinity, HeaderEdits, HeaderMatch, HostMatch, Hsts, Model, PathMatch, PathRewrite,
-    Route as ModelRoute, RoutePolicy, WeightedBackend,
+    Action, Affinity, HeaderEdits, HeaderMatch, HostMatch, Hsts, Mirror, Model, PathMatch,
+    PathRewrite, QueryMatch, Redirect, RedirectPath, Route as ModelRoute, RouteConditions,
+    RoutePolicy, WeightedBackend,
 };
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option, HeaderValue, HeaderValueOption,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, redirect_action, route, route_action, route_match, weighted_cluster,
-    DirectResponseAction, HeaderMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
-    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+    header_matcher, query_parameter_matcher, redirect_action, route, route_action, route_match,
+    weighted_cluster, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction,
+    RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher, RegexMatchAndSubstitute, RegexMatcher, StringMatcher,
 };
 use envoy_types::pb::envoy::r#type::v3::Int64Range;
+use envoy_types::pb::envoy::r#type::v3::{fractional_percent, FractionalPercent};
 use envoy_types::pb::google::protobuf::{Any, UInt32Value};
 use std::collections::BTreeMap;
 
@@ -130,6 +133,7 @@ fn route_name(r: &ModelRoute, host: &HostMatch) -> String {
         PathMatch::Exact(p) => format!("exact:{p}"),
         PathMatch::Prefix(p) => format!("prefix:{p}"),
         PathMatch::Regex(p) => format!("regex:{p}"),
+        PathMatch::RegularExpression(p) => format!("re2:{p}"),
     };
     let object = &r.provenance.object;
     format!(
@@ -166,7 +170,13 @@ fn envoy_routes(
     let name = route_name(r, host);
     let matcher = |extra: Vec<HeaderMatcher>| RouteMatch {
         path_specifier: Some(path_specifier(&r.path)),
-        headers: authority.cloned().into_iter().chain(extra).collect(),
+        headers: authority
+            .cloned()
+            .into_iter()
+            .chain(condition_headers(&r.conditions))
+            .chain(extra)
+            .collect(),
+        query_parameters: r.conditions.query.iter().map(query_matcher).collect(),
         ..Default::default()
     };
     if scheme == Scheme::Http && p.https_redirect.applies(host_tls) {
@@ -300,6 +310,38 @@ fn websocket_upgrade() -> HeaderMatcher {
     }
 }
 
+/// A route's own header and method conditions (the method is the `:method` pseudo-header).
+fn condition_headers(c: &RouteConditions) -> impl Iterator<Item = HeaderMatcher> + '_ {
+    c.headers
+        .iter()
+        .map(header_matcher)
+        .chain(c.method.iter().map(|m| header_exact(":method", m)))
+}
+
+fn query_matcher(m: &QueryMatch) -> QueryParameterMatcher {
+    let (name, pattern) = match m {
+        QueryMatch::Exact { name, value } => {
+            (name, string_matcher::MatchPattern::Exact(value.clone()))
+        }
+        QueryMatch::Regex { name, regex } => (
+            name,
+            string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                regex: regex.clone(),
+                ..Default::default()
+            }),
+        ),
+    };
+    QueryParameterMatcher {
+        name: name.clone(),
+        query_parameter_match_specifier: Some(
+            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(pattern),
+                ..Default::default()
+            }),
+        ),
+    }
+}
+
 fn header_matcher(m: &HeaderMatch) -> HeaderMatcher {
     match m {
         HeaderMatch::Exact { name, value } => header_exact(name, value),
@@ -316,13 +358,37 @@ fn action(a: &Action, p: &RoutePolicy, rewrite: Option<&PathRewrite>) -> route::
             status: *status,
             ..Default::default()
         }),
-        Action::Redirect { path, status } => route::Action::Redirect(RedirectAction {
-            path_rewrite_specifier: Some(redirect_action::PathRewriteSpecifier::PathRedirect(
-                path.clone(),
-            )),
-            response_code: redirect_code(*status) as i32,
+        Action::Redirect(r) => route::Action::Redirect(redirect(r)),
+    }
+}
+
+fn redirect(r: &Redirect) -> RedirectAction {
+    use redirect_action::{PathRewriteSpecifier, SchemeRewriteSpecifier};
+    RedirectAction {
+        scheme_rewrite_specifier: r.scheme.clone().map(SchemeRewriteSpecifier::SchemeRedirect),
+        host_redirect: r.host.clone().unwrap_or_default(),
+        port_redirect: r.port.map(u32::from).unwrap_or_default(),
+        path_rewrite_specifier: r.path.as_ref().map(|p| match p {
+            RedirectPath::Full(p) => PathRewriteSpecifier::PathRedirect(p.clone()),
+            RedirectPath::Prefix(p) => PathRewriteSpecifier::PrefixRewrite(p.clone()),
+        }),
+        response_code: redirect_code(r.status) as i32,
+        ..Default::default()
+    }
+}
+
+/// A copy of `percent`% of the requests to the mirror's cluster.
+fn mirror_policy(m: &Mirror) -> route_action::RequestMirrorPolicy {
+    route_action::RequestMirrorPolicy {
+        cluster: m.backend.clone(),
+        runtime_fraction: (m.percent < 100).then(|| RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator: m.percent,
+                denominator: fractional_percent::DenominatorType::Hundred as i32,
+            }),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -362,10 +428,12 @@ fn route_action(
 ) -> RouteAction {
     let mut a = RouteAction {
         cluster_specifier: Some(spec),
-        // No overall deadline (long polls, WebSockets); idle like nginx's proxy-read-timeout.
-        timeout: Some(secs(0)),
+        // No overall deadline unless asked (long polls, WebSockets); idle like
+        // nginx's proxy-read-timeout.
+        timeout: Some(p.timeouts.request.map_or_else(|| secs(0), dur)),
         idle_timeout: Some(dur(p.timeouts.idle)),
         rate_limits: ratelimit::route_rate_limits(p),
+        request_mirror_policies: p.mirrors.iter().map(mirror_policy).collect(),
         ..Default::default()
     };
     if p.retry.retries > 0 && !p.retry.on.is_empty() {
@@ -436,6 +504,10 @@ fn path_specifier(p: &PathMatch) -> route_match::PathSpecifier {
         // Full match in Envoy; ingress-nginx's `~* "^<path>"` is a case-insensitive prefix.
         PathMatch::Regex(p) => route_match::PathSpecifier::SafeRegex(RegexMatcher {
             regex: format!("(?i)(?:{p}).*"),
+            ..Default::default()
+        }),
+        PathMatch::RegularExpression(p) => route_match::PathSpecifier::SafeRegex(RegexMatcher {
+            regex: p.clone(),
             ..Default::default()
         }),
     }

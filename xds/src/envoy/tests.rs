@@ -18,6 +18,7 @@ fn policy() -> Arc<RoutePolicy> {
         timeouts: Timeouts {
             idle: Duration::from_secs(60),
             websocket_idle: None,
+            request: None,
         },
         retry: Retry::default(),
         affinity: Affinity::None,
@@ -26,6 +27,7 @@ fn policy() -> Arc<RoutePolicy> {
         headers: HeaderEdits::default(),
         max_body_bytes: None,
         compression: None,
+        mirrors: Vec::new(),
     })
 }
 
@@ -46,6 +48,7 @@ fn route(path: PathMatch, action: Action, alternatives: Vec<Alternative>) -> Rou
     Route {
         provenance: Provenance::new(&object, "spec.rules[0]"),
         path,
+        conditions: RouteConditions::default(),
         action,
         rewrite: None,
         policy: policy(),
@@ -86,10 +89,13 @@ fn hand_made_model() -> Model {
         ),
         route(
             PathMatch::Exact("/old".into()),
-            Action::Redirect {
-                path: "/new".into(),
+            Action::Redirect(Redirect {
+                scheme: None,
+                host: None,
+                port: None,
+                path: Some(RedirectPath::Full("/new".into())),
                 status: 301,
-            },
+            }),
             vec![],
         ),
         route(PathMatch::Prefix("/".into()), to(&[("x", 1)]), vec![canary]),
@@ -175,5 +181,125 @@ fn a_hand_made_model_lowers_splits_redirects_and_alternatives_in_its_own_order()
     assert!(
         resources.listeners.iter().all(|l| l.name != HTTPS_LISTENER),
         "no SNI certificate, no HTTPS listener"
+    );
+}
+
+/// What Gateway API's HTTPRoute adds over Ingress lowers without a new concept
+/// in the Envoy layer: header, query and method conditions, a full-match
+/// regular expression, a redirect of scheme/host/port/prefix, a request
+/// deadline and a mirror.
+#[test]
+fn gateway_api_matches_redirects_timeouts_and_mirrors_lower_to_envoy() {
+    use envoy_types::pb::envoy::config::route::v3::{query_parameter_matcher, route_match};
+    let mut model = hand_made_model();
+    let mut policy = (*policy()).clone();
+    policy.timeouts.request = Some(Duration::from_secs(10));
+    policy.mirrors = vec![Mirror {
+        backend: "m".into(),
+        percent: 25,
+    }];
+    let mut matched = route(
+        PathMatch::RegularExpression("/v[0-9]+/items".into()),
+        to(&[("x", 1)]),
+        vec![],
+    );
+    matched.policy = Arc::new(policy);
+    matched.conditions = RouteConditions {
+        headers: vec![HeaderMatch::Regex {
+            name: "x-tier".into(),
+            regex: "gold|silver".into(),
+        }],
+        query: vec![QueryMatch::Exact {
+            name: "debug".into(),
+            value: "1".into(),
+        }],
+        method: Some("POST".into()),
+    };
+    let redirect = route(
+        PathMatch::Prefix("/shop".into()),
+        Action::Redirect(Redirect {
+            scheme: Some("https".into()),
+            host: Some("www.example.com".into()),
+            port: Some(8443),
+            path: Some(RedirectPath::Prefix("/store".into())),
+            status: 302,
+        }),
+        vec![],
+    );
+    model.routes.hosts.insert(
+        HostMatch::Exact("api.example.com".into()),
+        vec![matched, redirect],
+    );
+    model.backends.insert("m".into(), backend("m"));
+    let resources = build(&model);
+    assert_eq!(resources.consistency_problems(), Vec::<String>::new());
+    let vh = resources.routes[0]
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "api.example.com")
+        .expect("the host's virtual host");
+    let m = vh.routes[0].r#match.as_ref().expect("match");
+    assert_eq!(
+        m.path_specifier,
+        Some(route_match::PathSpecifier::SafeRegex(
+            envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher {
+                regex: "/v[0-9]+/items".into(),
+                ..Default::default()
+            }
+        )),
+        "a full, case-sensitive match: no (?i) and no trailing .*"
+    );
+    let headers: Vec<&str> = m.headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(headers, ["x-tier", ":method"]);
+    assert_eq!(m.query_parameters.len(), 1);
+    assert_eq!(m.query_parameters[0].name, "debug");
+    assert!(matches!(
+        &m.query_parameters[0].query_parameter_match_specifier,
+        Some(query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(s))
+            if s.match_pattern == Some(string_matcher::MatchPattern::Exact("1".into()))
+    ));
+    let Some(route::Action::Route(a)) = &vh.routes[0].action else {
+        panic!("a forwarding route: {:?}", vh.routes[0].action);
+    };
+    assert_eq!(a.timeout.as_ref().map(|d| d.seconds), Some(10));
+    assert_eq!(a.request_mirror_policies.len(), 1);
+    assert_eq!(a.request_mirror_policies[0].cluster, "m");
+    let fraction = a.request_mirror_policies[0]
+        .runtime_fraction
+        .as_ref()
+        .and_then(|f| f.default_value.as_ref())
+        .expect("a 25% share");
+    assert_eq!(fraction.numerator, 25);
+    let Some(route::Action::Redirect(r)) = &vh.routes[1].action else {
+        panic!("a redirect: {:?}", vh.routes[1].action);
+    };
+    assert_eq!(
+        r.scheme_rewrite_specifier,
+        Some(redirect_action::SchemeRewriteSpecifier::SchemeRedirect(
+            "https".into()
+        ))
+    );
+    assert_eq!(
+        (r.host_redirect.as_str(), r.port_redirect),
+        ("www.example.com", 8443)
+    );
+    assert_eq!(
+        r.path_rewrite_specifier,
+        Some(redirect_action::PathRewriteSpecifier::PrefixRewrite(
+            "/store".into()
+        ))
+    );
+    assert_eq!(
+        r.response_code,
+        redirect_action::RedirectResponseCode::Found as i32
+    );
+
+    // A mirror to a backend the model does not hold is a dangling reference
+    // (nothing but the mirror names "m").
+    model.backends.remove("m");
+    let problems = build(&model).consistency_problems();
+    assert!(
+        problems.iter().any(|p| p.contains("\"m\"") || p.contains(" m ") || p.ends_with(" m")),
+        "the missing mirror cluster is reported: {problems:?}"
     );
 }

@@ -6,9 +6,11 @@
 //! Shaped after Gateway API's HTTPRoute: a route has a match and an action
 //! (forward to weighted backends, redirect, direct response) with policies
 //! (its filters); `alternatives` are further matches of the same rule.
-//! Request mirroring, query/method matches, client-certificate validation and
-//! TLS passthrough belong here (on `Route`, `RouteMatch` and `SniCertificate`)
-//! when a source first needs them.
+//! Route conditions (headers, query parameters, method), full-match regular
+//! expressions, redirects of scheme/host/port/path, request deadlines and
+//! mirrors are here for Gateway API, lowered by the Envoy layer and unused by
+//! Ingress. Client-certificate validation and TLS passthrough belong on
+//! `SniCertificate` when a source first needs them.
 
 mod policy;
 
@@ -63,6 +65,9 @@ pub enum PathMatch {
     /// An RE2 regex matched case-insensitively against the start of the path
     /// (ingress-nginx's `location ~* "^<path>"`), already validated.
     Regex(String),
+    /// An RE2 regex the whole path must match, case-sensitively (Gateway API's
+    /// `RegularExpression`), already validated.
+    RegularExpression(String),
 }
 
 impl PathMatch {
@@ -72,6 +77,7 @@ impl PathMatch {
             PathMatch::Exact(p) => (std::cmp::Reverse(p.len()), 0, p),
             PathMatch::Prefix(p) => (std::cmp::Reverse(p.len()), 1, p),
             PathMatch::Regex(p) => (std::cmp::Reverse(p.len()), 2, p),
+            PathMatch::RegularExpression(p) => (std::cmp::Reverse(p.len()), 3, p),
         }
     }
 
@@ -80,6 +86,7 @@ impl PathMatch {
             PathMatch::Exact(p) => format!("{p} (Exact)"),
             PathMatch::Prefix(p) => format!("{p} (Prefix)"),
             PathMatch::Regex(p) => format!("{p} (regex)"),
+            PathMatch::RegularExpression(p) => format!("{p} (RegularExpression)"),
         }
     }
 }
@@ -98,6 +105,50 @@ pub enum HeaderMatch {
     },
 }
 
+/// A query parameter condition (Gateway API `HTTPQueryParamMatch`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum QueryMatch {
+    Exact {
+        name: String,
+        value: String,
+    },
+    /// An RE2 regex over the whole value.
+    Regex {
+        name: String,
+        regex: String,
+    },
+}
+
+/// What a request must carry besides its path, all of it (a Gateway API
+/// `HTTPRouteMatch`'s headers, query parameters and method). Ingress routes
+/// have none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RouteConditions {
+    pub headers: Vec<HeaderMatch>,
+    pub query: Vec<QueryMatch>,
+    /// An HTTP method, upper case (`GET`).
+    pub method: Option<String>,
+}
+
+/// Where a redirect sends the client: each part not given keeps the request's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Redirect {
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: Option<RedirectPath>,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RedirectPath {
+    /// The whole path is replaced (`ReplaceFullPath`, ingress-nginx's app-root).
+    Full(String),
+    /// The matched prefix is replaced (`ReplacePrefixMatch`).
+    Prefix(String),
+}
+
 /// One backend of a forwarding action and its share of the requests.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WeightedBackend {
@@ -111,11 +162,12 @@ pub struct WeightedBackend {
 pub enum Action {
     /// To one backend, or split by weight over several.
     Forward(Vec<WeightedBackend>),
-    /// Redirect to this path with this status (301, 302, 303, 307 or 308).
-    Redirect { path: String, status: u16 },
+    Redirect(Redirect),
     /// Answer without a backend (e.g. 503 for a backend that does not resolve,
     /// so the request does not fall through to a shorter path's backend).
-    DirectResponse { status: u32 },
+    DirectResponse {
+        status: u32,
+    },
 }
 
 /// A further match of a route, tried before it: the route's path and policy
@@ -132,6 +184,7 @@ pub struct Alternative {
 pub struct Route {
     pub provenance: Provenance,
     pub path: PathMatch,
+    pub conditions: RouteConditions,
     pub action: Action,
     pub rewrite: Option<PathRewrite>,
     pub policy: Arc<RoutePolicy>,

@@ -216,6 +216,8 @@ pub struct Timeouts {
     pub idle: Duration,
     /// Idle time allowed on an upgraded WebSocket stream, when it differs.
     pub websocket_idle: Option<Duration>,
+    /// Deadline for the whole request (Gateway API `timeouts.request`); None: none.
+    pub request: Option<Duration>,
 }
 
 /// How the path is rewritten before the request is forwarded.
@@ -247,4 +249,16 @@ pub struct RoutePolicy {
     /// Largest request body in bytes (413 above); None: no limit.
     pub max_body_bytes: Option<u32>,
     pub compression: Option<Compression>,
+    /// Copies of each request sent to other backends, answers ignored
+    /// (Gateway API `RequestMirror`).
+    pub mirrors: Vec<Mirror>,
+}
+
+/// A backend that receives a copy of a share of the requests.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mirror {
+    /// A key of [`crate::model::Model::backends`].
+    pub backend: String,
+    /// Share of the requests copied, 0–100.
+    pub percent: u32,
 }

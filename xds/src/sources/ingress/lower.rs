@@ -4,7 +4,8 @@
 
 use crate::model::{
     AccessList, Action, Alternative, HeaderMatch, HttpsRedirect, PathMatch, PathRewrite,
-    Provenance, RateLimitPolicy, Route, RoutePolicy, Timeouts, WeightedBackend,
+    Provenance, RateLimitPolicy, Redirect, RedirectPath, Route, RouteConditions, RoutePolicy,
+    Timeouts, WeightedBackend,
 };
 use crate::sources::ingress::annotations::{Canary, IngressSettings};
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         timeouts: Timeouts {
             idle: s.idle_timeout,
             websocket_idle: s.websocket_idle_timeout,
+            request: None,
         },
         retry: s.retry.clone(),
         affinity: s.affinity.clone(),
@@ -70,6 +72,7 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         headers: s.headers.clone(),
         max_body_bytes: s.max_body_bytes,
         compression: s.compression.clone(),
+        mirrors: Vec::new(),
     }
 }
 
@@ -103,10 +106,13 @@ fn action(target: Target) -> Action {
             weight: 1,
         }]),
         Target::Unavailable => Action::DirectResponse { status: 503 },
-        Target::AppRoot(to) => Action::Redirect {
-            path: to,
+        Target::AppRoot(to) => Action::Redirect(Redirect {
+            scheme: None,
+            host: None,
+            port: None,
+            path: Some(RedirectPath::Full(to)),
             status: 302,
-        },
+        }),
     }
 }
 
@@ -204,6 +210,7 @@ pub(super) fn route(r: IngressRoute) -> Route {
     Route {
         provenance: r.provenance,
         path: r.path,
+        conditions: RouteConditions::default(),
         action,
         rewrite: r.rewrite,
         policy: r.policy,
