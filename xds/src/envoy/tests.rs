@@ -299,7 +299,9 @@ fn gateway_api_matches_redirects_timeouts_and_mirrors_lower_to_envoy() {
     model.backends.remove("m");
     let problems = build(&model).consistency_problems();
     assert!(
-        problems.iter().any(|p| p.contains("\"m\"") || p.contains(" m ") || p.ends_with(" m")),
+        problems
+            .iter()
+            .any(|p| p.contains("\"m\"") || p.contains(" m ") || p.ends_with(" m")),
         "the missing mirror cluster is reported: {problems:?}"
     );
 }

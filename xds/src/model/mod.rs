@@ -91,9 +91,10 @@ impl PathMatch {
     }
 }
 
-/// A request header condition (Gateway API `HTTPHeaderMatch`).
+/// A condition on a named request value: a header (Gateway API
+/// `HTTPHeaderMatch`) or a query parameter (`HTTPQueryParamMatch`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum HeaderMatch {
+pub enum ValueMatch {
     Exact {
         name: String,
         value: String,
@@ -105,19 +106,8 @@ pub enum HeaderMatch {
     },
 }
 
-/// A query parameter condition (Gateway API `HTTPQueryParamMatch`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum QueryMatch {
-    Exact {
-        name: String,
-        value: String,
-    },
-    /// An RE2 regex over the whole value.
-    Regex {
-        name: String,
-        regex: String,
-    },
-}
+pub type HeaderMatch = ValueMatch;
+pub type QueryMatch = ValueMatch;
 
 /// What a request must carry besides its path, all of it (a Gateway API
 /// `HTTPRouteMatch`'s headers, query parameters and method). Ingress routes
