@@ -442,7 +442,6 @@ fn tenant_permissions(
     shipped: &Shipped,
     findings: &mut Vec<Finding>,
 ) -> Vec<Permission> {
-    let claimed = &t.claimed;
     let expected = expected_bindings(t, shipped);
     let desired_ref = |r: &ObjectRef| {
         t.desired.iter().find_map(|d| match d {
@@ -496,65 +495,77 @@ fn tenant_permissions(
     }
 
     for (binding, grants) in unexpected {
-        let outside: Vec<&&Grant> = grants
-            .iter()
-            .filter(|g| !inside(&g.scope, claimed))
-            .collect();
-        let secrets = outside.iter().any(|g| rule_reads_secrets(&g.rule));
-        let severity = if secrets {
-            Severity::Critical
-        } else if outside.is_empty() {
-            Severity::Medium
-        } else {
-            Severity::High
-        };
-        let stale = binding.kind == "RoleBinding"
-            && binding.name == names::reader_role_binding_name(&t.name)
-            && live_role_binding(snap, &binding)
-                .is_some_and(|rb| is_operator_reader_binding(rb, &t.name));
-        let (check, message) = if stale {
-            (
-                Check::StaleBinding,
-                format!(
-                    "operator-labelled reader RoleBinding in namespace {} which {} does not hold",
-                    binding.namespace.as_deref().unwrap_or_default(),
-                    t.name
-                ),
-            )
-        } else if !outside.is_empty() {
-            let what = if secrets {
-                "can read Secrets"
-            } else {
-                "has permissions"
-            };
-            let wheres: BTreeSet<String> = outside.iter().map(|g| g.scope.to_string()).collect();
-            (
-                Check::PermissionOutsideClaims,
-                format!(
-                    "{} {what} outside its claimed namespaces ({}) through a binding the operator did not make",
-                    t.name,
-                    wheres.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        } else {
-            (
-                Check::ExtraBinding,
-                format!(
-                    "binding the operator did not make grants {} more than the reader role in its namespaces",
-                    t.name
-                ),
-            )
-        };
-        findings.push(Finding {
-            severity,
-            check,
-            tenant: Some(t.name.clone()),
-            object: binding,
-            message,
-            details: grants.iter().map(|g| grant_line(g)).collect(),
-        });
+        findings.push(unexpected_binding(snap, t, binding, &grants));
     }
     permissions
+}
+
+/// A binding the operator did not make: stale (a reader binding left in a
+/// namespace the tenant lost), outside the claims, or extra inside them.
+fn unexpected_binding(
+    snap: &Snapshot,
+    t: &Tenant<'_>,
+    binding: ObjectRef,
+    grants: &[&Grant],
+) -> Finding {
+    let claimed = &t.claimed;
+    let outside: Vec<&&Grant> = grants
+        .iter()
+        .filter(|g| !inside(&g.scope, claimed))
+        .collect();
+    let secrets = outside.iter().any(|g| rule_reads_secrets(&g.rule));
+    let severity = if secrets {
+        Severity::Critical
+    } else if outside.is_empty() {
+        Severity::Medium
+    } else {
+        Severity::High
+    };
+    let stale = binding.kind == "RoleBinding"
+        && binding.name == names::reader_role_binding_name(&t.name)
+        && live_role_binding(snap, &binding)
+            .is_some_and(|rb| is_operator_reader_binding(rb, &t.name));
+    let (check, message) = if stale {
+        (
+            Check::StaleBinding,
+            format!(
+                "operator-labelled reader RoleBinding in namespace {} which {} does not hold",
+                binding.namespace.as_deref().unwrap_or_default(),
+                t.name
+            ),
+        )
+    } else if !outside.is_empty() {
+        let what = if secrets {
+            "can read Secrets"
+        } else {
+            "has permissions"
+        };
+        let wheres: BTreeSet<String> = outside.iter().map(|g| g.scope.to_string()).collect();
+        (
+            Check::PermissionOutsideClaims,
+            format!(
+                "{} {what} outside its claimed namespaces ({}) through a binding the operator did not make",
+                t.name,
+                wheres.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    } else {
+        (
+            Check::ExtraBinding,
+            format!(
+                "binding the operator did not make grants {} more than the reader role in its namespaces",
+                t.name
+            ),
+        )
+    };
+    Finding {
+        severity,
+        check,
+        tenant: Some(t.name.clone()),
+        object: binding,
+        message,
+        details: grants.iter().map(|g| grant_line(g)).collect(),
+    }
 }
 
 /// Reads that expose a namespace's tenant data.
@@ -672,7 +683,43 @@ pub fn deployment_drift(built: &Deployment, live: &Deployment, images: bool) -> 
             severity,
         })
     };
-    let p = "spec.template.spec";
+    pod_drift(&b, &l, &mut push);
+    let p = POD_SPEC;
+    let (bc, lc) = (all_containers(&b), all_containers(&l));
+    for (name, (list, c)) in &lc {
+        let Some((blist, bc)) = bc.get(name) else {
+            push(
+                format!("{p}.{list}[{name}]"),
+                "present".into(),
+                "absent".into(),
+                Severity::High,
+            );
+            continue;
+        };
+        let at = format!("{p}.{list}[{name}]");
+        if list != blist {
+            push(at.clone(), (*list).into(), (*blist).into(), Severity::High);
+        }
+        container_drift(&at, c, bc, images, &mut push);
+    }
+    for (name, (list, _)) in &bc {
+        if !lc.contains_key(name) {
+            push(
+                format!("{p}.{list}[{name}]"),
+                "absent".into(),
+                "present".into(),
+                Severity::High,
+            );
+        }
+    }
+    out
+}
+
+const POD_SPEC: &str = "spec.template.spec";
+
+/// Pod-level fields that widen what the gateway pod can do.
+fn pod_drift(b: &PodSpec, l: &PodSpec, push: &mut impl FnMut(String, String, String, Severity)) {
+    let p = POD_SPEC;
     for (field, lv, bv, sev) in [
         (
             "hostNetwork",
@@ -723,87 +770,70 @@ pub fn deployment_drift(built: &Deployment, live: &Deployment, images: bool) -> 
             );
         }
     }
-    let (bc, lc) = (all_containers(&b), all_containers(&l));
-    for (name, (list, c)) in &lc {
-        let Some((blist, bc)) = bc.get(name) else {
-            push(
-                format!("{p}.{list}[{name}]"),
-                "present".into(),
-                "absent".into(),
-                Severity::High,
-            );
-            continue;
-        };
-        let at = format!("{p}.{list}[{name}]");
-        if list != blist {
-            push(at.clone(), (*list).into(), (*blist).into(), Severity::High);
-        }
-        if images && c.image != bc.image {
-            push(
-                format!("{at}.image"),
-                show(&c.image),
-                show(&bc.image),
-                Severity::Medium,
-            );
-        }
-        let (ls, bs) = (
-            c.security_context.clone().unwrap_or_default(),
-            bc.security_context.clone().unwrap_or_default(),
+}
+
+/// One container present in both: its image and its securityContext.
+fn container_drift(
+    at: &str,
+    c: &Container,
+    bc: &Container,
+    images: bool,
+    push: &mut impl FnMut(String, String, String, Severity),
+) {
+    if images && c.image != bc.image {
+        push(
+            format!("{at}.image"),
+            show(&c.image),
+            show(&bc.image),
+            Severity::Medium,
         );
-        if ls.privileged == Some(true) && bs.privileged != Some(true) {
-            push(
-                format!("{at}.securityContext.privileged"),
-                "true".into(),
-                show(&bs.privileged),
-                Severity::Critical,
-            );
-        }
-        let caps = |s: &SecurityContext| -> BTreeSet<String> {
-            s.capabilities
-                .as_ref()
-                .and_then(|c| c.add.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .collect()
-        };
-        let added: Vec<String> = caps(&ls).difference(&caps(&bs)).cloned().collect();
-        if !added.is_empty() {
-            push(
-                format!("{at}.securityContext.capabilities.add"),
-                show(&added),
-                show(&caps(&bs)),
-                Severity::High,
-            );
-        }
-        // Whatever else changed in the securityContext, once.
-        let strip = |s: &SecurityContext| {
-            let mut s = s.clone();
-            s.privileged = None;
-            if let Some(c) = s.capabilities.as_mut() {
-                c.add = None;
-            }
-            s
-        };
-        if strip(&ls) != strip(&bs) {
-            push(
-                format!("{at}.securityContext"),
-                show(&c.security_context),
-                show(&bc.security_context),
-                Severity::High,
-            );
-        }
     }
-    for (name, (list, _)) in &bc {
-        if !lc.contains_key(name) {
-            push(
-                format!("{p}.{list}[{name}]"),
-                "absent".into(),
-                "present".into(),
-                Severity::High,
-            );
-        }
+    let (ls, bs) = (
+        c.security_context.clone().unwrap_or_default(),
+        bc.security_context.clone().unwrap_or_default(),
+    );
+    if ls.privileged == Some(true) && bs.privileged != Some(true) {
+        push(
+            format!("{at}.securityContext.privileged"),
+            "true".into(),
+            show(&bs.privileged),
+            Severity::Critical,
+        );
     }
-    out
+    let caps = |s: &SecurityContext| -> BTreeSet<String> {
+        s.capabilities
+            .as_ref()
+            .and_then(|c| c.add.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    };
+    let added: Vec<String> = caps(&ls).difference(&caps(&bs)).cloned().collect();
+    if !added.is_empty() {
+        push(
+            format!("{at}.securityContext.capabilities.add"),
+            show(&added),
+            show(&caps(&bs)),
+            Severity::High,
+        );
+    }
+    // Whatever else changed in the securityContext, once.
+    let strip = |s: &SecurityContext| {
+        let mut s = s.clone();
+        s.privileged = None;
+        if let Some(c) = s.capabilities.as_mut() {
+            c.add = None;
+        }
+        s
+    };
+    if strip(&ls) != strip(&bs) {
+        push(
+            format!("{at}.securityContext"),
+            show(&c.security_context),
+            show(&bc.security_context),
+            Severity::High,
+        );
+    }
 }
 
 fn deployment_findings(snap: &Snapshot, t: &Tenant<'_>, images: bool, findings: &mut Vec<Finding>) {
