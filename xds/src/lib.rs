@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod diagnostics;
 pub mod manifests;
 pub mod translate;
+pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
 pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation};
