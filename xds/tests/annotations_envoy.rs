@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, Cert, ALL_TLS, TLS12_ONLY};
-use support::{wait_until, AdsFixture, Backend, Envoy};
+use testkit::{wait_until, AdsFixture, Backend, Envoy};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
@@ -79,8 +79,8 @@ fn objects(yaml: &str) -> TenantObjects {
 fn translated(yaml: &str) -> (Translation, GatewayOptions) {
     let options = GatewayOptions {
         bind_address: "127.0.0.1".into(),
-        http_port: support::free_port(),
-        https_port: support::free_port(),
+        http_port: testkit::free_port(),
+        https_port: testkit::free_port(),
         namespaces: Some(["shop".to_string()].into()),
         ..GatewayOptions::default()
     };
@@ -116,7 +116,7 @@ impl Gateway {
         // Every cluster has a healthy host before the test starts.
         let admin = gw.envoy.admin;
         let ready = wait_until(Duration::from_secs(10), || async {
-            let s = support::http_get(admin, "admin", "/clusters").await;
+            let s = testkit::http_get(admin, "admin", "/clusters").await;
             s.is_ok_and(|r| !r.body.contains("health_flags::/failed"))
         })
         .await;
@@ -918,19 +918,7 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
 
     let (t, _) = translated(&yaml);
     let yaml = to_yaml(&static_bootstrap(&t.resources, "render", "shop", 0)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("render.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let out = std::process::Command::new(support::envoy_bin())
-        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "envoy --mode validate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_envoy_accepts(&yaml);
 }
 
 /// One GET from a chosen loopback source address (127.0.0.x), fresh connection.
@@ -1584,7 +1572,7 @@ async fn health_checks_and_outlier_detection_take_failing_endpoints_out() {
     let admin = gw.envoy.admin;
     let a_addr = a.addr.to_string();
     let marked = wait_until(Duration::from_secs(10), || async {
-        let r = support::http_get(admin, "admin", "/clusters").await;
+        let r = testkit::http_get(admin, "admin", "/clusters").await;
         r.is_ok_and(|r| {
             r.body
                 .lines()
@@ -1798,12 +1786,12 @@ async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
         service_ports_yaml("other", "db", &[echo.port()]),
     ]
     .concat();
-    let tcp_port = support::free_port();
-    let refused_port = support::free_port();
+    let tcp_port = testkit::free_port();
+    let refused_port = testkit::free_port();
     let options = GatewayOptions {
         bind_address: "127.0.0.1".into(),
-        http_port: support::free_port(),
-        https_port: support::free_port(),
+        http_port: testkit::free_port(),
+        https_port: testkit::free_port(),
         namespaces: Some(["shop".to_string()].into()),
         tenant: "acme".into(),
         tcp_proxies: vec![

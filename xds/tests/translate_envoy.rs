@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, tls_secret_yaml, ALL_TLS};
-use support::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
+use testkit::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
 use xds::manifests::Manifests;
@@ -58,8 +58,8 @@ fn objects(yaml: &str) -> TenantObjects {
 fn options(ns: &[&str]) -> GatewayOptions {
     GatewayOptions {
         bind_address: "127.0.0.1".into(),
-        http_port: support::free_port(),
-        https_port: support::free_port(),
+        http_port: testkit::free_port(),
+        https_port: testkit::free_port(),
         namespaces: Some(ns.iter().map(|s| s.to_string()).collect()),
         ..GatewayOptions::default()
     }
@@ -77,7 +77,7 @@ struct Gateway {
 impl Gateway {
     async fn start(name: &str, t: &Translation, options: GatewayOptions) -> Self {
         let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
-        let health_port = support::free_port();
+        let health_port = testkit::free_port();
         let bootstrap = ads_bootstrap(
             name,
             name,
@@ -243,19 +243,7 @@ async fn ingress_spec_cases_through_envoy_over_ads_and_static_render() {
     let static_opts = options(&["shop"]);
     let st = translate(&objs, &static_opts);
     let yaml = to_yaml(&static_bootstrap(&st.resources, "render", "shop", 0)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("render.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let out = std::process::Command::new(support::envoy_bin())
-        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "envoy --mode validate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_envoy_accepts(&yaml);
     let envoy = Envoy::start_with_bootstrap("render", &yaml).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], static_opts.http_port));
     assert!(
@@ -439,7 +427,7 @@ async fn ingress_and_endpoint_changes_under_continuous_traffic_fail_zero_request
                     }
                     match conn.as_mut() {
                         Some(c) => c.get("shop.example.com", "/login").await,
-                        None => Err(std::io::Error::other("connect failed")),
+                        None => Err(std::io::Error::other("connect failed").into()),
                     }
                 } else {
                     http_get(addr, "shop.example.com", "/login").await
