@@ -1,11 +1,13 @@
 //! Test support for every crate of the workspace (`xds/tests`, `operator/tests`,
 //! `e2e`, the benchmark examples): one HTTP client, one Envoy fixture with its
-//! `--mode validate` helper, the ADS server on a Unix socket, local backends.
+//! `--mode validate` helper, the ADS server on a Unix socket, local backends,
+//! and builders of the Kubernetes objects a translation reads.
 
 pub mod ads;
 pub mod backend;
 pub mod envoy;
 pub mod http;
+pub mod objects;
 pub mod wait;
 
 pub use ads::AdsFixture;

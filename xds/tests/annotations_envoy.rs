@@ -8,16 +8,15 @@ mod support;
 use rustls_pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, Cert, ALL_TLS, TLS12_ONLY};
+use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
 use testkit::{wait_until, AdsFixture, Backend, Envoy};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
-use xds::manifests::Manifests;
-use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
+use xds::{translate, GatewayOptions, Snapshot, Translation};
 
 // ---------- tenant fixtures ----------
 
@@ -25,21 +24,7 @@ use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
 /// EndpointSlice per backend (each listens on its own loopback port).
 fn service_yaml(ns: &str, name: &str, eps: &[&Backend]) -> String {
     let ports: Vec<u16> = eps.iter().map(|b| b.addr.port()).collect();
-    service_ports_yaml(ns, name, &ports)
-}
-
-/// A Service `name` (port 80) whose endpoints are 127.0.0.1 at these ports.
-fn service_ports_yaml(ns: &str, name: &str, ports: &[u16]) -> String {
-    let mut out = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n"
-    );
-    for (i, port) in ports.iter().enumerate() {
-        out.push_str(&format!(
-            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-{i}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\n\
-             addressType: IPv4\nports:\n- {{name: http, port: {port}}}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\n---\n",
-        ));
-    }
-    out
+    local_service_yaml(ns, name, &ports)
 }
 
 /// An Ingress in namespace `shop` with annotations and (host, path, pathType, service) rules.
@@ -67,13 +52,6 @@ fn ingress_yaml(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: shop\n  creationTimestamp: \"2024-01-{:02}T00:00:00Z\"\n  annotations:\n{ann}    x: y\nspec:\n  rules:\n{rules}{tls}---\n",
         age + 1
     )
-}
-
-fn objects(yaml: &str) -> TenantObjects {
-    let mut m = Manifests::default();
-    m.add_documents(Path::new("test.yaml"), yaml)
-        .expect("test manifests parse");
-    m.objects
 }
 
 fn translated(yaml: &str) -> (Translation, GatewayOptions) {
@@ -1259,8 +1237,8 @@ async fn backend_protocols_h2c_grpc_and_verified_https() {
         ingress_yaml(name, age, ann, &[(host, "/", "Prefix", svc)], None)
     };
     let yaml = [
-        service_ports_yaml("shop", "h2", &[h2.addr.port()]),
-        service_ports_yaml("shop", "secure", &[tls.addr.port()]),
+        local_service_yaml("shop", "h2", &[h2.addr.port()]),
+        local_service_yaml("shop", "secure", &[tls.addr.port()]),
         ca_secret_yaml("good-ca", &good),
         ca_secret_yaml("wrong-ca", &wrong),
         ing(
@@ -1379,7 +1357,7 @@ async fn post(addr: SocketAddr, host: &str, len: usize) -> Resp {
 async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     let web = ProtoBackend::http1("web").await;
     let yaml = [
-        service_ports_yaml("shop", "web", &[web.addr.port()]),
+        local_service_yaml("shop", "web", &[web.addr.port()]),
         ingress_yaml(
             "edited",
             0,
@@ -1781,9 +1759,9 @@ async fn tcp_echo(id: &'static str) -> (SocketAddr, tokio::task::JoinHandle<()>)
 async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
     let (echo, task) = tcp_echo("db").await;
     let yaml = [
-        service_ports_yaml("shop", "db", &[echo.port()]),
+        local_service_yaml("shop", "db", &[echo.port()]),
         // The same Service name outside the tenant's namespaces: never used.
-        service_ports_yaml("other", "db", &[echo.port()]),
+        local_service_yaml("other", "db", &[echo.port()]),
     ]
     .concat();
     let tcp_port = testkit::free_port();

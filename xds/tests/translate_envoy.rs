@@ -9,15 +9,14 @@ mod support;
 use rustls_pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, tls_secret_yaml, ALL_TLS};
+use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
 use testkit::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
-use xds::manifests::Manifests;
 use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
 
 /// Backends by id, started on 127.0.0.1.
@@ -32,27 +31,8 @@ async fn backends(ids: &[&str]) -> BTreeMap<String, Backend> {
 /// A Service `name` (port 80, named `http`) in `ns` with an EndpointSlice
 /// listing the given backends as ready endpoints.
 fn service_yaml(ns: &str, name: &str, eps: &[&Backend]) -> String {
-    let port = eps.first().map_or(1, |b| b.addr.port());
-    let endpoints: String = eps
-        .iter()
-        .map(|b| {
-            assert_eq!(b.addr.port(), port, "one port per slice");
-            "- addresses: [\"127.0.0.1\"]\n  conditions: {ready: true}\n".to_string()
-        })
-        .take(1)
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-x\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\n\
-         addressType: IPv4\nports:\n- {{name: http, port: {port}}}\nendpoints:\n{endpoints}---\n"
-    )
-}
-
-fn objects(yaml: &str) -> TenantObjects {
-    let mut m = Manifests::default();
-    m.add_documents(Path::new("test.yaml"), yaml)
-        .expect("test manifests parse");
-    m.objects
+    let ports: Vec<u16> = eps.iter().map(|b| b.addr.port()).collect();
+    local_service_yaml(ns, name, &ports)
 }
 
 fn options(ns: &[&str]) -> GatewayOptions {
