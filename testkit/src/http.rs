@@ -72,14 +72,14 @@ impl Default for Timeouts {
     }
 }
 
-/// A TCP stream that counts the bytes it has read, so that a failed request can
+/// A stream that counts the bytes it has read, so that a failed request can
 /// tell "closed before any response byte" from "closed in the middle of one".
-struct CountingStream {
-    inner: TcpStream,
+struct CountingStream<S> {
+    inner: S,
     read: Arc<AtomicU64>,
 }
 
-impl AsyncRead for CountingStream {
+impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -93,7 +93,7 @@ impl AsyncRead for CountingStream {
     }
 }
 
-impl AsyncWrite for CountingStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -134,6 +134,14 @@ impl HttpConn {
     pub async fn connect(addr: SocketAddr) -> Result<Self, HttpError> {
         let stream = TcpStream::connect(addr).await.map_err(HttpError::Connect)?;
         stream.set_nodelay(true)?;
+        Self::handshake(stream).await
+    }
+
+    /// HTTP/1.1 over an established stream (plain TCP, TLS, a bound socket).
+    pub async fn handshake<S>(stream: S) -> Result<Self, HttpError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let read = Arc::new(AtomicU64::new(0));
         let counted = CountingStream {
             inner: stream,

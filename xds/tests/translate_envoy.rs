@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, tls_secret_yaml, ALL_TLS};
 use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
 use testkit::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
 use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
 
@@ -253,22 +252,10 @@ async fn https_get(
     root: &CertificateDer<'static>,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let mut tls = tls_connect(addr, sni, root, ALL_TLS).await?;
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let _ = tls.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(format!("bad response {text:?}"))?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Ok((status, body))
+    let tls = tls_connect(addr, sni, root, ALL_TLS).await?;
+    let mut conn = HttpConn::handshake(tls).await.map_err(|e| e.to_string())?;
+    let r = conn.get(sni, path).await.map_err(|e| e.to_string())?;
+    Ok((r.status, r.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
