@@ -22,9 +22,43 @@ use tokio::net::TcpStream;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
+    pub headers: header::HeaderMap,
     pub body: String,
     /// The server said `Connection: close`: this connection ends here.
     pub close: bool,
+}
+
+impl HttpResponse {
+    /// The first value of header `name`, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// `<id>` of a [`crate::Backend`]'s `backend=<id> ...` answer.
+    pub fn backend(&self) -> &str {
+        self.body
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("backend=")
+    }
+    /// The path (and query) the backend saw (`path=<p>` of its answer).
+    pub fn seen_path(&self) -> &str {
+        self.body
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("path="))
+            .unwrap_or("")
+    }
+
+    async fn read(response: hyper::Response<hyper::body::Incoming>) -> Result<Self, HttpError> {
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Self {
+            status: parts.status.as_u16(),
+            close: asks_to_close(&parts.headers),
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +198,39 @@ impl HttpConn {
         self.send(get_request(host, path)?).await
     }
 
+    /// GET `path` with `Host: host` and these extra headers.
+    pub async fn get_with(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, HttpError> {
+        let mut request = get_request(host, path)?;
+        for (name, value) in headers {
+            request.headers_mut().append(
+                header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(hyper::http::Error::from)?,
+                header::HeaderValue::from_str(value).map_err(hyper::http::Error::from)?,
+            );
+        }
+        self.send(request).await
+    }
+
+    /// POST `body` (with its Content-Length) to `path` with `Host: host`.
+    pub async fn post(
+        &mut self,
+        host: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, HttpError> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::HOST, host)
+            .body(Full::new(Bytes::from(body)))?;
+        self.send(request).await
+    }
+
     /// Sends `request` on this connection and reads the whole answer.
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
         let before = self.read.load(Ordering::Relaxed);
@@ -181,14 +248,7 @@ impl HttpConn {
             .send_request(request)
             .await
             .map_err(nothing_came_back)?;
-        let status = response.status().as_u16();
-        let close = asks_to_close(response.headers());
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(HttpResponse {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            close,
-        })
+        HttpResponse::read(response).await
     }
 }
 
@@ -213,14 +273,11 @@ pub async fn http_post(
     host: &str,
     path: &str,
 ) -> Result<HttpResponse, HttpError> {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::HOST, host)
-        .header(header::CONTENT_LENGTH, "0")
-        .body(Full::default())?;
     tokio::time::timeout(Duration::from_secs(5), async {
-        HttpConn::connect(addr).await?.send(request).await
+        HttpConn::connect(addr)
+            .await?
+            .post(host, path, Vec::new())
+            .await
     })
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "HTTP POST timed out"))?
@@ -264,17 +321,7 @@ async fn exchange_then_reset(
         header::CONNECTION,
         header::HeaderValue::from_static("close"),
     );
-    let exchange = async move {
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let close = asks_to_close(response.headers());
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, HttpError>(HttpResponse {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            close,
-        })
-    };
+    let exchange = async move { HttpResponse::read(sender.send_request(request).await?).await };
     // `without_shutdown` hands the socket back once the exchange is over.
     let (parts, response) = tokio::join!(connection.without_shutdown(), exchange);
     let response = response?;

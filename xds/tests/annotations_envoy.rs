@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, Cert, ALL_TLS, TLS12_ONLY};
 use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
-use testkit::{wait_until, AdsFixture, Backend, Envoy};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use testkit::{wait_until, AdsFixture, Backend, Envoy, HttpConn, HttpError, HttpResponse};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
 use xds::{translate, GatewayOptions, Snapshot, Translation};
@@ -109,114 +109,9 @@ impl Gateway {
     }
 }
 
-// ---------- a small HTTP/1.1 client that keeps headers ----------
+// ---------- requests (testkit's client) ----------
 
-#[derive(Debug, Clone)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    /// `backend=<id>` of the answering backend.
-    fn backend(&self) -> &str {
-        self.body
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("backend=")
-    }
-    /// The path (and query) the backend saw.
-    fn seen_path(&self) -> &str {
-        self.body
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("path="))
-            .unwrap_or("")
-    }
-}
-
-struct Client<S> {
-    stream: BufReader<S>,
-}
-
-impl Client<TcpStream> {
-    async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
-        let s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        Ok(Self {
-            stream: BufReader::new(s),
-        })
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn get(
-        &mut self,
-        host: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> std::io::Result<Resp> {
-        let extra: String = headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\r\n"))
-            .collect();
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tg-test\r\n{extra}\r\n");
-        self.send(req.as_bytes()).await
-    }
-
-    /// Writes a raw request and reads the response.
-    async fn send(&mut self, req: &[u8]) -> std::io::Result<Resp> {
-        self.stream.get_mut().write_all(req).await?;
-        let r = &mut self.stream;
-        let mut line = String::new();
-        if r.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "closed",
-            ));
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-        let mut resp_headers = Vec::new();
-        let mut length = 0;
-        loop {
-            line.clear();
-            r.read_line(&mut line).await?;
-            let h = line.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                assert!(
-                    !k.eq_ignore_ascii_case("transfer-encoding"),
-                    "chunked responses are not expected here"
-                );
-                resp_headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let mut body = vec![0; length];
-        r.read_exact(&mut body).await?;
-        Ok(Resp {
-            status,
-            headers: resp_headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
-    }
-}
+type Resp = HttpResponse;
 
 /// One GET on a fresh connection, with a deadline.
 async fn request(
@@ -224,9 +119,12 @@ async fn request(
     host: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> std::io::Result<Resp> {
+) -> Result<Resp, HttpError> {
     tokio::time::timeout(Duration::from_secs(10), async {
-        Client::connect(addr).await?.get(host, path, headers).await
+        HttpConn::connect(addr)
+            .await?
+            .get_with(host, path, headers)
+            .await
     })
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
@@ -253,10 +151,8 @@ async fn https_get(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Resp, String> {
     let tls = tls_connect(addr, sni, root, versions).await?;
-    let mut c = Client {
-        stream: BufReader::new(tls),
-    };
-    tokio::time::timeout(Duration::from_secs(5), c.get(sni, path, &[]))
+    let mut c = HttpConn::handshake(tls).await.map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(5), c.get(sni, path))
         .await
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())
@@ -606,9 +502,9 @@ async fn cookie_affinity_keeps_a_client_on_one_of_three_backends() {
     let gw = Gateway::start("affinity", &yaml).await;
     // All three serve (round robin on the default cluster).
     let mut seen = BTreeMap::new();
-    let mut conn = Client::connect(gw.http()).await.unwrap();
+    let mut conn = HttpConn::connect(gw.http()).await.unwrap();
     for _ in 0..30 {
-        let r = conn.get("spread.example.com", "/", &[]).await.unwrap();
+        let r = conn.get("spread.example.com", "/").await.unwrap();
         *seen.entry(r.backend().to_string()).or_insert(0) += 1;
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
@@ -671,10 +567,10 @@ async fn canary_weight_header_and_cookie_split_traffic() {
         t.diagnostics
     );
     let gw = Gateway::start("canary", &yaml).await;
-    let mut conn = Client::connect(gw.http()).await.unwrap();
+    let mut conn = HttpConn::connect(gw.http()).await.unwrap();
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..1000 {
-        let r = conn.get("shop.example.com", "/", &[]).await.unwrap();
+        let r = conn.get("shop.example.com", "/").await.unwrap();
         assert_eq!(r.status, 200);
         *counts.entry(r.backend().to_string()).or_insert(0) += 1;
     }
@@ -693,7 +589,7 @@ async fn canary_weight_header_and_cookie_split_traffic() {
         ),
     ] {
         for _ in 0..20 {
-            let r = conn.get("shop.example.com", "/", &headers).await.unwrap();
+            let r = conn.get_with("shop.example.com", "/", &headers).await.unwrap();
             assert_eq!(r.backend(), want, "{headers:?}");
         }
     }
@@ -905,15 +801,13 @@ async fn request_from(
     addr: SocketAddr,
     host: &str,
     path: &str,
-) -> std::io::Result<Resp> {
+) -> Result<Resp, HttpError> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.bind(SocketAddr::from((src, 0)))?;
     let s = sock.connect(addr).await?;
     s.set_nodelay(true)?;
-    let mut c = Client {
-        stream: BufReader::new(s),
-    };
-    tokio::time::timeout(Duration::from_secs(10), c.get(host, path, &[]))
+    let mut c = HttpConn::handshake(s).await?;
+    tokio::time::timeout(Duration::from_secs(10), c.get(host, path))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
 }
@@ -1343,14 +1237,14 @@ async fn backend_protocols_h2c_grpc_and_verified_https() {
 
 /// A POST with a body of `len` bytes (Content-Length) on a fresh connection.
 async fn post(addr: SocketAddr, host: &str, len: usize) -> Resp {
-    let mut c = Client::connect(addr).await.unwrap();
-    let mut req = format!("POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\n\r\n")
-        .into_bytes();
-    req.extend(std::iter::repeat_n(b'x', len));
-    tokio::time::timeout(Duration::from_secs(10), c.send(&req))
-        .await
-        .expect("POST in time")
-        .unwrap()
+    let mut c = HttpConn::connect(addr).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        c.post(host, "/upload", vec![b'x'; len]),
+    )
+    .await
+    .expect("POST in time")
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1437,27 +1331,22 @@ async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     let r = post(gw.http(), "edited.example.com", 1025).await;
     assert_eq!(r.status, 413, "{r:?}");
     // Without Content-Length (chunked), sent in pieces: 413 once buffered past the limit.
-    let mut c = Client::connect(gw.http()).await.unwrap();
-    c.stream
-        .get_mut()
+    // Raw on purpose: the body must arrive in timed pieces.
+    let mut raw = BufReader::new(TcpStream::connect(gw.http()).await.unwrap());
+    raw.get_mut()
         .write_all(b"POST /upload HTTP/1.1\r\nHost: edited.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await
         .unwrap();
     let chunk = format!("400\r\n{}\r\n", "y".repeat(1024));
     for _ in 0..4 {
-        if c.stream
-            .get_mut()
-            .write_all(chunk.as_bytes())
-            .await
-            .is_err()
-        {
+        if raw.get_mut().write_all(chunk.as_bytes()).await.is_err() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = c.stream.get_mut().write_all(b"0\r\n\r\n").await;
+    let _ = raw.get_mut().write_all(b"0\r\n\r\n").await;
     let mut status_line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), c.stream.read_line(&mut status_line))
+    tokio::time::timeout(Duration::from_secs(5), raw.read_line(&mut status_line))
         .await
         .unwrap()
         .unwrap();
