@@ -15,6 +15,13 @@ use xds::{EnvoyResources, Snapshot};
 
 const UP: Duration = Duration::from_secs(15);
 
+/// A kind of change: its label, the path prefix of its routes, the config of run `i`.
+type Scenario<'a> = (
+    &'static str,
+    &'static str,
+    &'a dyn Fn(usize) -> EnvoyResources,
+);
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let runs: usize = std::env::args()
@@ -45,7 +52,7 @@ async fn main() {
         eprintln!("Envoy never served the first route");
         std::process::exit(1);
     }
-    let changes: [(&str, &str, &dyn Fn(usize) -> EnvoyResources); 2] = [
+    let changes: [Scenario<'_>; 2] = [
         ("route only", "/r", &routes_only),
         ("new cluster + route", "/c", &new_cluster),
     ];

@@ -589,7 +589,10 @@ async fn canary_weight_header_and_cookie_split_traffic() {
         ),
     ] {
         for _ in 0..20 {
-            let r = conn.get_with("shop.example.com", "/", &headers).await.unwrap();
+            let r = conn
+                .get_with("shop.example.com", "/", &headers)
+                .await
+                .unwrap();
             assert_eq!(r.backend(), want, "{headers:?}");
         }
     }
