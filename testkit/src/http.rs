@@ -150,6 +150,14 @@ fn get_request(host: &str, path: &str) -> Result<Request<Full<Bytes>>, HttpError
         .body(Full::default())?)
 }
 
+/// A reset while waiting for an answer (a server dropping an idle kept-alive
+/// connection as the request arrives) is a close too, as it was for the e2e client.
+fn is_reset(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<io::Error>())
+        .is_some_and(|io| io.kind() == io::ErrorKind::ConnectionReset)
+}
+
 fn asks_to_close(headers: &header::HeaderMap) -> bool {
     headers
         .get_all(header::CONNECTION)
@@ -235,7 +243,8 @@ impl HttpConn {
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
         let before = self.read.load(Ordering::Relaxed);
         let nothing_came_back = |e: hyper::Error| {
-            let closed = e.is_canceled() || e.is_closed() || e.is_incomplete_message();
+            let closed =
+                e.is_canceled() || e.is_closed() || e.is_incomplete_message() || is_reset(&e);
             if closed && self.read.load(Ordering::Relaxed) == before {
                 HttpError::ClosedBeforeResponse
             } else {
@@ -465,13 +474,31 @@ mod tests {
                     .unwrap();
             }
             read_head(&mut r).await;
-            let _ = r.get_mut().write_all(last).await;
+            if last == RESET {
+                socket2::SockRef::from(r.get_ref())
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            } else {
+                let _ = r.get_mut().write_all(last).await;
+            }
             drop(r);
             while let Ok((_, _)) = listener.accept().await {
                 count.fetch_add(1, SeqCst);
             }
         });
         (addr, accepted)
+    }
+
+    /// As `last`: write nothing and reset the connection instead of closing it.
+    const RESET: &[u8] = b"<reset>";
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_reset_before_an_answer_is_closed_before_response() {
+        let (addr, _) = one_connection_server(1, RESET).await;
+        let mut conn = HttpConn::connect(addr).await.unwrap();
+        conn.get("h", "/").await.unwrap();
+        let e = conn.get("h", "/").await.unwrap_err();
+        assert!(matches!(e, HttpError::ClosedBeforeResponse), "{e:?}");
     }
 
     #[tokio::test]
