@@ -236,8 +236,8 @@ pub struct GatewayAddress {
 /// The CRD manifest as YAML, exactly as checked in under `config/crd/`.
 pub fn crd_yaml() -> String {
     let crd = TenantGateway::crd();
-    // serde_yaml never fails on a CRD built from our own types.
-    serde_yaml::to_string(&crd).unwrap_or_default()
+    // Serialising never fails on a CRD built from our own types.
+    serde_saphyr::to_string(&crd).unwrap_or_default()
 }
 
 #[cfg(test)]

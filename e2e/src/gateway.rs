@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::{HttpConn, HttpError, Timeouts};
 
 pub const SYSTEM_NS: &str = "tenant-gateway-system";
 pub const API: &str = "tenantgateway.io/v1alpha1";
@@ -231,40 +231,11 @@ pub fn operator_logs(lines: u32) -> String {
     }
 }
 
-/// GET with a Host header; (status, body).
+/// GET with a Host header on a new connection, closed with RST after the
+/// answer (see [`testkit::get_then_reset`]); (status, body).
 pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String)> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| anyhow!("connect timed out"))??;
-    let local = s.local_addr().map(|a| a.port()).unwrap_or(0);
-    let fut = async {
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await?;
-        // The whole response is in: close with RST, leaving no TIME_WAIT behind.
-        // Thousands of connections a second from this host to one NodePort
-        // otherwise reuse source ports whose conntrack entry (and the pod's
-        // socket) is still in TIME_WAIT: such a SYN is now and then dropped or
-        // not NATed at all (refused by the host), an artefact of a client on
-        // the node that no request from another host meets.
-        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO))?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("malformed response {text:?}"))?;
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| anyhow!("no status"))?;
-        Ok::<_, anyhow::Error>((code, body.to_string()))
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .map_err(|_| anyhow!("GET timed out after connecting (local port {local})"))?
+    let r = testkit::get_then_reset(addr, host, path, Timeouts::default()).await?;
+    Ok((r.status, r.body))
 }
 
 /// Wait until `host path` through `addr` answers 200 from a pod in `ns`.
@@ -305,19 +276,19 @@ impl Traffic {
         let task = tokio::spawn(async move {
             let mut errors = Vec::new();
             while !s.load(Ordering::Relaxed) {
-                match get(addr, host, path).await {
-                    Ok((200, _)) => {
+                match testkit::get_then_reset(addr, host, path, Timeouts::default()).await {
+                    Ok(answer) if answer.status == 200 => {
                         o.fetch_add(1, Ordering::Relaxed);
                     }
                     other => {
                         f.fetch_add(1, Ordering::Relaxed);
-                        if matches!(&other, Err(e) if is_refused(e)) {
+                        if matches!(&other, Err(e) if e.is_refused()) {
                             r.fetch_add(1, Ordering::Relaxed);
                         }
                         if errors.len() < 10 {
                             errors.push(match other {
-                                Ok((code, body)) => format!("{code} {body}"),
-                                Err(e) => format!("{e:#}"),
+                                Ok(answer) => format!("{} {}", answer.status, answer.body),
+                                Err(e) => e.to_string(),
                             });
                         }
                     }
@@ -343,33 +314,37 @@ impl Traffic {
         let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
         let task = tokio::spawn(async move {
             let mut errors = Vec::new();
-            let mut conn: Option<tokio::io::BufReader<tokio::net::TcpStream>> = None;
+            let mut conn: Option<HttpConn> = None;
             while !s.load(Ordering::Relaxed) {
                 if conn.is_none() {
-                    match tokio::net::TcpStream::connect(addr).await {
-                        Ok(c) => conn = Some(tokio::io::BufReader::new(c)),
+                    match HttpConn::connect(addr).await {
+                        Ok(c) => conn = Some(c),
                         Err(e) => {
                             f.fetch_add(1, Ordering::Relaxed);
-                            errors.push(format!("connect: {e}"));
+                            errors.push(e.to_string());
                             continue;
                         }
                     }
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                match keepalive_get(c, host, path).await {
-                    Ok((200, close)) => {
+                match tokio::time::timeout(KEEPALIVE_TIMEOUT, c.get(host, path)).await {
+                    Ok(Ok(answer)) if answer.status == 200 => {
                         o.fetch_add(1, Ordering::Relaxed);
-                        if close {
+                        if answer.close {
                             conn = None;
                         }
                     }
                     // The server closed an idle keep-alive connection before
                     // this request was written: a client retries that.
-                    Err(KeepaliveError::ClosedBeforeResponse) => conn = None,
+                    Ok(Err(HttpError::ClosedBeforeResponse)) => conn = None,
                     other => {
                         f.fetch_add(1, Ordering::Relaxed);
                         if errors.len() < 10 {
-                            errors.push(format!("{:?}", other.map(|(c, _)| c)));
+                            errors.push(match other {
+                                Ok(Ok(answer)) => format!("{} {}", answer.status, answer.body),
+                                Ok(Err(e)) => e.to_string(),
+                                Err(_) => "timeout".into(),
+                            });
                         }
                         conn = None;
                     }
@@ -478,12 +453,8 @@ impl Traffic {
 /// was not isolated (no "no endpoints" REJECT rule in 20 ms samples).
 pub const NODE_PORT_REFUSED_PER: usize = 1_000;
 
-fn is_refused(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-    })
-}
+/// How long a request on a kept-alive connection may take.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SIGKILL the xDS sidecar process of one pod (its container restarts).
 pub fn kill_sidecar(tenant: &str, pod: &str) -> Result<()> {
@@ -549,61 +520,4 @@ pub async fn gateway_pods(c: &Client, tenant: &str) -> Result<Vec<Pod>> {
         .list(&lp)
         .await?
         .items)
-}
-
-#[derive(Debug)]
-pub enum KeepaliveError {
-    /// The connection was closed before any byte of a response arrived.
-    ClosedBeforeResponse,
-    Other(String),
-}
-
-/// One GET on a kept-alive connection: (status, server asked to close).
-pub async fn keepalive_get(
-    c: &mut tokio::io::BufReader<tokio::net::TcpStream>,
-    host: &str,
-    path: &str,
-) -> std::result::Result<(u16, bool), KeepaliveError> {
-    use tokio::io::AsyncBufReadExt;
-    let other = |e: std::io::Error| KeepaliveError::Other(e.to_string());
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    c.get_mut().write_all(req.as_bytes()).await.map_err(other)?;
-    let mut line = String::new();
-    let n = tokio::time::timeout(Duration::from_secs(5), c.read_line(&mut line))
-        .await
-        .map_err(|_| KeepaliveError::Other("timeout".into()))?
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::ConnectionReset {
-                KeepaliveError::ClosedBeforeResponse
-            } else {
-                other(e)
-            }
-        })?;
-    if n == 0 {
-        return Err(KeepaliveError::ClosedBeforeResponse);
-    }
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| KeepaliveError::Other(format!("bad status line {line:?}")))?;
-    let (mut len, mut close) = (0usize, false);
-    loop {
-        let mut h = String::new();
-        c.read_line(&mut h).await.map_err(other)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-        if lower == "connection: close" {
-            close = true;
-        }
-    }
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).await.map_err(other)?;
-    Ok((code, close))
 }

@@ -23,7 +23,6 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The image of the Rust echo backend (e2e/src/bin/echo-server.rs), built by
 /// `hack/images/build echo` and imported into the cluster.
@@ -309,31 +308,21 @@ pub async fn node_internal_ip(client: &Client) -> Result<String> {
         .ok_or_else(|| anyhow!("no node has an InternalIP"))
 }
 
-/// A plain HTTP/1.1 GET from this process (the host) with `Connection: close`.
-/// Returns (status code, body).
+/// A GET from this process (the host) with `Connection: close` and `Host:
+/// <addr>`, 10 s for everything. Returns (status code, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connect {addr}"))?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("malformed response from {addr}: {text:?}"))?;
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| anyhow!("no status in {head:?}"))?;
-        Ok((code, body.to_string()))
+    let limits = testkit::Timeouts {
+        connect: Duration::from_secs(10),
+        exchange: Duration::from_secs(10),
     };
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .map_err(|_| anyhow!("GET http://{addr}{path} timed out"))?
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        testkit::get_then_reset(addr, &addr.to_string(), path, limits),
+    )
+    .await
+    .map_err(|_| anyhow!("GET http://{addr}{path} timed out"))?
+    .with_context(|| format!("GET http://{addr}{path}"))?;
+    Ok((answer.status, answer.body))
 }
 
 /// A `restricted`-compliant container running the echo image.

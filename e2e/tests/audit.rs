@@ -8,7 +8,7 @@
 //! admin interface, the xDS socket in an emptyDir.
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use e2e::gateway::{install_operator, kubectl, obj, repo, run, tgw_api, API, SYSTEM_NS};
+use e2e::gateway::{get, install_operator, kubectl, obj, repo, run, tgw_api, API, SYSTEM_NS};
 use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
@@ -621,7 +621,7 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
         // rule exists, its backend does not.
         let direct = SocketAddr::new(ip, 8080);
         wait_until("503 for the cross-namespace backend", Duration::from_secs(60), || async {
-            let (code, body) = http_get_host(direct, "pay.example.com", "/").await?;
+            let (code, body) = get(direct, "pay.example.com", "/").await?;
             ensure!(code == 404 || code == 503, "unexpected {code}: {body}");
             Ok((code == 503).then_some(()))
         })
@@ -641,27 +641,4 @@ async fn gateway_pod_is_restricted_and_exposes_no_xds_or_admin() -> Result<()> {
     ns.cleanup().await?;
     other.cleanup().await?;
     result
-}
-
-async fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| anyhow!("no status in {text:?}"))?;
-        Ok::<_, anyhow::Error>((code, text))
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .map_err(|_| anyhow!("GET timed out"))?
 }

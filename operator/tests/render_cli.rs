@@ -25,15 +25,15 @@ fn sample_renders_a_static_bootstrap_with_admin_on_loopback() {
     let (code, out, err) = render(&[&sample()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "no problems expected: {err}");
-    let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    let v: serde_json::Value = xds::yaml::from_str(&out).unwrap();
     assert_eq!(
         v["admin"]["address"]["socketAddress"]["address"],
         "127.0.0.1"
     );
-    let listeners = v["staticResources"]["listeners"].as_sequence().unwrap();
+    let listeners = v["staticResources"]["listeners"].as_array().unwrap();
     assert_eq!(listeners[0]["address"]["socketAddress"]["portValue"], 18080);
     let clusters: Vec<&str> = v["staticResources"]["clusters"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|c| c["name"].as_str().unwrap())
@@ -115,7 +115,7 @@ fn render_golden_every_manifest_set_renders_as_recorded() {
         let name = d.file_name().unwrap().to_string_lossy().into_owned();
         sets.push((name, d.to_string_lossy().into_owned()));
     }
-    let parse = |s: &str| -> serde_json::Value { serde_yaml::from_str(s).unwrap() };
+    let parse = |s: &str| -> serde_json::Value { xds::yaml::from_str(s).unwrap() };
     for (name, dir) in sets {
         let (code, out, err) = render(&[&dir]);
         let (out_file, err_file) = (

@@ -37,7 +37,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use xds::bootstrap::{ads_bootstrap, to_yaml};
 use xds::{translate, AdsServer, GatewayOptions, ResourceType, Snapshot, TenantObjects};
@@ -182,54 +181,20 @@ fn next_change(i: usize, m: &mut Model, grid: usize, ports: &[u16]) -> Change {
 }
 
 /// One GET on a fresh connection (a reloaded nginx serves old keep-alive
-/// connections from old workers): status and body. The response ends at
-/// Content-Length, not at EOF: Envoy delays closing after a local reply
-/// (`delayed_close_timeout`, 1 s), which is not propagation time.
-async fn get(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).await?;
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            });
-            if n == 0 || length.is_some_and(|len| body.len() >= len) {
-                let status = head
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                return Ok((status, body.to_string()));
-            }
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
+/// connections from old workers), read to its Content-Length, not to EOF:
+/// Envoy delays closing after a local reply (1 s), which is not propagation time.
 async fn satisfied(addr: SocketAddr, c: &Change) -> bool {
-    let Ok(Ok((status, body))) = tokio::time::timeout(
+    let Ok(Ok(answer)) = tokio::time::timeout(
         Duration::from_secs(2),
-        get(addr, &host_name(c.host), &c.path),
+        testkit::http_get(addr, &host_name(c.host), &c.path),
     )
     .await
     else {
         return false;
     };
     match &c.expect {
-        Expect::Body(b) => status == 200 && body == *b,
-        Expect::Status(s) => status == *s,
+        Expect::Body(b) => answer.status == 200 && answer.body == *b,
+        Expect::Status(s) => answer.status == *s,
     }
 }
 

@@ -3,14 +3,10 @@
 //!
 //!     cargo run --release -p tenant-gateway-xds --example translate_bench -- [paths] [hosts] [runs]
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::time::Instant;
+use testkit::objects::{
+    http_service, ingress, ingress_path, ingress_rule, ready_endpoint_slice, service_backend,
+};
 use xds::{translate, GatewayOptions, Snapshot, TenantObjects};
 
 fn vm_hwm_kib() -> u64 {
@@ -24,83 +20,40 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn meta(ns: &str, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        namespace: Some(ns.into()),
-        name: Some(name.into()),
-        ..Default::default()
-    }
-}
-
 /// `paths` paths over `hosts` hosts, one Ingress per host, 100 Services with 3 endpoints each.
 pub fn tenant(paths: usize, hosts: usize) -> TenantObjects {
     let services = 100;
     let mut o = TenantObjects::default();
     for s in 0..services {
-        o.services.push(Service {
-            metadata: meta("shop", &format!("svc{s}")),
-            spec: Some(ServiceSpec {
-                ports: Some(vec![ServicePort {
-                    name: Some("http".into()),
-                    port: 80,
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            status: None,
-        });
-        let mut m = meta("shop", &format!("svc{s}-abc"));
-        m.labels = Some([("kubernetes.io/service-name".to_string(), format!("svc{s}"))].into());
-        o.endpoint_slices.push(EndpointSlice {
-            metadata: m,
-            address_type: "IPv4".into(),
-            endpoints: (0..3)
-                .map(|e| Endpoint {
-                    addresses: vec![format!("10.{}.{}.{}", s / 250, s % 250, e + 1)],
-                    conditions: Some(EndpointConditions {
-                        ready: Some(true),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .collect(),
-            ports: Some(vec![EndpointPort {
-                name: Some("http".into()),
-                port: Some(8080),
-                ..Default::default()
-            }]),
-        });
+        let svc = format!("svc{s}");
+        o.services.push(http_service("shop", &svc));
+        let addresses = (0..3)
+            .map(|e| format!("10.{}.{}.{}", s / 250, s % 250, e + 1))
+            .collect();
+        o.endpoint_slices.push(ready_endpoint_slice(
+            "shop",
+            &svc,
+            &format!("svc{s}-abc"),
+            addresses,
+            8080,
+        ));
     }
     let per_host = paths.div_ceil(hosts);
     for h in 0..hosts {
-        let ps: Vec<HTTPIngressPath> = (0..per_host)
+        let ps = (0..per_host)
             .filter(|p| h * per_host + p < paths)
-            .map(|p| HTTPIngressPath {
-                path: Some(format!("/app{p}/v{}", p % 7)),
-                path_type: if p % 3 == 0 { "Exact" } else { "Prefix" }.into(),
-                backend: IngressBackend {
-                    service: Some(IngressServiceBackend {
-                        name: format!("svc{}", (h + p) % services),
-                        port: Some(ServiceBackendPort {
-                            name: Some("http".into()),
-                            number: None,
-                        }),
-                    }),
-                    resource: None,
-                },
+            .map(|p| {
+                let svc = format!("svc{}", (h + p) % services);
+                ingress_path(
+                    Some(&format!("/app{p}/v{}", p % 7)),
+                    if p % 3 == 0 { "Exact" } else { "Prefix" },
+                    service_backend(&svc, None, Some("http")),
+                )
             })
             .collect();
-        o.ingresses.push(Ingress {
-            metadata: meta("shop", &format!("ing{h}")),
-            spec: Some(IngressSpec {
-                rules: Some(vec![IngressRule {
-                    host: Some(format!("host{h}.example.com")),
-                    http: Some(HTTPIngressRuleValue { paths: ps }),
-                }]),
-                ..Default::default()
-            }),
-            status: None,
-        });
+        let rule = ingress_rule(Some(&format!("host{h}.example.com")), ps);
+        o.ingresses
+            .push(ingress("shop", &format!("ing{h}"), vec![rule], None));
     }
     o
 }

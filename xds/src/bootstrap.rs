@@ -52,7 +52,7 @@ pub enum BootstrapError {
     #[error("printing JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("printing YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] crate::yaml::SerializeError),
 }
 
 fn pool() -> Result<&'static DescriptorPool, BootstrapError> {
@@ -83,7 +83,7 @@ pub fn to_json<M: Message + Name>(m: &M) -> Result<serde_json::Value, BootstrapE
 
 /// The bootstrap as YAML.
 pub fn to_yaml(b: &Bootstrap) -> Result<String, BootstrapError> {
-    Ok(serde_yaml::to_string(&to_json(b)?)?)
+    Ok(crate::yaml::to_string(&to_json(b)?)?)
 }
 
 fn admin(admin_port: u16) -> Admin {

@@ -19,6 +19,7 @@ pub mod manifests;
 pub mod model;
 mod sources;
 pub mod translate;
+pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
 pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation};

@@ -90,18 +90,18 @@ impl Manifests {
     }
 
     pub fn add_documents(&mut self, path: &Path, text: &str) -> Result<(), ManifestError> {
-        for (doc, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        for (doc, parsed) in crate::yaml::documents(text).into_iter().enumerate() {
             let perr = |message: String| ManifestError::Parse {
                 path: path.to_path_buf(),
                 doc,
                 message,
             };
-            let value = serde_yaml::Value::deserialize(de).map_err(|e| perr(e.to_string()))?;
+            let value = parsed.map_err(|e| perr(e.to_string()))?;
             if value.is_null() {
                 continue;
             }
             if value.get("kind").and_then(|k| k.as_str()) == Some("List") {
-                let items = value.get("items").and_then(|i| i.as_sequence()).cloned();
+                let items = value.get("items").and_then(|i| i.as_array()).cloned();
                 for item in items.unwrap_or_default() {
                     self.add_value(item).map_err(perr)?;
                 }
@@ -112,13 +112,13 @@ impl Manifests {
         Ok(())
     }
 
-    fn add_value(&mut self, value: serde_yaml::Value) -> Result<(), String> {
-        let tm: TypeMeta = serde_yaml::from_value(value.clone()).map_err(|e| e.to_string())?;
+    fn add_value(&mut self, value: serde_json::Value) -> Result<(), String> {
+        let tm: TypeMeta = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
         fn parse<T: serde::de::DeserializeOwned>(
-            v: serde_yaml::Value,
+            v: serde_json::Value,
             kind: &str,
         ) -> Result<T, String> {
-            serde_yaml::from_value(v).map_err(|e| format!("invalid {kind}: {e}"))
+            serde_json::from_value(v).map_err(|e| format!("invalid {kind}: {e}"))
         }
         let o = &mut self.objects;
         match (tm.api_version.as_str(), tm.kind.as_str()) {

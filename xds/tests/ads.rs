@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::resources::{eds_cluster, endpoints, http_config};
-use support::{free_port, http_get, served_by, wait_until, AdsFixture, Backend, Envoy, HttpConn};
+use testkit::{
+    free_port, http_get, served_by, time_until, wait_until, AdsFixture, Backend, Envoy, HttpConn,
+};
 use xds::{EnvoyResources, ResourceType, Snapshot};
 
 const UP: Duration = Duration::from_secs(15);
@@ -32,37 +34,6 @@ async fn assert_served(addr: SocketAddr, path: &str, id: &str) {
     );
 }
 
-/// Polls every millisecond; returns how long `check` took to become true.
-async fn time_until<F, Fut>(timeout: Duration, mut check: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
-}
-
-/// Waits until every type Envoy subscribed to has no response in flight and
-/// the server's counters stop moving.
-async fn settle(ads: &AdsFixture) {
-    let mut last = ads.stats.snapshot();
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = ads.stats.snapshot();
-        let in_flight = now.types.values().any(|c| c.pushes > c.acks + c.nacks);
-        if now == last && !in_flight {
-            return;
-        }
-        last = now;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_comes_up_from_an_ads_snapshot_and_serves_a_route() {
     let a = Backend::start("a").await;
@@ -82,7 +53,7 @@ async fn envoy_comes_up_from_an_ads_snapshot_and_serves_a_route() {
         .await
         .expect("GET");
     assert_eq!(r.status, 404);
-    settle(&ads).await;
+    ads.settle().await;
     let stats = ads.stats.snapshot();
     for ty in [
         ResourceType::Cluster,
@@ -130,7 +101,7 @@ async fn route_change_is_served_and_a_removed_cluster_never_causes_a_503() {
     let (ads, envoy) = start(before, "node-b").await;
     assert_served(addr, "/a", "a").await;
     assert_served(addr, "/c", "c").await;
-    settle(&ads).await;
+    ads.settle().await;
 
     // Watch /c while it goes away: 200 (old) then 404 (route gone), never a 503
     // (route still pointing at a cluster Envoy already dropped).
@@ -236,7 +207,7 @@ async fn steady_traffic_sees_no_error_while_50_snapshots_change_other_routes() {
                 }
                 let result = match conn.as_mut() {
                     Some(c) => c.get("shop.example.com", "/stable/ping").await,
-                    None => Err(std::io::Error::other("connect failed")),
+                    None => Err(std::io::Error::other("connect failed").into()),
                 };
                 match result {
                     Ok(r) if r.status == 200 && r.body.starts_with("backend=stable ") => {
@@ -278,7 +249,7 @@ async fn steady_traffic_sees_no_error_while_50_snapshots_change_other_routes() {
         &failures[..failures.len().min(10)]
     );
     assert!(ok > 100, "too little traffic to prove anything: {ok}");
-    settle(&ads).await;
+    ads.settle().await;
     let stats = ads.stats.snapshot();
     assert_eq!(stats.last_nack, None);
     println!("server counters: {:?}", stats.types);
@@ -292,7 +263,7 @@ async fn rejected_config_is_counted_and_the_last_good_one_keeps_serving() {
     let good = http_config(port, &[("/a", "a")], &[("a", a.addr)]);
     let (ads, envoy) = start(good.clone(), "node-d").await;
     assert_served(addr, "/a", "a").await;
-    settle(&ads).await;
+    ads.settle().await;
     let good_cds = Snapshot::from(&good).version(ResourceType::Cluster);
 
     let mut bad = good.clone();
@@ -371,7 +342,7 @@ async fn identical_snapshot_is_not_pushed_again() {
     let config = http_config(port, &[("/a", "a")], &[("a", a.addr)]);
     let (ads, envoy) = start(config.clone(), "node-e").await;
     assert_served(listener_addr(port), "/a", "a").await;
-    settle(&ads).await;
+    ads.settle().await;
     let envoy_stats = [
         "cluster_manager.cds.update_attempt",
         "cluster_manager.cds.update_success",
@@ -465,54 +436,6 @@ async fn two_envoys_on_one_server_both_serve_and_follow_changes() {
 }
 
 /// Benchmark, not a test:
-/// `cargo test -p tenant-gateway-xds --test ads -- --ignored --nocapture push_latency`.
-/// Median time from `push` to the first 200 on the new route, for a route-only
-/// change (RDS) and for a new route to a new cluster (CDS → EDS → RDS).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn push_latency_benchmark() {
-    let a = Backend::start("a").await;
-    let port = free_port();
-    let addr = listener_addr(port);
-    let routes_only = |i: usize| {
-        let p = format!("/r{i}");
-        http_config(port, &[(p.as_str(), "a")], &[("a", a.addr)])
-    };
-    let new_cluster = |i: usize| {
-        let (p, c) = (format!("/c{i}"), format!("c{i}"));
-        http_config(port, &[(p.as_str(), c.as_str())], &[(c.as_str(), a.addr)])
-    };
-    let (ads, _envoy) = start(routes_only(0), "bench").await;
-    assert_served(addr, "/r0", "a").await;
-    for (label, prefix, config) in [
-        (
-            "route only",
-            "/r",
-            &routes_only as &dyn Fn(usize) -> EnvoyResources,
-        ),
-        ("new cluster + route", "/c", &new_cluster),
-    ] {
-        let mut samples = Vec::new();
-        for i in 1..=20 {
-            let path = format!("{prefix}{i}");
-            ads.push(Snapshot::from(&config(i)));
-            let t = time_until(UP, || served_by(addr, "h", &path, "a"))
-                .await
-                .expect("served");
-            samples.push(t);
-            settle(&ads).await;
-        }
-        samples.sort();
-        println!(
-            "{label}: push → first 200 over {} runs: median {:?}, min {:?}, max {:?}",
-            samples.len(),
-            samples[samples.len() / 2],
-            samples[0],
-            samples[samples.len() - 1]
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_snapshots_coalesces_and_ends_on_the_latest() {
     let a = Backend::start("a").await;
@@ -524,7 +447,7 @@ async fn a_burst_of_snapshots_coalesces_and_ends_on_the_latest() {
     };
     let (ads, envoy) = start(config(0), "node-g").await;
     assert_served(addr, "/burst0", "a").await;
-    settle(&ads).await;
+    ads.settle().await;
     let before = ads.stats.counters(ResourceType::Route).pushes;
     for i in 1..=30 {
         ads.push(Snapshot::from(&config(i)));
@@ -544,7 +467,7 @@ async fn a_burst_of_snapshots_coalesces_and_ends_on_the_latest() {
     assert_served(addr, "/burst30", "a").await;
     let r = http_get(addr, "h", "/burst29").await.expect("GET");
     assert_eq!(r.status, 404, "a stale route is still served");
-    settle(&ads).await;
+    ads.settle().await;
     let pushed = ads.stats.counters(ResourceType::Route).pushes - before;
     println!("30 snapshots in a burst → {pushed} RDS pushes");
     assert!(

@@ -8,16 +8,15 @@ mod support;
 use rustls_pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, Cert, ALL_TLS, TLS12_ONLY};
-use support::{wait_until, AdsFixture, Backend, Envoy};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
+use testkit::{wait_until, AdsFixture, Backend, Envoy, HttpConn, HttpError, HttpResponse};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
-use xds::manifests::Manifests;
-use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
+use xds::{translate, GatewayOptions, Snapshot, Translation};
 
 // ---------- tenant fixtures ----------
 
@@ -25,21 +24,7 @@ use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
 /// EndpointSlice per backend (each listens on its own loopback port).
 fn service_yaml(ns: &str, name: &str, eps: &[&Backend]) -> String {
     let ports: Vec<u16> = eps.iter().map(|b| b.addr.port()).collect();
-    service_ports_yaml(ns, name, &ports)
-}
-
-/// A Service `name` (port 80) whose endpoints are 127.0.0.1 at these ports.
-fn service_ports_yaml(ns: &str, name: &str, ports: &[u16]) -> String {
-    let mut out = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n"
-    );
-    for (i, port) in ports.iter().enumerate() {
-        out.push_str(&format!(
-            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-{i}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\n\
-             addressType: IPv4\nports:\n- {{name: http, port: {port}}}\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\n---\n",
-        ));
-    }
-    out
+    local_service_yaml(ns, name, &ports)
 }
 
 /// An Ingress in namespace `shop` with annotations and (host, path, pathType, service) rules.
@@ -69,18 +54,11 @@ fn ingress_yaml(
     )
 }
 
-fn objects(yaml: &str) -> TenantObjects {
-    let mut m = Manifests::default();
-    m.add_documents(Path::new("test.yaml"), yaml)
-        .expect("test manifests parse");
-    m.objects
-}
-
 fn translated(yaml: &str) -> (Translation, GatewayOptions) {
     let options = GatewayOptions {
         bind_address: "127.0.0.1".into(),
-        http_port: support::free_port(),
-        https_port: support::free_port(),
+        http_port: testkit::free_port(),
+        https_port: testkit::free_port(),
         namespaces: Some(["shop".to_string()].into()),
         ..GatewayOptions::default()
     };
@@ -116,7 +94,7 @@ impl Gateway {
         // Every cluster has a healthy host before the test starts.
         let admin = gw.envoy.admin;
         let ready = wait_until(Duration::from_secs(10), || async {
-            let s = support::http_get(admin, "admin", "/clusters").await;
+            let s = testkit::http_get(admin, "admin", "/clusters").await;
             s.is_ok_and(|r| !r.body.contains("health_flags::/failed"))
         })
         .await;
@@ -131,114 +109,9 @@ impl Gateway {
     }
 }
 
-// ---------- a small HTTP/1.1 client that keeps headers ----------
+// ---------- requests (testkit's client) ----------
 
-#[derive(Debug, Clone)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    /// `backend=<id>` of the answering backend.
-    fn backend(&self) -> &str {
-        self.body
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("backend=")
-    }
-    /// The path (and query) the backend saw.
-    fn seen_path(&self) -> &str {
-        self.body
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("path="))
-            .unwrap_or("")
-    }
-}
-
-struct Client<S> {
-    stream: BufReader<S>,
-}
-
-impl Client<TcpStream> {
-    async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
-        let s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        Ok(Self {
-            stream: BufReader::new(s),
-        })
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn get(
-        &mut self,
-        host: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> std::io::Result<Resp> {
-        let extra: String = headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\r\n"))
-            .collect();
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tg-test\r\n{extra}\r\n");
-        self.send(req.as_bytes()).await
-    }
-
-    /// Writes a raw request and reads the response.
-    async fn send(&mut self, req: &[u8]) -> std::io::Result<Resp> {
-        self.stream.get_mut().write_all(req).await?;
-        let r = &mut self.stream;
-        let mut line = String::new();
-        if r.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "closed",
-            ));
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-        let mut resp_headers = Vec::new();
-        let mut length = 0;
-        loop {
-            line.clear();
-            r.read_line(&mut line).await?;
-            let h = line.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                assert!(
-                    !k.eq_ignore_ascii_case("transfer-encoding"),
-                    "chunked responses are not expected here"
-                );
-                resp_headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let mut body = vec![0; length];
-        r.read_exact(&mut body).await?;
-        Ok(Resp {
-            status,
-            headers: resp_headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
-    }
-}
+type Resp = HttpResponse;
 
 /// One GET on a fresh connection, with a deadline.
 async fn request(
@@ -246,9 +119,12 @@ async fn request(
     host: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> std::io::Result<Resp> {
+) -> Result<Resp, HttpError> {
     tokio::time::timeout(Duration::from_secs(10), async {
-        Client::connect(addr).await?.get(host, path, headers).await
+        HttpConn::connect(addr)
+            .await?
+            .get_with(host, path, headers)
+            .await
     })
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
@@ -275,10 +151,8 @@ async fn https_get(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Resp, String> {
     let tls = tls_connect(addr, sni, root, versions).await?;
-    let mut c = Client {
-        stream: BufReader::new(tls),
-    };
-    tokio::time::timeout(Duration::from_secs(5), c.get(sni, path, &[]))
+    let mut c = HttpConn::handshake(tls).await.map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(5), c.get(sni, path))
         .await
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())
@@ -628,9 +502,9 @@ async fn cookie_affinity_keeps_a_client_on_one_of_three_backends() {
     let gw = Gateway::start("affinity", &yaml).await;
     // All three serve (round robin on the default cluster).
     let mut seen = BTreeMap::new();
-    let mut conn = Client::connect(gw.http()).await.unwrap();
+    let mut conn = HttpConn::connect(gw.http()).await.unwrap();
     for _ in 0..30 {
-        let r = conn.get("spread.example.com", "/", &[]).await.unwrap();
+        let r = conn.get("spread.example.com", "/").await.unwrap();
         *seen.entry(r.backend().to_string()).or_insert(0) += 1;
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
@@ -693,10 +567,10 @@ async fn canary_weight_header_and_cookie_split_traffic() {
         t.diagnostics
     );
     let gw = Gateway::start("canary", &yaml).await;
-    let mut conn = Client::connect(gw.http()).await.unwrap();
+    let mut conn = HttpConn::connect(gw.http()).await.unwrap();
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..1000 {
-        let r = conn.get("shop.example.com", "/", &[]).await.unwrap();
+        let r = conn.get("shop.example.com", "/").await.unwrap();
         assert_eq!(r.status, 200);
         *counts.entry(r.backend().to_string()).or_insert(0) += 1;
     }
@@ -715,7 +589,10 @@ async fn canary_weight_header_and_cookie_split_traffic() {
         ),
     ] {
         for _ in 0..20 {
-            let r = conn.get("shop.example.com", "/", &headers).await.unwrap();
+            let r = conn
+                .get_with("shop.example.com", "/", &headers)
+                .await
+                .unwrap();
             assert_eq!(r.backend(), want, "{headers:?}");
         }
     }
@@ -918,19 +795,7 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
 
     let (t, _) = translated(&yaml);
     let yaml = to_yaml(&static_bootstrap(&t.resources, "render", "shop", 0)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("render.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let out = std::process::Command::new(support::envoy_bin())
-        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "envoy --mode validate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_envoy_accepts(&yaml);
 }
 
 /// One GET from a chosen loopback source address (127.0.0.x), fresh connection.
@@ -939,15 +804,13 @@ async fn request_from(
     addr: SocketAddr,
     host: &str,
     path: &str,
-) -> std::io::Result<Resp> {
+) -> Result<Resp, HttpError> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.bind(SocketAddr::from((src, 0)))?;
     let s = sock.connect(addr).await?;
     s.set_nodelay(true)?;
-    let mut c = Client {
-        stream: BufReader::new(s),
-    };
-    tokio::time::timeout(Duration::from_secs(10), c.get(host, path, &[]))
+    let mut c = HttpConn::handshake(s).await?;
+    tokio::time::timeout(Duration::from_secs(10), c.get(host, path))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))?
 }
@@ -1271,8 +1134,8 @@ async fn backend_protocols_h2c_grpc_and_verified_https() {
         ingress_yaml(name, age, ann, &[(host, "/", "Prefix", svc)], None)
     };
     let yaml = [
-        service_ports_yaml("shop", "h2", &[h2.addr.port()]),
-        service_ports_yaml("shop", "secure", &[tls.addr.port()]),
+        local_service_yaml("shop", "h2", &[h2.addr.port()]),
+        local_service_yaml("shop", "secure", &[tls.addr.port()]),
         ca_secret_yaml("good-ca", &good),
         ca_secret_yaml("wrong-ca", &wrong),
         ing(
@@ -1377,21 +1240,21 @@ async fn backend_protocols_h2c_grpc_and_verified_https() {
 
 /// A POST with a body of `len` bytes (Content-Length) on a fresh connection.
 async fn post(addr: SocketAddr, host: &str, len: usize) -> Resp {
-    let mut c = Client::connect(addr).await.unwrap();
-    let mut req = format!("POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\n\r\n")
-        .into_bytes();
-    req.extend(std::iter::repeat_n(b'x', len));
-    tokio::time::timeout(Duration::from_secs(10), c.send(&req))
-        .await
-        .expect("POST in time")
-        .unwrap()
+    let mut c = HttpConn::connect(addr).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        c.post(host, "/upload", vec![b'x'; len]),
+    )
+    .await
+    .expect("POST in time")
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     let web = ProtoBackend::http1("web").await;
     let yaml = [
-        service_ports_yaml("shop", "web", &[web.addr.port()]),
+        local_service_yaml("shop", "web", &[web.addr.port()]),
         ingress_yaml(
             "edited",
             0,
@@ -1471,27 +1334,22 @@ async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     let r = post(gw.http(), "edited.example.com", 1025).await;
     assert_eq!(r.status, 413, "{r:?}");
     // Without Content-Length (chunked), sent in pieces: 413 once buffered past the limit.
-    let mut c = Client::connect(gw.http()).await.unwrap();
-    c.stream
-        .get_mut()
+    // Raw on purpose: the body must arrive in timed pieces.
+    let mut raw = BufReader::new(TcpStream::connect(gw.http()).await.unwrap());
+    raw.get_mut()
         .write_all(b"POST /upload HTTP/1.1\r\nHost: edited.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await
         .unwrap();
     let chunk = format!("400\r\n{}\r\n", "y".repeat(1024));
     for _ in 0..4 {
-        if c.stream
-            .get_mut()
-            .write_all(chunk.as_bytes())
-            .await
-            .is_err()
-        {
+        if raw.get_mut().write_all(chunk.as_bytes()).await.is_err() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = c.stream.get_mut().write_all(b"0\r\n\r\n").await;
+    let _ = raw.get_mut().write_all(b"0\r\n\r\n").await;
     let mut status_line = String::new();
-    tokio::time::timeout(Duration::from_secs(5), c.stream.read_line(&mut status_line))
+    tokio::time::timeout(Duration::from_secs(5), raw.read_line(&mut status_line))
         .await
         .unwrap()
         .unwrap();
@@ -1584,7 +1442,7 @@ async fn health_checks_and_outlier_detection_take_failing_endpoints_out() {
     let admin = gw.envoy.admin;
     let a_addr = a.addr.to_string();
     let marked = wait_until(Duration::from_secs(10), || async {
-        let r = support::http_get(admin, "admin", "/clusters").await;
+        let r = testkit::http_get(admin, "admin", "/clusters").await;
         r.is_ok_and(|r| {
             r.body
                 .lines()
@@ -1793,17 +1651,17 @@ async fn tcp_echo(id: &'static str) -> (SocketAddr, tokio::task::JoinHandle<()>)
 async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
     let (echo, task) = tcp_echo("db").await;
     let yaml = [
-        service_ports_yaml("shop", "db", &[echo.port()]),
+        local_service_yaml("shop", "db", &[echo.port()]),
         // The same Service name outside the tenant's namespaces: never used.
-        service_ports_yaml("other", "db", &[echo.port()]),
+        local_service_yaml("other", "db", &[echo.port()]),
     ]
     .concat();
-    let tcp_port = support::free_port();
-    let refused_port = support::free_port();
+    let tcp_port = testkit::free_port();
+    let refused_port = testkit::free_port();
     let options = GatewayOptions {
         bind_address: "127.0.0.1".into(),
-        http_port: support::free_port(),
-        https_port: support::free_port(),
+        http_port: testkit::free_port(),
+        https_port: testkit::free_port(),
         namespaces: Some(["shop".to_string()].into()),
         tenant: "acme".into(),
         tcp_proxies: vec![

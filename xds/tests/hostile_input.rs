@@ -3,97 +3,30 @@
 //! property test that one tenant's output never references another tenant's
 //! namespaces, whatever the input.
 
-use k8s_openapi::api::core::v1::{Secret, Service, ServicePort, ServiceSpec};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressRule, IngressTLS};
 use k8s_openapi::ByteString;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
+use testkit::objects::{
+    http_service, ingress, ingress_path, ingress_rule, meta, ready_endpoint_slice, service_backend,
+};
 use xds::{translate, GatewayOptions, TenantObjects};
 
-fn meta(ns: &str, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        namespace: Some(ns.into()),
-        name: Some(name.into()),
-        ..Default::default()
-    }
-}
-
 fn backend(svc: &str, port: Option<i32>, port_name: Option<&str>) -> IngressBackend {
-    IngressBackend {
-        service: Some(IngressServiceBackend {
-            name: svc.into(),
-            port: Some(ServiceBackendPort {
-                number: port,
-                name: port_name.map(Into::into),
-            }),
-        }),
-        resource: None,
-    }
-}
-
-fn ingress(ns: &str, name: &str, rules: Vec<IngressRule>, tls: Option<Vec<IngressTLS>>) -> Ingress {
-    Ingress {
-        metadata: meta(ns, name),
-        spec: Some(IngressSpec {
-            rules: Some(rules),
-            tls,
-            ..Default::default()
-        }),
-        status: None,
-    }
+    service_backend(svc, port, port_name)
 }
 
 fn rule(host: Option<&str>, path: Option<&str>, ty: &str, b: IngressBackend) -> IngressRule {
-    IngressRule {
-        host: host.map(Into::into),
-        http: Some(HTTPIngressRuleValue {
-            paths: vec![HTTPIngressPath {
-                path: path.map(Into::into),
-                path_type: ty.into(),
-                backend: b,
-            }],
-        }),
-    }
+    ingress_rule(host, vec![ingress_path(path, ty, b)])
 }
 
 fn service(ns: &str, name: &str) -> (Service, EndpointSlice) {
-    let mut m = meta(ns, &format!("{name}-x"));
-    m.labels = Some([("kubernetes.io/service-name".to_string(), name.to_string())].into());
+    let slice = format!("{name}-x");
     (
-        Service {
-            metadata: meta(ns, name),
-            spec: Some(ServiceSpec {
-                ports: Some(vec![ServicePort {
-                    name: Some("http".into()),
-                    port: 80,
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            status: None,
-        },
-        EndpointSlice {
-            metadata: m,
-            address_type: "IPv4".into(),
-            endpoints: vec![Endpoint {
-                addresses: vec!["10.0.0.1".into()],
-                conditions: Some(EndpointConditions {
-                    ready: Some(true),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ports: Some(vec![EndpointPort {
-                name: Some("http".into()),
-                port: Some(8080),
-                ..Default::default()
-            }]),
-        },
+        http_service(ns, name),
+        ready_endpoint_slice(ns, name, &slice, vec!["10.0.0.1".into()], 8080),
     )
 }
 

@@ -9,15 +9,13 @@ mod support;
 use rustls_pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::tls::{cert, tls_connect, tls_secret_yaml, ALL_TLS};
-use support::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
+use testkit::{http_get, wait_until, AdsFixture, Backend, Envoy, HttpConn};
 use xds::bootstrap::{ads_bootstrap, static_bootstrap, to_yaml};
-use xds::manifests::Manifests;
 use xds::{translate, GatewayOptions, Snapshot, TenantObjects, Translation};
 
 /// Backends by id, started on 127.0.0.1.
@@ -32,34 +30,15 @@ async fn backends(ids: &[&str]) -> BTreeMap<String, Backend> {
 /// A Service `name` (port 80, named `http`) in `ns` with an EndpointSlice
 /// listing the given backends as ready endpoints.
 fn service_yaml(ns: &str, name: &str, eps: &[&Backend]) -> String {
-    let port = eps.first().map_or(1, |b| b.addr.port());
-    let endpoints: String = eps
-        .iter()
-        .map(|b| {
-            assert_eq!(b.addr.port(), port, "one port per slice");
-            "- addresses: [\"127.0.0.1\"]\n  conditions: {ready: true}\n".to_string()
-        })
-        .take(1)
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  ports:\n  - {{name: http, port: 80}}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-x\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {name}}}\n\
-         addressType: IPv4\nports:\n- {{name: http, port: {port}}}\nendpoints:\n{endpoints}---\n"
-    )
-}
-
-fn objects(yaml: &str) -> TenantObjects {
-    let mut m = Manifests::default();
-    m.add_documents(Path::new("test.yaml"), yaml)
-        .expect("test manifests parse");
-    m.objects
+    let ports: Vec<u16> = eps.iter().map(|b| b.addr.port()).collect();
+    local_service_yaml(ns, name, &ports)
 }
 
 fn options(ns: &[&str]) -> GatewayOptions {
     GatewayOptions {
         bind_address: "127.0.0.1".into(),
-        http_port: support::free_port(),
-        https_port: support::free_port(),
+        http_port: testkit::free_port(),
+        https_port: testkit::free_port(),
         namespaces: Some(ns.iter().map(|s| s.to_string()).collect()),
         ..GatewayOptions::default()
     }
@@ -77,7 +56,7 @@ struct Gateway {
 impl Gateway {
     async fn start(name: &str, t: &Translation, options: GatewayOptions) -> Self {
         let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
-        let health_port = support::free_port();
+        let health_port = testkit::free_port();
         let bootstrap = ads_bootstrap(
             name,
             name,
@@ -243,19 +222,7 @@ async fn ingress_spec_cases_through_envoy_over_ads_and_static_render() {
     let static_opts = options(&["shop"]);
     let st = translate(&objs, &static_opts);
     let yaml = to_yaml(&static_bootstrap(&st.resources, "render", "shop", 0)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("render.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let out = std::process::Command::new(support::envoy_bin())
-        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "envoy --mode validate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_envoy_accepts(&yaml);
     let envoy = Envoy::start_with_bootstrap("render", &yaml).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], static_opts.http_port));
     assert!(
@@ -285,22 +252,10 @@ async fn https_get(
     root: &CertificateDer<'static>,
     path: &str,
 ) -> Result<(u16, String), String> {
-    let mut tls = tls_connect(addr, sni, root, ALL_TLS).await?;
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let _ = tls.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(format!("bad response {text:?}"))?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Ok((status, body))
+    let tls = tls_connect(addr, sni, root, ALL_TLS).await?;
+    let mut conn = HttpConn::handshake(tls).await.map_err(|e| e.to_string())?;
+    let r = conn.get(sni, path).await.map_err(|e| e.to_string())?;
+    Ok((r.status, r.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,7 +394,7 @@ async fn ingress_and_endpoint_changes_under_continuous_traffic_fail_zero_request
                     }
                     match conn.as_mut() {
                         Some(c) => c.get("shop.example.com", "/login").await,
-                        None => Err(std::io::Error::other("connect failed")),
+                        None => Err(std::io::Error::other("connect failed").into()),
                     }
                 } else {
                     http_get(addr, "shop.example.com", "/login").await

@@ -21,6 +21,7 @@ use kube::Client;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use testkit::HttpConn;
 
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -78,18 +79,15 @@ impl Report {
 /// of the gateway.
 async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Instant> {
     let deadline = Instant::now() + timeout;
-    let mut conn: Option<tokio::io::BufReader<tokio::net::TcpStream>> = None;
+    let mut conn: Option<HttpConn> = None;
     loop {
         if conn.is_none() {
-            conn = tokio::net::TcpStream::connect(gw)
-                .await
-                .ok()
-                .map(tokio::io::BufReader::new);
+            conn = HttpConn::connect(gw).await.ok();
         }
         if let Some(c) = conn.as_mut() {
-            match keepalive_get(c, host, path).await {
-                Ok((200, _)) => return Ok(Instant::now()),
-                Ok((_, false)) => {}
+            match tokio::time::timeout(KEEPALIVE_TIMEOUT, c.get(host, path)).await {
+                Ok(Ok(answer)) if answer.status == 200 => return Ok(Instant::now()),
+                Ok(Ok(answer)) if !answer.close => {}
                 _ => conn = None,
             }
         }

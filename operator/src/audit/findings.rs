@@ -250,22 +250,24 @@ pub struct Shipped {
 impl Shipped {
     pub fn load() -> Result<Self, AuditError> {
         let cluster_role = |file: &'static str, text: &str| {
-            serde_yaml::from_str::<ClusterRole>(text)
+            xds::yaml::from_str::<ClusterRole>(text)
                 .map(|cr| cr.rules.unwrap_or_default())
-                .map_err(|source| AuditError::Shipped { file, source })
+                .map_err(|e| AuditError::Shipped {
+                    file,
+                    source: e.into(),
+                })
         };
         let mut leader_election_rules = Vec::new();
-        for doc in serde_yaml::Deserializer::from_str(SHIPPED_LEADER_ELECTION) {
-            let v = serde_yaml::Value::deserialize(doc).map_err(|source| AuditError::Shipped {
+        for doc in xds::yaml::documents(SHIPPED_LEADER_ELECTION) {
+            let v = doc.map_err(|e| AuditError::Shipped {
                 file: "leader_election.yaml",
-                source,
+                source: e.into(),
             })?;
             if v.get("kind").and_then(|k| k.as_str()) == Some("Role") {
-                let role: Role =
-                    serde_yaml::from_value(v).map_err(|source| AuditError::Shipped {
-                        file: "leader_election.yaml",
-                        source,
-                    })?;
+                let role: Role = serde_json::from_value(v).map_err(|e| AuditError::Shipped {
+                    file: "leader_election.yaml",
+                    source: e.into(),
+                })?;
                 leader_election_rules.extend(role.rules.unwrap_or_default());
             }
         }

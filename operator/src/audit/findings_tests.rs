@@ -12,17 +12,17 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const OP_NS: &str = "tenant-gateway-system";
 
 fn yaml_docs<T: serde::de::DeserializeOwned>(text: &str, kind: &str) -> Vec<T> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+    xds::yaml::documents(text)
+        .into_iter()
+        .map(Result::unwrap)
         .filter(|v| v.get("kind").and_then(|k| k.as_str()) == Some(kind))
-        .map(|v| serde_yaml::from_value(v).unwrap())
+        .map(|v| serde_json::from_value(v).unwrap())
         .collect()
 }
 
@@ -1019,8 +1019,8 @@ fn report_renders_in_every_format() {
     assert_eq!(json["findings"][0]["severity"], "critical");
     assert_eq!(json["findings"][0]["object"]["namespace"], "acme-shop");
     assert_eq!(json["tenants"][0]["claimed"][0], "acme-shop");
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&super::report::render(&report, super::OutputFormat::Yaml).unwrap())
+    let yaml: serde_json::Value =
+        xds::yaml::from_str(&super::report::render(&report, super::OutputFormat::Yaml).unwrap())
             .unwrap();
     assert_eq!(yaml["findings"][0]["object"]["name"], "by-hand");
     let clean_table = super::report::table(&eval(&clean()));

@@ -50,7 +50,7 @@ pub enum AuditError {
     Shipped {
         file: &'static str,
         #[source]
-        source: serde_yaml::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("TenantGateway {0} not found")]
     UnknownTenant(String),

@@ -18,7 +18,7 @@ pub fn render(report: &Report, format: OutputFormat) -> Result<String, AuditErro
             .map(|s| s + "\n")
             .map_err(|e| AuditError::Render(e.to_string())),
         OutputFormat::Yaml => {
-            serde_yaml::to_string(report).map_err(|e| AuditError::Render(e.to_string()))
+            xds::yaml::to_string(report).map_err(|e| AuditError::Render(e.to_string()))
         }
     }
 }

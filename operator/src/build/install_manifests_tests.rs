@@ -39,20 +39,13 @@ fn documents(dir: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let v = serde_yaml::Value::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{}#{i}: {e}", f.display()));
-            if v.is_null() {
-                continue;
-            }
-            let json = serde_json::to_value(&v).unwrap();
+        for (i, doc) in xds::yaml::documents(&text).into_iter().enumerate() {
+            let json = doc.unwrap_or_else(|e| panic!("{}#{i}: {e}", f.display()));
             out.push((format!("{}#{i}", f.display()), json));
         }
     }
     out
 }
-
-use serde::Deserialize;
 
 /// `sub` ⊆ `sup`: every field of `sub` is in `sup` with the same value
 /// (`sup` may add defaults, such as the CRD types' empty sub-objects).
@@ -501,7 +494,7 @@ fn kustomizations_list_every_manifest() {
         ("samples", &[]),
     ] {
         let path = config_dir(dir).join("kustomization.yaml");
-        let k: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let k: Value = xds::yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(k["kind"], "Kustomization", "{}", path.display());
         let listed: BTreeSet<String> = k["resources"]
             .as_array()

@@ -286,7 +286,7 @@ fn golden_rendering_of_a_full_tenant() {
         .map(|o| {
             format!(
                 "---\n{}",
-                serde_yaml::to_string(&o.to_dynamic().unwrap()).unwrap()
+                xds::yaml::to_string(&o.to_dynamic().unwrap()).unwrap()
             )
         })
         .collect();
