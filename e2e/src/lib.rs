@@ -257,33 +257,6 @@ pub async fn wait_deployment_ready(
     .await
 }
 
-/// Waits until a pod reaches `Succeeded` (Ok) or `Failed` (Err, with its logs).
-pub async fn wait_pod_succeeded(api: &Api<Pod>, name: &str, timeout: Duration) -> Result<Pod> {
-    let pod = wait_until(&format!("pod {name} to finish"), timeout, || async {
-        let p = api.get(name).await?;
-        let phase = p
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
-        Ok(matches!(phase.as_str(), "Succeeded" | "Failed").then_some(p))
-    })
-    .await?;
-    let phase = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_default();
-    if phase != "Succeeded" {
-        let logs = api
-            .logs(name, &Default::default())
-            .await
-            .unwrap_or_default();
-        return Err(anyhow!("pod {name} ended {phase}; logs:\n{logs}"));
-    }
-    Ok(pod)
-}
-
 /// The running pods matching a label selector.
 pub async fn running_pods(api: &Api<Pod>, selector: &str) -> Result<Vec<Pod>> {
     let pods = api.list(&ListParams::default().labels(selector)).await?;

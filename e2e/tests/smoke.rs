@@ -1,6 +1,7 @@
 //! Smoke tests of the cluster itself: each fails if the cluster is broken in a way the
 //! tenant-gateway tests would trip over (scheduling, images, CNI, kube-proxy, RBAC,
-//! TokenRequest, garbage collection, in-cluster API access).
+//! TokenRequest). The garbage collector, PodSecurity admission and a pod reaching the
+//! API server are checked by `hack/local-cluster up` itself (its self-check).
 //!
 //! Run: `hack/e2e` (starts and stops the local cluster), or with a running cluster
 //! `cargo test -p tenant-gateway-e2e -- --test-threads=2`. `TG_E2E=0` skips them.
@@ -11,16 +12,16 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use e2e::{
     client_with_token, echo_container, http_get, node_internal_ip, running_pods, skip_requested,
-    unique_suffix, wait_deployment_ready, wait_pod_succeeded, wait_until, TestNamespace,
+    unique_suffix, wait_deployment_ready, wait_until, TestNamespace,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::Api;
 use serde_json::json;
 
@@ -255,95 +256,4 @@ fn expect_forbidden(what: &str, r: kube::Result<()>) -> Result<()> {
             "{what}: expected 403 Forbidden, but it was allowed"
         )),
     }
-}
-
-/// (c) The garbage collector deletes a dependent when its owner is deleted.
-#[tokio::test]
-async fn garbage_collector_deletes_dependents() -> Result<()> {
-    if skip_requested("garbage_collector_deletes_dependents") {
-        return Ok(());
-    }
-    let ns = TestNamespace::create("gc").await?;
-    let pp = PostParams::default();
-    let cms: Api<ConfigMap> = ns.api();
-    let owner = cms
-        .create(
-            &pp,
-            &obj(json!({"metadata": {"name": "owner"}, "data": {"role": "owner"}})),
-        )
-        .await?;
-    let uid = owner.metadata.uid.context("owner has no uid")?;
-    let dependent: ConfigMap = obj(json!({
-        "metadata": {
-            "name": "dependent",
-            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]
-        },
-        "data": {"role": "dependent"}
-    }));
-    cms.create(&pp, &dependent).await?;
-    // a second object without owner must survive
-    cms.create(&pp, &obj(json!({"metadata": {"name": "bystander"}})))
-        .await?;
-
-    cms.delete("owner", &DeleteParams::background()).await?;
-    wait_until(
-        "the dependent ConfigMap to be collected",
-        Duration::from_secs(60),
-        || async { Ok(cms.get_opt("dependent").await?.is_none().then_some(())) },
-    )
-    .await?;
-    ensure!(
-        cms.get_opt("bystander").await?.is_some(),
-        "bystander was deleted too"
-    );
-    ns.cleanup().await
-}
-
-/// (d) A pod reaches the API server through the `kubernetes` Service from its
-/// environment (KUBERNETES_SERVICE_HOST/PORT), verifying TLS with its
-/// service-account CA and authenticating with its projected token.
-#[tokio::test]
-async fn pod_reaches_apiserver_via_kubernetes_service() -> Result<()> {
-    if skip_requested("pod_reaches_apiserver_via_kubernetes_service") {
-        return Ok(());
-    }
-    let ns = TestNamespace::create("incluster").await?;
-    let pod: Pod = obj(json!({
-        "metadata": {"name": "probe"},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [echo_container(&["probe-apiserver"])]
-        }
-    }));
-    let pods: Api<Pod> = ns.api();
-    pods.create(&PostParams::default(), &pod).await?;
-    wait_pod_succeeded(&pods, "probe", READY_TIMEOUT).await?;
-    let logs = pods.logs("probe", &Default::default()).await?;
-    ensure!(
-        logs.contains("apiserver reachable") && logs.contains("gitVersion"),
-        "unexpected probe output: {logs}"
-    );
-    ns.cleanup().await
-}
-
-/// (e) The PodSecurity admission is on: a privileged pod is refused in a namespace that
-/// enforces the `restricted` standard (every TestNamespace does).
-#[tokio::test]
-async fn pod_security_admission_refuses_privileged_pods() -> Result<()> {
-    if skip_requested("pod_security_admission_refuses_privileged_pods") {
-        return Ok(());
-    }
-    let ns = TestNamespace::create("psa").await?;
-    let mut container = echo_container(&[]);
-    container["securityContext"] = json!({"privileged": true});
-    let pod: Pod = obj(json!({
-        "metadata": {"name": "privileged"},
-        "spec": {"containers": [container]}
-    }));
-    match ns.api::<Pod>().create(&PostParams::default(), &pod).await {
-        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("PodSecurity") => {}
-        Err(e) => anyhow::bail!("expected a PodSecurity 403, got {e}"),
-        Ok(_) => anyhow::bail!("a privileged pod was admitted into a restricted namespace"),
-    }
-    ns.cleanup().await
 }
