@@ -14,10 +14,7 @@ fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
 }
 
 fn service(ns: &str) -> Service {
-    obj(serde_json::json!({
-        "metadata": {"name": "payments", "namespace": ns},
-        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
-    }))
+    testkit::objects::http_service(ns, "payments")
 }
 
 /// Self-signed for pay.example.com (EC P-256, valid until 2126): a Secret
