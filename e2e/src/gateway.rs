@@ -111,12 +111,13 @@ pub async fn create_ingress(
     path: &str,
     svc: &str,
 ) -> Result<()> {
-    let i: Ingress = obj(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"rules": [{"host": host, "http": {"paths": [
-            {"path": path, "pathType": "Prefix", "backend": {"service": {"name": svc, "port": {"name": "http"}}}}
-        ]}}]}
-    }));
+    use testkit::objects::{ingress, ingress_path, ingress_rule, service_backend};
+    let backend = service_backend(svc, None, Some("http"));
+    let rule = ingress_rule(
+        Some(host),
+        vec![ingress_path(Some(path), "Prefix", backend)],
+    );
+    let i: Ingress = ingress(&ns.name, name, vec![rule], None);
     ns.api::<Ingress>()
         .patch(name, &PatchParams::apply("e2e").force(), &Patch::Apply(&i))
         .await?;
