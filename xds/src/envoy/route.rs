@@ -319,25 +319,14 @@ fn condition_headers(c: &RouteConditions) -> impl Iterator<Item = HeaderMatcher>
 }
 
 fn query_matcher(m: &QueryMatch) -> QueryParameterMatcher {
-    let (name, pattern) = match m {
-        QueryMatch::Exact { name, value } => {
-            (name, string_matcher::MatchPattern::Exact(value.clone()))
-        }
-        QueryMatch::Regex { name, regex } => (
-            name,
-            string_matcher::MatchPattern::SafeRegex(RegexMatcher {
-                regex: regex.clone(),
-                ..Default::default()
-            }),
-        ),
+    let (name, matcher) = match m {
+        QueryMatch::Exact { name, value } => (name, exact_string(value)),
+        QueryMatch::Regex { name, regex } => (name, regex_string(regex.clone())),
     };
     QueryParameterMatcher {
         name: name.clone(),
         query_parameter_match_specifier: Some(
-            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
-                match_pattern: Some(pattern),
-                ..Default::default()
-            }),
+            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(matcher),
         ),
     }
 }
@@ -533,31 +522,36 @@ fn one_label_authority(wildcard: &str) -> HeaderMatcher {
 }
 
 fn header_regex(name: &str, regex: String) -> HeaderMatcher {
+    header_string_match(name, regex_string(regex))
+}
+
+fn header_exact(name: &str, value: &str) -> HeaderMatcher {
+    header_string_match(name, exact_string(value))
+}
+
+fn header_string_match(name: &str, matcher: StringMatcher) -> HeaderMatcher {
     HeaderMatcher {
         name: name.into(),
-        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
-            StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
-                    regex,
-                    ..Default::default()
-                })),
-                ignore_case: false,
-            },
-        )),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(matcher)),
         ..Default::default()
     }
 }
 
-fn header_exact(name: &str, value: &str) -> HeaderMatcher {
-    HeaderMatcher {
-        name: name.into(),
-        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
-            StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::Exact(value.into())),
-                ignore_case: false,
-            },
-        )),
-        ..Default::default()
+/// Case-sensitive, as Gateway API and Ingress header/query matches are.
+fn exact_string(value: &str) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(value.into())),
+        ignore_case: false,
+    }
+}
+
+fn regex_string(regex: String) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+            regex,
+            ..Default::default()
+        })),
+        ignore_case: false,
     }
 }
 
