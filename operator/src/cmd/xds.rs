@@ -44,6 +44,10 @@ pub struct XdsArgs {
     service: Option<String>,
     #[arg(long, default_value_t = 5)]
     debounce_ms: u64,
+    /// Serve this Gateway (in `--gateway-namespace`) from the tenant's Gateway API
+    /// routes instead of the tenant's Ingresses.
+    #[arg(long)]
+    gateway: Option<String>,
     /// A TCP listener: `<port>=<namespace>/<service>:<port>` (repeatable).
     #[arg(long = "tcp-proxy", value_name = "PORT=NS/SVC:PORT")]
     tcp_proxies: Vec<xds::TcpProxy>,
@@ -69,6 +73,7 @@ impl XdsArgs {
                 ..xds::GatewayOptions::default()
             },
             tenant: self.tenant,
+            gateway: self.gateway,
             gateway_namespace: self.gateway_namespace,
             socket: self.socket,
             health_addr: self.health_addr,

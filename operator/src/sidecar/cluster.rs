@@ -2,9 +2,11 @@
 //! server, the ADS server on its Unix socket, Ingress status, Events, metrics.
 
 use super::driver::SidecarEffects;
+use super::gateway::{GatewayFleet, StatusWriter};
+use super::gateway_status::GatewayApiStatus;
 use super::health::HealthState;
 use super::machine::TranslationOutcome;
-use super::namespaces::TenantWatch;
+use super::namespaces::{TenantWatch, WatchMode};
 use super::status;
 use super::SidecarConfig;
 use crate::metrics::SidecarMetrics;
@@ -15,7 +17,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,6 +155,10 @@ pub(crate) struct ClusterEffects {
     client: Client,
     options: GatewayOptions,
     service: watch::Receiver<Option<Service>>,
+    /// The Gateway this fleet serves (None: the tenant's Ingress fleet).
+    fleet: Option<GatewayFleet>,
+    /// The claimed namespaces' labels (Gateway fleets' claims ConfigMap).
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     recorder: Recorder,
     metrics: Arc<SidecarMetrics>,
     stats: AdsStats,
@@ -170,8 +176,14 @@ impl ClusterEffects {
         cfg: &SidecarConfig,
         client: Client,
         service: watch::Receiver<Option<Service>>,
+        fleet: Option<GatewayFleet>,
         changed: Arc<Notify>,
     ) -> Self {
+        let mode = if fleet.is_some() {
+            WatchMode::GatewayApi
+        } else {
+            WatchMode::Ingress
+        };
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let (server, stats) = AdsServer::new(snapshot_rx);
         let recorder = Recorder::new(
@@ -182,11 +194,13 @@ impl ClusterEffects {
             },
         );
         Self {
-            tenant: TenantWatch::new(client.clone(), changed),
+            tenant: TenantWatch::new(client.clone(), changed, mode),
             debounce_deadline: None,
             client,
             options: cfg.options.clone(),
             service,
+            fleet,
+            namespace_labels: BTreeMap::new(),
             recorder,
             metrics: Arc::new(SidecarMetrics::new(stats.clone())),
             stats,
@@ -214,6 +228,14 @@ impl ClusterEffects {
     /// Keep the claimed-namespaces gauge in step with the claims ConfigMap.
     pub(crate) fn record_claims(&self, claims: &BTreeSet<String>) {
         self.metrics.claimed_namespaces.set(claims.len() as i64);
+    }
+
+    /// The claimed namespaces' labels, for a Gateway's `allowedRoutes` selectors.
+    pub(crate) fn record_namespace_labels(
+        &mut self,
+        labels: BTreeMap<String, BTreeMap<String, String>>,
+    ) {
+        self.namespace_labels = labels;
     }
 }
 
@@ -251,6 +273,7 @@ impl SidecarEffects for ClusterEffects {
             snapshot: Arc::new(Snapshot::from(&t.resources)),
             diagnostics: t.diagnostics.into_iter().collect(),
             served_ingresses: t.served_ingresses,
+            gateway_api: None,
         }
     }
 
@@ -332,6 +355,19 @@ impl SidecarEffects for ClusterEffects {
                 tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "could not write Ingress status");
             }
         }
+    }
+
+    async fn write_gateway_status(&mut self, status: &GatewayApiStatus) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let service = self.service.borrow().clone();
+        let writer = StatusWriter {
+            client: &self.client,
+            fleet,
+            controller: super::gateway::CONTROLLER_NAME,
+        };
+        writer.write(status, &self.tenant, service.as_ref()).await;
     }
 
     async fn stop(&mut self) {

@@ -1,6 +1,7 @@
 //! Executes the state machine's effects. What an effect does to the world is
 //! behind `SidecarEffects`: the cluster in `run`, a recording fake in tests.
 
+use super::gateway_status::GatewayApiStatus;
 use super::machine::{Effect, Input, SidecarState, TranslationOutcome};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub(crate) trait SidecarEffects {
     fn start_ads(&mut self);
     async fn emit_event(&mut self, diagnostic: &Diagnostic);
     async fn write_status(&mut self, ingresses: &[(String, String)]);
+    async fn write_gateway_status(&mut self, status: &GatewayApiStatus);
     async fn stop(&mut self);
 }
 
@@ -36,6 +38,7 @@ pub(crate) async fn feed(state: &mut SidecarState, world: &mut impl SidecarEffec
             Effect::StartAds => world.start_ads(),
             Effect::EmitEvent(d) => world.emit_event(&d).await,
             Effect::WriteStatus(ingresses) => world.write_status(&ingresses).await,
+            Effect::WriteGatewayStatus(status) => world.write_gateway_status(&status).await,
             Effect::Stop => world.stop().await,
         }
     }
@@ -113,6 +116,7 @@ mod tests {
                 snapshot: Arc::new(Snapshot::from(&t.resources)),
                 diagnostics: t.diagnostics.into_iter().collect(),
                 served_ingresses: t.served_ingresses,
+                gateway_api: None,
             }
         }
         fn publish(&mut self, snapshot: Arc<Snapshot>, previous: Option<Arc<Snapshot>>) {
@@ -132,6 +136,10 @@ mod tests {
         }
         async fn write_status(&mut self, ingresses: &[(String, String)]) {
             self.log.push(format!("status {ingresses:?}"));
+        }
+        async fn write_gateway_status(&mut self, status: &GatewayApiStatus) {
+            self.log
+                .push(format!("gateway status {} routes", status.routes.len()));
         }
         async fn stop(&mut self) {
             self.log.push("stop ADS".into());

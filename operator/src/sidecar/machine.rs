@@ -3,6 +3,7 @@
 //! problems to report. `step` does no I/O; the async shell (`driver`) executes
 //! the effects it returns and feeds their results back as inputs.
 
+use super::gateway_status::GatewayApiStatus;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub enum Effect {
     EmitEvent(Diagnostic),
     /// Bring `status.loadBalancer` of these served Ingresses (namespace, name) up to date.
     WriteStatus(Vec<(String, String)>),
+    /// Bring the served Gateway's status and its routes' parent statuses up to date.
+    WriteGatewayStatus(Arc<GatewayApiStatus>),
     /// Close ADS streams and end the loop.
     Stop,
 }
@@ -58,6 +61,8 @@ pub struct TranslationOutcome {
     pub diagnostics: BTreeSet<Diagnostic>,
     /// Ingresses of this gateway's class, as (namespace, name).
     pub served_ingresses: Vec<(String, String)>,
+    /// A Gateway fleet's Gateway API status (None for an Ingress fleet).
+    pub gateway_api: Option<Arc<GatewayApiStatus>>,
 }
 
 #[derive(Debug)]
@@ -183,6 +188,11 @@ impl SidecarState {
         if !outcome.served_ingresses.is_empty() {
             effects.push(Effect::WriteStatus(outcome.served_ingresses));
         }
+        // After the publish above, so what the status says is served is in the
+        // snapshot Envoy has been handed.
+        if let Some(status) = outcome.gateway_api {
+            effects.push(Effect::WriteGatewayStatus(status));
+        }
         effects
     }
 }
@@ -221,6 +231,7 @@ mod tests {
             snapshot,
             diagnostics: problems.iter().cloned().collect(),
             served_ingresses: Vec::new(),
+            gateway_api: None,
         }
     }
 

@@ -6,6 +6,8 @@
 
 mod cluster;
 mod driver;
+mod gateway;
+pub mod gateway_status;
 pub mod health;
 mod machine;
 mod namespaces;
@@ -14,11 +16,13 @@ pub mod status;
 use crate::build::names;
 use cluster::{follow, ClusterEffects};
 use driver::feed;
+use gateway::GatewayFleet;
+use gwapi::gateways::Gateway;
 use health::HealthState;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::{Api, Client};
 use machine::{Input, SidecarState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +33,9 @@ use xds::GatewayOptions;
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
     pub tenant: String,
+    /// The Gateway (in `gateway_namespace`) this fleet serves; None for the
+    /// tenant's Ingress fleet.
+    pub gateway: Option<String>,
     pub gateway_namespace: String,
     pub claims_configmap: String,
     pub service: String,
@@ -49,6 +56,26 @@ pub fn parse_claims(cm: &ConfigMap) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The labels of the claimed namespaces, which a Gateway fleet's claims
+/// ConfigMap carries as JSON (its identity may not read Namespaces), for
+/// `allowedRoutes.namespaces.selector`. Empty when absent or unreadable.
+pub fn parse_namespace_labels(cm: &ConfigMap) -> BTreeMap<String, BTreeMap<String, String>> {
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(NAMESPACE_LABELS_KEY))
+        .and_then(|v| match serde_json::from_str(v) {
+            Ok(labels) => Some(labels),
+            Err(e) => {
+                tracing::warn!(key = NAMESPACE_LABELS_KEY, error = %e, "unreadable namespace labels in the claims ConfigMap");
+                None
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// The claims ConfigMap key with the claimed namespaces' labels.
+pub const NAMESPACE_LABELS_KEY: &str = "namespace-labels";
+
 /// Serve /healthz, /ready, /drain and /metrics (on one port, or two).
 async fn serve_health(cfg: &SidecarConfig, health: HealthState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.health_addr).await?;
@@ -60,8 +87,21 @@ async fn serve_health(cfg: &SidecarConfig, health: HealthState) -> anyhow::Resul
     Ok(())
 }
 
+/// Resolves when the served Gateway changes; never for an Ingress fleet.
+async fn gateway_changed(
+    gateway: Option<&mut tokio::sync::watch::Receiver<Option<Gateway>>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match gateway {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The claims ConfigMap as the state machine's input.
-fn claims_input(cfg: &SidecarConfig, world: &ClusterEffects, cm: Option<&ConfigMap>) -> Input {
+fn claims_input(cfg: &SidecarConfig, world: &mut ClusterEffects, cm: Option<&ConfigMap>) -> Input {
+    if let Some(cm) = cm {
+        world.record_namespace_labels(parse_namespace_labels(cm));
+    }
     let claims = cm.map(parse_claims);
     match &claims {
         Some(set) => world.record_claims(set),
@@ -90,7 +130,22 @@ pub async fn run(
     let changed = Arc::new(Notify::new());
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &cfg.gateway_namespace);
     let mut service = follow(svc_api, &cfg.service);
-    let mut world = ClusterEffects::new(&cfg, client.clone(), service.clone(), changed.clone());
+    let fleet = cfg.gateway.as_ref().map(|name| GatewayFleet {
+        name: name.clone(),
+        namespace: cfg.gateway_namespace.clone(),
+        gateway: follow(
+            Api::<Gateway>::namespaced(client.clone(), &cfg.gateway_namespace),
+            name,
+        ),
+    });
+    let mut gateway = fleet.as_ref().map(|f| f.gateway.clone());
+    let mut world = ClusterEffects::new(
+        &cfg,
+        client.clone(),
+        service.clone(),
+        fleet,
+        changed.clone(),
+    );
     serve_health(&cfg, world.health_state(cfg.admin_addr)).await?;
     tracing::info!(tenant = %cfg.tenant, socket = %cfg.socket.display(), health = %cfg.health_addr, "xds sidecar started");
 
@@ -103,10 +158,14 @@ pub async fn run(
         let input = tokio::select! {
             _ = &mut shutdown => Input::Shutdown,
             r = claims.changed() => match r {
-                Ok(()) => claims_input(&cfg, &world, claims.borrow_and_update().as_ref()),
+                Ok(()) => claims_input(&cfg, &mut world, claims.borrow_and_update().as_ref()),
                 Err(_) => Input::Shutdown,
             },
             r = service.changed() => match r {
+                Ok(()) => Input::ObjectsChanged,
+                Err(_) => Input::Shutdown,
+            },
+            r = gateway_changed(gateway.as_mut()) => match r {
                 Ok(()) => Input::ObjectsChanged,
                 Err(_) => Input::Shutdown,
             },
@@ -150,6 +209,7 @@ mod tests {
         let any_port: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
         let cfg = SidecarConfig {
             tenant: "acme".into(),
+            gateway: None,
             gateway_namespace: "tgw-system".into(),
             claims_configmap: "tgw-acme-claims".into(),
             service: "tgw-acme".into(),

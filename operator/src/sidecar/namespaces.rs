@@ -3,6 +3,9 @@
 //! Namespaced APIs only: RBAC grants this identity nothing else.
 
 use futures::StreamExt;
+use gwapi::grpcroutes::GrpcRoute;
+use gwapi::httproutes::HttpRoute;
+use gwapi::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -18,17 +21,61 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use xds::TenantObjects;
 
-const KINDS: u8 = 4;
-const ALL_SYNCED: u8 = (1 << KINDS) - 1;
+/// What a fleet's sidecar reads in each claimed namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchMode {
+    /// A TenantGateway's Ingress fleet: Ingresses.
+    Ingress,
+    /// A Gateway's fleet: Gateway API routes and ReferenceGrants.
+    GatewayApi,
+}
+
+/// Bits of `NamespaceWatch::synced`, one per kind.
+const SERVICES: u8 = 1 << 0;
+const SLICES: u8 = 1 << 1;
+const SECRETS: u8 = 1 << 2;
+const INGRESSES: u8 = 1 << 3;
+const HTTP_ROUTES: u8 = 1 << 4;
+const GRPC_ROUTES: u8 = 1 << 5;
+const REFERENCE_GRANTS: u8 = 1 << 6;
+
+impl WatchMode {
+    /// The sync bits a namespace must have before its objects are translated.
+    fn all_synced(self) -> u8 {
+        let common = SERVICES | SLICES | SECRETS;
+        match self {
+            WatchMode::Ingress => common | INGRESSES,
+            WatchMode::GatewayApi => common | HTTP_ROUTES | GRPC_ROUTES | REFERENCE_GRANTS,
+        }
+    }
+}
+
+/// The Gateway API objects of the synced namespaces.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayApiRoutes {
+    pub http_routes: Vec<HttpRoute>,
+    pub grpc_routes: Vec<GrpcRoute>,
+    pub reference_grants: Vec<ReferenceGrant>,
+}
 
 struct NamespaceWatch {
-    ingresses: Store<Ingress>,
+    ingresses: Option<Store<Ingress>>,
+    http_routes: Option<Store<HttpRoute>>,
+    grpc_routes: Option<Store<GrpcRoute>>,
+    reference_grants: Option<Store<ReferenceGrant>>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
     /// One bit per kind, set once that kind's first list is complete.
     synced: Arc<AtomicU8>,
+    all_synced: u8,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl NamespaceWatch {
+    fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst) == self.all_synced
+    }
 }
 
 impl Drop for NamespaceWatch {
@@ -43,6 +90,7 @@ impl Drop for NamespaceWatch {
 /// change or completed first list.
 pub struct TenantWatch {
     client: Client,
+    mode: WatchMode,
     watches: BTreeMap<String, NamespaceWatch>,
     changed: Arc<Notify>,
 }
@@ -68,7 +116,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(watcher::Event::InitDone) => {
-                    synced.fetch_or(1 << bit, Ordering::SeqCst);
+                    synced.fetch_or(bit, Ordering::SeqCst);
                     changed.notify_one();
                 }
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => changed.notify_one(),
@@ -83,10 +131,43 @@ where
     (store, task)
 }
 
+/// Starts one namespace's reflectors, collecting their tasks.
+struct Spawner<'a> {
+    client: &'a Client,
+    ns: &'a str,
+    synced: Arc<AtomicU8>,
+    changed: &'a Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Spawner<'_> {
+    fn watch<K>(&mut self, config: watcher::Config, bit: u8) -> Store<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, task) = spawn_reflector(
+            Api::namespaced(self.client.clone(), self.ns),
+            config,
+            bit,
+            self.synced.clone(),
+            self.changed.clone(),
+        );
+        self.tasks.push(task);
+        store
+    }
+}
+
 impl TenantWatch {
-    pub fn new(client: Client, changed: Arc<Notify>) -> Self {
+    pub fn new(client: Client, changed: Arc<Notify>, mode: WatchMode) -> Self {
         Self {
             client,
+            mode,
             watches: BTreeMap::new(),
             changed,
         }
@@ -98,48 +179,40 @@ impl TenantWatch {
             return;
         }
         tracing::info!(namespace = %ns, "namespace claimed; watching");
-        let synced = Arc::new(AtomicU8::new(0));
-        let c = &self.client;
+        let mut s = Spawner {
+            client: &self.client,
+            ns,
+            synced: Arc::new(AtomicU8::new(0)),
+            changed: &self.changed,
+            tasks: Vec::new(),
+        };
         let all = watcher::Config::default();
-        let (ingresses, t1) = spawn_reflector(
-            Api::namespaced(c.clone(), ns),
-            all.clone(),
-            0,
-            synced.clone(),
-            self.changed.clone(),
-        );
-        let (services, t2) = spawn_reflector(
-            Api::namespaced(c.clone(), ns),
-            all.clone(),
-            1,
-            synced.clone(),
-            self.changed.clone(),
-        );
-        let (slices, t3) = spawn_reflector(
-            Api::namespaced(c.clone(), ns),
-            all,
-            2,
-            synced.clone(),
-            self.changed.clone(),
-        );
+        let gateway_api = self.mode == WatchMode::GatewayApi;
+        let ingresses = (!gateway_api).then(|| s.watch(all.clone(), INGRESSES));
+        let http_routes = gateway_api.then(|| s.watch(all.clone(), HTTP_ROUTES));
+        let grpc_routes = gateway_api.then(|| s.watch(all.clone(), GRPC_ROUTES));
+        let reference_grants = gateway_api.then(|| s.watch(all.clone(), REFERENCE_GRANTS));
+        let services = s.watch(all.clone(), SERVICES);
+        let slices = s.watch(all, SLICES);
         // Only TLS Secrets: nothing else is ever read into memory.
-        let tls = watcher::Config::default().fields("type=kubernetes.io/tls");
-        let (secrets, t4) = spawn_reflector(
-            Api::namespaced(c.clone(), ns),
-            tls,
-            3,
-            synced.clone(),
-            self.changed.clone(),
+        let secrets = s.watch(
+            watcher::Config::default().fields("type=kubernetes.io/tls"),
+            SECRETS,
         );
+        let (synced, tasks) = (s.synced, s.tasks);
         self.watches.insert(
             ns.to_string(),
             NamespaceWatch {
                 ingresses,
+                http_routes,
+                grpc_routes,
+                reference_grants,
                 services,
                 slices,
                 secrets,
                 synced,
-                tasks: vec![t1, t2, t3, t4],
+                all_synced: self.mode.all_synced(),
+                tasks,
             },
         );
     }
@@ -155,7 +228,7 @@ impl TenantWatch {
     pub fn synced_namespaces(&self) -> BTreeSet<String> {
         self.watches
             .iter()
-            .filter(|(_, w)| w.synced.load(Ordering::SeqCst) == ALL_SYNCED)
+            .filter(|(_, w)| w.is_synced())
             .map(|(ns, _)| ns.clone())
             .collect()
     }
@@ -164,18 +237,33 @@ impl TenantWatch {
     /// still listing is left out entirely, so a half-listed namespace never yields 503s.
     pub fn objects(&self, namespaces: &BTreeSet<String>) -> TenantObjects {
         let mut o = TenantObjects::default();
-        for w in namespaces.iter().filter_map(|ns| self.watches.get(ns)) {
-            if w.synced.load(Ordering::SeqCst) != ALL_SYNCED {
-                continue;
-            }
-            o.ingresses
-                .extend(w.ingresses.state().iter().map(|a| (**a).clone()));
-            o.services
-                .extend(w.services.state().iter().map(|a| (**a).clone()));
-            o.endpoint_slices
-                .extend(w.slices.state().iter().map(|a| (**a).clone()));
-            o.secrets
-                .extend(w.secrets.state().iter().map(|a| (**a).clone()));
+        for w in self.synced_watches(namespaces) {
+            o.ingresses.extend(cloned(w.ingresses.as_ref()));
+            o.services.extend(cloned(Some(&w.services)));
+            o.endpoint_slices.extend(cloned(Some(&w.slices)));
+            o.secrets.extend(cloned(Some(&w.secrets)));
+        }
+        o
+    }
+
+    fn synced_watches<'a>(
+        &'a self,
+        namespaces: &'a BTreeSet<String>,
+    ) -> impl Iterator<Item = &'a NamespaceWatch> + 'a {
+        namespaces
+            .iter()
+            .filter_map(|ns| self.watches.get(ns))
+            .filter(|w| w.is_synced())
+    }
+
+    /// The Gateway API objects of those of `namespaces` that are fully synced.
+    pub fn gateway_api_routes(&self, namespaces: &BTreeSet<String>) -> GatewayApiRoutes {
+        let mut o = GatewayApiRoutes::default();
+        for w in self.synced_watches(namespaces) {
+            o.http_routes.extend(cloned(w.http_routes.as_ref()));
+            o.grpc_routes.extend(cloned(w.grpc_routes.as_ref()));
+            o.reference_grants
+                .extend(cloned(w.reference_grants.as_ref()));
         }
         o
     }
@@ -184,6 +272,14 @@ impl TenantWatch {
     pub fn ingress(&self, namespace: &str, name: &str) -> Option<Arc<Ingress>> {
         let w = self.watches.get(namespace)?;
         w.ingresses
+            .as_ref()?
             .get(&reflector::ObjectRef::new(name).within(namespace))
     }
+}
+
+/// Every object of a store (none for a kind this mode does not watch).
+fn cloned<K: Resource<DynamicType = ()> + Clone>(store: Option<&Store<K>>) -> Vec<K> {
+    store
+        .map(|s| s.state().iter().map(|a| (**a).clone()).collect())
+        .unwrap_or_default()
 }

@@ -1,0 +1,181 @@
+//! A Gateway fleet's sidecar: the Gateway it serves, the objects translation
+//! reads for it, and the status it writes (the Gateway's, and this Gateway's
+//! entries in each route's `status.parents`).
+
+use super::gateway_status::{
+    gateway_status, route_parents, same_status, GatewayAddress, GatewayApiStatus, WantedCondition,
+    WantedListener, WantedParent, WantedRoute,
+};
+use super::namespaces::TenantWatch;
+use gwapi::gateways::Gateway;
+use gwapi::grpcroutes::GrpcRoute;
+use gwapi::httproutes::HttpRoute;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use tokio::sync::watch;
+
+/// The GatewayClass controllerName of tenant-gateway.
+pub const CONTROLLER_NAME: &str = "tenantgateway.io/gateway";
+
+/// The Gateway a fleet serves, as last seen.
+pub(crate) struct GatewayFleet {
+    pub name: String,
+    pub namespace: String,
+    pub gateway: watch::Receiver<Option<Gateway>>,
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The addresses a Gateway publishes: its Service's load-balancer ingress,
+/// else its cluster IPs (reachable from the nodes and from inside the cluster).
+pub fn gateway_addresses(svc: &Service) -> Vec<GatewayAddress> {
+    super::status::published_addresses(svc)
+        .into_iter()
+        .filter_map(|a| match (a.ip, a.hostname) {
+            (Some(ip), _) => Some(("IPAddress".to_string(), ip)),
+            (None, Some(host)) => Some(("Hostname".to_string(), host)),
+            (None, None) => None,
+        })
+        .collect()
+}
+
+fn parents_of(route_status: Option<Value>) -> Vec<Value> {
+    route_status
+        .and_then(|s| s.get("parents").cloned())
+        .and_then(|p| p.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// How often a status write is retried after a conflict (another controller
+/// or Gateway fleet wrote the same route in between).
+const CONFLICT_RETRIES: usize = 4;
+
+/// Writes the Gateway's status and its routes' parent entries.
+pub(crate) struct StatusWriter<'a> {
+    pub client: &'a Client,
+    pub fleet: &'a GatewayFleet,
+    pub controller: &'a str,
+}
+
+impl StatusWriter<'_> {
+    pub async fn write(
+        &self,
+        status: &GatewayApiStatus,
+        tenant: &TenantWatch,
+        service: Option<&Service>,
+    ) {
+        let addresses = service.map(gateway_addresses).unwrap_or_default();
+        self.write_gateway(&status.conditions, &status.listeners, &addresses)
+            .await;
+        let wanted: BTreeMap<(&str, &str, &str), &WantedRoute> = status
+            .routes
+            .iter()
+            .map(|r| ((r.kind.as_str(), r.namespace.as_str(), r.name.as_str()), r))
+            .collect();
+        let namespaces: BTreeSet<String> = tenant.synced_namespaces();
+        let routes = tenant.gateway_api_routes(&namespaces);
+        for r in &routes.http_routes {
+            self.route::<HttpRoute>(r, &wanted).await;
+        }
+        for r in &routes.grpc_routes {
+            self.route::<GrpcRoute>(r, &wanted).await;
+        }
+    }
+
+    async fn write_gateway(
+        &self,
+        conditions: &[WantedCondition],
+        listeners: &[WantedListener],
+        addresses: &[GatewayAddress],
+    ) {
+        let Some(gw) = self.fleet.gateway.borrow().clone() else {
+            return;
+        };
+        let current = gw
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null);
+        let wanted = gateway_status(&current, addresses, conditions, listeners, &now());
+        if same_status(&current, &wanted) {
+            return;
+        }
+        let api: Api<Gateway> = Api::namespaced(self.client.clone(), &self.fleet.namespace);
+        let patch = json!({ "status": wanted });
+        if let Err(e) = api
+            .patch_status(
+                &self.fleet.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::warn!(gateway = %format!("{}/{}", self.fleet.namespace, self.fleet.name), error = %e, "could not write Gateway status");
+        }
+    }
+
+    /// Bring one route's entries for this Gateway up to date (or remove them
+    /// when it no longer attaches), with the route's resourceVersion, retried
+    /// on conflict from a fresh read.
+    async fn route<K>(&self, seen: &K, wanted: &BTreeMap<(&str, &str, &str), &WantedRoute>)
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+    {
+        let kind = K::kind(&()).to_string();
+        let (ns, name) = (seen.namespace().unwrap_or_default(), seen.name_any());
+        let ours: &[WantedParent] = wanted
+            .get(&(kind.as_str(), ns.as_str(), name.as_str()))
+            .map(|r| r.parents.as_slice())
+            .unwrap_or(&[]);
+        let gateway = (self.fleet.namespace.as_str(), self.fleet.name.as_str());
+        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+        let mut object = match serde_json::to_value(seen) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        for attempt in 0..=CONFLICT_RETRIES {
+            let current = parents_of(object.get("status").cloned());
+            let parents = route_parents(&current, self.controller, &ns, gateway, ours, &now());
+            if same_status(&Value::Array(current), &Value::Array(parents.clone())) {
+                return;
+            }
+            object["status"]["parents"] = Value::Array(parents);
+            let Ok(body) = serde_json::from_value::<K>(object.clone()) else {
+                return;
+            };
+            match api
+                .replace_status(&name, &PostParams::default(), &body)
+                .await
+            {
+                Ok(_) => return,
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < CONFLICT_RETRIES => {
+                    match api
+                        .get_status(&name)
+                        .await
+                        .map(|o| serde_json::to_value(&o))
+                    {
+                        Ok(Ok(fresh)) => object = fresh,
+                        _ => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(route = %format!("{kind} {ns}/{name}"), error = %e, "could not write route status");
+                    return;
+                }
+            }
+        }
+    }
+}
