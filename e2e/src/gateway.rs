@@ -53,6 +53,11 @@ pub fn run(mut c: Command) -> Result<String> {
 pub fn install_operator() -> Result<()> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
+        // Gateway API's CRDs first: the operator serves Gateways when they exist.
+        let mut crds = kubectl();
+        crds.args(["apply", "--server-side", "--force-conflicts", "-k"])
+            .arg(repo().join("config/gateway-api"));
+        run(crds).map_err(|e| format!("{e:#}"))?;
         let mut apply = kubectl();
         apply
             .args(["apply", "--server-side", "--force-conflicts", "-k"])
