@@ -93,3 +93,13 @@ status:
         Some(2)
     );
 }
+
+#[test]
+fn the_version_constant_is_the_pinned_release() {
+    let versions = include_str!("../../hack/versions");
+    let pinned = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("GATEWAY_API_VERSION="))
+        .expect("hack/versions pins GATEWAY_API_VERSION");
+    assert_eq!(crate::GATEWAY_API_VERSION, pinned.trim());
+}
