@@ -1,6 +1,6 @@
 //! Benchmarks on a real cluster (issue 7): route propagation and scale.
 //!
-//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|scale|all] [runs]
+//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|scale|all] [runs]
 //!
 //! Propagation: time from an Ingress create / update / backend scale-up being
 //! accepted by the API server to the first 200 through the tenant's Envoy (via
@@ -309,6 +309,140 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
     result
 }
 
+/// An HTTPRoute of `paths` as PathPrefix `/r<i>` matches (64 per rule, the
+/// CRD's limit) for `host`, attached to the Gateway `gw` of its namespace.
+fn http_route_with_paths(
+    ns: &str,
+    name: &str,
+    host: &str,
+    paths: std::ops::Range<usize>,
+    svc: &str,
+) -> kube::api::DynamicObject {
+    let paths: Vec<usize> = paths.collect();
+    let rules: Vec<serde_json::Value> = paths
+        .chunks(64)
+        .map(|chunk| {
+            let matches: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|i| serde_json::json!({"path": {"type": "PathPrefix", "value": format!("/r{i}")}}))
+                .collect();
+            serde_json::json!({"matches": matches, "backendRefs": [{"name": svc, "port": 80}]})
+        })
+        .collect();
+    obj(serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host], "rules": rules}
+    }))
+}
+
+fn http_routes_api(c: &Client, ns: &str) -> kube::Api<kube::api::DynamicObject> {
+    let ar = kube::discovery::ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    };
+    kube::Api::namespaced_with(c.clone(), ns, &ar)
+}
+
+/// The same propagation figures as for Ingress, for HTTPRoutes on a Gateway of
+/// class tenant-gateway (requests to the Gateway's published address, port 80).
+async fn propagation_httproute(c: &Client, report: &mut Report, runs: usize) -> Result<()> {
+    let ns = TestNamespace::create("benchgw").await?;
+    let tenant = format!("benchgw-{}", &ns.name[ns.name.len() - 6..]);
+    deploy_echo(&ns, "login", 1).await?;
+    create_tgw_with(c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
+    let gateways = {
+        let ar = kube::discovery::ApiResource {
+            group: "gateway.networking.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "gateway.networking.k8s.io/v1".into(),
+            kind: "Gateway".into(),
+            plural: "gateways".into(),
+        };
+        kube::Api::<kube::api::DynamicObject>::namespaced_with(c.clone(), &ns.name, &ar)
+    };
+    let result = async {
+        let gw_obj: kube::api::DynamicObject = obj(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "gw", "namespace": ns.name},
+            "spec": {"gatewayClassName": "tenant-gateway",
+                     "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+        }));
+        gateways.create(&PostParams::default(), &gw_obj).await?;
+        let ip = wait_until(
+            "bench Gateway address",
+            Duration::from_secs(180),
+            || async {
+                let g = gateways.get("gw").await?;
+                Ok(g.data["status"]["addresses"][0]["value"]
+                    .as_str()
+                    .map(str::to_string))
+            },
+        )
+        .await?;
+        let gw: SocketAddr = format!("{ip}:80").parse()?;
+        let api = http_routes_api(c, &ns.name);
+        let per = 100;
+        let mut held = 0usize;
+        for existing in [1usize, 100, 3000] {
+            for k in held.div_ceil(per)..existing.div_ceil(per) {
+                let r = http_route_with_paths(
+                    &ns.name,
+                    &format!("base-{k}"),
+                    "base.example.com",
+                    k * per..((k + 1) * per).min(existing),
+                    "login",
+                );
+                api.patch(
+                    &format!("base-{k}"),
+                    &PatchParams::apply("bench").force(),
+                    &Patch::Apply(&r),
+                )
+                .await?;
+            }
+            held = existing;
+            first_200(
+                gw,
+                "base.example.com",
+                &format!("/r{}", existing - 1),
+                Duration::from_secs(120),
+            )
+            .await?;
+            let (mut create, mut update) = (Vec::new(), Vec::new());
+            for i in 0..runs {
+                let host = format!("probe-{existing}-{i}.example.com");
+                let name = format!("probe-{existing}-{i}");
+                let r = http_route_with_paths(&ns.name, &name, &host, 0..1, "login");
+                api.create(&PostParams::default(), &r).await?;
+                let t0 = Instant::now();
+                let t1 = first_200(gw, &host, "/r0", Duration::from_secs(30)).await?;
+                create.push((t1 - t0).as_secs_f64() * 1000.0);
+                let moved = http_route_with_paths(&ns.name, &name, &host, 1..2, "login");
+                api.patch(
+                    &name,
+                    &PatchParams::apply("bench").force(),
+                    &Patch::Apply(&moved),
+                )
+                .await?;
+                let t0 = Instant::now();
+                let t1 = first_200(gw, &host, "/r1", Duration::from_secs(30)).await?;
+                update.push((t1 - t0).as_secs_f64() * 1000.0);
+                api.delete(&name, &DeleteParams::default()).await?;
+            }
+            report.add("HTTPRoute create → first 200", existing, &mut create)?;
+            report.add("HTTPRoute update → first 200", existing, &mut update)?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    delete_tgw(c, &tenant).await;
+    ns.cleanup().await?;
+    result
+}
+
 async fn scale(c: &Client, report: &mut Report) -> Result<()> {
     // One tenant with 5,000 routes.
     let ns = TestNamespace::create("scale").await?;
@@ -449,6 +583,9 @@ async fn main() -> Result<()> {
     let mut report = Report::new()?;
     if what == "propagation" || what == "all" {
         propagation(&c, &mut report, runs).await?;
+    }
+    if what == "httproute" || what == "all" {
+        propagation_httproute(&c, &mut report, runs).await?;
     }
     if what == "scale" || what == "all" {
         scale(&c, &mut report).await?;
