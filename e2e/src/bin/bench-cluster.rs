@@ -4,7 +4,8 @@
 //!
 //! Propagation: time from an Ingress create / update / backend scale-up being
 //! accepted by the API server to the first 200 through the tenant's Envoy (via
-//! its NodePort), with 1, 100 and 3,000 existing routes in the tenant.
+//! its NodePort), with 1, 100 and 3,000 existing routes in the tenant; `httproute`
+//! measures the same for HTTPRoutes on a Gateway (via the Gateway's address).
 //! Scale: sidecar and Envoy memory with 5,000 routes; 100 TenantGateways on one
 //! operator (time to all Ready, operator memory, memory after deleting them).
 //! Memory is read from /proc on this node (the local cluster).
