@@ -18,6 +18,12 @@ mod envoy;
 pub mod manifests;
 pub mod model;
 mod sources;
+
+pub use sources::gateway::{
+    container_port, translate_gateway, ConditionModel, GatewayApiObjects, GatewayApiOptions,
+    GatewayStatusModel, GatewayTranslation, ListenerStatusModel, ParentRef, RouteStatusModel,
+    CONTROLLER_NAME,
+};
 pub mod translate;
 pub mod yaml;
 

@@ -1,19 +1,19 @@
 //! LDS: the HTTP listener, the HTTPS listener (one filter chain per
 //! certificate, selected by SNI) and one listener per TCP route.
 
-use super::filters::HttpFilters;
+use super::filters::{gateway_chain, HttpFilters};
 use super::{
     ads_config_source, any, socket, HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER,
     HTTP_ROUTE_CONFIG,
 };
-use crate::model::{Model, TlsVersion};
+use crate::model::{Model, PortListener, PortProtocol, TlsVersion, WeightedBackend};
 use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager, HttpConnectionManager, Rds,
+    http_connection_manager, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     tls_parameters, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters,
@@ -21,7 +21,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::google::protobuf::BoolValue;
 use std::collections::BTreeMap;
 
-fn http_connection_manager(stat_prefix: &str, route_config: &str, filters: &HttpFilters) -> Filter {
+fn http_connection_manager(
+    stat_prefix: &str,
+    route_config: &str,
+    http_filters: Vec<HttpFilter>,
+) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
@@ -29,7 +33,7 @@ fn http_connection_manager(stat_prefix: &str, route_config: &str, filters: &Http
             config_source: Some(ads_config_source()),
             route_config_name: route_config.to_string(),
         })),
-        http_filters: filters.chain(),
+        http_filters,
         // The client's address is the peer: append it to X-Forwarded-For and
         // set X-Forwarded-Proto; trust no forwarded headers from clients.
         use_remote_address: Some(BoolValue { value: true }),
@@ -83,11 +87,143 @@ pub(super) fn http(model: &Model, filters: &HttpFilters) -> Listener {
             filters: vec![http_connection_manager(
                 HTTP_LISTENER,
                 HTTP_ROUTE_CONFIG,
-                filters,
+                filters.chain(),
             )],
             ..Default::default()
         }],
         ..Default::default()
+    }
+}
+
+fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &TlsInspector::default(),
+        ))),
+        filter_disabled: None,
+    }
+}
+
+fn tls_transport_socket(
+    certificates: &[String],
+    tls_params: Option<TlsParameters>,
+) -> TransportSocket {
+    let tls = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_params,
+            tls_certificate_sds_secret_configs: certificates
+                .iter()
+                .map(|secret| SdsSecretConfig {
+                    name: secret.clone(),
+                    sds_config: Some(ads_config_source()),
+                })
+                .collect(),
+            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
+    }
+}
+
+/// The Envoy listener of one Gateway port: `gateway-<port>`, bound to its
+/// unprivileged port. HTTP uses the port's route table; HTTPS one filter
+/// chain (and route table) per Gateway listener, chosen by SNI; TLS
+/// passthrough one TCP proxy chain per SNI set.
+pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
+    let name = gateway_listener_name(port.port);
+    let (filter_chains, listener_filters) = match &port.protocol {
+        PortProtocol::Http(routes) => (
+            vec![FilterChain {
+                filters: vec![http_connection_manager(
+                    &name,
+                    &routes.name,
+                    gateway_chain(),
+                )],
+                ..Default::default()
+            }],
+            vec![],
+        ),
+        PortProtocol::Https(chains) => (
+            chains
+                .iter()
+                .map(|c| FilterChain {
+                    name: c.name.clone(),
+                    filter_chain_match: sni_match(&c.server_names),
+                    transport_socket: Some(tls_transport_socket(&c.certificates, None)),
+                    filters: vec![http_connection_manager(
+                        &name,
+                        &c.routes.name,
+                        gateway_chain(),
+                    )],
+                    ..Default::default()
+                })
+                .collect(),
+            vec![tls_inspector()],
+        ),
+        PortProtocol::TlsPassthrough(chains) => (
+            chains
+                .iter()
+                .map(|c| FilterChain {
+                    name: c.name.clone(),
+                    filter_chain_match: sni_match(&c.server_names),
+                    filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
+                    ..Default::default()
+                })
+                .collect(),
+            vec![tls_inspector()],
+        ),
+    };
+    Listener {
+        name,
+        address: Some(socket(&model.listeners.bind_address, port.bind_port)),
+        listener_filters,
+        filter_chains,
+        ..Default::default()
+    }
+}
+
+/// Connections whose SNI is one of these names (none: any connection).
+fn sni_match(server_names: &[String]) -> Option<FilterChainMatch> {
+    (!server_names.is_empty()).then(|| FilterChainMatch {
+        server_names: server_names.to_vec(),
+        ..Default::default()
+    })
+}
+
+pub(crate) fn gateway_listener_name(port: u16) -> String {
+    format!("gateway-{port}")
+}
+
+fn tcp_proxy_filter(stat_prefix: &str, backends: &[WeightedBackend]) -> Filter {
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    let cluster_specifier = match backends {
+        [one] => tcp_proxy::ClusterSpecifier::Cluster(one.backend.clone()),
+        many => tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|b| tcp_proxy::weighted_cluster::ClusterWeight {
+                    name: b.backend.clone(),
+                    weight: b.weight,
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    };
+    let proxy = TcpProxy {
+        stat_prefix: stat_prefix.to_string(),
+        cluster_specifier: Some(cluster_specifier),
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.tcp_proxy".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))),
     }
 }
 
@@ -110,18 +246,6 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
                 tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
                 ..Default::default()
             });
-            let tls = DownstreamTlsContext {
-                common_tls_context: Some(CommonTlsContext {
-                    tls_params,
-                    tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
-                        name: secret.to_string(),
-                        sds_config: Some(ads_config_source()),
-                    }],
-                    alpn_protocols: vec!["h2".into(), "http/1.1".into()],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
             FilterChain {
                 name: match min {
                     TlsVersion::V1_2 => secret.to_string(),
@@ -131,14 +255,11 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
                     server_names,
                     ..Default::default()
                 }),
-                transport_socket: Some(TransportSocket {
-                    name: "envoy.transport_sockets.tls".into(),
-                    config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
-                }),
+                transport_socket: Some(tls_transport_socket(&[secret.to_string()], tls_params)),
                 filters: vec![http_connection_manager(
                     HTTPS_LISTENER,
                     HTTPS_ROUTE_CONFIG,
-                    filters,
+                    filters.chain(),
                 )],
                 ..Default::default()
             }
@@ -150,13 +271,7 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
             &model.listeners.bind_address,
             model.listeners.https_port,
         )),
-        listener_filters: vec![ListenerFilter {
-            name: "envoy.filters.listener.tls_inspector".into(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                &TlsInspector::default(),
-            ))),
-            filter_disabled: None,
-        }],
+        listener_filters: vec![tls_inspector()],
         filter_chains,
         ..Default::default()
     })

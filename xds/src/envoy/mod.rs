@@ -52,6 +52,14 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
                 has_https.then(|| route::configuration(model, HTTPS_ROUTE_CONFIG, Scheme::Https)),
             )
             .collect(),
+        listeners,
+        ..backends_and_secrets(model)
+    }
+}
+
+/// The clusters, endpoints and secrets of a model (any listener layout).
+fn backends_and_secrets(model: &Model) -> EnvoyResources {
+    EnvoyResources {
         clusters: model.backends.values().map(cluster::cluster).collect(),
         endpoints: model
             .backends
@@ -59,7 +67,37 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
             .map(endpoint::load_assignment)
             .collect(),
         secrets: model.certificates.values().map(secret::secret).collect(),
+        ..EnvoyResources::default()
+    }
+}
+
+/// Every Envoy resource of a Gateway API Gateway's model: one listener per
+/// port, one route configuration per HTTP port and per HTTPS listener.
+pub(crate) fn build_gateway(model: &Model) -> EnvoyResources {
+    use crate::model::PortProtocol;
+    let mut listeners: Vec<_> = model
+        .ports
+        .iter()
+        .map(|p| listener::gateway_port(model, p))
+        .collect();
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut routes: Vec<_> = model
+        .ports
+        .iter()
+        .flat_map(|p| match &p.protocol {
+            PortProtocol::Http(table) => vec![route::host_routes_configuration(table)],
+            PortProtocol::Https(chains) => chains
+                .iter()
+                .map(|c| route::host_routes_configuration(&c.routes))
+                .collect(),
+            PortProtocol::TlsPassthrough(_) => vec![],
+        })
+        .collect();
+    routes.sort_by(|a, b| a.name.cmp(&b.name));
+    EnvoyResources {
         listeners,
+        routes,
+        ..backends_and_secrets(model)
     }
 }
 

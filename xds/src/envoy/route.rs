@@ -2,12 +2,12 @@
 //! each route's Envoy routes (alternatives, WebSocket, the route itself) with
 //! its policies as route actions and per-filter configurations.
 
-use super::filters::{buffer, compressor, ratelimit, rbac};
+use super::filters::{buffer, compressor, cors, fault, ratelimit, rbac};
 use super::{dur, secs, Scheme};
 use crate::model::{
-    Action, Affinity, HeaderEdits, HeaderMatch, HostMatch, Hsts, Mirror, Model, PathMatch,
-    PathRewrite, QueryMatch, Redirect, RedirectPath, Route as ModelRoute, RouteConditions,
-    RoutePolicy, WeightedBackend,
+    Action, Affinity, HeaderEdits, HeaderMatch, HostMatch, HostRoutes, Hsts, Mirror, Model,
+    PathMatch, PathRewrite, QueryMatch, Redirect, RedirectPath, Route as ModelRoute,
+    RouteConditions, RoutePolicy, WeightedBackend,
 };
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::core::v3::{
@@ -150,11 +150,53 @@ fn per_filter_configs(p: &RoutePolicy) -> Vec<(String, Any)> {
     [
         (rbac::NAME, rbac::per_route(&p.access)),
         (buffer::NAME, buffer::per_route(p.max_body_bytes)),
+        (cors::NAME, p.cors.as_ref().map(cors::per_route)),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
     .chain(p.compression.as_ref().map(compressor::per_route))
     .collect()
+}
+
+/// A Gateway API route table: one virtual host per host (Envoy's own domain
+/// matching: exact, then the longest wildcard suffix, then `*`), routes in
+/// the table's order; what no route matches gets Envoy's 404.
+pub(super) fn host_routes_configuration(table: &HostRoutes) -> RouteConfiguration {
+    let virtual_hosts = table
+        .hosts
+        .iter()
+        .map(|(host, routes)| {
+            let domain = match host {
+                HostMatch::Any => "*".to_string(),
+                HostMatch::Exact(h) | HostMatch::Wildcard(h) => h.clone(),
+            };
+            let routes = routes
+                .iter()
+                .flat_map(|r| {
+                    let name = format!(
+                        "{}|{}|{}",
+                        r.provenance.object,
+                        host.display(),
+                        r.provenance.field
+                    );
+                    envoy_routes_named(r, name, None, Scheme::Http, false)
+                })
+                .collect();
+            VirtualHost {
+                name: domain.clone(),
+                domains: vec![domain],
+                routes,
+                ..Default::default()
+            }
+        })
+        .collect();
+    RouteConfiguration {
+        name: table.name.clone(),
+        virtual_hosts,
+        ignore_port_in_host_matching: true,
+        most_specific_header_mutations_wins: true,
+        ..Default::default()
+    }
 }
 
 /// The Envoy routes of one model route, most specific first: the body-size
@@ -166,8 +208,17 @@ fn envoy_routes(
     scheme: Scheme,
     host_tls: bool,
 ) -> Vec<Route> {
+    envoy_routes_named(r, route_name(r, host), authority, scheme, host_tls)
+}
+
+fn envoy_routes_named(
+    r: &ModelRoute,
+    name: String,
+    authority: Option<&HeaderMatcher>,
+    scheme: Scheme,
+    host_tls: bool,
+) -> Vec<Route> {
     let p = &r.policy;
-    let name = route_name(r, host);
     let matcher = |extra: Vec<HeaderMatcher>| RouteMatch {
         path_specifier: Some(path_specifier(&r.path)),
         headers: authority
@@ -263,12 +314,24 @@ impl HeaderMutations {
             .map(hsts_header)
             .into_iter()
             .chain(edits.response_add.iter().map(|(k, v)| set_header(k, v)))
+            .chain(
+                edits
+                    .response_append
+                    .iter()
+                    .map(|(k, v)| append_header(k, v)),
+            )
             .collect();
         Self {
             request_add: edits
                 .request_add
                 .iter()
                 .map(|(k, v)| set_header(k, v))
+                .chain(
+                    edits
+                        .request_append
+                        .iter()
+                        .map(|(k, v)| append_header(k, v)),
+                )
                 .collect(),
             response_add,
         }
@@ -348,6 +411,49 @@ fn action(a: &Action, p: &RoutePolicy, rewrite: Option<&PathRewrite>) -> route::
             ..Default::default()
         }),
         Action::Redirect(r) => route::Action::Redirect(redirect(r)),
+        Action::ForwardOrFail {
+            backends,
+            failed_weight,
+            status,
+        } => match backends.first() {
+            None => route::Action::DirectResponse(DirectResponseAction {
+                status: *status,
+                ..Default::default()
+            }),
+            Some(first) => {
+                let mut spec = cluster_specifier(backends);
+                if let route_action::ClusterSpecifier::Cluster(c) = &spec {
+                    spec = route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                        clusters: vec![weighted_cluster::ClusterWeight {
+                            name: c.clone(),
+                            weight: Some(UInt32Value {
+                                value: first.weight,
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    });
+                }
+                if let route_action::ClusterSpecifier::WeightedClusters(w) = &mut spec {
+                    // The failed share is an existing cluster whose requests the
+                    // fault filter answers itself (weighted entries cannot answer).
+                    w.clusters.push(weighted_cluster::ClusterWeight {
+                        name: first.backend.clone(),
+                        weight: Some(UInt32Value {
+                            value: *failed_weight,
+                        }),
+                        typed_per_filter_config: [(
+                            fault::NAME.to_string(),
+                            fault::abort_all(*status),
+                        )]
+                        .into_iter()
+                        .collect(),
+                        ..Default::default()
+                    });
+                }
+                route::Action::Route(route_action(p, rewrite, spec))
+            }
+        },
     }
 }
 
@@ -360,6 +466,16 @@ fn redirect(r: &Redirect) -> RedirectAction {
         path_rewrite_specifier: r.path.as_ref().map(|p| match p {
             RedirectPath::Full(p) => PathRewriteSpecifier::PathRedirect(p.clone()),
             RedirectPath::Prefix(p) => PathRewriteSpecifier::PrefixRewrite(p.clone()),
+            RedirectPath::Regex {
+                pattern,
+                substitution,
+            } => PathRewriteSpecifier::RegexRewrite(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: pattern.clone(),
+                    ..Default::default()
+                }),
+                substitution: substitution.clone(),
+            }),
         }),
         response_code: redirect_code(r.status) as i32,
         ..Default::default()
@@ -370,13 +486,22 @@ fn redirect(r: &Redirect) -> RedirectAction {
 fn mirror_policy(m: &Mirror) -> route_action::RequestMirrorPolicy {
     route_action::RequestMirrorPolicy {
         cluster: m.backend.clone(),
-        runtime_fraction: (m.percent < 100).then(|| RuntimeFractionalPercent {
-            default_value: Some(FractionalPercent {
-                numerator: m.percent,
-                denominator: fractional_percent::DenominatorType::Hundred as i32,
+        runtime_fraction: match m.per_million {
+            Some(n) => Some(RuntimeFractionalPercent {
+                default_value: Some(FractionalPercent {
+                    numerator: n,
+                    denominator: fractional_percent::DenominatorType::Million as i32,
+                }),
+                ..Default::default()
             }),
-            ..Default::default()
-        }),
+            None => (m.percent < 100).then(|| RuntimeFractionalPercent {
+                default_value: Some(FractionalPercent {
+                    numerator: m.percent,
+                    denominator: fractional_percent::DenominatorType::Hundred as i32,
+                }),
+                ..Default::default()
+            }),
+        },
         ..Default::default()
     }
 }
@@ -432,8 +557,14 @@ fn route_action(
                 value: p.retry.retries,
             }),
             retriable_status_codes: p.retry.status_codes.clone(),
+            per_try_timeout: p.timeouts.backend_request.map(dur),
             ..Default::default()
         });
+    }
+    if let Some(host) = &p.host_rewrite {
+        a.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+            host.clone(),
+        ));
     }
     a.hash_policy = hash_policy(&p.affinity);
     match rewrite {
@@ -552,6 +683,13 @@ fn regex_string(regex: String) -> StringMatcher {
             ..Default::default()
         })),
         ignore_case: false,
+    }
+}
+
+fn append_header(key: &str, value: &str) -> HeaderValueOption {
+    HeaderValueOption {
+        append_action: header_value_option::HeaderAppendAction::AppendIfExistsOrAdd as i32,
+        ..set_header(key, value)
     }
 }
 

@@ -19,6 +19,7 @@ fn policy() -> Arc<RoutePolicy> {
             idle: Duration::from_secs(60),
             websocket_idle: None,
             request: None,
+            backend_request: None,
         },
         retry: Retry::default(),
         affinity: Affinity::None,
@@ -28,6 +29,8 @@ fn policy() -> Arc<RoutePolicy> {
         max_body_bytes: None,
         compression: None,
         mirrors: Vec::new(),
+        host_rewrite: None,
+        cors: None,
     })
 }
 
@@ -197,6 +200,7 @@ fn gateway_api_matches_redirects_timeouts_and_mirrors_lower_to_envoy() {
     policy.mirrors = vec![Mirror {
         backend: "m".into(),
         percent: 25,
+        per_million: None,
     }];
     let mut matched = route(
         PathMatch::RegularExpression("/v[0-9]+/items".into()),

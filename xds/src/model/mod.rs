@@ -137,6 +137,11 @@ pub enum RedirectPath {
     Full(String),
     /// The matched prefix is replaced (`ReplacePrefixMatch`).
     Prefix(String),
+    /// An RE2 pattern over the whole path and its substitution (`\\1` for groups).
+    Regex {
+        pattern: String,
+        substitution: String,
+    },
 }
 
 /// One backend of a forwarding action and its share of the requests.
@@ -152,6 +157,15 @@ pub struct WeightedBackend {
 pub enum Action {
     /// To one backend, or split by weight over several.
     Forward(Vec<WeightedBackend>),
+    /// Split by weight over backends, a share of the requests answered with
+    /// an error status instead (Gateway API: a backendRef that does not
+    /// resolve gets 500 for its share of the traffic).
+    ForwardOrFail {
+        backends: Vec<WeightedBackend>,
+        /// The share answered with `status`, in the same units as the weights.
+        failed_weight: u32,
+        status: u32,
+    },
     Redirect(Redirect),
     /// Answer without a backend (e.g. 503 for a backend that does not resolve,
     /// so the request does not fall through to a shorter path's backend).
@@ -257,6 +271,63 @@ pub struct Model {
     pub backends: BTreeMap<String, Backend>,
     /// Listener port → where its connections go.
     pub tcp: BTreeMap<u16, TcpRoute>,
+    /// Gateway API listeners, one per port (empty for the Ingress layout of
+    /// `listeners`/`routes`/`tls`, which a Gateway's model leaves empty).
+    pub ports: Vec<PortListener>,
+}
+
+/// One Envoy listener of a Gateway API Gateway: the Gateway listeners that
+/// share a port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortListener {
+    /// The Gateway's port (names the Envoy listener and its route tables).
+    pub port: u16,
+    /// The port Envoy binds (unprivileged).
+    pub bind_port: u16,
+    pub protocol: PortProtocol,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PortProtocol {
+    /// Plain HTTP: the routes of every listener on the port in one table.
+    Http(HostRoutes),
+    /// TLS terminated, one filter chain per Gateway listener (chosen by SNI).
+    Https(Vec<TlsChain>),
+    /// TLS passed through by SNI to TCP backends.
+    TlsPassthrough(Vec<PassthroughChain>),
+}
+
+/// Virtual hosts with Gateway API host semantics: a `Wildcard` matches any
+/// depth of labels (`*.example.com` matches `a.b.example.com`), most specific
+/// host first, and a request no route of its host matches gets 404.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostRoutes {
+    /// The route configuration's name.
+    pub name: String,
+    /// Routes of each host, in precedence order.
+    pub hosts: BTreeMap<HostMatch, Vec<Route>>,
+}
+
+/// A TLS-terminating filter chain of an HTTPS listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsChain {
+    /// The Gateway listener's name.
+    pub name: String,
+    /// SNI names the chain answers (empty: any).
+    pub server_names: Vec<String>,
+    /// Keys of [`Model::certificates`].
+    pub certificates: Vec<String>,
+    pub routes: HostRoutes,
+}
+
+/// A TLS passthrough filter chain: connections with these SNI names go to the backends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassthroughChain {
+    pub name: String,
+    /// SNI names (empty: any).
+    pub server_names: Vec<String>,
+    /// Weighted keys of [`Model::backends`].
+    pub backends: Vec<WeightedBackend>,
 }
 
 impl Backend {
@@ -276,6 +347,7 @@ impl Model {
             certificates: BTreeMap::new(),
             backends: BTreeMap::new(),
             tcp: BTreeMap::new(),
+            ports: Vec::new(),
         }
     }
 

@@ -162,10 +162,14 @@ impl ClusterSettings {
 /// already escaped for Envoy's header formatter.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HeaderEdits {
+    /// Set (replacing any value the message had).
     pub request_add: Vec<(String, String)>,
     pub request_remove: Vec<String>,
     pub response_add: Vec<(String, String)>,
     pub response_remove: Vec<String>,
+    /// Appended to the values the message had (Gateway API `add`).
+    pub request_append: Vec<(String, String)>,
+    pub response_append: Vec<(String, String)>,
 }
 
 /// When plain-HTTP requests are redirected to HTTPS instead of served.
@@ -218,6 +222,8 @@ pub struct Timeouts {
     pub websocket_idle: Option<Duration>,
     /// Deadline for the whole request (Gateway API `timeouts.request`); None: none.
     pub request: Option<Duration>,
+    /// Deadline of each attempt at a backend (Gateway API `timeouts.backendRequest`).
+    pub backend_request: Option<Duration>,
 }
 
 /// How the path is rewritten before the request is forwarded.
@@ -252,6 +258,23 @@ pub struct RoutePolicy {
     /// Copies of each request sent to other backends, answers ignored
     /// (Gateway API `RequestMirror`).
     pub mirrors: Vec<Mirror>,
+    /// Host header sent to the backend (Gateway API `URLRewrite.hostname`).
+    pub host_rewrite: Option<String>,
+    /// Cross-origin resource sharing answered by the gateway (Gateway API `CORS`).
+    pub cors: Option<Cors>,
+}
+
+/// A CORS policy: preflights answered and response headers added by Envoy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Cors {
+    /// Origins as written: `*`, `https://a.example.com`, `https://*.example.com`.
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub allow_credentials: bool,
+    /// Seconds a preflight answer may be cached.
+    pub max_age: Option<u32>,
 }
 
 /// A backend that receives a copy of a share of the requests.
@@ -261,4 +284,6 @@ pub struct Mirror {
     pub backend: String,
     /// Share of the requests copied, 0–100.
     pub percent: u32,
+    /// A finer share than `percent` when set: numerator per million.
+    pub per_million: Option<u32>,
 }

@@ -32,17 +32,32 @@ pub(crate) fn cluster_name(namespace: &str, service: &str, port: i32) -> String 
 
 impl<'a> BackendIndex<'a> {
     pub(crate) fn new(objects: &'a TenantObjects, options: &GatewayOptions) -> Self {
+        Self::over(
+            &objects.services,
+            &objects.endpoint_slices,
+            &objects.secrets,
+            |ns| options.in_scope(ns),
+        )
+    }
+
+    /// The index of these objects in the namespaces `in_scope` accepts.
+    pub(crate) fn over(
+        all_services: &'a [Service],
+        endpoint_slices: &'a [EndpointSlice],
+        all_secrets: &'a [Secret],
+        in_scope: impl Fn(&str) -> bool,
+    ) -> Self {
         let mut services = BTreeMap::new();
-        for s in &objects.services {
+        for s in all_services {
             let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) else {
                 continue;
             };
-            if options.in_scope(ns) {
+            if in_scope(ns) {
                 services.insert(key(ns, name), s);
             }
         }
         let mut slices: BTreeMap<Key, Vec<&EndpointSlice>> = BTreeMap::new();
-        for es in &objects.endpoint_slices {
+        for es in endpoint_slices {
             let Some(ns) = &es.metadata.namespace else {
                 continue;
             };
@@ -52,17 +67,17 @@ impl<'a> BackendIndex<'a> {
                 .as_ref()
                 .and_then(|l| l.get(SERVICE_NAME_LABEL));
             if let Some(svc) = svc {
-                if options.in_scope(ns) {
+                if in_scope(ns) {
                     slices.entry(key(ns, svc)).or_default().push(es);
                 }
             }
         }
         let mut secrets = BTreeMap::new();
-        for s in &objects.secrets {
+        for s in all_secrets {
             let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) else {
                 continue;
             };
-            if options.in_scope(ns) {
+            if in_scope(ns) {
                 secrets.insert(key(ns, name), s);
             }
         }
@@ -71,6 +86,11 @@ impl<'a> BackendIndex<'a> {
             slices,
             secrets,
         }
+    }
+
+    /// A Service of the index.
+    pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+        self.services.get(&key(namespace, name)).copied()
     }
 
     /// Resolve a service backend in `namespace`. `Err` is a human-readable

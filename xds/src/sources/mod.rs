@@ -3,6 +3,7 @@
 //! over one index of the tenant's Services, EndpointSlices and Secrets.
 
 pub(crate) mod backends;
+pub mod gateway;
 pub(crate) mod ingress;
 pub(crate) mod tcp;
 

@@ -4,6 +4,8 @@
 
 pub(super) mod buffer;
 pub(super) mod compressor;
+pub(super) mod cors;
+pub(super) mod fault;
 pub(super) mod ratelimit;
 pub(super) mod rbac;
 
@@ -38,6 +40,12 @@ impl HttpFilters {
             .chain([buffer::disabled_filter(), router()])
             .collect()
     }
+}
+
+/// The filter chain of a Gateway API listener: CORS and the fault filter
+/// (both inert for routes that do not configure them), then the router.
+pub(super) fn gateway_chain() -> Vec<HttpFilter> {
+    vec![cors::filter(), fault::filter(), router()]
 }
 
 fn router() -> HttpFilter {

@@ -57,6 +57,7 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
             idle: s.idle_timeout,
             websocket_idle: s.websocket_idle_timeout,
             request: None,
+            backend_request: None,
         },
         retry: s.retry.clone(),
         affinity: s.affinity.clone(),
@@ -73,6 +74,8 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         max_body_bytes: s.max_body_bytes,
         compression: s.compression.clone(),
         mirrors: Vec::new(),
+        host_rewrite: None,
+        cors: None,
     }
 }
 

@@ -385,6 +385,7 @@ fn read_header_edits(r: &mut Reader<'_>) -> HeaderEdits {
         request_remove: r.read(&REQUEST_HEADERS_REMOVE).unwrap_or_default(),
         response_add: r.read(&RESPONSE_HEADERS_ADD).unwrap_or_default(),
         response_remove: r.read(&RESPONSE_HEADERS_REMOVE).unwrap_or_default(),
+        ..HeaderEdits::default()
     }
 }
 

@@ -1,0 +1,680 @@
+//! Gateway API: the one Gateway a fleet serves and the routes that name it,
+//! lowered into the model (one Envoy listener per port), with every status
+//! the spec asks for computed alongside. Pure: objects in, resources,
+//! diagnostics and status out.
+//!
+//! `listeners` validates the Gateway's listeners (protocol, port,
+//! certificates, conflicts); `attach` decides which listeners each route's
+//! parentRefs reach and under which hostnames; `rules` lowers each route's
+//! rules once; this module assembles the per-port route tables in Gateway
+//! API precedence and the status.
+
+mod attach;
+mod listeners;
+mod rules;
+mod spec;
+mod status;
+#[cfg(test)]
+mod tests;
+
+pub use spec::ParentRef;
+pub use status::{ConditionModel, GatewayStatusModel, ListenerStatusModel, RouteStatusModel};
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::model::{
+    HostMatch, HostRoutes, ListenerAddresses, Model, ObjectRef, PassthroughChain, PortListener,
+    PortProtocol, Route, TlsChain, WeightedBackend,
+};
+use crate::snapshot::EnvoyResources;
+use crate::sources::backends::BackendIndex;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use listeners::{Listener, Protocol};
+use rules::{LoweredRoute, Precedence, RouteObject};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The GatewayClass `controllerName` tenant-gateway serves.
+pub const CONTROLLER_NAME: &str = "tenantgateway.io/gateway";
+
+/// Everything the translation of one Gateway reads.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayApiObjects {
+    /// The one Gateway this fleet serves.
+    pub gateway: gwapi::gateways::Gateway,
+    pub http_routes: Vec<gwapi::httproutes::HttpRoute>,
+    pub grpc_routes: Vec<gwapi::grpcroutes::GrpcRoute>,
+    pub tls_routes: Vec<gwapi::tlsroutes::TlsRoute>,
+    pub reference_grants: Vec<gwapi::referencegrants::ReferenceGrant>,
+    pub services: Vec<Service>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub secrets: Vec<Secret>,
+    /// The tenant's namespaces (all objects outside them are ignored or
+    /// refused) and their labels (for `allowedRoutes.namespaces.selector`).
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayApiOptions {
+    /// Address the listeners bind to inside the Envoy pod.
+    pub bind_address: String,
+    /// The TenantGateway's name, for messages.
+    pub tenant: String,
+}
+
+impl Default for GatewayApiOptions {
+    fn default() -> Self {
+        Self {
+            bind_address: "0.0.0.0".into(),
+            tenant: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GatewayTranslation {
+    pub resources: EnvoyResources,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Accepted, Programmed; listeners in spec order.
+    pub gateway: GatewayStatusModel,
+    /// One per (route, parentRef that names this Gateway), sorted by kind,
+    /// namespace, name, then parentRef order.
+    pub routes: Vec<RouteStatusModel>,
+}
+
+/// Envoy cannot bind ports below 1024 as non-root: listener port `p` binds
+/// container port `p` if `p >= 1024`, else `p + 10000` (the operator's
+/// Service maps port `p` to target port `container_port(p)`).
+pub fn container_port(listener_port: u16) -> u16 {
+    if listener_port >= 1024 {
+        listener_port
+    } else {
+        listener_port + 10000
+    }
+}
+
+/// The route kinds a listener may accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum RouteKind {
+    Http,
+    Grpc,
+    Tls,
+}
+
+impl RouteKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+            RouteKind::Tls => "TLSRoute",
+        }
+    }
+
+    fn parse(group: &str, kind: &str) -> Option<Self> {
+        if group != gwapi::GROUP {
+            return None;
+        }
+        [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+    }
+}
+
+/// One permission of a ReferenceGrant: (grant namespace, from group, from
+/// kind, from namespace, to group, to kind, to name or any).
+type Grant = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+/// ReferenceGrants of the tenant's namespaces, granting only to the tenant.
+struct Grants {
+    entries: BTreeSet<Grant>,
+}
+
+impl Grants {
+    fn new(objects: &GatewayApiObjects, diags: &mut Diagnostics) -> Self {
+        let mut entries = BTreeSet::new();
+        for g in &objects.reference_grants {
+            let (Some(ns), Some(name)) = (&g.metadata.namespace, &g.metadata.name) else {
+                continue;
+            };
+            if !objects.namespaces.contains_key(ns) {
+                continue;
+            }
+            let obj = ObjectRef::new("ReferenceGrant", ns, name);
+            for (i, from) in g.spec.from.iter().enumerate() {
+                if !objects.namespaces.contains_key(&from.namespace) {
+                    diags.error(
+                        &obj,
+                        format!("spec.from[{i}].namespace"),
+                        format!(
+                            "namespace {:?} is not one of the tenant's: a ReferenceGrant never grants across tenants; refused",
+                            from.namespace
+                        ),
+                    );
+                    continue;
+                }
+                for to in &g.spec.to {
+                    entries.insert((
+                        ns.clone(),
+                        from.group.clone(),
+                        from.kind.clone(),
+                        from.namespace.clone(),
+                        to.group.clone(),
+                        to.kind.clone(),
+                        to.name.clone().filter(|n| !n.is_empty()),
+                    ));
+                }
+            }
+        }
+        Self { entries }
+    }
+
+    /// A `from_kind` in `from_ns` may reference the `to_group`/`to_kind` `to_name` in `to_ns`.
+    fn permits(
+        &self,
+        from_ns: &str,
+        from_kind: &str,
+        to_group: &str,
+        to_kind: &str,
+        to_ns: &str,
+        to_name: &str,
+    ) -> bool {
+        let key = |name: Option<String>| {
+            (
+                to_ns.to_string(),
+                gwapi::GROUP.to_string(),
+                from_kind.to_string(),
+                from_ns.to_string(),
+                to_group.to_string(),
+                to_kind.to_string(),
+                name,
+            )
+        };
+        self.entries.contains(&key(None)) || self.entries.contains(&key(Some(to_name.into())))
+    }
+}
+
+/// The state of one translation.
+pub(crate) struct Cx<'a> {
+    objects: &'a GatewayApiObjects,
+    options: &'a GatewayApiOptions,
+    gateway_ref: Arc<ObjectRef>,
+    index: BackendIndex<'a>,
+    grants: Grants,
+    model: Model,
+    diags: Diagnostics,
+}
+
+impl Cx<'_> {
+    fn in_tenant(&self, ns: &str) -> bool {
+        self.objects.namespaces.contains_key(ns)
+    }
+}
+
+fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
+    let mut out: Vec<(Option<String>, RouteObject)> = Vec::new();
+    let mut push = |kind: RouteKind,
+                    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                    spec: Option<spec::RouteSpec>| {
+        let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
+            return;
+        };
+        let created = meta
+            .creation_timestamp
+            .as_ref()
+            .map(|t| format!("{:020}", t.0.as_second().saturating_add(1 << 40)));
+        out.push((
+            created,
+            RouteObject {
+                kind,
+                obj: Arc::new(ObjectRef::new(kind.as_str(), ns, name)),
+                generation: meta.generation,
+                order: 0,
+                spec: spec.unwrap_or_default(),
+            },
+        ));
+    };
+    for r in &objects.http_routes {
+        push(RouteKind::Http, &r.metadata, spec::view(&r.spec));
+    }
+    for r in &objects.grpc_routes {
+        push(RouteKind::Grpc, &r.metadata, spec::view(&r.spec));
+    }
+    for r in &objects.tls_routes {
+        push(RouteKind::Tls, &r.metadata, spec::view(&r.spec));
+    }
+    // Oldest first (no timestamp last), then namespace/name: precedence and determinism.
+    out.sort_by(|a, b| {
+        (
+            a.0.is_none(),
+            &a.0,
+            &a.1.obj.namespace,
+            &a.1.obj.name,
+            a.1.kind,
+        )
+            .cmp(&(
+                b.0.is_none(),
+                &b.0,
+                &b.1.obj.namespace,
+                &b.1.obj.name,
+                b.1.kind,
+            ))
+    });
+    out.dedup_by(|a, b| a.1.obj == b.1.obj);
+    out.into_iter()
+        .enumerate()
+        .map(|(i, (_, mut r))| {
+            r.order = i;
+            r
+        })
+        .collect()
+}
+
+/// A route attached to a listener under these hostnames.
+struct Attachment {
+    route: usize,
+    listener: usize,
+    hostnames: Vec<Option<String>>,
+}
+
+/// Translate the Gateway and its routes. Deterministic: the same objects in
+/// any order give the same resources, diagnostics and status.
+pub fn translate_gateway(
+    objects: &GatewayApiObjects,
+    options: &GatewayApiOptions,
+) -> GatewayTranslation {
+    let gw = &objects.gateway;
+    let gw_ns = gw.metadata.namespace.clone().unwrap_or_default();
+    let gw_name = gw.metadata.name.clone().unwrap_or_default();
+    let generation = gw.metadata.generation;
+    let mut cx = Cx {
+        objects,
+        options,
+        gateway_ref: Arc::new(ObjectRef::new("Gateway", &gw_ns, &gw_name)),
+        index: BackendIndex::over(
+            &objects.services,
+            &objects.endpoint_slices,
+            &objects.secrets,
+            |ns| objects.namespaces.contains_key(ns),
+        ),
+        grants: Grants {
+            entries: BTreeSet::new(),
+        },
+        model: Model::new(ListenerAddresses {
+            bind_address: options.bind_address.clone(),
+            http_port: 0,
+            https_port: 0,
+        }),
+        diags: Diagnostics::default(),
+    };
+    cx.grants = Grants::new(objects, &mut cx.diags);
+    if !cx.in_tenant(&gw_ns) {
+        let msg = format!(
+            "namespace {gw_ns:?} is not claimed by the tenant {:?}: the Gateway is not served",
+            options.tenant
+        );
+        cx.diags
+            .error(&cx.gateway_ref, "metadata.namespace", msg.clone());
+        return GatewayTranslation {
+            resources: EnvoyResources::default(),
+            diagnostics: cx.diags.into_sorted(),
+            gateway: GatewayStatusModel {
+                conditions: vec![
+                    ConditionModel::new(
+                        "Accepted",
+                        false,
+                        "NotReconciled",
+                        msg.clone(),
+                        generation,
+                    ),
+                    ConditionModel::new("Programmed", false, "Invalid", msg, generation),
+                ],
+                listeners: vec![],
+            },
+            routes: vec![],
+        };
+    }
+    let mut listeners = listeners::listeners(&mut cx);
+    let routes = route_objects(objects);
+    let mut statuses = Vec::new();
+    let mut attachments = Vec::new();
+    let mut lowered: Vec<Option<LoweredRoute>> = Vec::new();
+    for (ri, r) in routes.iter().enumerate() {
+        let mut parents = Vec::new();
+        let mut attached_any = false;
+        for p in &r.spec.parent_refs {
+            if !attach::names_gateway(p, &r.obj.namespace, &gw_ns, &gw_name) {
+                continue;
+            }
+            let result = attach::attach(
+                p,
+                r.kind,
+                &r.obj.namespace,
+                &r.spec.hostnames,
+                &listeners,
+                &gw_ns,
+                &objects.namespaces,
+            );
+            if let Ok(list) = &result {
+                attached_any = true;
+                for (li, hostnames) in list {
+                    listeners[*li].attached.insert((
+                        r.kind,
+                        r.obj.namespace.clone(),
+                        r.obj.name.clone(),
+                    ));
+                    attachments.push(Attachment {
+                        route: ri,
+                        listener: *li,
+                        hostnames: hostnames.clone(),
+                    });
+                }
+            }
+            parents.push((p.clone(), result));
+        }
+        // Only routes of the tenant that attach are lowered (and may create clusters).
+        lowered.push(attached_any.then(|| cx.lower_rules(r)));
+        for (p, result) in parents {
+            statuses.push(route_status(r, p, result, lowered[ri].as_ref()));
+        }
+    }
+    build_ports(&mut cx, &listeners, &routes, &lowered, &attachments);
+    let gateway = gateway_status(gw, &listeners, generation);
+    GatewayTranslation {
+        resources: crate::envoy::build_gateway(&cx.model),
+        diagnostics: cx.diags.into_sorted(),
+        gateway,
+        routes: statuses,
+    }
+}
+
+fn route_status(
+    r: &RouteObject,
+    parent_ref: ParentRef,
+    result: Result<attach::Attached, attach::Refusal>,
+    lowered: Option<&LoweredRoute>,
+) -> RouteStatusModel {
+    let generation = r.generation;
+    let c = |t: &str, ok: bool, reason: &str, msg: String| {
+        ConditionModel::new(t, ok, reason, msg, generation)
+    };
+    let mut conditions = Vec::new();
+    match (&result, lowered) {
+        (Err((reason, msg)), _) => conditions.push(c("Accepted", false, reason, msg.clone())),
+        (Ok(_), Some(l)) if l.total_rules > 0 && l.rules.is_empty() => conditions.push(c(
+            "Accepted",
+            false,
+            "UnsupportedValue",
+            format!("no rule is valid: {}", l.dropped.join("; ")),
+        )),
+        (Ok(_), _) => conditions.push(c("Accepted", true, "Accepted", "Route is accepted".into())),
+    }
+    match lowered.and_then(|l| l.unresolved.clone()) {
+        Some((reason, msg)) => conditions.push(c("ResolvedRefs", false, reason, msg)),
+        None => conditions.push(c(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references are resolved".into(),
+        )),
+    }
+    if let (Ok(_), Some(l)) = (&result, lowered) {
+        if !l.dropped.is_empty() && !l.rules.is_empty() {
+            conditions.push(c(
+                "PartiallyInvalid",
+                true,
+                "UnsupportedValue",
+                format!("Dropped Rule(s): {}", l.dropped.join("; ")),
+            ));
+        }
+    }
+    RouteStatusModel {
+        kind: r.kind.as_str().into(),
+        namespace: r.obj.namespace.clone(),
+        name: r.obj.name.clone(),
+        parent_ref,
+        conditions,
+    }
+}
+
+fn gateway_status(
+    gw: &gwapi::gateways::Gateway,
+    listeners: &[Listener],
+    generation: Option<i64>,
+) -> GatewayStatusModel {
+    let c = |t: &str, ok: bool, reason: &str, msg: String| {
+        ConditionModel::new(t, ok, reason, msg, generation)
+    };
+    let statuses: Vec<ListenerStatusModel> =
+        listeners.iter().map(|l| l.status(generation)).collect();
+    let invalid: Vec<&str> = listeners
+        .iter()
+        .filter(|l| !l.programmed())
+        .map(|l| l.name.as_str())
+        .collect();
+    let any_programmed = listeners.iter().any(Listener::programmed);
+    let addresses = gw.spec.addresses.as_ref().is_some_and(|a| !a.is_empty());
+    let accepted = if addresses {
+        c(
+            "Accepted",
+            false,
+            "UnsupportedAddress",
+            "spec.addresses is not supported: the address is the fleet's Service's".into(),
+        )
+    } else if invalid.is_empty() {
+        c("Accepted", true, "Accepted", "Gateway is accepted".into())
+    } else {
+        c(
+            "Accepted",
+            any_programmed || listeners.is_empty(),
+            "ListenersNotValid",
+            format!("listeners not served: {}", invalid.join(", ")),
+        )
+    };
+    let programmed = if !addresses && (any_programmed || listeners.is_empty()) {
+        c(
+            "Programmed",
+            true,
+            "Programmed",
+            "Gateway is programmed".into(),
+        )
+    } else {
+        c(
+            "Programmed",
+            false,
+            "Invalid",
+            "no listener is served".into(),
+        )
+    };
+    GatewayStatusModel {
+        conditions: vec![accepted, programmed],
+        listeners: statuses,
+    }
+}
+
+fn host_match(h: &Option<String>) -> HostMatch {
+    match h {
+        None => HostMatch::Any,
+        Some(h) if h.starts_with("*.") => HostMatch::Wildcard(h.clone()),
+        Some(h) => HostMatch::Exact(h.clone()),
+    }
+}
+
+/// Routes of each host in precedence order (a route reached through two
+/// listeners of one table under the same host appears once).
+fn host_table(name: String, entries: Vec<(HostMatch, Precedence, Route)>) -> HostRoutes {
+    let mut hosts: BTreeMap<HostMatch, Vec<(Precedence, Route)>> = BTreeMap::new();
+    for (h, p, r) in entries {
+        hosts.entry(h).or_default().push((p, r));
+    }
+    HostRoutes {
+        name,
+        hosts: hosts
+            .into_iter()
+            .map(|(h, mut list)| {
+                list.sort_by(|a, b| a.0.cmp(&b.0));
+                list.dedup_by(|a, b| a.0 == b.0);
+                (h, list.into_iter().map(|(_, r)| r).collect())
+            })
+            .collect(),
+    }
+}
+
+fn build_ports(
+    cx: &mut Cx<'_>,
+    listeners: &[Listener],
+    routes: &[RouteObject],
+    lowered: &[Option<LoweredRoute>],
+    attachments: &[Attachment],
+) {
+    let entries_of = |li: usize, scheme: &str| -> Vec<(HostMatch, Precedence, Route)> {
+        let port = listeners[li].port;
+        let mut out = Vec::new();
+        for a in attachments.iter().filter(|a| a.listener == li) {
+            let (r, Some(l)) = (&routes[a.route], &lowered[a.route]) else {
+                continue;
+            };
+            if r.kind == RouteKind::Tls {
+                continue;
+            }
+            for h in &a.hostnames {
+                for rule in &l.rules {
+                    for m in &rule.matches {
+                        let route = rules::model_route(&r.obj, rule, m, port, scheme);
+                        out.push((host_match(h), m.precedence.clone(), route));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let mut by_port: BTreeMap<u16, Vec<&Listener>> = BTreeMap::new();
+    for l in listeners.iter().filter(|l| l.programmed()) {
+        by_port.entry(l.port).or_default().push(l);
+    }
+    for (port, ls) in by_port {
+        let name = format!("gateway-{port}");
+        let protocol = match ls[0].protocol {
+            Some(Protocol::Http) => {
+                let entries = ls
+                    .iter()
+                    .flat_map(|l| entries_of(l.index, "http"))
+                    .collect();
+                PortProtocol::Http(host_table(name, entries))
+            }
+            Some(Protocol::Https) => PortProtocol::Https(
+                ls.iter()
+                    .map(|l| TlsChain {
+                        name: l.name.clone(),
+                        server_names: l.hostname.iter().cloned().collect(),
+                        certificates: l.certificates.clone(),
+                        routes: host_table(
+                            format!("{name}-{}", l.name),
+                            entries_of(l.index, "https"),
+                        ),
+                    })
+                    .collect(),
+            ),
+            Some(Protocol::TlsPassthrough) => PortProtocol::TlsPassthrough(passthrough_chains(
+                cx,
+                &ls,
+                routes,
+                lowered,
+                attachments,
+            )),
+            None => continue,
+        };
+        cx.model.ports.push(PortListener {
+            port,
+            bind_port: container_port(port),
+            protocol,
+        });
+    }
+}
+
+/// One TCP proxy chain per SNI host of the TLSRoutes attached (the oldest
+/// route of a host wins).
+fn passthrough_chains(
+    cx: &mut Cx<'_>,
+    ls: &[&Listener],
+    routes: &[RouteObject],
+    lowered: &[Option<LoweredRoute>],
+    attachments: &[Attachment],
+) -> Vec<PassthroughChain> {
+    let _ = cx;
+    let mut by_host: BTreeMap<Option<String>, Vec<WeightedBackend>> = BTreeMap::new();
+    let mut order: Vec<(usize, &Attachment)> = attachments
+        .iter()
+        .filter(|a| ls.iter().any(|l| l.index == a.listener))
+        .map(|a| (routes[a.route].order, a))
+        .collect();
+    order.sort_by_key(|(o, a)| (*o, a.listener));
+    for (_, a) in order {
+        let Some(l) = &lowered[a.route] else { continue };
+        let Some(rule) = l.rules.first() else {
+            continue;
+        };
+        let rules::RuleAction::Forward { backends, .. } = &rule.action else {
+            continue;
+        };
+        for h in &a.hostnames {
+            by_host.entry(h.clone()).or_insert_with(|| backends.clone());
+        }
+    }
+    by_host
+        .into_iter()
+        .map(|(h, backends)| PassthroughChain {
+            name: h.clone().unwrap_or_else(|| "*".into()),
+            server_names: h.into_iter().collect(),
+            backends,
+        })
+        .collect()
+}
+
+impl GatewayApiObjects {
+    /// The objects of a multi-document YAML stream (tests, `render`-like
+    /// tools): the Gateway (the last one), routes, ReferenceGrants, Services,
+    /// EndpointSlices, Secrets; a Namespace document adds the namespace and
+    /// its labels to the tenant. Other kinds are ignored.
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {
+            serde_json::from_value(v).map_err(|e| e.to_string())
+        }
+        let mut out = Self::default();
+        for doc in crate::yaml::documents(text) {
+            let doc = doc.map_err(|e| e.to_string())?;
+            let kind = doc
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or("")
+                .to_string();
+            match kind.as_str() {
+                "Gateway" => out.gateway = parse(doc)?,
+                "HTTPRoute" => out.http_routes.push(parse(doc)?),
+                "GRPCRoute" => out.grpc_routes.push(parse(doc)?),
+                "TLSRoute" => out.tls_routes.push(parse(doc)?),
+                "ReferenceGrant" => out.reference_grants.push(parse(doc)?),
+                "Service" => out.services.push(parse(doc)?),
+                "EndpointSlice" => out.endpoint_slices.push(parse(doc)?),
+                "Secret" => out.secrets.push(parse(doc)?),
+                "Namespace" => {
+                    let ns: k8s_openapi::api::core::v1::Namespace = parse(doc)?;
+                    let name = ns.metadata.name.unwrap_or_default();
+                    let mut labels = ns.metadata.labels.unwrap_or_default();
+                    // As the API server sets it.
+                    labels.insert("kubernetes.io/metadata.name".into(), name.clone());
+                    out.namespaces.insert(name, labels);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
