@@ -173,9 +173,7 @@ mod tests {
     use super::*;
     use crds::TenantGatewaySpec;
     use k8s_openapi::api::core::v1::NamespaceStatus;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelector, LabelSelectorRequirement, ObjectMeta,
-    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     fn t(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap())
@@ -202,21 +200,11 @@ mod tests {
 
     fn ns(name: &str, labels: &[(&str, &str)], terminating: bool) -> Namespace {
         Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
             status: terminating.then(|| NamespaceStatus {
                 phase: Some("Terminating".into()),
                 ..Default::default()
             }),
-            ..Default::default()
+            ..crate::build::fixtures::namespace(name, labels)
         }
     }
 

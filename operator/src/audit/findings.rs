@@ -7,7 +7,7 @@ use super::rbac::{
     ObjectRef, RbacObjects, Request, Scope,
 };
 use super::AuditError;
-use crate::build::{build_all, build_rbac, names, BuildContext, Desired, ResolvedTenant};
+use crate::build::{build_all, build_rbac, names, BuildContext, Desired, Fleet};
 use crate::claims::{resolve_claims, ClaimDecision};
 use crds::{NamespaceConflict, TenantGateway, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -361,7 +361,7 @@ fn tenants<'a>(snap: &'a Snapshot, ctx: &BuildContext) -> Vec<Tenant<'a>> {
 /// The RBAC the operator applies for a tenant. Built without validating the
 /// spec: an invalid TenantGateway keeps the bindings it had.
 fn expected_rbac(gw: &TenantGateway, claims: &ClaimDecision, ctx: &BuildContext) -> Vec<Desired> {
-    match ResolvedTenant::new(gw, ctx) {
+    match Fleet::tenant(gw, ctx) {
         Ok(t) => build_rbac(&t, claims),
         Err(_) => Vec::new(),
     }
