@@ -5,6 +5,7 @@
 //! status once it runs.
 
 pub mod class;
+pub mod controller;
 pub mod features;
 pub mod status;
 
