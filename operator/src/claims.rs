@@ -126,6 +126,36 @@ pub fn resolve_claims(
     reserved: &str,
     tenant: &str,
 ) -> Result<ClaimDecision, String> {
+    let requests = claim_requests(gateways, namespaces, reserved, Some(tenant))?;
+    Ok(arbitrate(&requests).remove(tenant).unwrap_or_default())
+}
+
+/// Every tenant's share, as [`resolve_claims`] decides each (a tenant whose
+/// spec cannot be read keeps what its status says it holds).
+pub fn resolve_all_claims(
+    gateways: &[Arc<TenantGateway>],
+    namespaces: &[Namespace],
+    reserved: &str,
+) -> BTreeMap<String, ClaimDecision> {
+    // With no tenant to fail for, claim_requests cannot fail.
+    arbitrate(&claim_requests(gateways, namespaces, reserved, None).unwrap_or_default())
+}
+
+/// Namespace → the tenant holding it.
+pub fn holders(decisions: &BTreeMap<String, ClaimDecision>) -> BTreeMap<String, String> {
+    decisions
+        .iter()
+        .flat_map(|(tenant, d)| d.claimed.iter().map(move |ns| (ns.clone(), tenant.clone())))
+        .collect()
+}
+
+/// Every live gateway's request; `Err` when `strict`'s own spec is invalid.
+fn claim_requests(
+    gateways: &[Arc<TenantGateway>],
+    namespaces: &[Namespace],
+    reserved: &str,
+    strict: Option<&str>,
+) -> Result<Vec<ClaimRequest>, String> {
     let claimable: Vec<Namespace> = namespaces
         .iter()
         .filter(|n| n.metadata.name.as_deref() != Some(reserved))
@@ -139,14 +169,14 @@ pub fn resolve_claims(
         }
         match claim_request(gw, &claimable) {
             Ok(r) => requests.push(r),
-            Err(e) if gw.name_any() == tenant => return Err(e),
+            Err(e) if Some(gw.name_any().as_str()) == strict => return Err(e),
             // An invalid spec is not applied, so that gateway's RoleBindings
             // stay: it keeps holding what it held, or two tenants could read
             // the same namespace.
             Err(_) => requests.push(held_in_status(gw, &claimable)),
         }
     }
-    Ok(arbitrate(&requests).remove(tenant).unwrap_or_default())
+    Ok(requests)
 }
 
 /// The request of a gateway whose spec cannot be read: the namespaces its
@@ -173,9 +203,7 @@ mod tests {
     use super::*;
     use crds::TenantGatewaySpec;
     use k8s_openapi::api::core::v1::NamespaceStatus;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelector, LabelSelectorRequirement, ObjectMeta,
-    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     fn t(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap())
@@ -202,21 +230,11 @@ mod tests {
 
     fn ns(name: &str, labels: &[(&str, &str)], terminating: bool) -> Namespace {
         Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
             status: terminating.then(|| NamespaceStatus {
                 phase: Some("Terminating".into()),
                 ..Default::default()
             }),
-            ..Default::default()
+            ..crate::build::fixtures::namespace(name, labels)
         }
     }
 
@@ -500,6 +518,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.claimed, set(&["shop"]));
+    }
+
+    /// What the Gateway controller uses: every tenant's share is what
+    /// `resolve_claims` gives that tenant, and each claimed namespace has
+    /// one holder.
+    #[test]
+    fn all_claims_agree_with_each_tenants_and_name_one_holder() {
+        let namespaces = vec![
+            ns("shop", &[("tenant", "acme")], false),
+            ns("lobby", &[], false),
+            ns(OPERATOR_NS, &[("tenant", "acme")], false),
+        ];
+        let gws = [selecting_acme("acme", 10), selecting_acme("older", 1)];
+        let all = resolve_all_claims(&gws, &namespaces, OPERATOR_NS);
+        for tenant in ["acme", "older"] {
+            let one = resolve_claims(&gws, &namespaces, OPERATOR_NS, tenant).unwrap();
+            assert_eq!(all[tenant], one, "{tenant}");
+        }
+        let h = holders(&all);
+        assert_eq!(h.get("shop").map(String::as_str), Some("older"));
+        assert_eq!(h.get("lobby"), None);
+        assert_eq!(h.get(OPERATOR_NS), None, "reserved");
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub const ACCEPTED: &str = "Accepted";
 pub const READY: &str = "Ready";
 pub const NAMESPACES_CLAIMED: &str = "NamespacesClaimed";
 
+pub const PROGRAMMED: &str = "Programmed";
+
 pub fn condition(
     type_: &str,
     ok: bool,
@@ -15,9 +17,21 @@ pub fn condition(
     message: impl Into<String>,
     generation: Option<i64>,
 ) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    condition_with_status(type_, status, reason, message, generation)
+}
+
+/// A condition whose status may be `Unknown`.
+pub fn condition_with_status(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         type_: type_.to_string(),
-        status: if ok { "True" } else { "False" }.to_string(),
+        status: status.to_string(),
         reason: reason.to_string(),
         message: message.into(),
         observed_generation: generation,

@@ -8,6 +8,7 @@ pub mod build;
 pub mod claims;
 pub mod cmd;
 pub mod conditions;
+pub mod gateway;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

@@ -60,15 +60,15 @@ pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Where a reconcile pass is, for the timeout error.
 #[derive(Default)]
-struct Stage(std::sync::Mutex<String>);
+pub(crate) struct Stage(std::sync::Mutex<String>);
 
 impl Stage {
-    fn set(&self, what: impl Into<String>) {
+    pub(crate) fn set(&self, what: impl Into<String>) {
         if let Ok(mut s) = self.0.lock() {
             *s = what.into();
         }
     }
-    fn get(&self) -> String {
+    pub(crate) fn get(&self) -> String {
         self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
@@ -98,7 +98,11 @@ pub struct Context {
     pub reconcile_timeout: Duration,
 }
 
-fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+pub(crate) fn dyn_api(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
         None => Api::all_with(client.clone(), ar),
@@ -107,7 +111,7 @@ fn dyn_api(client: &Client, ar: &ApiResource, namespace: Option<&str>) -> Api<Dy
 
 /// Apply: server-side apply under one field manager, in build order
 /// (RBAC before the claims ConfigMap the sidecar follows).
-async fn apply_all(
+pub(crate) async fn apply_all(
     client: &Client,
     desired: &[Desired],
     stage: &Stage,
@@ -128,11 +132,23 @@ async fn apply_all(
     Ok(())
 }
 
-/// Delete stale: delete this tenant's labelled objects that the pass did not produce.
-async fn delete_stale(
+/// The tenant's own (Ingress fleet) objects: its Gateway fleets carry its
+/// tenant label too, but are the Gateway controller's.
+fn tenant_selector(tenant: &str) -> String {
+    format!(
+        "{LABEL_MANAGED_BY}={MANAGER},{LABEL_TENANT}={tenant},!{}",
+        names::LABEL_GATEWAY_NAME
+    )
+}
+
+/// Delete stale: delete the objects `selector` matches that the pass did
+/// not produce, kind by kind in [`MANAGED_KINDS`] order (or the reverse:
+/// the ServiceAccount last, so that its presence says a removal is unfinished).
+pub(crate) async fn delete_stale(
     client: &Client,
-    tenant: &str,
+    selector: &str,
     desired: &[Desired],
+    reverse: bool,
 ) -> Result<usize, ReconcileError> {
     let keep: BTreeSet<(String, Option<String>, String)> = desired
         .iter()
@@ -144,11 +160,13 @@ async fn delete_stale(
             )
         })
         .collect();
-    let lp = ListParams::default().labels(&format!(
-        "{LABEL_MANAGED_BY}={MANAGER},{LABEL_TENANT}={tenant}"
-    ));
+    let lp = ListParams::default().labels(selector);
     let mut deleted = 0;
-    for ar in MANAGED_KINDS.iter().map(|k| k.api_resource()) {
+    let mut kinds: Vec<ApiResource> = MANAGED_KINDS.iter().map(|k| k.api_resource()).collect();
+    if reverse {
+        kinds.reverse();
+    }
+    for ar in kinds {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         let list = api
             .list_metadata(&lp)
@@ -202,7 +220,7 @@ async fn write_status(
     Ok(())
 }
 
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
@@ -226,7 +244,16 @@ pub async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let stage = Stage::default();
     let limit = ctx.reconcile_timeout;
-    match tokio::time::timeout(limit, reconcile_pass(gw, ctx, &stage)).await {
+    within(limit, &stage, reconcile_pass(gw, ctx, &stage)).await
+}
+
+/// `pass`, abandoned with a Timeout naming its stage after `limit`.
+pub(crate) async fn within(
+    limit: Duration,
+    stage: &Stage,
+    pass: impl std::future::Future<Output = Result<Action, ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    match tokio::time::timeout(limit, pass).await {
         Ok(result) => result,
         Err(_) => Err(ReconcileError::Timeout {
             limit,
@@ -255,7 +282,13 @@ async fn reconcile_pass(
     let desired = build_all(&gw, &decision, &ctx.build)?;
     apply_all(&ctx.client, &desired, stage).await?;
     stage.set("deleting stale objects");
-    delete_stale(&ctx.client, &gw.name_any(), &desired).await?;
+    delete_stale(
+        &ctx.client,
+        &tenant_selector(&gw.name_any()),
+        &desired,
+        false,
+    )
+    .await?;
     let (deployment, service) = observe_workload(&ctx, &gw, stage).await?;
     let update = status::applied(
         &gw,
@@ -310,12 +343,7 @@ fn current_claims(
     stage: &Stage,
 ) -> Result<ClaimDecision, ReconcileError> {
     stage.set("resolving claims");
-    let namespaces: Vec<Namespace> = ctx
-        .namespaces
-        .state()
-        .iter()
-        .map(|n| (**n).clone())
-        .collect();
+    let namespaces = namespaces_of(&ctx.namespaces);
     let reserved = ctx.build.operator_namespace.as_str();
     resolve_claims(&ctx.gateways.state(), &namespaces, reserved, &gw.name_any())
         .map_err(ReconcileError::Claims)
@@ -362,12 +390,34 @@ pub fn error_policy(_gw: Arc<TenantGateway>, err: &ReconcileError, ctx: Arc<Cont
     Action::requeue(Duration::from_secs(5))
 }
 
-fn all_gateways(store: &Store<TenantGateway>) -> Vec<ObjectRef<TenantGateway>> {
+/// The Namespaces in `store`, as the claim arbitration takes them.
+pub(crate) fn namespaces_of(store: &Store<Namespace>) -> Vec<Namespace> {
+    store.state().iter().map(|n| (**n).clone()).collect()
+}
+
+/// Every object in `store`, to reconcile them all.
+pub(crate) fn all_refs<K>(store: &Store<K>) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
     store
         .state()
         .iter()
         .map(|g| ObjectRef::from_obj(&**g))
         .collect()
+}
+
+/// A controller's result: reconcile failures are logged by the error
+/// policy; watch and queue errors (a LIST that fails, an object that does
+/// not decode) here, or nothing says why no reconcile runs.
+pub(crate) async fn log_controller_error<K, E: std::fmt::Display>(
+    res: Result<K, kube::runtime::controller::Error<ReconcileError, E>>,
+) {
+    if let Err(e) = res {
+        if !matches!(e, kube::runtime::controller::Error::ReconcilerFailed(..)) {
+            tracing::warn!(error = %e, "controller watch or queue error");
+        }
+    }
 }
 
 /// Run the controller until `shutdown` completes.
@@ -412,6 +462,18 @@ pub async fn run(
         "Namespace cache synced"
     );
 
+    // Gateway API, when its CRDs are installed: its own controllers, which
+    // read the same Namespace store.
+    if crate::gateway::controller::gateway_api_installed(&client).await {
+        tokio::spawn(crate::gateway::controller::run(
+            client.clone(),
+            build.clone(),
+            ns_store.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+
     // The controller holds every reconcile until its TenantGateway store has
     // listed everything (its own single wait on that store).
     let controller = Controller::new(gws.clone(), watcher::Config::default());
@@ -447,26 +509,17 @@ pub async fn run(
         .watches(
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default(),
-            move |_ns: Namespace| all_gateways(&for_ns),
+            move |_ns: Namespace| all_refs(&for_ns),
         )
         // One tenant's spec or deletion can hand namespaces to another.
         .watches(
             gws,
             watcher::Config::default(),
-            move |_gw: TenantGateway| all_gateways(&for_gw),
+            move |_gw: TenantGateway| all_refs(&for_gw),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                // Reconcile failures are logged by `error_policy`.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                // Watch and queue errors (a LIST that fails, an object that does
-                // not decode): without them nothing says why no reconcile runs.
-                Err(e) => tracing::warn!(error = %e, "controller watch or queue error"),
-                Ok(_) => {}
-            }
-        })
+        .for_each(log_controller_error)
         .await;
 }
 

@@ -7,7 +7,7 @@ use super::rbac::{
     ObjectRef, RbacObjects, Request, Scope,
 };
 use super::AuditError;
-use crate::build::{build_all, build_rbac, names, BuildContext, Desired, ResolvedTenant};
+use crate::build::{build_all, build_rbac, names, BuildContext, Desired, Fleet};
 use crate::claims::{resolve_claims, ClaimDecision};
 use crds::{NamespaceConflict, TenantGateway, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,6 +26,9 @@ pub const SHIPPED_LEADER_ELECTION: &str = include_str!("../../../config/rbac/lea
 /// The reader ClusterRole tenants are bound to, as shipped.
 pub const SHIPPED_TENANT_READER: &str =
     include_str!("../../../config/rbac/tenant_reader_cluster_role.yaml");
+/// The reader ClusterRole Gateway fleets are bound to, as shipped.
+pub const SHIPPED_GATEWAY_READER: &str =
+    include_str!("../../../config/rbac/gateway_reader_cluster_role.yaml");
 /// The operator's ServiceAccount (config/rbac/service_account.yaml).
 pub const OPERATOR_SERVICE_ACCOUNT: &str = names::OPERATOR_NAME;
 /// The operator's Deployment (config/manager/deployment.yaml).
@@ -361,7 +364,7 @@ fn tenants<'a>(snap: &'a Snapshot, ctx: &BuildContext) -> Vec<Tenant<'a>> {
 /// The RBAC the operator applies for a tenant. Built without validating the
 /// spec: an invalid TenantGateway keeps the bindings it had.
 fn expected_rbac(gw: &TenantGateway, claims: &ClaimDecision, ctx: &BuildContext) -> Vec<Desired> {
-    match ResolvedTenant::new(gw, ctx) {
+    match Fleet::tenant(gw, ctx) {
         Ok(t) => build_rbac(&t, claims),
         Err(_) => Vec::new(),
     }
@@ -567,6 +570,74 @@ fn unexpected_binding(
         object: binding,
         message,
         details: grants.iter().map(|g| grant_line(g)).collect(),
+    }
+}
+
+/// The identities of the tenants' Gateway fleets: the ServiceAccounts the
+/// operator's Gateway-fleet RoleBindings name, with their tenant.
+fn gateway_fleet_identities(snap: &Snapshot) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rb in &snap.rbac.role_bindings {
+        let labels = rb.metadata.labels.clone().unwrap_or_default();
+        let ours = labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGER)
+            && labels.contains_key(names::LABEL_GATEWAY_NAME);
+        let Some(tenant) = labels.get(LABEL_TENANT).filter(|_| ours) else {
+            continue;
+        };
+        for s in rb.subjects.iter().flatten() {
+            if let (true, Some(ns)) = (s.kind == "ServiceAccount", &s.namespace) {
+                out.insert((tenant.clone(), ns.clone(), s.name.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// A Gateway fleet's identity holds nothing outside its tenant's claimed
+/// namespaces: no cluster-scoped permission, no namespace the tenant lost
+/// (a fleet whose Gateway's namespace is no longer held shows here through
+/// its `-self` binding).
+fn gateway_fleet_findings(
+    snap: &Snapshot,
+    tenants: &[Tenant<'_>],
+    filter: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) {
+    let none = BTreeSet::new();
+    for (tenant, ns, sa) in gateway_fleet_identities(snap) {
+        if !is_audited(filter, &tenant) {
+            continue;
+        }
+        let claimed = tenants
+            .iter()
+            .find(|t| t.name == tenant)
+            .map_or(&none, |t| &t.claimed);
+        let grants = snap
+            .rbac
+            .effective_grants(&Identity::service_account(&ns, &sa));
+        let mut outside: BTreeMap<ObjectRef, Vec<&Grant>> = BTreeMap::new();
+        for g in grants
+            .iter()
+            .filter(|g| !is_ambient(&g.rule) && !inside(&g.scope, claimed))
+        {
+            outside.entry(g.binding.clone()).or_default().push(g);
+        }
+        for (binding, grants) in outside {
+            let secrets = grants.iter().any(|g| rule_reads_secrets(&g.rule));
+            let wheres: BTreeSet<String> = grants.iter().map(|g| g.scope.to_string()).collect();
+            findings.push(Finding {
+                severity: if secrets { Severity::Critical } else { Severity::High },
+                check: Check::PermissionOutsideClaims,
+                tenant: Some(tenant.clone()),
+                object: binding,
+                message: format!(
+                    "Gateway fleet {ns}/{sa} of {tenant} {} outside the tenant's claimed namespaces ({})",
+                    if secrets { "can read Secrets" } else { "has permissions" },
+                    wheres.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                details: grants.iter().map(|g| grant_line(g)).collect(),
+            });
+        }
     }
 }
 
@@ -1144,6 +1215,7 @@ pub fn evaluate(
         });
     }
     shared_namespaces(snap, &audited, &mut findings);
+    gateway_fleet_findings(snap, &all, filter, &mut findings);
     let operator = OperatorReport {
         namespace: snap.operator_namespace.clone(),
         service_account: OPERATOR_SERVICE_ACCOUNT.into(),

@@ -137,6 +137,7 @@ fn clean() -> Snapshot {
         cluster_roles: yaml_docs(SHIPPED_OPERATOR_CLUSTER_ROLE, "ClusterRole")
             .into_iter()
             .chain(yaml_docs(SHIPPED_TENANT_READER, "ClusterRole"))
+            .chain(yaml_docs(SHIPPED_GATEWAY_READER, "ClusterRole"))
             .chain([cluster_role(
                 "system:basic-user",
                 vec![rule(
@@ -1025,4 +1026,80 @@ fn report_renders_in_every_format() {
     assert_eq!(yaml["findings"][0]["object"]["name"], "by-hand");
     let clean_table = super::report::table(&eval(&clean()));
     assert!(clean_table.contains("namespace-conflict"), "{clean_table}");
+}
+
+/// The clean cluster plus acme's Gateway `web` in acme-shop, its fleet's
+/// RBAC as the operator builds it.
+fn with_gateway_fleet(namespace: &str) -> Snapshot {
+    let mut snap = clean();
+    let all: Vec<Arc<TenantGateway>> = snap.gateways.iter().cloned().map(Arc::new).collect();
+    let decision = resolve_claims(&all, &snap.namespaces, OP_NS, "acme").unwrap();
+    let acme = snap.gateways[0].clone();
+    let web = crate::build::fixtures::gateway(namespace, "web", &[("http", 80, "HTTP")]);
+    let ctx = crate::build::BuildContext::with_defaults(OP_NS);
+    let fleet = crate::build::build_gateway_fleet(&acme, &decision, &ctx, &web, &snap.namespaces);
+    for d in fleet.unwrap() {
+        match d {
+            Desired::Role(r) => snap.rbac.roles.push(r),
+            Desired::RoleBinding(r) => snap.rbac.role_bindings.push(r),
+            _ => {}
+        }
+    }
+    snap
+}
+
+fn fleet_sa(namespace: &str) -> Subject {
+    Subject {
+        kind: "ServiceAccount".into(),
+        name: "web-tenant-gateway".into(),
+        namespace: Some(namespace.into()),
+        api_group: None,
+    }
+}
+
+#[test]
+fn a_gateway_fleet_as_built_has_no_findings() {
+    assert_eq!(summary(&findings(&with_gateway_fleet("acme-shop"))), vec![]);
+}
+
+#[test]
+fn a_gateway_fleet_with_a_cluster_scoped_grant_is_critical() {
+    let mut snap = with_gateway_fleet("acme-shop");
+    snap.rbac.cluster_role_bindings.push(crb(
+        "fleet-wide",
+        "tenant-gateway-gateway-reader",
+        vec![fleet_sa("acme-shop")],
+    ));
+    let fs = findings(&snap);
+    assert_eq!(
+        summary(&fs),
+        vec![(
+            Severity::Critical,
+            Check::PermissionOutsideClaims,
+            t("acme"),
+            "ClusterRoleBinding/fleet-wide".to_string()
+        )]
+    );
+    assert!(
+        fs[0].message.contains("acme-shop/web-tenant-gateway"),
+        "{}",
+        fs[0].message
+    );
+    assert!(fs[0].message.contains("cluster"), "{}", fs[0].message);
+}
+
+#[test]
+fn a_gateway_fleet_left_in_a_namespace_the_tenant_lost_is_reported() {
+    // "spare" is nobody's: the fleet's -self binding there is outside acme's claims.
+    let fs = findings(&with_gateway_fleet("spare"));
+    let objects: Vec<String> = fs
+        .iter()
+        .filter(|f| f.check == Check::PermissionOutsideClaims)
+        .map(|f| f.object.to_string())
+        .collect();
+    assert_eq!(
+        objects,
+        ["RoleBinding/spare/web-tenant-gateway-self"],
+        "{fs:#?}"
+    );
 }

@@ -790,12 +790,7 @@ mod tests {
         ObjectMeta {
             name: Some(name.into()),
             namespace: ns.map(str::to_string),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            labels: Some(crate::build::fixtures::label_map(labels)),
             ..Default::default()
         }
     }

@@ -45,3 +45,55 @@ pub fn claims(claimed: &[&str], conflicts: &[(&str, &str)]) -> ClaimDecision {
             .collect(),
     }
 }
+
+/// A Gateway of class `tenant-gateway` as the API server returns it, with
+/// the given `(name, port, protocol)` listeners.
+pub fn gateway(
+    namespace: &str,
+    name: &str,
+    listeners: &[(&str, i32, &str)],
+) -> gwapi::gateways::Gateway {
+    use gwapi::gateways::{Gateway, GatewayListeners, GatewaySpec};
+    Gateway {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            uid: Some("11111111-2222-3333-4444-555555555555".into()),
+            generation: Some(1),
+            ..Default::default()
+        },
+        spec: GatewaySpec {
+            gateway_class_name: "tenant-gateway".into(),
+            listeners: listeners
+                .iter()
+                .map(|(n, port, protocol)| GatewayListeners {
+                    name: n.to_string(),
+                    port: *port,
+                    protocol: protocol.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+/// A Namespace with `labels`.
+pub fn namespace(name: &str, labels: &[(&str, &str)]) -> k8s_openapi::api::core::v1::Namespace {
+    k8s_openapi::api::core::v1::Namespace {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(label_map(labels)),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+pub fn label_map(labels: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! manifest parsed into its typed object, strictly (a misspelt field that the
 //! typed object drops fails the test).
 
-use super::names::READER_CLUSTER_ROLE;
+use super::names::{GATEWAY_READER_CLUSTER_ROLE, READER_CLUSTER_ROLE};
 use super::pss::restricted_violations;
 use crate::claims::{arbitrate, claim_request};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -179,8 +179,13 @@ fn operator_cluster_role_is_least_privilege() {
             );
             assert_eq!(
                 r.resource_names.as_deref(),
-                Some(&[READER_CLUSTER_ROLE.to_string()][..]),
-                "bind must be limited to the reader ClusterRole"
+                Some(
+                    &[
+                        READER_CLUSTER_ROLE.to_string(),
+                        GATEWAY_READER_CLUSTER_ROLE.to_string()
+                    ][..]
+                ),
+                "bind must be limited to the reader ClusterRoles"
             );
         }
     }
@@ -263,6 +268,31 @@ fn operator_cluster_role_is_least_privilege() {
         ),
         ("", "events", &["create", "patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
+        (
+            "gateway.networking.k8s.io",
+            "gatewayclasses",
+            &["get", "list", "watch", "create", "update", "patch"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "gatewayclasses/status",
+            &["get", "patch", "update"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "gateways",
+            &["get", "list", "watch"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "gateways/status",
+            &["get", "patch", "update"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "gateways/finalizers",
+            &["update"],
+        ),
     ] {
         for verb in verbs {
             assert!(
@@ -276,6 +306,16 @@ fn operator_cluster_role_is_least_privilege() {
         "clusterroles",
         "create"
     ));
+    // Gateways belong to tenants; routes are read by each fleet alone.
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(
+            !grants("gateway.networking.k8s.io", "gateways", verb),
+            "{verb}"
+        );
+    }
+    for res in ["httproutes", "grpcroutes", "referencegrants"] {
+        assert!(!grants("gateway.networking.k8s.io", res, "list"), "{res}");
+    }
     assert!(!grants(
         "rbac.authorization.k8s.io",
         "clusterrolebindings",
@@ -305,18 +345,8 @@ fn operator_cluster_role_is_least_privilege() {
 #[test]
 fn tenant_reader_cluster_role() {
     let rbac = parse("rbac");
-    let rules = rules_of(&rbac.cluster_roles, READER_CLUSTER_ROLE);
-    let mut granted = BTreeSet::new();
-    for r in rules {
-        for g in r.api_groups.iter().flatten() {
-            for res in r.resources.iter().flatten() {
-                for v in &r.verbs {
-                    granted.insert(format!("{v} {g}/{res}"));
-                }
-            }
-        }
-    }
-    let mut want = BTreeSet::new();
+    let granted = grant_lines(rules_of(&rbac.cluster_roles, READER_CLUSTER_ROLE));
+    let mut want = event_grants();
     for (g, res) in [
         ("networking.k8s.io", "ingresses"),
         ("networking.k8s.io", "ingressclasses"),
@@ -331,12 +361,83 @@ fn tenant_reader_cluster_role() {
     for v in ["update", "patch"] {
         want.insert(format!("{v} networking.k8s.io/ingresses/status"));
     }
-    for g in ["", "events.k8s.io"] {
-        for v in ["create", "patch"] {
-            want.insert(format!("{v} {g}/events"));
+    assert_eq!(granted, want, "exactly the reader's grants, nothing more");
+}
+
+/// `<verb> <group>/<resource>` for each rule's combinations.
+fn grant_lines(rules: &[PolicyRule]) -> BTreeSet<String> {
+    let mut granted = BTreeSet::new();
+    for r in rules {
+        for g in r.api_groups.iter().flatten() {
+            for res in r.resources.iter().flatten() {
+                for v in &r.verbs {
+                    granted.insert(format!("{v} {g}/{res}"));
+                }
+            }
         }
     }
-    assert_eq!(granted, want, "exactly the reader's grants, nothing more");
+    granted
+}
+
+/// What every fleet's sidecar may do with Events (in its namespaces).
+fn event_grants() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for g in ["", "events.k8s.io"] {
+        for v in ["create", "patch"] {
+            out.insert(format!("{v} {g}/events"));
+        }
+    }
+    out
+}
+
+/// The Gateway fleets' reader: Gateway API objects and their status, and the
+/// backends and Secrets they name; bound only by RoleBindings.
+#[test]
+fn gateway_reader_cluster_role() {
+    let rbac = parse("rbac");
+    let rules = rules_of(&rbac.cluster_roles, GATEWAY_READER_CLUSTER_ROLE);
+    for r in rules {
+        assert!(
+            r.non_resource_urls.is_none() && r.resource_names.is_none(),
+            "{r:?}"
+        );
+    }
+    let granted = grant_lines(rules);
+    let mut want = event_grants();
+    let gw = "gateway.networking.k8s.io";
+    let read = [
+        ("", "services"),
+        ("", "secrets"),
+        ("discovery.k8s.io", "endpointslices"),
+        (gw, "gateways"),
+        (gw, "httproutes"),
+        (gw, "grpcroutes"),
+        (gw, "tlsroutes"),
+        (gw, "tcproutes"),
+        (gw, "udproutes"),
+        (gw, "referencegrants"),
+        (gw, "backendtlspolicies"),
+    ];
+    for (g, res) in read {
+        for v in ["get", "list", "watch"] {
+            want.insert(format!("{v} {g}/{res}"));
+        }
+        if g == gw && res != "referencegrants" {
+            for v in ["get", "update", "patch"] {
+                want.insert(format!("{v} {g}/{res}/status"));
+            }
+        }
+    }
+    assert_eq!(
+        granted, want,
+        "exactly the gateway reader's grants, nothing more"
+    );
+    assert!(
+        rbac.cluster_role_bindings
+            .iter()
+            .all(|b| b.role_ref.name != GATEWAY_READER_CLUSTER_ROLE),
+        "never bound cluster-wide"
+    );
 }
 
 #[test]

@@ -17,6 +17,8 @@ mod workload;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
+mod gateway_fleet_tests;
+#[cfg(test)]
 mod install_manifests_tests;
 #[cfg(test)]
 mod pss;
@@ -24,7 +26,10 @@ mod pss;
 mod tests;
 
 pub use config_maps::{build_bootstrap_config_map, build_claims_config_map, envoy_bootstrap_yaml};
-pub use meta::{common_labels, owner_reference, selector_labels, ResolvedTenant};
+pub use meta::{
+    common_labels, gateway_owner_reference, gateway_selector_labels, owner_reference,
+    selector_labels, Fleet, FleetNames, FleetPort, GatewayFleet,
+};
 pub use rbac::{
     build_reader_role_bindings, build_self_role, build_self_role_binding, build_service_account,
 };
@@ -34,8 +39,9 @@ pub use workload::{bootstrap_hash, build_envoy_deployment};
 
 use crate::claims::ClaimDecision;
 use crds::TenantGateway;
+use gwapi::gateways::Gateway;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -43,6 +49,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::Resource;
+use std::collections::BTreeMap;
 
 /// Operator-wide settings the builders need.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,10 +79,12 @@ impl BuildContext {
 pub enum BuildError {
     #[error("invalid TenantGateway: {}", join(.0))]
     Invalid(Vec<SpecError>),
-    #[error("TenantGateway has no metadata.name")]
-    MissingName,
-    #[error("TenantGateway {0} has no metadata.uid (it must come from the API server)")]
-    MissingUid(String),
+    #[error("{kind} has no metadata.name")]
+    MissingName { kind: String },
+    #[error("{kind} {name} has no metadata.uid (it must come from the API server)")]
+    MissingUid { kind: String, name: String },
+    #[error("Gateway {0} has no metadata.namespace")]
+    MissingNamespace(String),
     #[error("building the Envoy bootstrap: {0}")]
     Bootstrap(#[source] xds::bootstrap::BootstrapError),
     #[error("converting {kind} {name} to a dynamic object: {source}")]
@@ -92,7 +101,9 @@ impl BuildError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid_spec",
-            Self::MissingName | Self::MissingUid(_) => "missing_metadata",
+            Self::MissingName { .. } | Self::MissingUid { .. } | Self::MissingNamespace(_) => {
+                "missing_metadata"
+            }
             Self::Bootstrap(_) => "bootstrap",
             Self::Dynamic { .. } => "dynamic_object",
         }
@@ -218,26 +229,71 @@ pub fn build_all(
     ctx: &BuildContext,
 ) -> Result<Vec<Desired>, BuildError> {
     validate(gw).map_err(BuildError::Invalid)?;
-    let t = ResolvedTenant::new(gw, ctx)?;
-    let bootstrap = envoy_bootstrap_yaml(t.name())?;
-
-    let mut out = vec![Desired::ServiceAccount(build_service_account(&t))];
-    out.extend(build_rbac(&t, claims));
-    out.push(Desired::ConfigMap(build_bootstrap_config_map(
-        &t, &bootstrap,
-    )));
-    out.push(Desired::ConfigMap(build_claims_config_map(&t, claims)));
-    out.push(Desired::Service(build_service(&t)));
-    out.extend(build_pdb(&t).map(Desired::PodDisruptionBudget));
-    out.push(Desired::Deployment(build_envoy_deployment(&t, &bootstrap)));
+    let t = Fleet::tenant(gw, ctx)?;
+    let mut out = build_fleet(&t, claims)?;
     out.extend(build_ingress_class(&t).map(Desired::IngressClass));
     out.extend(build_network_policy(&t).map(Desired::NetworkPolicy));
     Ok(out)
 }
 
+/// Every object of the fleet of `gateway` (GEP-1762), a Gateway of our class
+/// in a namespace `gw` holds, in apply order as [`build_all`]: in the
+/// Gateway's namespace, owned by it, with `gw`'s spec settings; RoleBindings
+/// to the gateway reader ClusterRole in each of `gw`'s claimed namespaces.
+/// `namespaces`: the cluster's Namespaces (for the claimed ones' labels).
+pub fn build_gateway_fleet(
+    gw: &TenantGateway,
+    claims: &ClaimDecision,
+    ctx: &BuildContext,
+    gateway: &Gateway,
+    namespaces: &[Namespace],
+) -> Result<Vec<Desired>, BuildError> {
+    validate(gw).map_err(BuildError::Invalid)?;
+    let labels = claimed_namespace_labels(claims, namespaces);
+    let f = Fleet::gateway(gw, ctx, gateway, labels)?;
+    let mut out = build_fleet(&f, claims)?;
+    out.extend(build_network_policy(&f).map(Desired::NetworkPolicy));
+    Ok(out)
+}
+
+/// The labels of each claimed namespace (none for one not in `namespaces`).
+pub fn claimed_namespace_labels(
+    claims: &ClaimDecision,
+    namespaces: &[Namespace],
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    claims
+        .claimed
+        .iter()
+        .map(|name| {
+            let labels = namespaces
+                .iter()
+                .find(|n| n.metadata.name.as_ref() == Some(name))
+                .and_then(|n| n.metadata.labels.clone())
+                .unwrap_or_default();
+            (name.clone(), labels)
+        })
+        .collect()
+}
+
+/// What every fleet has: identity and RBAC, the ConfigMaps, Service, PDB and
+/// Deployment.
+fn build_fleet(f: &Fleet<'_>, claims: &ClaimDecision) -> Result<Vec<Desired>, BuildError> {
+    let bootstrap = envoy_bootstrap_yaml(f.name())?;
+    let mut out = vec![Desired::ServiceAccount(build_service_account(f))];
+    out.extend(build_rbac(f, claims));
+    out.push(Desired::ConfigMap(build_bootstrap_config_map(
+        f, &bootstrap,
+    )));
+    out.push(Desired::ConfigMap(build_claims_config_map(f, claims)));
+    out.push(Desired::Service(build_service(f)));
+    out.extend(build_pdb(f).map(Desired::PodDisruptionBudget));
+    out.push(Desired::Deployment(build_envoy_deployment(f, &bootstrap)));
+    Ok(out)
+}
+
 /// The tenant's Role and RoleBindings: the `-self` pair in the gateway
 /// namespace, then one reader binding per claimed namespace.
-pub fn build_rbac(t: &ResolvedTenant<'_>, claims: &ClaimDecision) -> Vec<Desired> {
+pub fn build_rbac(t: &Fleet<'_>, claims: &ClaimDecision) -> Vec<Desired> {
     let mut out = vec![
         Desired::Role(build_self_role(t)),
         Desired::RoleBinding(build_self_role_binding(t)),

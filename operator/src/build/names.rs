@@ -2,7 +2,8 @@
 //! sidecar. Change them here only: both sides of every reference use these.
 
 use crds::TenantGateway;
-use std::collections::BTreeSet;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The operator's namespace when `POD_NAMESPACE` is unset (as `config/` installs it).
 pub const OPERATOR_NAMESPACE: &str = "tenant-gateway-system";
@@ -19,6 +20,9 @@ pub const LISTENER_BIND_ADDRESS: &str = "0.0.0.0";
 
 /// ClusterRole (installed with the operator) bound in each claimed namespace.
 pub const READER_CLUSTER_ROLE: &str = "tenant-gateway-tenant-reader";
+/// ClusterRole (installed with the operator) bound in each claimed namespace
+/// for a Gateway fleet.
+pub const GATEWAY_READER_CLUSTER_ROLE: &str = "tenant-gateway-gateway-reader";
 /// The emptyDir shared by Envoy and the xDS sidecar.
 pub const SOCKET_DIR: &str = "/var/run/tenant-gateway";
 /// The ADS Unix socket the sidecar serves and Envoy's bootstrap dials.
@@ -44,6 +48,9 @@ pub const BOOTSTRAP_KEY: &str = "envoy.yaml";
 pub const BOOTSTRAP_DIR: &str = "/etc/envoy";
 /// Key of the claimed namespaces in the `-claims` ConfigMap.
 pub const CLAIMS_KEY: &str = "namespaces";
+/// Key of the claimed namespaces' labels in a Gateway fleet's `-claims`
+/// ConfigMap (JSON, see [`namespace_labels_data`]).
+pub const NAMESPACE_LABELS_KEY: &str = "namespace-labels";
 /// Pod-template annotation: sha256 of the bootstrap, so a change rolls the pods.
 pub const BOOTSTRAP_HASH_ANNOTATION: &str = "tenantgateway.io/bootstrap-hash";
 /// Node id in the bootstrap; each pod overrides it with `--service-node $(POD_NAME)`.
@@ -57,6 +64,18 @@ pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const COMPONENT_ENVOY: &str = "envoy";
+/// The component label of a Gateway fleet's pods.
+pub const COMPONENT_GATEWAY: &str = "gateway";
+/// GEP-1762: on every object of a Gateway's fleet.
+pub const LABEL_GATEWAY_NAME: &str = "gateway.networking.k8s.io/gateway-name";
+/// With [`LABEL_GATEWAY_NAME`], names the Gateway a fleet object belongs to
+/// (Gateway names repeat across namespaces).
+pub const LABEL_GATEWAY_NAMESPACE: &str = "tenantgateway.io/gateway-namespace";
+
+/// The controllerName of the GatewayClasses this operator serves.
+pub const GATEWAY_CONTROLLER_NAME: &str = "tenantgateway.io/gateway";
+/// The GatewayClass the operator ships.
+pub const GATEWAY_CLASS_NAME: &str = "tenant-gateway";
 
 /// Longest tenant name whose `tgw-<tenant>` still fits a 63-character
 /// Service name (DNS-1035 label).
@@ -128,6 +147,85 @@ pub fn parse_claims_data(data: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The Envoy (container) port of a Gateway listener port: ports below 1024
+/// move up by 10000, as the pods run without NET_BIND_SERVICE.
+// Here until xds exports it (the Gateway translation listens on the same port).
+pub fn container_port(port: i32) -> i32 {
+    if port >= 1024 {
+        port
+    } else {
+        port + 10000
+    }
+}
+
+/// Name of the container (and Service) port of the TCP proxy on `port`.
+pub fn tcp_proxy_port_name(port: u16) -> String {
+    format!("tcp-{port}")
+}
+
+/// Longest Kubernetes object name that is a DNS-1035 label (Service names).
+const MAX_LABEL_LEN: usize = 63;
+
+fn is_dns1035_label(s: &str) -> bool {
+    s.len() <= MAX_LABEL_LEN
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `<gateway>-<class>` (GEP-1762) when that is a valid Service name;
+/// otherwise a valid prefix of it followed by `-` and 10 hex digits of its
+/// sha256, so distinct Gateways keep distinct fleets.
+pub fn gateway_fleet_name(gateway: &str, class: &str) -> String {
+    let full = format!("{gateway}-{class}");
+    if is_dns1035_label(&full) {
+        return full;
+    }
+    let hash = &hex::encode(Sha256::digest(full.as_bytes()))[..10];
+    let mut prefix: String = full
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_lowercase())
+        .take(MAX_LABEL_LEN - hash.len() - 1)
+        .collect();
+    while prefix.ends_with('-') {
+        prefix.pop();
+    }
+    if prefix.is_empty() {
+        format!("gw-{hash}")
+    } else {
+        format!("{prefix}-{hash}")
+    }
+}
+
+/// `<fleet>.<gateway namespace>`: a Gateway fleet's RoleBinding in each
+/// claimed namespace. The namespace keeps two same-named Gateways of one
+/// tenant apart; the dot, which neither part can hold, keeps it unambiguous.
+pub fn gateway_reader_binding_name(fleet: &str, gateway_namespace: &str) -> String {
+    format!("{fleet}.{gateway_namespace}")
+}
+
+/// The `namespace-labels` value of a Gateway fleet's claims ConfigMap:
+/// `{"<ns>": {"<label>": "<value>"}}`, keys sorted, so equal input gives
+/// equal bytes (and no needless ConfigMap update).
+pub fn namespace_labels_data(labels: &BTreeMap<String, BTreeMap<String, String>>) -> String {
+    // BTreeMaps serialize in key order; a map of strings cannot fail.
+    serde_json::to_string(labels).unwrap_or_default()
+}
+
+/// Inverse of [`namespace_labels_data`]; empty for a value that is not
+/// such a JSON object (the sidecar then matches no selector).
+pub fn parse_namespace_labels(data: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    serde_json::from_str(data).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +265,72 @@ mod tests {
         assert_eq!(parse_claims_data(&data), set);
         assert_eq!(parse_claims_data(" a \n\n b"), parse_claims_data("a\nb\n"));
         assert_eq!(claims_data(&BTreeSet::new()), "");
+    }
+
+    #[test]
+    fn container_port_moves_privileged_ports_up() {
+        for (port, want) in [
+            (80, 10080),
+            (443, 10443),
+            (1023, 11023),
+            (1024, 1024),
+            (8080, 8080),
+        ] {
+            assert_eq!(container_port(port), want, "{port}");
+        }
+    }
+
+    #[test]
+    fn gateway_fleet_names_are_valid_service_names() {
+        assert_eq!(
+            gateway_fleet_name("web", "tenant-gateway"),
+            "web-tenant-gateway"
+        );
+        let long = "a".repeat(60);
+        let cases = [
+            long.as_str(),
+            "1st-gateway",
+            "web.example.com",
+            "0123",
+            "web-",
+        ];
+        for gw in cases {
+            let n = gateway_fleet_name(gw, "tenant-gateway");
+            assert!(is_dns1035_label(&n), "{gw} -> {n}");
+            assert!(n.len() <= 63, "{n}");
+        }
+        // Hashed names stay distinct, and stable.
+        let a = gateway_fleet_name(&"a".repeat(60), "tenant-gateway");
+        let b = gateway_fleet_name(&"a".repeat(61), "tenant-gateway");
+        assert_ne!(a, b);
+        assert_eq!(a, gateway_fleet_name(&"a".repeat(60), "tenant-gateway"));
+        assert_eq!(
+            gateway_fleet_name("web.example.com", "x"),
+            gateway_fleet_name("web.example.com", "x")
+        );
+        assert_ne!(
+            gateway_fleet_name("web.a", "x"),
+            gateway_fleet_name("web-a", "x")
+        );
+        assert_eq!(
+            gateway_reader_binding_name("web-tenant-gateway", "shop"),
+            "web-tenant-gateway.shop"
+        );
+    }
+
+    #[test]
+    fn namespace_labels_json_is_deterministic_and_round_trips() {
+        let mut labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        labels.insert(
+            "zeta".into(),
+            [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into(),
+        );
+        labels.insert("alpha".into(), BTreeMap::new());
+        let data = namespace_labels_data(&labels);
+        assert_eq!(data, r#"{"alpha":{},"zeta":{"a":"1","b":"2"}}"#);
+        assert_eq!(parse_namespace_labels(&data), labels);
+        assert_eq!(namespace_labels_data(&BTreeMap::new()), "{}");
+        assert!(parse_namespace_labels("not json").is_empty());
+        assert!(parse_namespace_labels("").is_empty());
     }
 }

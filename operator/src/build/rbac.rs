@@ -2,8 +2,7 @@
 //! to the reader ClusterRole in each claimed namespace (and nowhere else), and
 //! a Role in the gateway namespace for its own claims ConfigMap and Service.
 
-use super::meta::ResolvedTenant;
-use super::names::{self, READER_CLUSTER_ROLE};
+use super::meta::Fleet;
 use crate::claims::ClaimDecision;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -11,75 +10,82 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 const READ: [&str; 3] = ["get", "list", "watch"];
 
-pub fn build_service_account(t: &ResolvedTenant<'_>) -> ServiceAccount {
+pub fn build_service_account(t: &Fleet<'_>) -> ServiceAccount {
     ServiceAccount {
-        metadata: t.meta_in_gateway_ns(names::service_account_name(t.name())),
+        metadata: t.meta_in_gateway_ns(t.names().workload.clone()),
         // Only the sidecar gets a token, through its own projected volume.
         automount_service_account_token: Some(false),
         ..Default::default()
     }
 }
 
-fn subject(t: &ResolvedTenant<'_>) -> Subject {
+fn subject(t: &Fleet<'_>) -> Subject {
     Subject {
         kind: "ServiceAccount".into(),
         api_group: None,
-        name: names::service_account_name(t.name()),
+        name: t.names().workload.clone(),
         namespace: Some(t.namespace().to_string()),
     }
 }
 
 /// One RoleBinding per claimed namespace, sorted by namespace. Conflicted
 /// namespaces get none: the API server then refuses the sidecar's reads there.
-pub fn build_reader_role_bindings(
-    t: &ResolvedTenant<'_>,
-    claims: &ClaimDecision,
-) -> Vec<RoleBinding> {
+pub fn build_reader_role_bindings(t: &Fleet<'_>, claims: &ClaimDecision) -> Vec<RoleBinding> {
     claims
         .claimed
         .iter()
         .map(|ns| RoleBinding {
-            metadata: t.meta(names::reader_role_binding_name(t.name()), Some(ns)),
+            metadata: t.meta(t.names().reader_binding.clone(), Some(ns)),
             role_ref: RoleRef {
                 api_group: RBAC_GROUP.into(),
                 kind: "ClusterRole".into(),
-                name: READER_CLUSTER_ROLE.into(),
+                name: t.reader_cluster_role().into(),
             },
             subjects: Some(vec![subject(t)]),
         })
         .collect()
 }
 
-fn read_named(resource: &str, name: String) -> PolicyRule {
+fn named(group: &str, resource: &str, name: String, verbs: &[&str]) -> PolicyRule {
     PolicyRule {
-        api_groups: Some(vec![String::new()]),
+        api_groups: Some(vec![group.into()]),
         resources: Some(vec![resource.into()]),
         resource_names: Some(vec![name]),
-        verbs: READ.iter().map(|v| v.to_string()).collect(),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
         non_resource_urls: None,
     }
 }
 
-/// Read access to exactly the tenant's claims ConfigMap and Service. With
-/// resourceNames, list/watch are allowed only with a
-/// `metadata.name=<name>` field selector.
-pub fn build_self_role(t: &ResolvedTenant<'_>) -> Role {
+/// Read access to exactly the fleet's claims ConfigMap and Service (and a
+/// Gateway fleet's own Gateway, whose status it writes). With resourceNames,
+/// list/watch are allowed only with a `metadata.name=<name>` field selector.
+pub fn build_self_role(t: &Fleet<'_>) -> Role {
+    let mut rules = vec![
+        named("", "configmaps", t.names().claims_config_map.clone(), &READ),
+        named("", "services", t.names().workload.clone(), &READ),
+    ];
+    if let Some(g) = t.gateway_fleet() {
+        rules.push(named(gwapi::GROUP, "gateways", g.name.clone(), &READ));
+        rules.push(named(
+            gwapi::GROUP,
+            "gateways/status",
+            g.name.clone(),
+            &["get", "update", "patch"],
+        ));
+    }
     Role {
-        metadata: t.meta_in_gateway_ns(names::self_role_name(t.name())),
-        rules: Some(vec![
-            read_named("configmaps", names::claims_config_map_name(t.name())),
-            read_named("services", names::service_name(t.name())),
-        ]),
+        metadata: t.meta_in_gateway_ns(t.names().self_role.clone()),
+        rules: Some(rules),
     }
 }
 
-pub fn build_self_role_binding(t: &ResolvedTenant<'_>) -> RoleBinding {
+pub fn build_self_role_binding(t: &Fleet<'_>) -> RoleBinding {
     RoleBinding {
-        metadata: t.meta_in_gateway_ns(names::self_role_name(t.name())),
+        metadata: t.meta_in_gateway_ns(t.names().self_role.clone()),
         role_ref: RoleRef {
             api_group: RBAC_GROUP.into(),
             kind: "Role".into(),
-            name: names::self_role_name(t.name()),
+            name: t.names().self_role.clone(),
         },
         subjects: Some(vec![subject(t)]),
     }
@@ -93,7 +99,7 @@ mod tests {
     #[test]
     fn service_account_has_no_automounted_token() {
         let (gw, ctx) = (tenant("acme"), ctx());
-        let t = ResolvedTenant::new(&gw, &ctx).unwrap();
+        let t = Fleet::tenant(&gw, &ctx).unwrap();
         let sa = build_service_account(&t);
         assert_eq!(sa.metadata.name.as_deref(), Some("tgw-acme"));
         assert_eq!(
@@ -106,7 +112,7 @@ mod tests {
     #[test]
     fn reader_bindings_only_in_claimed_namespaces() {
         let (gw, ctx) = (tenant("acme"), ctx());
-        let t = ResolvedTenant::new(&gw, &ctx).unwrap();
+        let t = Fleet::tenant(&gw, &ctx).unwrap();
         let decision = claims(&["shop-b", "shop-a"], &[("contested", "globex")]);
         let rbs = build_reader_role_bindings(&t, &decision);
         let namespaces: Vec<_> = rbs
@@ -146,7 +152,7 @@ mod tests {
         let mut gw = tenant("acme");
         gw.spec.gateway_namespace = Some("acme-gw".into());
         let ctx = ctx();
-        let t = ResolvedTenant::new(&gw, &ctx).unwrap();
+        let t = Fleet::tenant(&gw, &ctx).unwrap();
         let role = build_self_role(&t);
         assert_eq!(role.metadata.name.as_deref(), Some("tgw-acme-self"));
         assert_eq!(role.metadata.namespace.as_deref(), Some("acme-gw"));

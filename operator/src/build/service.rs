@@ -1,8 +1,7 @@
 //! The tenant's Service, PodDisruptionBudget and (optionally) IngressClass.
 
-use super::meta::{selector_labels, ResolvedTenant};
-use super::names::{self, SERVICE_HTTPS_PORT, SERVICE_HTTP_PORT};
-use super::workload::tcp_proxy_port_name;
+use super::meta::Fleet;
+use super::names;
 use crds::{ServiceType, CONTROLLER_NAME};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
@@ -21,38 +20,31 @@ fn service_type(t: Option<ServiceType>) -> &'static str {
     }
 }
 
-fn port(name: String, port: i32, target: String) -> ServicePort {
-    ServicePort {
-        name: Some(name),
-        port,
-        // Explicit: SSA keys service ports by (port, protocol).
-        protocol: Some("TCP".into()),
-        target_port: Some(IntOrString::String(target)),
-        ..Default::default()
-    }
-}
-
-/// `http` 80 and `https` 443 to the listeners' named container ports, plus
-/// one port per TCP proxy (same number outside and inside).
-pub fn build_service(t: &ResolvedTenant<'_>) -> Service {
+/// The tenant's fleet: `http` 80 and `https` 443 to the listeners' named
+/// container ports, plus one port per TCP proxy (same number outside and
+/// inside). A Gateway's fleet: each listener port p to container port
+/// [`names::container_port`]`(p)`.
+pub fn build_service(t: &Fleet<'_>) -> Service {
     let spec = &t.gw.spec;
-    let mut meta = t.meta_in_gateway_ns(names::service_name(t.name()));
-    if !spec.service.annotations.is_empty() {
-        meta.annotations = Some(spec.service.annotations.clone());
-    }
-    let mut ports = vec![
-        port("http".into(), SERVICE_HTTP_PORT, "http".into()),
-        port("https".into(), SERVICE_HTTPS_PORT, "https".into()),
-    ];
-    ports.extend(spec.tcp_proxies.iter().map(|p| {
-        let name = tcp_proxy_port_name(p.port);
-        port(name.clone(), i32::from(p.port), name)
-    }));
+    let mut meta = t.meta_in_gateway_ns(t.names().workload.clone());
+    meta.annotations = t.annotations_with(&spec.service.annotations);
+    let ports = t
+        .ports()
+        .into_iter()
+        .map(|p| ServicePort {
+            name: Some(p.name),
+            port: p.service_port,
+            // Explicit: SSA keys service ports by (port, protocol).
+            protocol: Some(p.protocol.into()),
+            target_port: Some(p.target),
+            ..Default::default()
+        })
+        .collect();
     Service {
         metadata: meta,
         spec: Some(ServiceSpec {
             type_: Some(service_type(spec.service.type_).into()),
-            selector: Some(selector_labels(t.name())),
+            selector: Some(t.selector().clone()),
             ports: Some(ports),
             ..Default::default()
         }),
@@ -62,17 +54,17 @@ pub fn build_service(t: &ResolvedTenant<'_>) -> Service {
 
 /// Only with more than one replica: a PDB on a single replica would block
 /// node drains forever.
-pub fn build_pdb(t: &ResolvedTenant<'_>) -> Option<PodDisruptionBudget> {
+pub fn build_pdb(t: &Fleet<'_>) -> Option<PodDisruptionBudget> {
     let replicas =
         t.gw.spec
             .replicas
             .unwrap_or(super::workload::DEFAULT_REPLICAS);
     (replicas > 1).then(|| PodDisruptionBudget {
-        metadata: t.meta_in_gateway_ns(names::pdb_name(t.name())),
+        metadata: t.meta_in_gateway_ns(t.names().workload.clone()),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(t.name())),
+                match_labels: Some(t.selector().clone()),
                 match_expressions: None,
             }),
             ..Default::default()
@@ -85,36 +77,37 @@ pub fn build_pdb(t: &ResolvedTenant<'_>) -> Option<PodDisruptionBudget> {
 /// their listener and TCP-proxy ports, Envoy's readiness port, the sidecar's
 /// health and metrics ports, and nothing else (Envoy admin and xDS never listen
 /// on the pod network anyway; this is defense in depth).
-pub fn build_network_policy(t: &ResolvedTenant<'_>) -> Option<NetworkPolicy> {
+pub fn build_network_policy(t: &Fleet<'_>) -> Option<NetworkPolicy> {
     let spec = &t.gw.spec;
     let enabled = spec.network_policy.as_ref().is_some_and(|n| n.enabled);
     enabled.then(|| {
-        let tcp = |port: i32| NetworkPolicyPort {
+        let allow = |(port, protocol): (i32, &str)| NetworkPolicyPort {
             port: Some(IntOrString::Int(port)),
-            protocol: Some("TCP".into()),
+            protocol: Some(protocol.into()),
             end_port: None,
         };
-        let mut ports: Vec<i32> = vec![
-            i32::from(spec.listeners.http()),
-            i32::from(spec.listeners.https()),
-            i32::from(names::ENVOY_HEALTH_PORT),
-            i32::from(names::HEALTH_PORT),
-            i32::from(names::METRICS_PORT),
-        ];
-        ports.extend(spec.tcp_proxies.iter().map(|p| i32::from(p.port)));
+        let mut ports: Vec<(i32, &str)> = [
+            names::ENVOY_HEALTH_PORT,
+            names::HEALTH_PORT,
+            names::METRICS_PORT,
+        ]
+        .into_iter()
+        .map(|p| (i32::from(p), "TCP"))
+        .collect();
+        ports.extend(t.ports().iter().map(|p| (p.container_port, p.protocol)));
         ports.sort_unstable();
         ports.dedup();
         NetworkPolicy {
-            metadata: t.meta_in_gateway_ns(names::workload_name(t.name())),
+            metadata: t.meta_in_gateway_ns(t.names().workload.clone()),
             spec: Some(NetworkPolicySpec {
                 pod_selector: Some(LabelSelector {
-                    match_labels: Some(selector_labels(t.name())),
+                    match_labels: Some(t.selector().clone()),
                     match_expressions: None,
                 }),
                 policy_types: Some(vec!["Ingress".into()]),
                 ingress: Some(vec![NetworkPolicyIngressRule {
                     from: None,
-                    ports: Some(ports.into_iter().map(tcp).collect()),
+                    ports: Some(ports.into_iter().map(allow).collect()),
                 }]),
                 egress: None,
             }),
@@ -123,7 +116,7 @@ pub fn build_network_policy(t: &ResolvedTenant<'_>) -> Option<NetworkPolicy> {
 }
 
 /// Only when `spec.ingressClass.create` is true.
-pub fn build_ingress_class(t: &ResolvedTenant<'_>) -> Option<IngressClass> {
+pub fn build_ingress_class(t: &Fleet<'_>) -> Option<IngressClass> {
     let settings = &t.gw.spec.ingress_class;
     settings.create.unwrap_or(false).then(|| IngressClass {
         metadata: t.meta(settings.class_name().to_string(), None),
@@ -137,12 +130,13 @@ pub fn build_ingress_class(t: &ResolvedTenant<'_>) -> Option<IngressClass> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{ctx, tenant};
+    use super::super::meta::selector_labels;
     use super::*;
     use crds::{TcpProxy, TcpProxyBackend};
 
-    fn with<R>(gw: &crds::TenantGateway, f: impl FnOnce(&ResolvedTenant<'_>) -> R) -> R {
+    fn with<R>(gw: &crds::TenantGateway, f: impl FnOnce(&Fleet<'_>) -> R) -> R {
         let ctx = ctx();
-        f(&ResolvedTenant::new(gw, &ctx).unwrap())
+        f(&Fleet::tenant(gw, &ctx).unwrap())
     }
 
     #[test]

@@ -139,7 +139,7 @@ fn missing_uid_or_invalid_spec_is_an_error() {
     gw.metadata.uid = None;
     let err = build_all(&gw, &claims(&[], &[]), &ctx()).unwrap_err();
     assert!(
-        matches!(err, BuildError::MissingUid(ref n) if n == "acme"),
+        matches!(err, BuildError::MissingUid { ref kind, ref name } if kind == "TenantGateway" && name == "acme"),
         "{err}"
     );
     assert_eq!(err.metric_label(), "missing_metadata");

@@ -1,10 +1,10 @@
 //! The tenant's Envoy Deployment: Envoy plus the xDS sidecar as a native
 //! sidecar, restricted Pod Security, API credentials in the sidecar only.
 
-use super::meta::{selector_labels, ResolvedTenant};
+use super::meta::Fleet;
 use super::names::{
-    self, BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER,
-    ENVOY_HEALTH_PORT, HEALTH_PORT, METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
+    BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER, ENVOY_HEALTH_PORT,
+    HEALTH_PORT, METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
 };
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -42,13 +42,18 @@ pub fn bootstrap_hash(bootstrap_yaml: &str) -> String {
     hex::encode(Sha256::digest(bootstrap_yaml.as_bytes()))
 }
 
-pub fn build_envoy_deployment(t: &ResolvedTenant<'_>, bootstrap_yaml: &str) -> Deployment {
-    let selector = selector_labels(t.name());
-    let mut pod_labels = t.meta(String::new(), None).labels.unwrap_or_default();
+pub fn build_envoy_deployment(t: &Fleet<'_>, bootstrap_yaml: &str) -> Deployment {
+    let selector = t.selector().clone();
+    let mut pod_labels = t.labels().clone();
     pod_labels.extend(selector.clone());
+    let pod_annotations = [(
+        BOOTSTRAP_HASH_ANNOTATION.to_string(),
+        bootstrap_hash(bootstrap_yaml),
+    )]
+    .into();
 
     Deployment {
-        metadata: t.meta_in_gateway_ns(names::deployment_name(t.name())),
+        metadata: t.meta_in_gateway_ns(t.names().workload.clone()),
         spec: Some(DeploymentSpec {
             replicas: Some(t.gw.spec.replicas.unwrap_or(DEFAULT_REPLICAS)),
             selector: LabelSelector {
@@ -66,13 +71,7 @@ pub fn build_envoy_deployment(t: &ResolvedTenant<'_>, bootstrap_yaml: &str) -> D
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(
-                        [(
-                            BOOTSTRAP_HASH_ANNOTATION.to_string(),
-                            bootstrap_hash(bootstrap_yaml),
-                        )]
-                        .into(),
-                    ),
+                    annotations: t.annotations_with(&pod_annotations),
                     ..Default::default()
                 }),
                 spec: Some(pod_spec(t, selector)),
@@ -83,12 +82,9 @@ pub fn build_envoy_deployment(t: &ResolvedTenant<'_>, bootstrap_yaml: &str) -> D
     }
 }
 
-fn pod_spec(
-    t: &ResolvedTenant<'_>,
-    selector: std::collections::BTreeMap<String, String>,
-) -> PodSpec {
+fn pod_spec(t: &Fleet<'_>, selector: std::collections::BTreeMap<String, String>) -> PodSpec {
     PodSpec {
-        service_account_name: Some(names::service_account_name(t.name())),
+        service_account_name: Some(t.names().workload.clone()),
         automount_service_account_token: Some(false),
         // Service env vars of a shared namespace are noise and a leak.
         enable_service_links: Some(false),
@@ -157,10 +153,14 @@ fn pod_env() -> Vec<EnvVar> {
 }
 
 fn tcp_port(name: String, port: u16) -> ContainerPort {
+    container_port(name, i32::from(port), "TCP")
+}
+
+fn container_port(name: String, port: i32, protocol: &str) -> ContainerPort {
     ContainerPort {
         name: Some(name),
-        container_port: i32::from(port),
-        protocol: Some("TCP".into()),
+        container_port: port,
+        protocol: Some(protocol.into()),
         ..Default::default()
     }
 }
@@ -197,15 +197,10 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-/// Name of the container port of the TCP proxy on `port`.
-pub(crate) fn tcp_proxy_port_name(port: u16) -> String {
-    format!("tcp-{port}")
-}
-
 /// Runs as an init container with `restartPolicy: Always` (a native sidecar):
 /// it is started, and its startup probe passes, before Envoy starts, and it
 /// is stopped only after Envoy has exited, so drains always reach it.
-fn xds_sidecar(t: &ResolvedTenant<'_>) -> Container {
+fn xds_sidecar(t: &Fleet<'_>) -> Container {
     let spec = &t.gw.spec;
     let (http, https) = (
         spec.listeners.http().to_string(),
@@ -232,10 +227,26 @@ fn xds_sidecar(t: &ResolvedTenant<'_>) -> Container {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    // The TCP listeners the sidecar serves (the ports are on both containers' Service).
-    for p in &spec.tcp_proxies {
-        args.push("--tcp-proxy".into());
-        args.push(xds::TcpProxy::from(p).to_string());
+    match t.gateway_fleet() {
+        // The TCP listeners the sidecar serves (the ports are on both containers' Service).
+        None => {
+            for p in &spec.tcp_proxies {
+                args.push("--tcp-proxy".into());
+                args.push(xds::TcpProxy::from(p).to_string());
+            }
+        }
+        // The tenant's TCP proxies stay on its Ingress fleet: a Gateway
+        // fleet serves its Gateway's listeners only.
+        Some(g) => {
+            for (flag, value) in [
+                ("--gateway", g.name.as_str()),
+                ("--claims-configmap", t.names().claims_config_map.as_str()),
+                ("--service", t.names().workload.as_str()),
+            ] {
+                args.push(flag.into());
+                args.push(value.into());
+            }
+        }
     }
     Container {
         name: SIDECAR_CONTAINER.into(),
@@ -269,7 +280,7 @@ fn xds_sidecar(t: &ResolvedTenant<'_>) -> Container {
     }
 }
 
-fn envoy(t: &ResolvedTenant<'_>) -> Container {
+fn envoy(t: &Fleet<'_>) -> Container {
     let spec = &t.gw.spec;
     let log_level = spec.envoy.log_level.map_or("info", |l| l.as_str());
     let bootstrap_path = format!("{BOOTSTRAP_DIR}/{BOOTSTRAP_KEY}");
@@ -288,15 +299,11 @@ fn envoy(t: &ResolvedTenant<'_>) -> Container {
         "immediate",
         "--disable-hot-restart",
     ];
-    let mut ports = vec![
-        tcp_port("http".into(), spec.listeners.http()),
-        tcp_port("https".into(), spec.listeners.https()),
-    ];
-    ports.extend(
-        spec.tcp_proxies
-            .iter()
-            .map(|p| tcp_port(tcp_proxy_port_name(p.port), p.port)),
-    );
+    let ports = t
+        .ports()
+        .into_iter()
+        .map(|p| container_port(p.name, p.container_port, p.protocol))
+        .collect();
     Container {
         name: ENVOY_CONTAINER.into(),
         image: Some(
@@ -342,12 +349,12 @@ fn empty_dir(name: &str) -> Volume {
 }
 
 /// Sorted by name.
-fn volumes(t: &ResolvedTenant<'_>) -> Vec<Volume> {
+fn volumes(t: &Fleet<'_>) -> Vec<Volume> {
     vec![
         Volume {
             name: BOOTSTRAP_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: names::bootstrap_config_map_name(t.name()),
+                name: t.names().bootstrap_config_map.clone(),
                 default_mode: Some(0o444),
                 ..Default::default()
             }),
@@ -410,7 +417,7 @@ mod tests {
 
     fn deployment(gw: &crds::TenantGateway) -> Deployment {
         let ctx = ctx();
-        let t = ResolvedTenant::new(gw, &ctx).unwrap();
+        let t = Fleet::tenant(gw, &ctx).unwrap();
         let yaml = super::super::envoy_bootstrap_yaml(t.name()).unwrap();
         build_envoy_deployment(&t, &yaml)
     }
@@ -745,7 +752,7 @@ mod tests {
         assert_ne!(bootstrap_hash(&yaml), bootstrap_hash(&other));
         let ctx = ctx();
         let gw = tenant("acme");
-        let t = ResolvedTenant::new(&gw, &ctx).unwrap();
+        let t = Fleet::tenant(&gw, &ctx).unwrap();
         assert_ne!(hash(&build_envoy_deployment(&t, &other)), hash(&d));
     }
 }

@@ -1,0 +1,399 @@
+//! The Gateway API controllers: GatewayClass status, and a fleet per
+//! Gateway of our class.
+//!
+//! Gateways are reconciled in their own controller, not inside the
+//! TenantGateway reconcile: a Gateway in a namespace nobody holds has no
+//! tenant to be reconciled with yet still needs a status, and the fleet's
+//! objects are owned by the Gateway, so owner-reference watches wake exactly
+//! the Gateway whose fleet changed. Claims come from the same arbitration as
+//! the tenants' ([`crate::claims::resolve_all_claims`]) over the same
+//! Namespace store, so both controllers agree on who holds a namespace; any
+//! TenantGateway or Namespace change re-plans every Gateway (a claim moved,
+//! a tenant's spec or a namespace's labels changed).
+
+use super::class::{build_gateway_class, class_status, is_ours, rejection};
+use super::status::{self, GatewayPlan};
+use crate::build::{build_gateway_fleet, names, BuildContext, BuildError, MANAGED_KINDS};
+use crate::claims::{holders, resolve_all_claims};
+use crate::metrics::OperatorMetrics;
+use crate::reconcile::{
+    all_refs, apply_all, delete_stale, log_controller_error, namespaces_of, now, within,
+    ReconcileError, Stage, RECONCILE_TIMEOUT,
+};
+use crds::{TenantGateway, LABEL_MANAGED_BY, MANAGER};
+use futures::StreamExt;
+use gwapi::gatewayclasses::GatewayClass;
+use gwapi::gateways::{Gateway, GatewayStatus};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Whether the Gateway and GatewayClass CRDs are served. Without them the
+/// operator runs its TenantGateway controller alone (said once, here).
+pub async fn gateway_api_installed(client: &Client) -> bool {
+    let found = async {
+        let list = client
+            .list_api_group_resources(&format!("{}/v1", gwapi::GROUP))
+            .await?;
+        let has = |plural: &str| list.resources.iter().any(|r| r.name == plural);
+        Ok::<_, kube::Error>(has("gateways") && has("gatewayclasses"))
+    };
+    match found.await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::info!(
+                "Gateway API CRDs (gateways, gatewayclasses) not installed: Gateway features off"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "Gateway API CRDs not installed: Gateway features off");
+            false
+        }
+    }
+}
+
+/// How long a trigger waits for the stores to catch up.
+const STORE_LAG: Duration = Duration::from_secs(1);
+/// Re-plan a Gateway without a fleet this often, in case a trigger beat the
+/// store it read.
+const REPLAN: Duration = Duration::from_secs(60);
+
+pub struct GatewayContext {
+    pub client: Client,
+    pub build: BuildContext,
+    pub tenants: Store<TenantGateway>,
+    pub namespaces: Store<Namespace>,
+    pub classes: Store<GatewayClass>,
+    pub metrics: Arc<OperatorMetrics>,
+}
+
+impl GatewayContext {
+    /// Whether `class` exists, names our controller and is accepted.
+    fn serves_class(&self, class: &str) -> bool {
+        self.classes
+            .get(&ObjectRef::new(class))
+            .is_some_and(|c| is_ours(&c) && rejection(&c).is_none())
+    }
+}
+
+/// Label selector of every object of `gateway`'s fleet.
+pub fn fleet_selector(gateway: &Gateway) -> String {
+    format!(
+        "{LABEL_MANAGED_BY}={MANAGER},{}={},{}={}",
+        names::LABEL_GATEWAY_NAME,
+        gateway.name_any(),
+        names::LABEL_GATEWAY_NAMESPACE,
+        gateway.namespace().unwrap_or_default()
+    )
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(MANAGER).force()
+}
+
+/// GatewayClass `tenant-gateway`, server-side applied under the operator's
+/// one field manager.
+async fn apply_gateway_class(client: &Client) -> Result<(), kube::Error> {
+    let class = build_gateway_class();
+    Api::<GatewayClass>::all(client.clone())
+        .patch(
+            names::GATEWAY_CLASS_NAME,
+            &apply_params(),
+            &Patch::Apply(&class),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A reflector store of `api`, listed once before this returns (`None` when
+/// shutdown came first or the watch ended).
+async fn synced_store<K>(api: Api<K>, shutdown: impl Future<Output = ()>) -> Option<Store<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store::<K>();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .reflect(writer);
+    tokio::spawn(stream.for_each(|_| async {}));
+    tokio::select! {
+        r = store.wait_until_ready() => r.ok().map(|_| store),
+        _ = shutdown => None,
+    }
+}
+
+/// Run the GatewayClass and Gateway controllers until `shutdown`. The
+/// Gateway controller starts only once the TenantGateway and GatewayClass
+/// stores have listed everything: a plan made from a partial view would
+/// delete fleets of Gateways whose tenant or class it has not seen yet.
+pub async fn run(
+    client: Client,
+    build: BuildContext,
+    namespaces: Store<Namespace>,
+    metrics: Arc<OperatorMetrics>,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    if let Err(e) = apply_gateway_class(&client).await {
+        tracing::warn!(error = %e, "could not apply GatewayClass {}", names::GATEWAY_CLASS_NAME);
+    }
+    let Some(tenants) =
+        synced_store(Api::<TenantGateway>::all(client.clone()), shutdown.clone()).await
+    else {
+        return;
+    };
+    let Some(classes) =
+        synced_store(Api::<GatewayClass>::all(client.clone()), shutdown.clone()).await
+    else {
+        return;
+    };
+    let ctx = Arc::new(GatewayContext {
+        client: client.clone(),
+        build,
+        tenants,
+        namespaces,
+        classes,
+        metrics,
+    });
+    tokio::join!(
+        run_class_controller(ctx.clone(), shutdown.clone()),
+        run_gateway_controller(ctx, shutdown)
+    );
+}
+
+async fn run_class_controller(
+    ctx: Arc<GatewayContext>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    Controller::new(
+        Api::<GatewayClass>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile_class, error_policy, ctx)
+    .for_each(log_controller_error)
+    .await;
+}
+
+async fn run_gateway_controller(
+    ctx: Arc<GatewayContext>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    // The trigger watches below and the stores the plan reads are separate
+    // streams: the debounce lets a store take in the change that triggered
+    // the reconcile, and the plans that wait for a change also requeue.
+    let controller = Controller::new(
+        Api::<Gateway>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(kube::runtime::controller::Config::default().debounce(STORE_LAG));
+    let store = controller.store();
+    let owned = watcher::Config::default().labels(&format!(
+        "{LABEL_MANAGED_BY}={MANAGER},{}",
+        names::LABEL_GATEWAY_NAME
+    ));
+    let controller = MANAGED_KINDS
+        .iter()
+        .filter(|k| k.watched)
+        .map(|k| k.api_resource())
+        .fold(controller, |c, ar| {
+            let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
+            c.owns_with(api, ar, owned.clone())
+        });
+    let (for_ns, for_tenants, for_classes) = (store.clone(), store.clone(), store);
+    controller
+        // Claims, tenant settings and namespace labels: re-plan every Gateway.
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            move |_: Namespace| all_refs(&for_ns),
+        )
+        .watches(
+            Api::<TenantGateway>::all(client.clone()),
+            watcher::Config::default(),
+            move |_: TenantGateway| all_refs(&for_tenants),
+        )
+        // A class that becomes (or stops being) ours.
+        .watches(
+            Api::<GatewayClass>::all(client),
+            watcher::Config::default(),
+            move |c: GatewayClass| {
+                let class = c.name_any();
+                for_classes
+                    .state()
+                    .iter()
+                    .filter(|g| g.spec.gateway_class_name == class)
+                    .map(|g| ObjectRef::from_obj(&**g))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_gateway, error_policy, ctx)
+        .for_each(log_controller_error)
+        .await;
+}
+
+fn error_policy<K>(_: Arc<K>, err: &ReconcileError, ctx: Arc<GatewayContext>) -> Action {
+    tracing::warn!(error = %err, reason = err.metric_label(), "gateway reconcile failed");
+    ctx.metrics.failure(err.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// One of our GatewayClasses: its status, written only when it changes.
+#[tracing::instrument(skip_all, fields(gatewayclass = %class.name_any()))]
+async fn reconcile_class(
+    class: Arc<GatewayClass>,
+    ctx: Arc<GatewayContext>,
+) -> Result<Action, ReconcileError> {
+    if !is_ours(&class) {
+        return Ok(Action::await_change());
+    }
+    let new = class_status(&class, &now());
+    if class.status.as_ref() != Some(&new) {
+        let patch = serde_json::json!({
+            "apiVersion": GatewayClass::api_version(&()),
+            "kind": GatewayClass::kind(&()),
+            "status": new,
+        });
+        Api::<GatewayClass>::all(ctx.client.clone())
+            .patch_status(&class.name_any(), &apply_params(), &Patch::Apply(&patch))
+            .await
+            .map_err(ReconcileError::Status)?;
+        tracing::info!(
+            accepted = rejection(&class).is_none(),
+            "GatewayClass status written"
+        );
+    }
+    Ok(Action::await_change())
+}
+
+/// Plan → (fleet: build, apply, delete stale, pending status) or (no fleet:
+/// delete it, and status when the Gateway is ours but unclaimed).
+#[tracing::instrument(skip_all, fields(gateway = %format!("{}/{}", gateway.namespace().unwrap_or_default(), gateway.name_any())))]
+async fn reconcile_gateway(
+    gateway: Arc<Gateway>,
+    ctx: Arc<GatewayContext>,
+) -> Result<Action, ReconcileError> {
+    let stage = Stage::default();
+    within(
+        RECONCILE_TIMEOUT,
+        &stage,
+        gateway_pass(gateway, ctx, &stage),
+    )
+    .await
+}
+
+pub(crate) async fn gateway_pass(
+    gateway: Arc<Gateway>,
+    ctx: Arc<GatewayContext>,
+    stage: &Stage,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    if gateway.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the fleet.
+        return Ok(Action::await_change());
+    }
+    let tenants = ctx.tenants.state();
+    let namespaces = namespaces_of(&ctx.namespaces);
+    let decisions = resolve_all_claims(&tenants, &namespaces, &ctx.build.operator_namespace);
+    let plan = status::plan(&gateway, |c| ctx.serves_class(c), &holders(&decisions));
+    let action = match plan {
+        GatewayPlan::NotOurs => {
+            stage.set("removing the fleet");
+            remove_fleet(&ctx.client, &gateway).await?;
+            Action::requeue(REPLAN * 5)
+        }
+        GatewayPlan::Unclaimed { namespace } => {
+            stage.set("removing the fleet");
+            if remove_fleet(&ctx.client, &gateway).await? > 0 {
+                tracing::info!(%namespace, "namespace no longer held: fleet deleted");
+            }
+            stage.set("writing status");
+            write_status(
+                &ctx.client,
+                &gateway,
+                status::unclaimed_status(&gateway, &now()),
+            )
+            .await?;
+            Action::requeue(REPLAN)
+        }
+        GatewayPlan::Fleet { tenant } => {
+            let Some(tg) = tenants.iter().find(|t| t.name_any() == tenant) else {
+                return Ok(Action::requeue(Duration::from_secs(5)));
+            };
+            let claims = decisions.get(&tenant).cloned().unwrap_or_default();
+            let desired = match build_gateway_fleet(tg, &claims, &ctx.build, &gateway, &namespaces)
+            {
+                Ok(d) => d,
+                // The tenant's reconcile reports its spec; the fleet stays as it was.
+                Err(BuildError::Invalid(errors)) => {
+                    tracing::warn!(%tenant, errors = errors.len(), "TenantGateway spec invalid: fleet left as it is");
+                    return Ok(Action::await_change());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            apply_all(&ctx.client, &desired, stage).await?;
+            stage.set("deleting stale objects");
+            delete_stale(&ctx.client, &fleet_selector(&gateway), &desired, false).await?;
+            stage.set("writing status");
+            if let Some(pending) = status::pending_status(&gateway, &tenant, &now()) {
+                write_status(&ctx.client, &gateway, pending).await?;
+            }
+            tracing::info!(%tenant, objects = desired.len(), ms = started.elapsed().as_millis() as u64, "gateway fleet reconciled");
+            Action::requeue(Duration::from_secs(300))
+        }
+    };
+    ctx.metrics.observe(started, None);
+    Ok(action)
+}
+
+/// Deletes every object of `gateway`'s fleet; the ServiceAccount goes last
+/// and is the marker: no ServiceAccount, no fleet (one list, not one per
+/// kind, for the Gateways that never had a fleet).
+async fn remove_fleet(client: &Client, gateway: &Gateway) -> Result<usize, ReconcileError> {
+    let selector = fleet_selector(gateway);
+    let ns = gateway.namespace().unwrap_or_default();
+    let marker = Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .list_metadata(&ListParams::default().labels(&selector).limit(1))
+        .await
+        .map_err(|e| ReconcileError::Read("ServiceAccount", e))?;
+    if marker.items.is_empty() {
+        return Ok(0);
+    }
+    delete_stale(client, &selector, &[], true).await
+}
+
+/// The operator's Gateway status, written when it changes anything.
+async fn write_status(
+    client: &Client,
+    gateway: &Gateway,
+    new: GatewayStatus,
+) -> Result<(), ReconcileError> {
+    if !status::changes(gateway, &new) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": Gateway::api_version(&()),
+        "kind": Gateway::kind(&()),
+        "status": new,
+    });
+    Api::<Gateway>::namespaced(client.clone(), &gateway.namespace().unwrap_or_default())
+        .patch_status(&gateway.name_any(), &apply_params(), &Patch::Apply(&patch))
+        .await
+        .map_err(ReconcileError::Status)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;
