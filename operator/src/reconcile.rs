@@ -562,6 +562,17 @@ mod tests {
         Arc::new(g)
     }
 
+    /// A tenant's pruning never reaches its Gateway fleets (same tenant
+    /// label, pruned by the Gateway controller).
+    #[test]
+    fn tenant_pruning_selects_only_the_ingress_fleet() {
+        assert_eq!(
+            tenant_selector("acme"),
+            "app.kubernetes.io/managed-by=tenant-gateway,tenantgateway.io/tenant=acme,\
+             !gateway.networking.k8s.io/gateway-name"
+        );
+    }
+
     /// An API server that accepts connections and never answers: a reconcile
     /// pass gives up after its timeout, naming where it was stuck, instead of
     /// holding the tenant forever.
