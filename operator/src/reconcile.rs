@@ -462,17 +462,15 @@ pub async fn run(
         "Namespace cache synced"
     );
 
-    // Gateway API, when its CRDs are installed: its own controllers, which
+    // Gateway API, once its CRDs are installed: its own controllers, which
     // read the same Namespace store.
-    if crate::gateway::controller::gateway_api_installed(&client).await {
-        tokio::spawn(crate::gateway::controller::run(
-            client.clone(),
-            build.clone(),
-            ns_store.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-    }
+    tokio::spawn(crate::gateway::controller::run_when_installed(
+        client.clone(),
+        build.clone(),
+        ns_store.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     // The controller holds every reconcile until its TenantGateway store has
     // listed everything (its own single wait on that store).
