@@ -462,17 +462,15 @@ pub async fn run(
         "Namespace cache synced"
     );
 
-    // Gateway API, when its CRDs are installed: its own controllers, which
+    // Gateway API, once its CRDs are installed: its own controllers, which
     // read the same Namespace store.
-    if crate::gateway::controller::gateway_api_installed(&client).await {
-        tokio::spawn(crate::gateway::controller::run(
-            client.clone(),
-            build.clone(),
-            ns_store.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-    }
+    tokio::spawn(crate::gateway::controller::run_when_installed(
+        client.clone(),
+        build.clone(),
+        ns_store.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     // The controller holds every reconcile until its TenantGateway store has
     // listed everything (its own single wait on that store).
@@ -560,6 +558,17 @@ mod tests {
             k8s_openapi::jiff::Timestamp::from_second(age).unwrap(),
         ));
         Arc::new(g)
+    }
+
+    /// A tenant's pruning never reaches its Gateway fleets (same tenant
+    /// label, pruned by the Gateway controller).
+    #[test]
+    fn tenant_pruning_selects_only_the_ingress_fleet() {
+        assert_eq!(
+            tenant_selector("acme"),
+            "app.kubernetes.io/managed-by=tenant-gateway,tenantgateway.io/tenant=acme,\
+             !gateway.networking.k8s.io/gateway-name"
+        );
     }
 
     /// An API server that accepts connections and never answers: a reconcile

@@ -437,3 +437,35 @@ fn a_gateway_fleet_needs_a_uid_and_a_namespace() {
     let err = build_gateway_fleet(&tenant("acme"), &claims(&[], &[]), &ctx(), &g, &[]).unwrap_err();
     assert!(matches!(err, BuildError::MissingNamespace(_)), "{err}");
 }
+
+#[test]
+fn listener_ports_sharing_a_container_port_keep_the_pod_valid() {
+    let g = gateway(
+        "acme-shop",
+        "web",
+        &[("a", 10080, "HTTP"), ("b", 80, "HTTP"), ("c", 80, "UDP")],
+    );
+    let objs = build_gateway_fleet(
+        &tenant("acme"),
+        &claims(&["acme-shop"], &[]),
+        &ctx(),
+        &g,
+        &[],
+    )
+    .unwrap();
+    let Desired::Service(svc) = find(&objs, "Service", "acme-shop") else {
+        unreachable!()
+    };
+    let ports: Vec<_> = svc
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.port, p.protocol.clone().unwrap()))
+        .collect();
+    assert_eq!(ports, [(80, "TCP".to_string()), (80, "UDP".to_string())]);
+    let envoy = &pod(&objs).containers[0];
+    assert_eq!(envoy.ports.as_ref().unwrap().len(), 2);
+}

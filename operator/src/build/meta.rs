@@ -150,7 +150,11 @@ impl<'a> Fleet<'a> {
             .map(|l| (l.port, listener_transport(&l.protocol)))
             .collect();
         ports.sort_unstable();
-        ports.dedup();
+        // Port p < 1024 and port p + 10000 share a container port: the lower
+        // keeps it (the listener conflict is the translation's to report), so
+        // the pod and Service stay valid.
+        let mut taken = std::collections::BTreeSet::new();
+        ports.retain(|&(p, proto)| taken.insert((names::container_port(p), proto)));
         Ok(Self {
             gw,
             ctx,

@@ -34,29 +34,57 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Whether the Gateway and GatewayClass CRDs are served. Without them the
-/// operator runs its TenantGateway controller alone (said once, here).
-pub async fn gateway_api_installed(client: &Client) -> bool {
-    let found = async {
-        let list = client
-            .list_api_group_resources(&format!("{}/v1", gwapi::GROUP))
-            .await?;
-        let has = |plural: &str| list.resources.iter().any(|r| r.name == plural);
-        Ok::<_, kube::Error>(has("gateways") && has("gatewayclasses"))
+/// Whether the Gateway and GatewayClass CRDs are served.
+async fn gateway_api_installed(client: &Client) -> Result<bool, kube::Error> {
+    let list = match client
+        .list_api_group_resources(&format!("{}/v1", gwapi::GROUP))
+        .await
+    {
+        Ok(list) => list,
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+        Err(e) => return Err(e),
     };
-    match found.await {
-        Ok(true) => true,
-        Ok(false) => {
-            tracing::info!(
-                "Gateway API CRDs (gateways, gatewayclasses) not installed: Gateway features off"
-            );
-            false
+    let has = |plural: &str| list.resources.iter().any(|r| r.name == plural);
+    Ok(has("gateways") && has("gatewayclasses"))
+}
+
+/// How often the operator looks again for Gateway API CRDs it did not find.
+const CRD_POLL: Duration = Duration::from_secs(60);
+
+/// [`run`] once the Gateway API CRDs are served: at once when they are,
+/// otherwise after they are installed (looked for every [`CRD_POLL`]). Until
+/// then the operator runs its TenantGateway controller alone, and says so
+/// once.
+pub async fn run_when_installed(
+    client: Client,
+    build: BuildContext,
+    namespaces: Store<Namespace>,
+    metrics: Arc<OperatorMetrics>,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let mut said = false;
+    loop {
+        match gateway_api_installed(&client).await {
+            Ok(true) => break,
+            Ok(false) if !said => {
+                tracing::info!(
+                    "Gateway API CRDs (gateways, gatewayclasses) not installed: Gateway features off \
+                     until they are"
+                );
+                said = true;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for the Gateway API CRDs"),
         }
-        Err(e) => {
-            tracing::info!(error = %e, "Gateway API CRDs not installed: Gateway features off");
-            false
+        tokio::select! {
+            _ = tokio::time::sleep(CRD_POLL) => {}
+            _ = shutdown.clone() => return,
         }
     }
+    if said {
+        tracing::info!("Gateway API CRDs installed: Gateway features on");
+    }
+    run(client, build, namespaces, metrics, shutdown).await;
 }
 
 /// How long a trigger waits for the stores to catch up.

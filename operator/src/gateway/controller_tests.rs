@@ -253,3 +253,54 @@ async fn a_gateway_of_another_class_is_left_alone() {
         );
     }
 }
+
+/// An API server that answers discovery of gateway.networking.k8s.io/v1
+/// with `resources` (404 when `None`).
+async fn discovery(resources: Option<&'static [&'static str]>) -> Client {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_http(
+        listener,
+        move |_req: hyper::Request<hyper::body::Incoming>| async move {
+            let (code, body) = match resources {
+                Some(names) => {
+                    let list: Vec<_> = names
+                    .iter()
+                    .map(|n| serde_json::json!({"name": n, "namespaced": true, "kind": "X", "singularName": "", "verbs": ["get"]}))
+                    .collect();
+                    let body = serde_json::json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "gateway.networking.k8s.io/v1", "resources": list});
+                    (StatusCode::OK, body)
+                }
+                None => (
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+                ),
+            };
+            let mut r = crate::sidecar::health::text(code, body.to_string());
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r
+        },
+    ));
+    Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap()
+}
+
+#[tokio::test]
+async fn gateway_api_is_found_only_with_both_crds() {
+    let cases: [(Option<&'static [&'static str]>, bool); 3] = [
+        (
+            Some(&["gateways", "gateways/status", "gatewayclasses"]),
+            true,
+        ),
+        (Some(&["httproutes", "gateways"]), false),
+        (None, false),
+    ];
+    for (resources, want) in cases {
+        let client = discovery(resources).await;
+        assert_eq!(
+            gateway_api_installed(&client).await.unwrap(),
+            want,
+            "{resources:?}"
+        );
+    }
+}
