@@ -73,7 +73,7 @@ pub const LABEL_GATEWAY_NAME: &str = "gateway.networking.k8s.io/gateway-name";
 pub const LABEL_GATEWAY_NAMESPACE: &str = "tenantgateway.io/gateway-namespace";
 
 /// The controllerName of the GatewayClasses this operator serves.
-pub const GATEWAY_CONTROLLER_NAME: &str = "tenantgateway.io/gateway";
+pub const GATEWAY_CONTROLLER_NAME: &str = xds::CONTROLLER_NAME;
 /// The GatewayClass the operator ships.
 pub const GATEWAY_CLASS_NAME: &str = "tenant-gateway";
 
@@ -148,13 +148,13 @@ pub fn parse_claims_data(data: &str) -> BTreeSet<String> {
 }
 
 /// The Envoy (container) port of a Gateway listener port: ports below 1024
-/// move up by 10000, as the pods run without NET_BIND_SERVICE.
-// Here until xds exports it (the Gateway translation listens on the same port).
+/// move up by 10000, as the pods run without NET_BIND_SERVICE
+/// ([`xds::container_port`], where the translation binds them).
 pub fn container_port(port: i32) -> i32 {
-    if port >= 1024 {
-        port
-    } else {
-        port + 10000
+    match u16::try_from(port) {
+        Ok(p) => i32::from(xds::container_port(p)),
+        // Gateway listener ports are 1..=65535 by the CRD's schema.
+        Err(_) => port,
     }
 }
 

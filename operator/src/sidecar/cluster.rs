@@ -239,6 +239,64 @@ impl ClusterEffects {
     }
 }
 
+impl ClusterEffects {
+    /// A Gateway fleet's translation: the served Gateway and the tenant's
+    /// routes. Until the Gateway is seen, an empty configuration.
+    fn translate_gateway(&mut self, namespaces: &BTreeSet<String>) -> TranslationOutcome {
+        let started = Instant::now();
+        let gateway = self.fleet.as_ref().and_then(|f| f.gateway.borrow().clone());
+        let Some(gateway) = gateway else {
+            return TranslationOutcome {
+                snapshot: Arc::new(Snapshot::default()),
+                diagnostics: BTreeSet::new(),
+                served_ingresses: Vec::new(),
+                gateway_api: None,
+            };
+        };
+        let core = self.tenant.objects(namespaces);
+        let routes = self.tenant.gateway_api_routes(namespaces);
+        let objects = xds::GatewayApiObjects {
+            gateway,
+            http_routes: routes.http_routes,
+            grpc_routes: routes.grpc_routes,
+            tls_routes: routes.tls_routes,
+            reference_grants: routes.reference_grants,
+            services: core.services,
+            endpoint_slices: core.endpoint_slices,
+            secrets: core.secrets,
+            namespaces: namespaces
+                .iter()
+                .map(|ns| {
+                    let labels = self.namespace_labels.get(ns).cloned().unwrap_or_default();
+                    (ns.clone(), labels)
+                })
+                .collect(),
+        };
+        let options = xds::GatewayApiOptions {
+            bind_address: self.options.bind_address.clone(),
+            tenant: self.options.tenant.clone(),
+        };
+        let t = xds::translate_gateway(&objects, &options);
+        self.metrics
+            .translation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.diagnostics.set(t.diagnostics.len() as i64);
+        let status = super::gateway::wanted_status(&t);
+        self.last_translation = Some(TranslationSummary {
+            started,
+            routable_paths: t.routes.len(),
+            diagnostics: t.diagnostics.len(),
+            namespaces: namespaces.len(),
+        });
+        TranslationOutcome {
+            snapshot: Arc::new(Snapshot::from(&t.resources)),
+            diagnostics: t.diagnostics.into_iter().collect(),
+            served_ingresses: Vec::new(),
+            gateway_api: Some(Arc::new(status)),
+        }
+    }
+}
+
 impl SidecarEffects for ClusterEffects {
     fn start_watch(&mut self, namespace: &str) {
         self.tenant.start(namespace);
@@ -254,6 +312,9 @@ impl SidecarEffects for ClusterEffects {
     }
 
     fn translate(&mut self, namespaces: &BTreeSet<String>) -> TranslationOutcome {
+        if self.fleet.is_some() {
+            return self.translate_gateway(namespaces);
+        }
         let started = Instant::now();
         let objects = self.tenant.objects(namespaces);
         let mut options = self.options.clone();
@@ -365,7 +426,7 @@ impl SidecarEffects for ClusterEffects {
         let writer = StatusWriter {
             client: &self.client,
             fleet,
-            controller: super::gateway::CONTROLLER_NAME,
+            controller: xds::CONTROLLER_NAME,
         };
         writer.write(status, &self.tenant, service.as_ref()).await;
     }

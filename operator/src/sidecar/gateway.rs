@@ -21,9 +21,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use tokio::sync::watch;
 
-/// The GatewayClass controllerName of tenant-gateway.
-pub const CONTROLLER_NAME: &str = "tenantgateway.io/gateway";
-
 /// The Gateway a fleet serves, as last seen.
 pub(crate) struct GatewayFleet {
     pub name: String,
@@ -177,5 +174,71 @@ impl StatusWriter<'_> {
                 }
             }
         }
+    }
+}
+
+fn wanted_condition(c: &xds::ConditionModel) -> WantedCondition {
+    WantedCondition {
+        type_: c.type_.clone(),
+        status: c.status.clone(),
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+        observed_generation: c.observed_generation,
+    }
+}
+
+/// A parentRef as the route wrote it: only the fields it set.
+fn parent_ref_json(p: &xds::ParentRef) -> Value {
+    let mut v = json!({ "name": p.name });
+    for (key, value) in [
+        ("group", &p.group),
+        ("kind", &p.kind),
+        ("namespace", &p.namespace),
+        ("sectionName", &p.section_name),
+    ] {
+        if let Some(value) = value {
+            v[key] = json!(value);
+        }
+    }
+    if let Some(port) = p.port {
+        v["port"] = json!(port);
+    }
+    v
+}
+
+/// What a translation says the status should be, in the writer's terms.
+pub fn wanted_status(t: &xds::GatewayTranslation) -> GatewayApiStatus {
+    let mut routes: BTreeMap<(String, String, String), Vec<WantedParent>> = BTreeMap::new();
+    for r in &t.routes {
+        routes
+            .entry((r.kind.clone(), r.namespace.clone(), r.name.clone()))
+            .or_default()
+            .push(WantedParent {
+                parent_ref: parent_ref_json(&r.parent_ref),
+                conditions: r.conditions.iter().map(wanted_condition).collect(),
+            });
+    }
+    GatewayApiStatus {
+        conditions: t.gateway.conditions.iter().map(wanted_condition).collect(),
+        listeners: t
+            .gateway
+            .listeners
+            .iter()
+            .map(|l| WantedListener {
+                name: l.name.clone(),
+                supported_kinds: l.supported_kinds.clone(),
+                attached_routes: l.attached_routes,
+                conditions: l.conditions.iter().map(wanted_condition).collect(),
+            })
+            .collect(),
+        routes: routes
+            .into_iter()
+            .map(|((kind, namespace, name), parents)| WantedRoute {
+                kind,
+                namespace,
+                name,
+                parents,
+            })
+            .collect(),
     }
 }

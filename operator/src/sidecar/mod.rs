@@ -22,7 +22,7 @@ use health::HealthState;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::{Api, Client};
 use machine::{Input, SidecarState};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,26 +56,6 @@ pub fn parse_claims(cm: &ConfigMap) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// The labels of the claimed namespaces, which a Gateway fleet's claims
-/// ConfigMap carries as JSON (its identity may not read Namespaces), for
-/// `allowedRoutes.namespaces.selector`. Empty when absent or unreadable.
-pub fn parse_namespace_labels(cm: &ConfigMap) -> BTreeMap<String, BTreeMap<String, String>> {
-    cm.data
-        .as_ref()
-        .and_then(|d| d.get(NAMESPACE_LABELS_KEY))
-        .and_then(|v| match serde_json::from_str(v) {
-            Ok(labels) => Some(labels),
-            Err(e) => {
-                tracing::warn!(key = NAMESPACE_LABELS_KEY, error = %e, "unreadable namespace labels in the claims ConfigMap");
-                None
-            }
-        })
-        .unwrap_or_default()
-}
-
-/// The claims ConfigMap key with the claimed namespaces' labels.
-pub const NAMESPACE_LABELS_KEY: &str = "namespace-labels";
-
 /// Serve /healthz, /ready, /drain and /metrics (on one port, or two).
 async fn serve_health(cfg: &SidecarConfig, health: HealthState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.health_addr).await?;
@@ -100,7 +80,15 @@ async fn gateway_changed(
 /// The claims ConfigMap as the state machine's input.
 fn claims_input(cfg: &SidecarConfig, world: &mut ClusterEffects, cm: Option<&ConfigMap>) -> Input {
     if let Some(cm) = cm {
-        world.record_namespace_labels(parse_namespace_labels(cm));
+        let labels = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(names::NAMESPACE_LABELS_KEY));
+        world.record_namespace_labels(
+            labels
+                .map(|v| names::parse_namespace_labels(v))
+                .unwrap_or_default(),
+        );
     }
     let claims = cm.map(parse_claims);
     match &claims {

@@ -6,6 +6,7 @@ use futures::StreamExt;
 use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
 use gwapi::referencegrants::ReferenceGrant;
+use gwapi::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -38,6 +39,7 @@ const INGRESSES: u8 = 1 << 3;
 const HTTP_ROUTES: u8 = 1 << 4;
 const GRPC_ROUTES: u8 = 1 << 5;
 const REFERENCE_GRANTS: u8 = 1 << 6;
+const TLS_ROUTES: u8 = 1 << 7;
 
 impl WatchMode {
     /// The sync bits a namespace must have before its objects are translated.
@@ -45,7 +47,9 @@ impl WatchMode {
         let common = SERVICES | SLICES | SECRETS;
         match self {
             WatchMode::Ingress => common | INGRESSES,
-            WatchMode::GatewayApi => common | HTTP_ROUTES | GRPC_ROUTES | REFERENCE_GRANTS,
+            WatchMode::GatewayApi => {
+                common | HTTP_ROUTES | GRPC_ROUTES | TLS_ROUTES | REFERENCE_GRANTS
+            }
         }
     }
 }
@@ -55,6 +59,7 @@ impl WatchMode {
 pub struct GatewayApiRoutes {
     pub http_routes: Vec<HttpRoute>,
     pub grpc_routes: Vec<GrpcRoute>,
+    pub tls_routes: Vec<TlsRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
 }
 
@@ -62,6 +67,7 @@ struct NamespaceWatch {
     ingresses: Option<Store<Ingress>>,
     http_routes: Option<Store<HttpRoute>>,
     grpc_routes: Option<Store<GrpcRoute>>,
+    tls_routes: Option<Store<TlsRoute>>,
     reference_grants: Option<Store<ReferenceGrant>>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -191,6 +197,7 @@ impl TenantWatch {
         let ingresses = (!gateway_api).then(|| s.watch(all.clone(), INGRESSES));
         let http_routes = gateway_api.then(|| s.watch(all.clone(), HTTP_ROUTES));
         let grpc_routes = gateway_api.then(|| s.watch(all.clone(), GRPC_ROUTES));
+        let tls_routes = gateway_api.then(|| s.watch(all.clone(), TLS_ROUTES));
         let reference_grants = gateway_api.then(|| s.watch(all.clone(), REFERENCE_GRANTS));
         let services = s.watch(all.clone(), SERVICES);
         let slices = s.watch(all, SLICES);
@@ -206,6 +213,7 @@ impl TenantWatch {
                 ingresses,
                 http_routes,
                 grpc_routes,
+                tls_routes,
                 reference_grants,
                 services,
                 slices,
@@ -262,6 +270,7 @@ impl TenantWatch {
         for w in self.synced_watches(namespaces) {
             o.http_routes.extend(cloned(w.http_routes.as_ref()));
             o.grpc_routes.extend(cloned(w.grpc_routes.as_ref()));
+            o.tls_routes.extend(cloned(w.tls_routes.as_ref()));
             o.reference_grants
                 .extend(cloned(w.reference_grants.as_ref()));
         }
