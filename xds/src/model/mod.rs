@@ -150,6 +150,9 @@ pub struct WeightedBackend {
     /// A key of [`Model::backends`].
     pub backend: String,
     pub weight: u32,
+    /// Header edits of the requests sent to this backend and its answers
+    /// (Gateway API filters on a backendRef), after the route's own.
+    pub headers: Option<Arc<HeaderEdits>>,
 }
 
 /// What a route does with a request it matched.

@@ -177,13 +177,9 @@ pub(super) fn attach(
     }
     let attached: Attached = allowed
         .into_iter()
-        .map(|l| {
-            (
-                l.index,
-                effective_hostnames(l.hostname.as_deref(), hostnames),
-            )
-        })
+        .map(|l| (l, effective_hostnames(l.hostname.as_deref(), hostnames)))
         .filter(|(_, h)| !h.is_empty())
+        .map(|(l, h)| (l.index, isolated(l, h, listeners)))
         .collect();
     if attached.is_empty() {
         return Err((
@@ -193,4 +189,32 @@ pub(super) fn attach(
         ));
     }
     Ok(attached)
+}
+
+/// Listener isolation: a request goes to the most specific listener of its
+/// port that matches its host, so a route of `l` does not answer the hosts
+/// that a more specific listener on the port covers.
+fn isolated(
+    l: &Listener,
+    hosts: Vec<Option<String>>,
+    listeners: &[Listener],
+) -> Vec<Option<String>> {
+    let more_specific: Vec<&str> = listeners
+        .iter()
+        .filter(|o| o.index != l.index && o.port == l.port && o.usable())
+        .filter_map(|o| o.hostname.as_deref())
+        .filter(|h2| match l.hostname.as_deref() {
+            None => true,
+            Some(mine) => *h2 != mine && wildcard_matches(mine, h2),
+        })
+        .collect();
+    hosts
+        .into_iter()
+        .filter(|h| match h {
+            None => true,
+            Some(h) => !more_specific
+                .iter()
+                .any(|h2| h == h2 || wildcard_matches(h2, h)),
+        })
+        .collect()
 }

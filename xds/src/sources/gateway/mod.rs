@@ -567,7 +567,15 @@ fn build_ports(
                     .iter()
                     .flat_map(|l| entries_of(l.index, "http"))
                     .collect();
-                PortProtocol::Http(host_table(name, entries))
+                let mut table = host_table(name, entries);
+                // A listener's hostname answers 404 for what its routes do not
+                // match, rather than falling through to a less specific listener.
+                for l in &ls {
+                    if let Some(h) = &l.hostname {
+                        table.hosts.entry(host_match(&Some(h.clone()))).or_default();
+                    }
+                }
+                PortProtocol::Http(table)
             }
             Some(Protocol::Https) => PortProtocol::Https(
                 ls.iter()

@@ -556,20 +556,32 @@ impl<'a> Cx<'a> {
         for (j, b) in rule.backend_refs.iter().enumerate() {
             let f = format!("{field}.backendRefs[{j}]");
             let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
-            if !b.filters.is_empty() {
-                self.diags.push(
-                    crate::diagnostics::Severity::Warning,
-                    &r.obj,
-                    format!("{f}.filters"),
-                    "filters on a backendRef are not supported yet; they are ignored",
-                );
+            let mut request = Vec::new();
+            let mut response = Vec::new();
+            for (k, filter) in b.filters.iter().enumerate() {
+                match filter_kind(filter) {
+                    Ok(FilterKind::RequestHeaders(m)) => request.push(m),
+                    Ok(FilterKind::ResponseHeaders(m)) => response.push(m),
+                    _ => self.diags.push(
+                        crate::diagnostics::Severity::Warning,
+                        &r.obj,
+                        format!("{f}.filters[{k}]"),
+                        format!(
+                            "filter {:?} on a backendRef is not supported (header modifiers are); it is ignored",
+                            filter.type_
+                        ),
+                    ),
+                }
             }
+            let headers = (!request.is_empty() || !response.is_empty())
+                .then(|| Arc::new(header_edits(&request, &response)));
             match self.backend(r, b, &f) {
                 Resolved::Backend(name) => {
                     if weight > 0 {
                         backends.push(WeightedBackend {
                             backend: name,
                             weight,
+                            headers,
                         });
                     }
                 }

@@ -1488,3 +1488,110 @@ spec: {}
         is("False", "NoMatchingParent")
     );
 }
+
+#[test]
+fn listeners_are_isolated_a_route_never_answers_a_more_specific_listeners_hosts() {
+    let section = |s: &str, path: &str| {
+        format!(
+            "  parentRefs: [{{name: gw, sectionName: {s}}}]\n  hostnames: [bar.com, '*.example.com', '*.foo.example.com', abc.foo.example.com]\n  rules: [{{matches: [{{path: {{value: {path}}}}}], backendRefs: [{{name: v1, port: 8080}}]}}]"
+        )
+    };
+    let t = translate(&[
+        &gateway(
+            "[{name: empty, port: 80, protocol: HTTP}, {name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}, \
+             {name: wild-foo, port: 80, protocol: HTTP, hostname: '*.foo.example.com'}, {name: abc, port: 80, protocol: HTTP, hostname: abc.foo.example.com}]",
+        ),
+        &route("infra", "to-empty", &section("empty", "/empty")),
+        &route("infra", "to-wild", &section("wild", "/wild")),
+        &route("infra", "to-wild-foo", &section("wild-foo", "/wild-foo")),
+        &route("infra", "to-abc", &section("abc", "/abc")),
+    ]);
+    let paths = |domain: &str| -> Vec<String> {
+        summaries(&t, "gateway-80", domain)
+            .into_iter()
+            .map(|s| s.split(' ').nth(1).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(paths("bar.com"), ["/empty"]);
+    assert_eq!(paths("*.example.com"), ["/wild"]);
+    assert_eq!(paths("*.foo.example.com"), ["/wild-foo"]);
+    assert_eq!(paths("abc.foo.example.com"), ["/abc"]);
+    for l in ["empty", "wild", "wild-foo", "abc"] {
+        assert_eq!(t.gateway.listener(l).unwrap().attached_routes, 1, "{l}");
+    }
+}
+
+#[test]
+fn a_listener_hostname_without_routes_answers_404_not_a_less_specific_listener() {
+    let t = translate(&[
+        &gateway("[{name: any, port: 80, protocol: HTTP}, {name: abc, port: 80, protocol: HTTP, hostname: abc.example.com}]"),
+        &route("infra", "r", "  parentRefs: [{name: gw, sectionName: any}]\n  rules: [{backendRefs: [{name: v1, port: 8080}]}]"),
+    ]);
+    assert!(summaries(&t, "gateway-80", "abc.example.com").is_empty());
+    assert_eq!(
+        summaries(&t, "gateway-80", "*"),
+        ["prefix / -> infra/v1/8080"]
+    );
+}
+
+#[test]
+fn header_modifiers_on_a_backend_ref_edit_only_that_backends_requests() {
+    let t = translate(&[
+        &gateway(HTTP80),
+        &route(
+            "infra",
+            "r",
+            "  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - name: v1
+      port: 8080
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Backend, value: one}]}}]
+    - name: v2
+      port: 8080
+      filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {remove: [X-Secret]}}]
+  - matches: [{path: {value: /single}}]
+    backendRefs:
+    - name: v3
+      port: 8080
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: X-Only, value: three}]}}]",
+        ),
+    ]);
+    let routes = &vhost(&t, "gateway-80", "*").routes;
+    let weighted = |r: &EnvoyRoute| match r.action.as_ref().unwrap() {
+        route::Action::Route(a) => match a.cluster_specifier.as_ref().unwrap() {
+            route_action::ClusterSpecifier::WeightedClusters(w) => w.clusters.clone(),
+            other => panic!("not weighted: {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let single = weighted(&routes[0]);
+    assert_eq!(
+        single.len(),
+        1,
+        "one backend with its own edits is a weighted entry"
+    );
+    assert_eq!(
+        single[0].request_headers_to_add[0]
+            .header
+            .as_ref()
+            .unwrap()
+            .key,
+        "x-only"
+    );
+    let split = weighted(&routes[1]);
+    assert_eq!(
+        split[0].request_headers_to_add[0]
+            .header
+            .as_ref()
+            .unwrap()
+            .value,
+        "one"
+    );
+    assert!(split[1].request_headers_to_add.is_empty());
+    assert_eq!(split[1].response_headers_to_remove, ["x-secret"]);
+    assert!(
+        routes[1].request_headers_to_add.is_empty(),
+        "not on the route"
+    );
+}
