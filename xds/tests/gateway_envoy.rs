@@ -7,46 +7,93 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use support::tls::{cert, tls_connect, tls_secret_yaml, Cert, ALL_TLS};
 use testkit::objects::local_service_yaml;
 use testkit::{wait_until, AdsFixture, Envoy, HttpConn, HttpResponse};
 use xds::bootstrap::{ads_bootstrap, to_yaml};
 use xds::{translate_gateway, GatewayApiObjects, GatewayApiOptions, Snapshot};
 
-/// A backend answering `backend=<id> path=<path>` and, one per line, every
-/// request header it received as `<name>: <value>`.
+/// Answers every request on `stream` with `backend=<id> path=<path>` and,
+/// one per line, every request header it received as `<name>: <value>`.
+async fn serve_echo<S>(stream: S, id: &'static str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let mut body = format!(
+            "backend={id} path={}\n",
+            req.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        for (name, value) in req.headers() {
+            body.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
+        }
+        async move { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
+
+/// A plain-HTTP echo backend.
 async fn echo_backend(id: &'static str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_echo(stream, id));
+        }
+    });
+    addr
+}
+
+/// An echo backend behind TLS with `cert` (for passthrough).
+async fn tls_echo_backend(id: &'static str, cert: &Cert) -> SocketAddr {
+    use rustls_pki_types::pem::PemObject;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der.clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let mut body = format!(
-                        "backend={id} path={}\n",
-                        req.uri().path_and_query().map_or("/", |p| p.as_str())
-                    );
-                    for (name, value) in req.headers() {
-                        body.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
-                    }
-                    async move {
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
-                            body,
-                        ))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve_echo(tls, id).await;
+                }
             });
         }
     });
     addr
+}
+
+/// A tenant's Gateway fleet: its Envoy fed over ADS with the production bootstrap.
+async fn start_envoy(t: &xds::GatewayTranslation) -> (AdsFixture, Envoy) {
+    assert_eq!(t.resources.consistency_problems(), Vec::<String>::new());
+    let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
+    let bootstrap = ads_bootstrap("gw", "gw", &ads.socket.display().to_string(), 0, None);
+    let envoy = Envoy::start_with_bootstrap("gw", &to_yaml(&bootstrap).unwrap()).await;
+    (ads, envoy)
+}
+
+fn options() -> GatewayApiOptions {
+    GatewayApiOptions {
+        bind_address: "127.0.0.1".into(),
+        tenant: "acme".into(),
+    }
 }
 
 fn objects(ports: (u16, u16), backends: &BTreeMap<&str, SocketAddr>) -> GatewayApiObjects {
@@ -196,12 +243,7 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
     }
     let ports = (testkit::free_port(), testkit::free_port());
     let objects = objects(ports, &backends);
-    let options = GatewayApiOptions {
-        bind_address: "127.0.0.1".into(),
-        tenant: "acme".into(),
-    };
-    let t = translate_gateway(&objects, &options);
-    assert_eq!(t.resources.consistency_problems(), Vec::<String>::new());
+    let t = translate_gateway(&objects, &options());
     let main = t.routes.iter().find(|r| r.name == "main").unwrap();
     assert_eq!(main.condition("Accepted").unwrap().status, "True");
     assert_eq!(
@@ -209,9 +251,7 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
         "BackendNotFound"
     );
 
-    let ads = AdsFixture::start(Snapshot::from(&t.resources)).await;
-    let bootstrap = ads_bootstrap("gw", "gw", &ads.socket.display().to_string(), 0, None);
-    let envoy = Envoy::start_with_bootstrap("gw", &to_yaml(&bootstrap).unwrap()).await;
+    let (_ads, envoy) = start_envoy(&t).await;
     let a = SocketAddr::from(([127, 0, 0, 1], ports.0));
     let b = SocketAddr::from(([127, 0, 0, 1], ports.1));
     let up = wait_until(Duration::from_secs(20), || async {
@@ -322,4 +362,113 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
         100,
         "only 200 and 500: {statuses:?}"
     );
+}
+
+/// GET `/` over TLS with this SNI (and Host), trusting only `root`: the
+/// answering backend's id, or the error.
+async fn tls_get(addr: SocketAddr, sni: &str, root: &Cert) -> Result<String, String> {
+    let tls = tls_connect(addr, sni, &root.der, ALL_TLS).await?;
+    let mut conn = HttpConn::handshake(tls).await.map_err(|e| e.to_string())?;
+    let r = conn.get(sni, "/").await.map_err(|e| e.to_string())?;
+    let first = r.body.lines().next().unwrap_or("").to_string();
+    Ok(first
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("backend=")
+        .to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_listeners_terminate_by_sni_and_tls_routes_pass_through_envoy() {
+    let (ca, cb, cp) = (
+        cert("a.example.com"),
+        cert("b.example.com"),
+        cert("p.example.com"),
+    );
+    let v1 = echo_backend("v1").await;
+    let v2 = echo_backend("v2").await;
+    let p = tls_echo_backend("p", &cp).await;
+    let (https, pass) = (testkit::free_port(), testkit::free_port());
+    let mut yaml = format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: infra}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: tenant-gateway
+  listeners:
+  - {{name: a, port: {https}, protocol: HTTPS, hostname: a.example.com, tls: {{certificateRefs: [{{name: a}}]}}}}
+  - {{name: b, port: {https}, protocol: HTTPS, hostname: b.example.com, tls: {{certificateRefs: [{{name: b}}]}}}}
+  - {{name: pass, port: {pass}, protocol: TLS, tls: {{mode: Passthrough}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: to-a, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw, sectionName: a}}]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: to-b, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw, sectionName: b}}]
+  rules: [{{backendRefs: [{{name: v2, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {{name: pass, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw, sectionName: pass}}]
+  hostnames: [p.example.com]
+  rules: [{{backendRefs: [{{name: p, port: 80}}]}}]
+---
+"#
+    );
+    yaml += &tls_secret_yaml("infra", "a", &ca);
+    yaml += &tls_secret_yaml("infra", "b", &cb);
+    for (id, addr) in [("v1", v1), ("v2", v2), ("p", p)] {
+        yaml += &local_service_yaml("infra", id, &[addr.port()]);
+    }
+    let t = translate_gateway(&GatewayApiObjects::from_yaml(&yaml).unwrap(), &options());
+    for l in &t.gateway.listeners {
+        assert!(l.condition("Programmed").unwrap().is_true(), "{l:?}");
+    }
+    let (_ads, envoy) = start_envoy(&t).await;
+    let https = SocketAddr::from(([127, 0, 0, 1], https));
+    let pass = SocketAddr::from(([127, 0, 0, 1], pass));
+    let up = wait_until(Duration::from_secs(20), || async {
+        tls_get(https, "a.example.com", &ca).await.is_ok()
+    })
+    .await;
+    assert!(up, "HTTPS listener did not come up; log:\n{}", envoy.log());
+    assert_eq!(
+        tls_get(https, "a.example.com", &ca).await.as_deref(),
+        Ok("v1")
+    );
+    // b's chain presents b's certificate and routes to b's backend.
+    assert_eq!(
+        tls_get(https, "b.example.com", &cb).await.as_deref(),
+        Ok("v2")
+    );
+    assert!(
+        tls_get(https, "b.example.com", &ca).await.is_err(),
+        "a's certificate is not b's"
+    );
+    // Passthrough: the backend's own certificate, by SNI; other names are refused.
+    let passed = wait_until(Duration::from_secs(10), || async {
+        tls_get(pass, "p.example.com", &cp).await.is_ok()
+    })
+    .await;
+    assert!(passed, "passthrough did not come up; log:\n{}", envoy.log());
+    assert_eq!(
+        tls_get(pass, "p.example.com", &cp).await.as_deref(),
+        Ok("p")
+    );
+    assert!(tls_get(pass, "q.example.com", &cp).await.is_err());
 }

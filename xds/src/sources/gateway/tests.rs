@@ -1595,3 +1595,95 @@ fn header_modifiers_on_a_backend_ref_edit_only_that_backends_requests() {
         "not on the route"
     );
 }
+
+// ------------------------------------------------------------------ TLS passthrough
+
+fn tls_route(name: &str, hostnames: &str, backend: &str) -> String {
+    format!(
+        "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: {hostnames}
+  rules: [{{backendRefs: [{{name: {backend}, port: 8080}}]}}]
+"
+    )
+}
+
+#[test]
+fn tls_routes_pass_connections_through_by_sni() {
+    let t = translate(&[
+        &gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}]"),
+        &tls_route("a", "[a.example.com]", "v1"),
+        &tls_route("b", "['*.b.example.com']", "v2"),
+        &tls_route("broken", "[c.example.com]", "missing"),
+    ]);
+    let l = t.gateway.listener("tls").unwrap();
+    assert_eq!(
+        l.supported_kinds,
+        [(gwapi::GROUP.to_string(), "TLSRoute".to_string())]
+    );
+    assert_eq!(l.attached_routes, 3);
+    assert_eq!(cond(&t, "a", "Accepted"), is("True", "Accepted"));
+    assert_eq!(
+        cond(&t, "broken", "ResolvedRefs"),
+        is("False", "BackendNotFound")
+    );
+    let listener = &t.resources.listeners[0];
+    let chains: Vec<(Vec<String>, String)> = listener
+        .filter_chains
+        .iter()
+        .map(|c| {
+            let names = c
+                .filter_chain_match
+                .as_ref()
+                .map(|m| m.server_names.clone())
+                .unwrap_or_default();
+            (names, c.filters[0].name.clone())
+        })
+        .collect();
+    assert_eq!(
+        chains,
+        [
+            (
+                vec!["*.b.example.com".to_string()],
+                "envoy.filters.network.tcp_proxy".to_string()
+            ),
+            (
+                vec!["a.example.com".to_string()],
+                "envoy.filters.network.tcp_proxy".to_string()
+            ),
+        ],
+        "the route whose backend does not resolve has no chain"
+    );
+    assert!(t.resources.routes.is_empty());
+}
+
+#[test]
+fn an_http_route_does_not_attach_to_a_tls_listener_nor_a_tls_route_to_http() {
+    let t = translate(&[
+        &gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}, {name: http, port: 80, protocol: HTTP}]"),
+        &route("infra", "h", "  parentRefs: [{name: gw, sectionName: tls}]\n  rules: [{backendRefs: [{name: v1, port: 8080}]}]"),
+        &tls_route("t", "[a.example.com]", "v1").replace("[{name: gw}]", "[{name: gw, sectionName: http}]"),
+    ]);
+    assert_eq!(
+        cond(&t, "h", "Accepted"),
+        is("False", "NotAllowedByListeners")
+    );
+    assert_eq!(
+        cond(&t, "t", "Accepted"),
+        is("False", "NotAllowedByListeners")
+    );
+}
+
+#[test]
+fn a_tls_listener_that_terminates_is_not_supported() {
+    let t = translate(&[&gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: c}]}}]")]);
+    assert_eq!(
+        listener_cond(&t, "tls", "Accepted"),
+        is("False", "UnsupportedValue")
+    );
+}
