@@ -128,6 +128,8 @@ spec:
     backendRefs: [{{name: v2, port: 80}}]
   - matches: [{{path: {{type: Exact, value: /redirect}}}}]
     filters: [{{type: RequestRedirect, requestRedirect: {{scheme: https, hostname: example.org, statusCode: 301}}}}]
+  - matches: [{{path: {{type: Exact, value: /redirect-port-80}}}}]
+    filters: [{{type: RequestRedirect, requestRedirect: {{hostname: example.org, port: 80}}}}]
   - matches: [{{path: {{type: Exact, value: /redirect-host}}}}]
     filters: [{{type: RequestRedirect, requestRedirect: {{hostname: example.org}}}}]
   - matches: [{{path: {{value: /prefix-redirect}}}}]
@@ -147,6 +149,9 @@ spec:
     backendRefs: [{{name: v1, port: 80, weight: 1}}, {{name: v2, port: 80, weight: 1}}]
   - matches: [{{path: {{value: /broken-split}}}}]
     backendRefs: [{{name: v1, port: 80, weight: 1}}, {{name: missing, port: 80, weight: 1}}]
+  - matches: [{{path: {{value: /cors}}}}]
+    filters: [{{type: CORS, cors: {{allowOrigins: ['https://*.bar.com'], allowMethods: [GET, OPTIONS], allowHeaders: [x-header-1], exposeHeaders: [x-header-3], allowCredentials: true, maxAge: 3600}}}}]
+    backendRefs: [{{name: v1, port: 80}}]
   - matches: [{{path: {{value: /rewrite}}}}]
     filters: [{{type: URLRewrite, urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /}}}}}}]
     backendRefs: [{{name: v2, port: 80}}]
@@ -298,6 +303,18 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
         r.response.header("location"),
         Some("https://example.org/redirect")
     );
+    // A request's own port is not kept when the redirect's is the scheme's default.
+    let with_port = format!("any.test:{}", ports.0);
+    let r = get(a, &with_port, "/redirect").await;
+    assert_eq!(
+        r.response.header("location"),
+        Some("https://example.org/redirect")
+    );
+    let r = get(a, &with_port, "/redirect-port-80").await;
+    assert_eq!(
+        r.response.header("location"),
+        Some("http://example.org/redirect-port-80")
+    );
     let r = get(a, "any.test", "/redirect-host").await;
     assert_eq!(r.status, 302);
     assert_eq!(
@@ -333,6 +350,52 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
     assert_eq!(r.seen("x-add").join(","), "original,added");
     assert!(r.seen("x-remove").is_empty());
     assert_eq!(r.response.header("x-response"), Some("from-gateway"));
+    // CORS: a preflight from an allowed origin is answered by the gateway;
+    // another origin gets no CORS headers.
+    async fn preflight(a: SocketAddr, origin: &str) -> Answer {
+        let headers = [("origin", origin), ("access-control-request-method", "GET")];
+        send(a, Method::OPTIONS, "any.test", "/cors", &headers).await
+    }
+    let r = preflight(a, "https://xpto.www.bar.com").await;
+    assert!(matches!(r.status, 200 | 204), "{}", r.status);
+    let h = |name: &str| r.response.header(name).map(str::to_string);
+    assert_eq!(
+        h("access-control-allow-origin").as_deref(),
+        Some("https://xpto.www.bar.com")
+    );
+    assert_eq!(
+        h("access-control-allow-methods").as_deref(),
+        Some("GET,OPTIONS")
+    );
+    assert_eq!(h("access-control-max-age").as_deref(), Some("3600"));
+    assert_eq!(
+        h("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        preflight(a, "https://foobar.com")
+            .await
+            .response
+            .header("access-control-allow-origin"),
+        None
+    );
+    let r = send(
+        a,
+        Method::GET,
+        "any.test",
+        "/cors",
+        &[("origin", "https://www.bar.com")],
+    )
+    .await;
+    assert_eq!(r.backend, "v1");
+    assert_eq!(
+        r.response.header("access-control-allow-origin"),
+        Some("https://www.bar.com")
+    );
+    assert_eq!(
+        r.response.header("access-control-expose-headers"),
+        Some("x-header-3")
+    );
     // Prefix rewrite to `/`.
     let r = get(a, "any.test", "/rewrite/deeper").await;
     assert_eq!((r.backend.as_str(), r.path.as_str()), ("v2", "/deeper"));
