@@ -535,3 +535,152 @@ spec:
     );
     assert!(tls_get(pass, "q.example.com", &cp).await.is_err());
 }
+
+/// An HTTP/2 cleartext (h2c) backend answering `backend=<id> path=<path>`,
+/// as a gRPC server's transport would carry it.
+async fn h2c_backend(id: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let body = format!("backend={id} path={}", req.uri().path());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                            body,
+                        ))))
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A gRPC-shaped request (HTTP/2 prior knowledge, POST, `application/grpc`):
+/// the answering backend's body, `status N` or `grpc-status N`.
+async fn grpc_call(addr: SocketAddr, host: &str, method: &str, headers: &[(&str, &str)]) -> String {
+    use http_body_util::BodyExt;
+    let io = TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{host}{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        send.send_request(req.body(Full::new(Bytes::new())).unwrap()),
+    )
+    .await
+    .expect("answer within 5s")
+    .unwrap();
+    if response.status() != 200 {
+        return format!("status {}", response.status());
+    }
+    // Envoy answers a gRPC request it cannot route as gRPC: trailers only.
+    if let Some(code) = response.headers().get("grpc-status") {
+        return format!("grpc-status {}", code.to_str().unwrap_or("?"));
+    }
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_routes_match_service_method_and_headers_over_h2c_through_envoy() {
+    let g1 = h2c_backend("g1").await;
+    let g2 = h2c_backend("g2").await;
+    let port = testkit::free_port();
+    let mut yaml = format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: infra}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: tenant-gateway
+  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: grpc, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{{method: {{service: echo.Echo, method: Say}}}}]
+    backendRefs: [{{name: g1, port: 80}}]
+  - matches: [{{method: {{service: echo.Echo}}, headers: [{{name: X-Version, value: two}}]}}]
+    backendRefs: [{{name: g2, port: 80}}]
+  - matches: [{{method: {{type: RegularExpression, service: 'echo\.v[0-9]+\.Echo', method: 'Get.*'}}}}]
+    backendRefs: [{{name: g2, port: 80}}]
+---
+"#
+    );
+    for (id, addr) in [("g1", g1), ("g2", g2)] {
+        yaml += &local_service_yaml("infra", id, &[addr.port()]);
+    }
+    let t = translate_gateway(&GatewayApiObjects::from_yaml(&yaml).unwrap(), &options());
+    assert!(
+        t.routes[0].condition("Accepted").unwrap().is_true(),
+        "{:?}",
+        t.routes
+    );
+    let (_ads, envoy) = start_envoy(&t).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let up = wait_until(Duration::from_secs(20), || async {
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+            .await
+            .is_ok_and(|c| c.is_ok())
+    })
+    .await;
+    assert!(up, "listener did not come up; log:\n{}", envoy.log());
+    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+        ("/echo.Echo/Say", &[], "backend=g1 path=/echo.Echo/Say"),
+        (
+            "/echo.Echo/Say",
+            &[("x-version", "two")],
+            "backend=g1 path=/echo.Echo/Say",
+        ),
+        (
+            "/echo.Echo/Other",
+            &[("x-version", "two")],
+            "backend=g2 path=/echo.Echo/Other",
+        ),
+        // No route: UNIMPLEMENTED (Envoy's gRPC form of 404).
+        ("/echo.Echo/Other", &[], "grpc-status 12"),
+        (
+            "/echo.v2.Echo/GetThing",
+            &[],
+            "backend=g2 path=/echo.v2.Echo/GetThing",
+        ),
+        ("/echo.v2.Echo/PutThing", &[], "grpc-status 12"),
+    ];
+    for (method, headers, want) in cases {
+        let mut got = String::new();
+        // The first calls may race the listener's route configuration.
+        for _ in 0..50 {
+            got = grpc_call(addr, "grpc.example.com", method, headers).await;
+            if got == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(got, want, "{method} {headers:?}");
+    }
+}
