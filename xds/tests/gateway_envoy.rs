@@ -96,11 +96,11 @@ fn options() -> GatewayApiOptions {
     }
 }
 
-fn objects(ports: (u16, u16), backends: &BTreeMap<&str, SocketAddr>) -> GatewayApiObjects {
-    let (a, b) = ports;
-    let mut yaml = format!(
-        r#"
-apiVersion: v1
+/// The namespace `infra` and the Gateway `gw` in it with these listeners
+/// (YAML list items).
+fn gateway_yaml(listeners: &str) -> String {
+    format!(
+        "apiVersion: v1
 kind: Namespace
 metadata: {{name: infra}}
 ---
@@ -109,63 +109,75 @@ kind: Gateway
 metadata: {{name: gw, namespace: infra, generation: 1}}
 spec:
   gatewayClassName: tenant-gateway
-  listeners:
-  - {{name: a, port: {a}, protocol: HTTP}}
-  - {{name: b, port: {b}, protocol: HTTP, hostname: b.example.com}}
+  listeners:{listeners}
 ---
+"
+    )
+}
+
+/// Extra headers of a request.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+fn objects(ports: (u16, u16), backends: &BTreeMap<&str, SocketAddr>) -> GatewayApiObjects {
+    let (a, b) = ports;
+    let mut yaml = gateway_yaml(&format!(
+        "
+  - {{name: a, port: {a}, protocol: HTTP}}
+  - {{name: b, port: {b}, protocol: HTTP, hostname: b.example.com}}"
+    ));
+    yaml += r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: main, namespace: infra}}
+metadata: {name: main, namespace: infra}
 spec:
-  parentRefs: [{{name: gw, sectionName: a}}]
+  parentRefs: [{name: gw, sectionName: a}]
   rules:
-  - backendRefs: [{{name: v1, port: 80}}]
-  - matches: [{{path: {{value: /h}}, headers: [{{name: X-Version, value: two}}]}}]
-    backendRefs: [{{name: v2, port: 80}}]
-  - matches: [{{path: {{value: /q}}, queryParams: [{{name: animal, value: whale}}]}}]
-    backendRefs: [{{name: v3, port: 80}}]
-  - matches: [{{path: {{value: /m}}, method: POST}}]
-    backendRefs: [{{name: v2, port: 80}}]
-  - matches: [{{path: {{type: Exact, value: /redirect}}}}]
-    filters: [{{type: RequestRedirect, requestRedirect: {{scheme: https, hostname: example.org, statusCode: 301}}}}]
-  - matches: [{{path: {{type: Exact, value: /redirect-port-80}}}}]
-    filters: [{{type: RequestRedirect, requestRedirect: {{hostname: example.org, port: 80}}}}]
-  - matches: [{{path: {{type: Exact, value: /redirect-host}}}}]
-    filters: [{{type: RequestRedirect, requestRedirect: {{hostname: example.org}}}}]
-  - matches: [{{path: {{value: /prefix-redirect}}}}]
-    filters: [{{type: RequestRedirect, requestRedirect: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /new}}}}}}]
-  - matches: [{{path: {{value: /mod}}}}]
+  - backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {value: /h}, headers: [{name: X-Version, value: two}]}]
+    backendRefs: [{name: v2, port: 80}]
+  - matches: [{path: {value: /q}, queryParams: [{name: animal, value: whale}]}]
+    backendRefs: [{name: v3, port: 80}]
+  - matches: [{path: {value: /m}, method: POST}]
+    backendRefs: [{name: v2, port: 80}]
+  - matches: [{path: {type: Exact, value: /redirect}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: example.org, statusCode: 301}}]
+  - matches: [{path: {type: Exact, value: /redirect-port-80}}]
+    filters: [{type: RequestRedirect, requestRedirect: {hostname: example.org, port: 80}}]
+  - matches: [{path: {type: Exact, value: /redirect-host}}]
+    filters: [{type: RequestRedirect, requestRedirect: {hostname: example.org}}]
+  - matches: [{path: {value: /prefix-redirect}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}]
+  - matches: [{path: {value: /mod}}]
     filters:
     - type: RequestHeaderModifier
       requestHeaderModifier:
-        set: [{{name: X-Set, value: set-value}}]
-        add: [{{name: X-Add, value: added}}]
+        set: [{name: X-Set, value: set-value}]
+        add: [{name: X-Add, value: added}]
         remove: [X-Remove]
     - type: ResponseHeaderModifier
       responseHeaderModifier:
-        set: [{{name: X-Response, value: from-gateway}}]
-    backendRefs: [{{name: v1, port: 80}}]
-  - matches: [{{path: {{value: /split}}}}]
-    backendRefs: [{{name: v1, port: 80, weight: 1}}, {{name: v2, port: 80, weight: 1}}]
-  - matches: [{{path: {{value: /broken-split}}}}]
-    backendRefs: [{{name: v1, port: 80, weight: 1}}, {{name: missing, port: 80, weight: 1}}]
-  - matches: [{{path: {{value: /cors}}}}]
-    filters: [{{type: CORS, cors: {{allowOrigins: ['https://*.bar.com'], allowMethods: [GET, OPTIONS], allowHeaders: [x-header-1], exposeHeaders: [x-header-3], allowCredentials: true, maxAge: 3600}}}}]
-    backendRefs: [{{name: v1, port: 80}}]
-  - matches: [{{path: {{value: /rewrite}}}}]
-    filters: [{{type: URLRewrite, urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /}}}}}}]
-    backendRefs: [{{name: v2, port: 80}}]
+        set: [{name: X-Response, value: from-gateway}]
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {value: /split}}]
+    backendRefs: [{name: v1, port: 80, weight: 1}, {name: v2, port: 80, weight: 1}]
+  - matches: [{path: {value: /broken-split}}]
+    backendRefs: [{name: v1, port: 80, weight: 1}, {name: missing, port: 80, weight: 1}]
+  - matches: [{path: {value: /cors}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['https://*.bar.com'], allowMethods: [GET, OPTIONS], allowHeaders: [x-header-1], exposeHeaders: [x-header-3], allowCredentials: true, maxAge: 3600}}]
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {value: /rewrite}}]
+    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}}]
+    backendRefs: [{name: v2, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: on-b, namespace: infra}}
+metadata: {name: on-b, namespace: infra}
 spec:
-  parentRefs: [{{name: gw, sectionName: b}}]
+  parentRefs: [{name: gw, sectionName: b}]
   rules:
-  - backendRefs: [{{name: v3, port: 80}}]
+  - backendRefs: [{name: v3, port: 80}]
 ---
-"#
-    );
+"#;
     for (id, addr) in backends {
         yaml += &local_service_yaml("infra", id, &[addr.port()]);
     }
@@ -453,46 +465,36 @@ async fn https_listeners_terminate_by_sni_and_tls_routes_pass_through_envoy() {
     let v2 = echo_backend("v2").await;
     let p = tls_echo_backend("p", &cp).await;
     let (https, pass) = (testkit::free_port(), testkit::free_port());
-    let mut yaml = format!(
-        r#"
-apiVersion: v1
-kind: Namespace
-metadata: {{name: infra}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: infra}}
-spec:
-  gatewayClassName: tenant-gateway
-  listeners:
+    let mut yaml = gateway_yaml(&format!(
+        "
   - {{name: a, port: {https}, protocol: HTTPS, hostname: a.example.com, tls: {{certificateRefs: [{{name: a}}]}}}}
   - {{name: b, port: {https}, protocol: HTTPS, hostname: b.example.com, tls: {{certificateRefs: [{{name: b}}]}}}}
-  - {{name: pass, port: {pass}, protocol: TLS, tls: {{mode: Passthrough}}}}
+  - {{name: pass, port: {pass}, protocol: TLS, tls: {{mode: Passthrough}}}}"
+    ));
+    yaml += r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-a, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: a}]
+  rules: [{backendRefs: [{name: v1, port: 80}]}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: to-a, namespace: infra}}
+metadata: {name: to-b, namespace: infra}
 spec:
-  parentRefs: [{{name: gw, sectionName: a}}]
-  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: to-b, namespace: infra}}
-spec:
-  parentRefs: [{{name: gw, sectionName: b}}]
-  rules: [{{backendRefs: [{{name: v2, port: 80}}]}}]
+  parentRefs: [{name: gw, sectionName: b}]
+  rules: [{backendRefs: [{name: v2, port: 80}]}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: TLSRoute
-metadata: {{name: pass, namespace: infra}}
+metadata: {name: pass, namespace: infra}
 spec:
-  parentRefs: [{{name: gw, sectionName: pass}}]
+  parentRefs: [{name: gw, sectionName: pass}]
   hostnames: [p.example.com]
-  rules: [{{backendRefs: [{{name: p, port: 80}}]}}]
+  rules: [{backendRefs: [{name: p, port: 80}]}]
 ---
-"#
-    );
+"#;
     yaml += &tls_secret_yaml("infra", "a", &ca);
     yaml += &tls_secret_yaml("infra", "b", &cb);
     for (id, addr) in [("v1", v1), ("v2", v2), ("p", p)] {
@@ -603,35 +605,25 @@ async fn grpc_routes_match_service_method_and_headers_over_h2c_through_envoy() {
     let g1 = h2c_backend("g1").await;
     let g2 = h2c_backend("g2").await;
     let port = testkit::free_port();
-    let mut yaml = format!(
-        r#"
-apiVersion: v1
-kind: Namespace
-metadata: {{name: infra}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: infra}}
-spec:
-  gatewayClassName: tenant-gateway
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
+    let mut yaml = gateway_yaml(&format!(
+        "\n  - {{name: http, port: {port}, protocol: HTTP}}"
+    ));
+    yaml += r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
-metadata: {{name: grpc, namespace: infra}}
+metadata: {name: grpc, namespace: infra}
 spec:
-  parentRefs: [{{name: gw}}]
+  parentRefs: [{name: gw}]
   hostnames: [grpc.example.com]
   rules:
-  - matches: [{{method: {{service: echo.Echo, method: Say}}}}]
-    backendRefs: [{{name: g1, port: 80}}]
-  - matches: [{{method: {{service: echo.Echo}}, headers: [{{name: X-Version, value: two}}]}}]
-    backendRefs: [{{name: g2, port: 80}}]
-  - matches: [{{method: {{type: RegularExpression, service: 'echo\.v[0-9]+\.Echo', method: 'Get.*'}}}}]
-    backendRefs: [{{name: g2, port: 80}}]
+  - matches: [{method: {service: echo.Echo, method: Say}}]
+    backendRefs: [{name: g1, port: 80}]
+  - matches: [{method: {service: echo.Echo}, headers: [{name: X-Version, value: two}]}]
+    backendRefs: [{name: g2, port: 80}]
+  - matches: [{method: {type: RegularExpression, service: 'echo\.v[0-9]+\.Echo', method: 'Get.*'}}]
+    backendRefs: [{name: g2, port: 80}]
 ---
-"#
-    );
+"#;
     for (id, addr) in [("g1", g1), ("g2", g2)] {
         yaml += &local_service_yaml("infra", id, &[addr.port()]);
     }
@@ -650,7 +642,7 @@ spec:
     })
     .await;
     assert!(up, "listener did not come up; log:\n{}", envoy.log());
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+    let cases: [(&str, Headers<'_>, &str); 6] = [
         ("/echo.Echo/Say", &[], "backend=g1 path=/echo.Echo/Say"),
         (
             "/echo.Echo/Say",
