@@ -93,6 +93,7 @@ fn options() -> GatewayApiOptions {
     GatewayApiOptions {
         bind_address: "127.0.0.1".into(),
         tenant: "acme".into(),
+        reserved_ports: vec![],
     }
 }
 

@@ -158,6 +158,16 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
             continue;
         };
         let bind = container_port(l.port);
+        if cx.options.reserved_ports.contains(&bind) {
+            l.not_accepted = problem(
+                "PortUnavailable",
+                format!(
+                    "port {} binds container port {bind}, which the gateway pod itself uses",
+                    l.port
+                ),
+            );
+            continue;
+        }
         match bound.get(&bind) {
             Some(p) if *p != l.port => {
                 l.not_accepted = problem(

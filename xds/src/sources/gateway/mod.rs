@@ -60,6 +60,9 @@ pub struct GatewayApiOptions {
     pub bind_address: String,
     /// The TenantGateway's name, for messages.
     pub tenant: String,
+    /// Container ports the pod already uses (Envoy admin and readiness, the
+    /// sidecar's): a listener binding one is `PortUnavailable`.
+    pub reserved_ports: Vec<u16>,
 }
 
 impl Default for GatewayApiOptions {
@@ -67,6 +70,7 @@ impl Default for GatewayApiOptions {
         Self {
             bind_address: "0.0.0.0".into(),
             tenant: String::new(),
+            reserved_ports: Vec::new(),
         }
     }
 }

@@ -99,6 +99,7 @@ fn options() -> GatewayApiOptions {
     GatewayApiOptions {
         bind_address: "0.0.0.0".into(),
         tenant: "acme".into(),
+        reserved_ports: vec![],
     }
 }
 
@@ -465,6 +466,24 @@ fn a_port_whose_container_port_another_port_binds_is_unavailable() {
         listener_cond(&t, "b", "Accepted"),
         is("False", "PortUnavailable")
     );
+}
+
+#[test]
+fn a_port_the_pod_itself_uses_is_unavailable() {
+    let o = objects(&[&gateway(
+        "[{name: a, port: 8081, protocol: HTTP}, {name: b, port: 8082, protocol: HTTP}]",
+    )]);
+    let opts = GatewayApiOptions {
+        reserved_ports: vec![8081, 9901],
+        ..options()
+    };
+    let t = translate_gateway(&o, &opts);
+    assert_eq!(
+        listener_cond(&t, "a", "Accepted"),
+        is("False", "PortUnavailable")
+    );
+    assert_eq!(listener_cond(&t, "b", "Accepted"), is("True", "Accepted"));
+    assert_eq!(t.resources.listeners.len(), 1);
 }
 
 #[test]
