@@ -677,3 +677,60 @@ spec:
         assert_eq!(got, want, "{method} {headers:?}");
     }
 }
+
+/// Input Envoy would refuse if it reached the configuration: each value is
+/// refused by translation, the rest must still be a configuration Envoy takes.
+const HOSTILE: &str = r#"
+  - {name: http, port: 18080, protocol: HTTP}
+  - {name: bad-host, port: 18081, protocol: HTTP, hostname: 'Bad_Host'}
+  - {name: https, port: 18443, protocol: HTTPS, tls: {certificateRefs: [{name: missing}]}}
+  - {name: udp, port: 18053, protocol: UDP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: hostile, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ['Not A Host', '*', ok.example.com, '*.example.com']
+  rules:
+  - matches: [{path: {type: RegularExpression, value: '/a{1000}'}}, {headers: [{name: x, type: RegularExpression, value: '(?<=x)'}]}]
+    backendRefs: [{name: v1, port: 80}]
+  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: ':path', value: /x}], remove: [host]}}]
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {value: /crlf}}]
+    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-a, value: "a\r\nb"}]}}]
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {value: /weights}}]
+    backendRefs: [{name: v1, port: 80, weight: 2000000000}, {name: nope, port: 80, weight: 2000000000}]
+  - matches: [{path: {value: /percent}, queryParams: [{name: '%x%', value: '%y%'}]}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-p, value: '%REQ(:path)%'}]}}, {type: RequestMirror, requestMirror: {backendRef: {name: v1, port: 80}, fraction: {numerator: 7, denominator: 0}}}]
+    backendRefs: [{name: v1, port: 80, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: ':authority', value: x}]}}]}]
+  - matches: [{path: {value: /cors}}]
+    filters: [{type: CORS, cors: {allowOrigins: ['*', 'https://*.a.com', 'http://(x).b'], allowMethods: ['*'], maxAge: -5}}]
+    timeouts: {request: 99999h, backendRequest: 0s}
+    backendRefs: [{name: v1, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: redirects, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules:
+  - matches: [{path: {value: /r}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: 'a b', port: 70000, statusCode: 999, path: {type: ReplacePrefixMatch, replacePrefixMatch: '\1'}}}]
+---
+"#;
+
+#[test]
+fn hostile_gateway_input_still_gives_a_configuration_envoy_validates() {
+    let mut yaml = gateway_yaml(HOSTILE);
+    yaml += &local_service_yaml("infra", "v1", &[18999]);
+    let t = translate_gateway(&GatewayApiObjects::from_yaml(&yaml).unwrap(), &options());
+    assert_eq!(t.resources.consistency_problems(), Vec::<String>::new());
+    assert!(
+        !t.resources.listeners.is_empty(),
+        "the valid part is served"
+    );
+    let bootstrap = xds::bootstrap::static_bootstrap(&t.resources, "gw", "gw", 0);
+    testkit::assert_envoy_accepts(&to_yaml(&bootstrap).unwrap());
+}

@@ -64,6 +64,24 @@ impl LabelSelector {
     }
 }
 
+/// A DNS name as Gateway API hostnames are (RFC 1123 labels, an optional
+/// leading `*.` label, no IP address): Envoy refuses a listener or route
+/// table with anything else.
+pub(super) fn valid_hostname(h: &str) -> bool {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    !name.is_empty()
+        && h.len() <= 253
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
 /// `name` is matched by the wildcard `*.suffix` (one or more labels in front).
 fn wildcard_matches(wildcard: &str, name: &str) -> bool {
     let Some(suffix) = wildcard.strip_prefix('*') else {

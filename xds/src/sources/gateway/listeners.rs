@@ -229,6 +229,16 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         conflicted: None,
         attached: BTreeSet::new(),
     };
+    if let Some(h) = out
+        .hostname
+        .as_deref()
+        .filter(|h| !super::attach::valid_hostname(h))
+    {
+        out.not_accepted = problem(
+            "UnsupportedValue",
+            format!("hostname {h:?} is not a valid DNS name"),
+        );
+    }
     if out.port == 0 {
         out.not_accepted = problem(
             "PortUnavailable",

@@ -346,7 +346,21 @@ pub fn translate_gateway(
         };
     }
     let mut listeners = listeners::listeners(&mut cx);
-    let routes = route_objects(objects);
+    let mut routes = route_objects(objects);
+    for r in &mut routes {
+        let hostnames = std::mem::take(&mut r.spec.hostnames);
+        for (i, h) in hostnames.into_iter().enumerate() {
+            if attach::valid_hostname(&h) {
+                r.spec.hostnames.push(h);
+            } else {
+                cx.diags.error(
+                    &r.obj,
+                    format!("spec.hostnames[{i}]"),
+                    format!("{h:?} is not a valid DNS name; it is ignored"),
+                );
+            }
+        }
+    }
     let mut statuses = Vec::new();
     let mut attachments = Vec::new();
     let mut lowered: Vec<Option<LoweredRoute>> = Vec::new();
@@ -506,6 +520,7 @@ fn gateway_status(
 fn host_match(h: &Option<String>) -> HostMatch {
     match h {
         None => HostMatch::Any,
+        Some(h) if h == "*" => HostMatch::Any,
         Some(h) if h.starts_with("*.") => HostMatch::Wildcard(h.clone()),
         Some(h) => HostMatch::Exact(h.clone()),
     }

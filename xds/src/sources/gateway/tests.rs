@@ -1706,3 +1706,55 @@ fn a_tls_listener_that_terminates_is_not_supported() {
         is("False", "UnsupportedValue")
     );
 }
+
+#[test]
+fn values_envoy_would_refuse_stay_out_of_the_configuration() {
+    // Each would make Envoy refuse the whole route table or listener; each
+    // is refused where it is, and the rest is served.
+    let t = translate(&[
+        &gateway("[{name: http, port: 80, protocol: HTTP}, {name: bad, port: 81, protocol: HTTP, hostname: 'Bad_Host'}]"),
+        &route(
+            "infra",
+            "r",
+            "  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: ['Not A Host', ok.example.com]
+  rules:
+  - matches: [{path: {type: RegularExpression, value: '/a{1000}'}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /pseudo}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: ':path', value: /x}]}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /host}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: x}]}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /crlf}}]
+    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-a, value: \"a\\r\\nb\"}]}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /ok}}]
+    backendRefs: [{name: v1, port: 8080, weight: 2000000000}, {name: v2, port: 8080, weight: 2000000000}]",
+        ),
+    ]);
+    assert_eq!(
+        listener_cond(&t, "bad", "Accepted"),
+        is("False", "UnsupportedValue")
+    );
+    assert_eq!(
+        cond(&t, "r", "PartiallyInvalid"),
+        is("True", "UnsupportedValue")
+    );
+    assert_eq!(domains(&t, "gateway-80"), ["ok.example.com"]);
+    assert_eq!(
+        summaries(&t, "gateway-80", "ok.example.com"),
+        ["prefix /ok -> infra/v1/8080:1000000,infra/v2/8080:1000000"]
+    );
+    let fields: Vec<&str> = t.diagnostics.iter().map(|d| d.field.as_str()).collect();
+    for f in [
+        "spec.hostnames[0]",
+        "spec.rules[0].matches[0]",
+        "spec.rules[1].filters",
+        "spec.rules[2].filters",
+        "spec.rules[3].filters",
+    ] {
+        assert!(fields.contains(&f), "{f} not reported: {fields:?}");
+    }
+}
