@@ -456,21 +456,19 @@ async fn tls_get(addr: SocketAddr, sni: &str, root: &Cert) -> Result<String, Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_listeners_terminate_by_sni_and_tls_routes_pass_through_envoy() {
-    let (ca, cb, cp) = (
-        cert("a.example.com"),
-        cert("b.example.com"),
-        cert("p.example.com"),
-    );
+async fn https_and_tls_listeners_share_a_port_by_sni_through_envoy() {
+    let (ca, cb) = (cert("a.example.com"), cert("b.example.com"));
+    let (cp, ct) = (cert("p.pass.example.com"), cert("t.example.com"));
     let v1 = echo_backend("v1").await;
     let v2 = echo_backend("v2").await;
     let p = tls_echo_backend("p", &cp).await;
-    let (https, pass) = (testkit::free_port(), testkit::free_port());
+    let https = testkit::free_port();
     let mut yaml = gateway_yaml(&format!(
         "
   - {{name: a, port: {https}, protocol: HTTPS, hostname: a.example.com, tls: {{certificateRefs: [{{name: a}}]}}}}
   - {{name: b, port: {https}, protocol: HTTPS, hostname: b.example.com, tls: {{certificateRefs: [{{name: b}}]}}}}
-  - {{name: pass, port: {pass}, protocol: TLS, tls: {{mode: Passthrough}}}}"
+  - {{name: pass, port: {https}, protocol: TLS, hostname: '*.pass.example.com', tls: {{mode: Passthrough}}}}
+  - {{name: term, port: {https}, protocol: TLS, hostname: t.example.com, tls: {{certificateRefs: [{{name: t}}]}}}}"
     ));
     yaml += r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -492,12 +490,21 @@ kind: TLSRoute
 metadata: {name: pass, namespace: infra}
 spec:
   parentRefs: [{name: gw, sectionName: pass}]
-  hostnames: [p.example.com]
+  hostnames: [p.pass.example.com]
   rules: [{backendRefs: [{name: p, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: term, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: term}]
+  hostnames: [t.example.com]
+  rules: [{backendRefs: [{name: v1, port: 80}]}]
 ---
 "#;
     yaml += &tls_secret_yaml("infra", "a", &ca);
     yaml += &tls_secret_yaml("infra", "b", &cb);
+    yaml += &tls_secret_yaml("infra", "t", &ct);
     for (id, addr) in [("v1", v1), ("v2", v2), ("p", p)] {
         yaml += &local_service_yaml("infra", id, &[addr.port()]);
     }
@@ -507,7 +514,6 @@ spec:
     }
     let (_ads, envoy) = start_envoy(&t).await;
     let https = SocketAddr::from(([127, 0, 0, 1], https));
-    let pass = SocketAddr::from(([127, 0, 0, 1], pass));
     let up = wait_until(Duration::from_secs(20), || async {
         tls_get(https, "a.example.com", &ca).await.is_ok()
     })
@@ -526,17 +532,23 @@ spec:
         tls_get(https, "b.example.com", &ca).await.is_err(),
         "a's certificate is not b's"
     );
-    // Passthrough: the backend's own certificate, by SNI; other names are refused.
+    // On the same port, by SNI: passthrough (the backend's own certificate)
+    // and TLS terminated with the listener's certificate, then TCP to a
+    // plain backend; other names are refused.
     let passed = wait_until(Duration::from_secs(10), || async {
-        tls_get(pass, "p.example.com", &cp).await.is_ok()
+        tls_get(https, "p.pass.example.com", &cp).await.is_ok()
     })
     .await;
     assert!(passed, "passthrough did not come up; log:\n{}", envoy.log());
     assert_eq!(
-        tls_get(pass, "p.example.com", &cp).await.as_deref(),
+        tls_get(https, "p.pass.example.com", &cp).await.as_deref(),
         Ok("p")
     );
-    assert!(tls_get(pass, "q.example.com", &cp).await.is_err());
+    assert_eq!(
+        tls_get(https, "t.example.com", &ct).await.as_deref(),
+        Ok("v1")
+    );
+    assert!(tls_get(https, "q.example.com", &cp).await.is_err());
 }
 
 /// An HTTP/2 cleartext (h2c) backend answering `backend=<id> path=<path>`,

@@ -15,6 +15,24 @@ pub(super) enum Protocol {
     Https,
     /// TLS passed through (TLSRoute).
     TlsPassthrough,
+    /// TLS terminated, then TCP to the backend (TLSRoute).
+    TlsTerminate,
+}
+
+impl Protocol {
+    /// Listeners whose routes are TLSRoutes.
+    pub(super) fn is_tls_route(self) -> bool {
+        matches!(self, Protocol::TlsPassthrough | Protocol::TlsTerminate)
+    }
+
+    /// HTTP listeners share a port only with HTTP listeners; HTTPS and TLS
+    /// listeners share one by SNI.
+    fn port_class(self) -> u8 {
+        match self {
+            Protocol::Http => 0,
+            _ => 1,
+        }
+    }
 }
 
 /// Which namespaces' routes a listener accepts (always inside the tenant).
@@ -125,7 +143,7 @@ impl Listener {
 fn default_kinds(protocol: Option<Protocol>) -> Vec<RouteKind> {
     match protocol {
         Some(Protocol::Http | Protocol::Https) => vec![RouteKind::Http, RouteKind::Grpc],
-        Some(Protocol::TlsPassthrough) => vec![RouteKind::Tls],
+        Some(Protocol::TlsPassthrough | Protocol::TlsTerminate) => vec![RouteKind::Tls],
         None => vec![],
     }
 }
@@ -143,7 +161,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
         .map(|(i, l)| listener(cx, i, l))
         .collect();
     let mut names = BTreeSet::new();
-    let mut port_protocol: BTreeMap<u16, Protocol> = BTreeMap::new();
+    let mut port_protocol: BTreeMap<u16, u8> = BTreeMap::new();
     let mut bound: BTreeMap<u16, u16> = BTreeMap::new();
     let mut hostnames: BTreeSet<(u16, Option<String>)> = BTreeSet::new();
     for l in &mut out {
@@ -184,7 +202,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
             }
         }
         match port_protocol.get(&l.port) {
-            Some(p) if *p != protocol => {
+            Some(p) if *p != protocol.port_class() => {
                 l.conflicted = problem(
                     "ProtocolConflict",
                     format!(
@@ -195,7 +213,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
                 continue;
             }
             _ => {
-                port_protocol.insert(l.port, protocol);
+                port_protocol.insert(l.port, protocol.port_class());
             }
         }
         if !hostnames.insert((l.port, l.hostname.clone())) {
@@ -250,17 +268,11 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         ("HTTP", _) => Some(Protocol::Http),
         ("HTTPS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::Https),
         ("TLS", Some(GatewayListenersTlsMode::Passthrough)) => Some(Protocol::TlsPassthrough),
+        ("TLS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::TlsTerminate),
         ("HTTPS", Some(GatewayListenersTlsMode::Passthrough)) => {
             out.not_accepted = problem(
                 "UnsupportedValue",
                 "HTTPS listeners terminate TLS; use protocol TLS for passthrough",
-            );
-            None
-        }
-        ("TLS", _) => {
-            out.not_accepted = problem(
-                "UnsupportedValue",
-                "TLS listeners support tls.mode Passthrough only",
             );
             None
         }
@@ -276,7 +288,7 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         cx.diags.error(&cx.gateway_ref, &field, p.message.clone());
     }
     allowed_routes(cx, l, &field, &mut out);
-    if out.protocol == Some(Protocol::Https) {
+    if matches!(out.protocol, Some(Protocol::Https | Protocol::TlsTerminate)) {
         certificates(cx, l, &field, &mut out);
     }
     out
@@ -344,7 +356,7 @@ fn certificates(cx: &mut Cx<'_>, l: &GatewayListeners, field: &str, out: &mut Li
     if refs.is_empty() {
         out.bad_certificates = problem(
             "InvalidCertificateRef",
-            "an HTTPS listener needs tls.certificateRefs",
+            "a listener that terminates TLS needs tls.certificateRefs",
         );
     }
     let gw_ns = cx.gateway_ref.namespace.clone();

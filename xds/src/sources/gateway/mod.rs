@@ -22,8 +22,8 @@ pub use status::{ConditionModel, GatewayStatusModel, ListenerStatusModel, RouteS
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{
-    HostMatch, HostRoutes, ListenerAddresses, Model, ObjectRef, PassthroughChain, PortListener,
-    PortProtocol, Route, TlsChain, WeightedBackend,
+    HostMatch, HostRoutes, ListenerAddresses, Model, ObjectRef, PortListener, PortProtocol, Route,
+    TcpChain, TlsChain, WeightedBackend,
 };
 use crate::snapshot::EnvoyResources;
 use crate::sources::backends::BackendIndex;
@@ -596,8 +596,10 @@ fn build_ports(
                 }
                 PortProtocol::Http(table)
             }
-            Some(Protocol::Https) => PortProtocol::Https(
-                ls.iter()
+            Some(_) => PortProtocol::Tls {
+                http: ls
+                    .iter()
+                    .filter(|l| l.protocol == Some(Protocol::Https))
                     .map(|l| TlsChain {
                         name: l.name.clone(),
                         server_names: l.hostname.iter().cloned().collect(),
@@ -608,14 +610,12 @@ fn build_ports(
                         ),
                     })
                     .collect(),
-            ),
-            Some(Protocol::TlsPassthrough) => PortProtocol::TlsPassthrough(passthrough_chains(
-                cx,
-                &ls,
-                routes,
-                lowered,
-                attachments,
-            )),
+                tcp: ls
+                    .iter()
+                    .filter(|l| l.protocol.is_some_and(Protocol::is_tls_route))
+                    .flat_map(|l| tcp_chains(l, routes, lowered, attachments))
+                    .collect(),
+            },
             None => continue,
         };
         cx.model.ports.push(PortListener {
@@ -626,23 +626,21 @@ fn build_ports(
     }
 }
 
-/// One TCP proxy chain per SNI host of the TLSRoutes attached (the oldest
-/// route of a host wins).
-fn passthrough_chains(
-    cx: &mut Cx<'_>,
-    ls: &[&Listener],
+/// One TCP proxy chain per SNI host of the TLSRoutes attached to a TLS
+/// listener (the oldest route of a host wins), named `<listener>|<host>`.
+fn tcp_chains(
+    listener: &Listener,
     routes: &[RouteObject],
     lowered: &[Option<LoweredRoute>],
     attachments: &[Attachment],
-) -> Vec<PassthroughChain> {
-    let _ = cx;
+) -> Vec<TcpChain> {
     let mut by_host: BTreeMap<Option<String>, Vec<WeightedBackend>> = BTreeMap::new();
     let mut order: Vec<(usize, &Attachment)> = attachments
         .iter()
-        .filter(|a| ls.iter().any(|l| l.index == a.listener))
+        .filter(|a| a.listener == listener.index && routes[a.route].kind == RouteKind::Tls)
         .map(|a| (routes[a.route].order, a))
         .collect();
-    order.sort_by_key(|(o, a)| (*o, a.listener));
+    order.sort_by_key(|(o, _)| *o);
     for (_, a) in order {
         let Some(l) = &lowered[a.route] else { continue };
         let Some(rule) = l.rules.first() else {
@@ -657,9 +655,10 @@ fn passthrough_chains(
     }
     by_host
         .into_iter()
-        .map(|(h, backends)| PassthroughChain {
-            name: h.clone().unwrap_or_else(|| "*".into()),
+        .map(|(h, backends)| TcpChain {
+            name: format!("{}|{}", listener.name, h.as_deref().unwrap_or("*")),
             server_names: h.into_iter().collect(),
+            certificates: listener.certificates.clone(),
             backends,
         })
         .collect()

@@ -1617,6 +1617,28 @@ fn header_modifiers_on_a_backend_ref_edit_only_that_backends_requests() {
 
 // ------------------------------------------------------------------ TLS passthrough
 
+/// Each filter chain of a listener: (name, SNI names, terminates TLS, first network filter).
+fn chains(
+    l: &envoy_types::pb::envoy::config::listener::v3::Listener,
+) -> Vec<(String, Vec<String>, bool, String)> {
+    l.filter_chains
+        .iter()
+        .map(|c| {
+            let names = c
+                .filter_chain_match
+                .as_ref()
+                .map(|m| m.server_names.clone())
+                .unwrap_or_default();
+            (
+                c.name.clone(),
+                names,
+                c.transport_socket.is_some(),
+                c.filters[0].name.clone(),
+            )
+        })
+        .collect()
+}
+
 fn tls_route(name: &str, hostnames: &str, backend: &str) -> String {
     format!(
         "
@@ -1652,28 +1674,21 @@ fn tls_routes_pass_connections_through_by_sni() {
         is("False", "BackendNotFound")
     );
     let listener = &t.resources.listeners[0];
-    let chains: Vec<(Vec<String>, String)> = listener
-        .filter_chains
-        .iter()
-        .map(|c| {
-            let names = c
-                .filter_chain_match
-                .as_ref()
-                .map(|m| m.server_names.clone())
-                .unwrap_or_default();
-            (names, c.filters[0].name.clone())
-        })
-        .collect();
+    let tcp = "envoy.filters.network.tcp_proxy".to_string();
     assert_eq!(
-        chains,
+        chains(listener),
         [
             (
-                vec!["*.b.example.com".to_string()],
-                "envoy.filters.network.tcp_proxy".to_string()
+                "tls|*.b.example.com".into(),
+                vec!["*.b.example.com".into()],
+                false,
+                tcp.clone()
             ),
             (
-                vec!["a.example.com".to_string()],
-                "envoy.filters.network.tcp_proxy".to_string()
+                "tls|a.example.com".into(),
+                vec!["a.example.com".into()],
+                false,
+                tcp
             ),
         ],
         "the route whose backend does not resolve has no chain"
@@ -1699,11 +1714,60 @@ fn an_http_route_does_not_attach_to_a_tls_listener_nor_a_tls_route_to_http() {
 }
 
 #[test]
-fn a_tls_listener_that_terminates_is_not_supported() {
-    let t = translate(&[&gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: c}]}}]")]);
+fn https_and_tls_listeners_share_a_port_by_sni_and_tls_may_terminate() {
+    let t = translate(&[
+        &gateway(
+            "[{name: web, port: 443, protocol: HTTPS, hostname: web.example.com, tls: {certificateRefs: [{name: cert}]}}, \
+             {name: pass, port: 443, protocol: TLS, hostname: '*.pass.example.com', tls: {mode: Passthrough}}, \
+             {name: term, port: 443, protocol: TLS, hostname: db.example.com, tls: {mode: Terminate, certificateRefs: [{name: cert}]}}]",
+        ),
+        &tls_secret("infra", "cert"),
+        &route("infra", "web", to_v1()),
+        &tls_route("a", "['a.pass.example.com']", "v2"),
+        &tls_route("db", "[db.example.com]", "v3"),
+    ]);
+    for l in ["web", "pass", "term"] {
+        assert_eq!(
+            listener_cond(&t, l, "Programmed"),
+            is("True", "Programmed"),
+            "{l}"
+        );
+        assert_eq!(t.gateway.listener(l).unwrap().attached_routes, 1, "{l}");
+    }
+    let listener = &t.resources.listeners[0];
+
+    let hcm = "envoy.filters.network.http_connection_manager".to_string();
+    let tcp = "envoy.filters.network.tcp_proxy".to_string();
     assert_eq!(
-        listener_cond(&t, "tls", "Accepted"),
-        is("False", "UnsupportedValue")
+        chains(listener),
+        [
+            ("web".into(), vec!["web.example.com".into()], true, hcm),
+            (
+                "pass|a.pass.example.com".into(),
+                vec!["a.pass.example.com".into()],
+                false,
+                tcp.clone()
+            ),
+            (
+                "term|db.example.com".into(),
+                vec!["db.example.com".into()],
+                true,
+                tcp
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_tls_terminating_listener_without_certificates_is_not_programmed() {
+    let t = translate(&[&gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: missing}]}}]")]);
+    assert_eq!(
+        listener_cond(&t, "tls", "ResolvedRefs"),
+        is("False", "InvalidCertificateRef")
+    );
+    assert_eq!(
+        listener_cond(&t, "tls", "Programmed"),
+        is("False", "Invalid")
     );
 }
 
