@@ -119,12 +119,13 @@ spec:
 /// Extra headers of a request.
 type Headers<'a> = &'a [(&'a str, &'a str)];
 
-fn objects(ports: (u16, u16), backends: &BTreeMap<&str, SocketAddr>) -> GatewayApiObjects {
-    let (a, b) = ports;
+fn objects(ports: (u16, u16, u16), backends: &BTreeMap<&str, SocketAddr>) -> GatewayApiObjects {
+    let (a, b, tcp) = ports;
     let mut yaml = gateway_yaml(&format!(
         "
   - {{name: a, port: {a}, protocol: HTTP}}
-  - {{name: b, port: {b}, protocol: HTTP, hostname: b.example.com}}"
+  - {{name: b, port: {b}, protocol: HTTP, hostname: b.example.com}}
+  - {{name: tcp, port: {tcp}, protocol: TCP}}"
     ));
     yaml += r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -177,6 +178,13 @@ spec:
   parentRefs: [{name: gw, sectionName: b}]
   rules:
   - backendRefs: [{name: v3, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {name: tcp, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: tcp}]
+  rules: [{backendRefs: [{name: v2, port: 80}]}]
 ---
 "#;
     for (id, addr) in backends {
@@ -259,7 +267,11 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
     for id in ["v1", "v2", "v3"] {
         backends.insert(id, echo_backend(id).await);
     }
-    let ports = (testkit::free_port(), testkit::free_port());
+    let ports = (
+        testkit::free_port(),
+        testkit::free_port(),
+        testkit::free_port(),
+    );
     let objects = objects(ports, &backends);
     let t = translate_gateway(&objects, &options());
     let main = t.routes.iter().find(|r| r.name == "main").unwrap();
@@ -290,6 +302,15 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
         envoy.log()
     );
 
+    // The TCP listener forwards whole connections (here an HTTP exchange).
+    let tcp = SocketAddr::from(([127, 0, 0, 1], ports.2));
+    let r = HttpConn::connect(tcp)
+        .await
+        .unwrap()
+        .get("whatever", "/any")
+        .await
+        .unwrap();
+    assert!(r.body.starts_with("backend=v2 path=/any"), "{}", r.body);
     // Listener b answers only its hostname, with its own routes.
     assert_eq!(get(b, "b.example.com", "/h").await.backend, "v3");
     assert_eq!(get(b, "other.example.com", "/").await.status, 404);

@@ -178,6 +178,16 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                 .collect(),
             vec![tls_inspector()],
         ),
+        // No TLS inspector: it would wait for a client's first bytes, and a
+        // server-first protocol's client sends none.
+        PortProtocol::Tcp(c) => (
+            vec![FilterChain {
+                name: c.name.clone(),
+                filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
+                ..Default::default()
+            }],
+            vec![],
+        ),
     };
     Listener {
         name,

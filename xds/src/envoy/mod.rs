@@ -90,6 +90,7 @@ pub(crate) fn build_gateway(model: &Model) -> EnvoyResources {
                 .iter()
                 .map(|c| route::host_routes_configuration(&c.routes))
                 .collect(),
+            PortProtocol::Tcp(_) => vec![],
         })
         .collect();
     routes.sort_by(|a, b| a.name.cmp(&b.name));

@@ -301,6 +301,8 @@ pub enum PortProtocol {
         http: Vec<TlsChain>,
         tcp: Vec<TcpChain>,
     },
+    /// Plain TCP: every connection to the chain's backends.
+    Tcp(TcpChain),
 }
 
 /// Virtual hosts with Gateway API host semantics: a `Wildcard` matches any

@@ -17,6 +17,8 @@ pub(super) enum Protocol {
     TlsPassthrough,
     /// TLS terminated, then TCP to the backend (TLSRoute).
     TlsTerminate,
+    /// Plain TCP (TCPRoute).
+    Tcp,
 }
 
 impl Protocol {
@@ -30,6 +32,7 @@ impl Protocol {
     fn port_class(self) -> u8 {
         match self {
             Protocol::Http => 0,
+            Protocol::Tcp => 2,
             _ => 1,
         }
     }
@@ -144,6 +147,7 @@ fn default_kinds(protocol: Option<Protocol>) -> Vec<RouteKind> {
     match protocol {
         Some(Protocol::Http | Protocol::Https) => vec![RouteKind::Http, RouteKind::Grpc],
         Some(Protocol::TlsPassthrough | Protocol::TlsTerminate) => vec![RouteKind::Tls],
+        Some(Protocol::Tcp) => vec![RouteKind::Tcp],
         None => vec![],
     }
 }
@@ -266,6 +270,7 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
     let mode = l.tls.as_ref().and_then(|t| t.mode.clone());
     out.protocol = match (l.protocol.as_str(), mode) {
         ("HTTP", _) => Some(Protocol::Http),
+        ("TCP", _) => Some(Protocol::Tcp),
         ("HTTPS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::Https),
         ("TLS", Some(GatewayListenersTlsMode::Passthrough)) => Some(Protocol::TlsPassthrough),
         ("TLS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::TlsTerminate),
@@ -279,7 +284,7 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         (other, _) => {
             out.not_accepted = problem(
                 "UnsupportedProtocol",
-                format!("protocol {other:?} is not supported (HTTP, HTTPS, TLS)"),
+                format!("protocol {other:?} is not supported (HTTP, HTTPS, TLS, TCP)"),
             );
             None
         }

@@ -45,6 +45,7 @@ pub struct GatewayApiObjects {
     pub http_routes: Vec<gwapi::httproutes::HttpRoute>,
     pub grpc_routes: Vec<gwapi::grpcroutes::GrpcRoute>,
     pub tls_routes: Vec<gwapi::tlsroutes::TlsRoute>,
+    pub tcp_routes: Vec<gwapi::tcproutes::TcpRoute>,
     pub reference_grants: Vec<gwapi::referencegrants::ReferenceGrant>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -103,6 +104,7 @@ pub(crate) enum RouteKind {
     Http,
     Grpc,
     Tls,
+    Tcp,
 }
 
 impl RouteKind {
@@ -111,6 +113,7 @@ impl RouteKind {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tls => "TLSRoute",
+            RouteKind::Tcp => "TCPRoute",
         }
     }
 
@@ -118,9 +121,14 @@ impl RouteKind {
         if group != gwapi::GROUP {
             return None;
         }
-        [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls]
-            .into_iter()
-            .find(|k| k.as_str() == kind)
+        [
+            RouteKind::Http,
+            RouteKind::Grpc,
+            RouteKind::Tls,
+            RouteKind::Tcp,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
     }
 }
 
@@ -253,6 +261,9 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
     }
     for r in &objects.tls_routes {
         push(RouteKind::Tls, &r.metadata, spec::view(&r.spec));
+    }
+    for r in &objects.tcp_routes {
+        push(RouteKind::Tcp, &r.metadata, spec::view(&r.spec));
     }
     // Oldest first (no timestamp last), then namespace/name: precedence and determinism.
     out.sort_by(|a, b| {
@@ -560,7 +571,7 @@ fn build_ports(
             let (r, Some(l)) = (&routes[a.route], &lowered[a.route]) else {
                 continue;
             };
-            if r.kind == RouteKind::Tls {
+            if matches!(r.kind, RouteKind::Tls | RouteKind::Tcp) {
                 continue;
             }
             for h in &a.hostnames {
@@ -595,6 +606,17 @@ fn build_ports(
                     }
                 }
                 PortProtocol::Http(table)
+            }
+            Some(Protocol::Tcp) => {
+                // One TCP listener per port (a second is a HostnameConflict);
+                // no route, no listener.
+                let Some(chain) = tcp_chains(ls[0], routes, lowered, attachments)
+                    .into_iter()
+                    .next()
+                else {
+                    continue;
+                };
+                PortProtocol::Tcp(chain)
             }
             Some(_) => PortProtocol::Tls {
                 http: ls
@@ -637,7 +659,8 @@ fn tcp_chains(
     let mut by_host: BTreeMap<Option<String>, Vec<WeightedBackend>> = BTreeMap::new();
     let mut order: Vec<(usize, &Attachment)> = attachments
         .iter()
-        .filter(|a| a.listener == listener.index && routes[a.route].kind == RouteKind::Tls)
+        .filter(|a| a.listener == listener.index)
+        .filter(|a| matches!(routes[a.route].kind, RouteKind::Tls | RouteKind::Tcp))
         .map(|a| (routes[a.route].order, a))
         .collect();
     order.sort_by_key(|(o, _)| *o);
@@ -649,8 +672,13 @@ fn tcp_chains(
         let rules::RuleAction::Forward { backends, .. } = &rule.action else {
             continue;
         };
-        for h in &a.hostnames {
-            by_host.entry(h.clone()).or_insert_with(|| backends.clone());
+        // TCP has no hostnames: the listener's connections, all of them.
+        let hosts = match routes[a.route].kind {
+            RouteKind::Tcp => vec![None],
+            _ => a.hostnames.clone(),
+        };
+        for h in hosts {
+            by_host.entry(h).or_insert_with(|| backends.clone());
         }
     }
     by_host
@@ -686,6 +714,7 @@ impl GatewayApiObjects {
                 "HTTPRoute" => out.http_routes.push(parse(doc)?),
                 "GRPCRoute" => out.grpc_routes.push(parse(doc)?),
                 "TLSRoute" => out.tls_routes.push(parse(doc)?),
+                "TCPRoute" => out.tcp_routes.push(parse(doc)?),
                 "ReferenceGrant" => out.reference_grants.push(parse(doc)?),
                 "Service" => out.services.push(parse(doc)?),
                 "EndpointSlice" => out.endpoint_slices.push(parse(doc)?),

@@ -1822,3 +1822,65 @@ fn values_envoy_would_refuse_stay_out_of_the_configuration() {
         assert!(fields.contains(&f), "{f} not reported: {fields:?}");
     }
 }
+
+#[test]
+fn tcp_routes_forward_a_tcp_listeners_connections_oldest_route_first() {
+    let tcp_route = |name: &str, backend: &str, created: &str| {
+        format!(
+            "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {{name: {name}, namespace: infra, creationTimestamp: '{created}'}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: {backend}, port: 8080}}]}}]
+"
+        )
+    };
+    let t = translate(&[
+        &gateway("[{name: db, port: 5432, protocol: TCP}, {name: http, port: 80, protocol: HTTP}]"),
+        &tcp_route("newer", "v2", "2024-01-01T00:00:00Z"),
+        &tcp_route("older", "v1", "2020-01-01T00:00:00Z"),
+    ]);
+    let db = t.gateway.listener("db").unwrap();
+    assert_eq!(
+        db.supported_kinds,
+        [(gwapi::GROUP.to_string(), "TCPRoute".to_string())]
+    );
+    assert_eq!(db.attached_routes, 2);
+    assert_eq!(t.gateway.listener("http").unwrap().attached_routes, 0);
+    let l = t
+        .resources
+        .listeners
+        .iter()
+        .find(|l| l.name == "gateway-5432")
+        .unwrap();
+    assert!(
+        l.listener_filters.is_empty(),
+        "no TLS inspector on plain TCP"
+    );
+    assert_eq!(
+        chains(l),
+        [(
+            "db|*".into(),
+            vec![],
+            false,
+            "envoy.filters.network.tcp_proxy".into()
+        )]
+    );
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    use prost::Message;
+    let Some(ConfigType::TypedConfig(any)) = &l.filter_chains[0].filters[0].config_type else {
+        panic!("no tcp proxy config")
+    };
+    let proxy = TcpProxy::decode(any.value.as_slice()).unwrap();
+    assert_eq!(
+        proxy.cluster_specifier,
+        Some(tcp_proxy::ClusterSpecifier::Cluster("infra/v1/8080".into())),
+        "the older route's backend"
+    );
+}
