@@ -105,9 +105,13 @@ fn tls_inspector() -> ListenerFilter {
     }
 }
 
+/// ALPN of a TLS-terminated HTTP connection.
+const HTTP_ALPN: &[&str] = &["h2", "http/1.1"];
+
 fn tls_transport_socket(
     certificates: &[String],
     tls_params: Option<TlsParameters>,
+    alpn: &[&str],
 ) -> TransportSocket {
     let tls = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
@@ -119,7 +123,7 @@ fn tls_transport_socket(
                     sds_config: Some(ads_config_source()),
                 })
                 .collect(),
-            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            alpn_protocols: alpn.iter().map(|a| a.to_string()).collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -131,9 +135,9 @@ fn tls_transport_socket(
 }
 
 /// The Envoy listener of one Gateway port: `gateway-<port>`, bound to its
-/// unprivileged port. HTTP uses the port's route table; HTTPS one filter
-/// chain (and route table) per Gateway listener, chosen by SNI; TLS
-/// passthrough one TCP proxy chain per SNI set.
+/// unprivileged port. HTTP uses the port's route table; a TLS port has one
+/// filter chain (and route table) per HTTPS listener and one TCP proxy chain
+/// per SNI set of its TLS listeners, chosen by SNI.
 pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
     let name = gateway_listener_name(port.port);
     let (filter_chains, listener_filters) = match &port.protocol {
@@ -148,13 +152,12 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
             }],
             vec![],
         ),
-        PortProtocol::Https(chains) => (
-            chains
-                .iter()
+        PortProtocol::Tls { http, tcp } => (
+            http.iter()
                 .map(|c| FilterChain {
                     name: c.name.clone(),
                     filter_chain_match: sni_match(&c.server_names),
-                    transport_socket: Some(tls_transport_socket(&c.certificates, None)),
+                    transport_socket: Some(tls_transport_socket(&c.certificates, None, HTTP_ALPN)),
                     filters: vec![http_connection_manager(
                         &name,
                         &c.routes.name,
@@ -162,20 +165,28 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                     )],
                     ..Default::default()
                 })
+                .chain(tcp.iter().map(|c| {
+                    FilterChain {
+                        name: c.name.clone(),
+                        filter_chain_match: sni_match(&c.server_names),
+                        transport_socket: (!c.certificates.is_empty())
+                            .then(|| tls_transport_socket(&c.certificates, None, &[])),
+                        filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
+                        ..Default::default()
+                    }
+                }))
                 .collect(),
             vec![tls_inspector()],
         ),
-        PortProtocol::TlsPassthrough(chains) => (
-            chains
-                .iter()
-                .map(|c| FilterChain {
-                    name: c.name.clone(),
-                    filter_chain_match: sni_match(&c.server_names),
-                    filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
-                    ..Default::default()
-                })
-                .collect(),
-            vec![tls_inspector()],
+        // No TLS inspector: it would wait for a client's first bytes, and a
+        // server-first protocol's client sends none.
+        PortProtocol::Tcp(c) => (
+            vec![FilterChain {
+                name: c.name.clone(),
+                filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
+                ..Default::default()
+            }],
+            vec![],
         ),
     };
     Listener {
@@ -255,7 +266,11 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
                     server_names,
                     ..Default::default()
                 }),
-                transport_socket: Some(tls_transport_socket(&[secret.to_string()], tls_params)),
+                transport_socket: Some(tls_transport_socket(
+                    &[secret.to_string()],
+                    tls_params,
+                    HTTP_ALPN,
+                )),
                 filters: vec![http_connection_manager(
                     HTTPS_LISTENER,
                     HTTPS_ROUTE_CONFIG,

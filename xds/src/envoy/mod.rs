@@ -86,11 +86,11 @@ pub(crate) fn build_gateway(model: &Model) -> EnvoyResources {
         .iter()
         .flat_map(|p| match &p.protocol {
             PortProtocol::Http(table) => vec![route::host_routes_configuration(table)],
-            PortProtocol::Https(chains) => chains
+            PortProtocol::Tls { http, .. } => http
                 .iter()
                 .map(|c| route::host_routes_configuration(&c.routes))
                 .collect(),
-            PortProtocol::TlsPassthrough(_) => vec![],
+            PortProtocol::Tcp(_) => vec![],
         })
         .collect();
     routes.sort_by(|a, b| a.name.cmp(&b.name));

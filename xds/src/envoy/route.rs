@@ -421,23 +421,11 @@ fn action(a: &Action, p: &RoutePolicy, rewrite: Option<&PathRewrite>) -> route::
                 ..Default::default()
             }),
             Some(first) => {
-                let mut spec = cluster_specifier(backends);
-                if let route_action::ClusterSpecifier::Cluster(c) = &spec {
-                    spec = route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
-                        clusters: vec![weighted_cluster::ClusterWeight {
-                            name: c.clone(),
-                            weight: Some(UInt32Value {
-                                value: first.weight,
-                            }),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    });
-                }
-                if let route_action::ClusterSpecifier::WeightedClusters(w) = &mut spec {
+                let mut clusters: Vec<_> = backends.iter().map(cluster_weight).collect();
+                {
                     // The failed share is an existing cluster whose requests the
                     // fault filter answers itself (weighted entries cannot answer).
-                    w.clusters.push(weighted_cluster::ClusterWeight {
+                    clusters.push(weighted_cluster::ClusterWeight {
                         name: first.backend.clone(),
                         weight: Some(UInt32Value {
                             value: *failed_weight,
@@ -451,6 +439,10 @@ fn action(a: &Action, p: &RoutePolicy, rewrite: Option<&PathRewrite>) -> route::
                         ..Default::default()
                     });
                 }
+                let spec = route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+                    clusters,
+                    ..Default::default()
+                });
                 route::Action::Route(route_action(p, rewrite, spec))
             }
         },
@@ -517,22 +509,34 @@ fn redirect_code(status: u16) -> redirect_action::RedirectResponseCode {
     }
 }
 
-/// One backend by name; several as weighted clusters.
+/// One backend by name; several (or one with its own header edits) as
+/// weighted clusters.
 fn cluster_specifier(backends: &[WeightedBackend]) -> route_action::ClusterSpecifier {
     match backends {
-        [one] => route_action::ClusterSpecifier::Cluster(one.backend.clone()),
+        [one] if one.headers.is_none() => {
+            route_action::ClusterSpecifier::Cluster(one.backend.clone())
+        }
         many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
-            clusters: many
-                .iter()
-                .map(|b| weighted_cluster::ClusterWeight {
-                    name: b.backend.clone(),
-                    weight: Some(UInt32Value { value: b.weight }),
-                    ..Default::default()
-                })
-                .collect(),
+            clusters: many.iter().map(cluster_weight).collect(),
             ..Default::default()
         }),
     }
+}
+
+fn cluster_weight(b: &WeightedBackend) -> weighted_cluster::ClusterWeight {
+    let mut w = weighted_cluster::ClusterWeight {
+        name: b.backend.clone(),
+        weight: Some(UInt32Value { value: b.weight }),
+        ..Default::default()
+    };
+    if let Some(edits) = &b.headers {
+        let m = HeaderMutations::new(edits, None);
+        w.request_headers_to_add = m.request_add;
+        w.request_headers_to_remove = edits.request_remove.clone();
+        w.response_headers_to_add = m.response_add;
+        w.response_headers_to_remove = edits.response_remove.clone();
+    }
+    w
 }
 
 fn route_action(

@@ -41,6 +41,7 @@ fn to(backends: &[(&str, u32)]) -> Action {
             .map(|(b, w)| WeightedBackend {
                 backend: (*b).into(),
                 weight: *w,
+                headers: None,
             })
             .collect(),
     )

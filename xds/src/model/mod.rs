@@ -150,6 +150,9 @@ pub struct WeightedBackend {
     /// A key of [`Model::backends`].
     pub backend: String,
     pub weight: u32,
+    /// Header edits of the requests sent to this backend and its answers
+    /// (Gateway API filters on a backendRef), after the route's own.
+    pub headers: Option<Arc<HeaderEdits>>,
 }
 
 /// What a route does with a request it matched.
@@ -291,10 +294,15 @@ pub struct PortListener {
 pub enum PortProtocol {
     /// Plain HTTP: the routes of every listener on the port in one table.
     Http(HostRoutes),
-    /// TLS terminated, one filter chain per Gateway listener (chosen by SNI).
-    Https(Vec<TlsChain>),
-    /// TLS passed through by SNI to TCP backends.
-    TlsPassthrough(Vec<PassthroughChain>),
+    /// TLS, one filter chain per SNI set: HTTPS listeners (TLS terminated,
+    /// HTTP routes) and TLS listeners (terminated or passed through to TCP
+    /// backends) may share the port.
+    Tls {
+        http: Vec<TlsChain>,
+        tcp: Vec<TcpChain>,
+    },
+    /// Plain TCP: every connection to the chain's backends.
+    Tcp(TcpChain),
 }
 
 /// Virtual hosts with Gateway API host semantics: a `Wildcard` matches any
@@ -320,12 +328,15 @@ pub struct TlsChain {
     pub routes: HostRoutes,
 }
 
-/// A TLS passthrough filter chain: connections with these SNI names go to the backends.
+/// A filter chain of a TLS listener: connections with these SNI names go to
+/// the backends, TLS terminated with the certificates (none: passed through).
 #[derive(Clone, Debug, PartialEq)]
-pub struct PassthroughChain {
+pub struct TcpChain {
     pub name: String,
     /// SNI names (empty: any).
     pub server_names: Vec<String>,
+    /// Keys of [`Model::certificates`]; empty: TLS passed through.
+    pub certificates: Vec<String>,
     /// Weighted keys of [`Model::backends`].
     pub backends: Vec<WeightedBackend>,
 }

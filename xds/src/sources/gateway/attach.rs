@@ -64,6 +64,24 @@ impl LabelSelector {
     }
 }
 
+/// A DNS name as Gateway API hostnames are (RFC 1123 labels, an optional
+/// leading `*.` label, no IP address): Envoy refuses a listener or route
+/// table with anything else.
+pub(super) fn valid_hostname(h: &str) -> bool {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    !name.is_empty()
+        && h.len() <= 253
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
 /// `name` is matched by the wildcard `*.suffix` (one or more labels in front).
 fn wildcard_matches(wildcard: &str, name: &str) -> bool {
     let Some(suffix) = wildcard.strip_prefix('*') else {
@@ -177,13 +195,9 @@ pub(super) fn attach(
     }
     let attached: Attached = allowed
         .into_iter()
-        .map(|l| {
-            (
-                l.index,
-                effective_hostnames(l.hostname.as_deref(), hostnames),
-            )
-        })
+        .map(|l| (l, effective_hostnames(l.hostname.as_deref(), hostnames)))
         .filter(|(_, h)| !h.is_empty())
+        .map(|(l, h)| (l.index, isolated(l, h, listeners)))
         .collect();
     if attached.is_empty() {
         return Err((
@@ -193,4 +207,32 @@ pub(super) fn attach(
         ));
     }
     Ok(attached)
+}
+
+/// Listener isolation: a request goes to the most specific listener of its
+/// port that matches its host, so a route of `l` does not answer the hosts
+/// that a more specific listener on the port covers.
+fn isolated(
+    l: &Listener,
+    hosts: Vec<Option<String>>,
+    listeners: &[Listener],
+) -> Vec<Option<String>> {
+    let more_specific: Vec<&str> = listeners
+        .iter()
+        .filter(|o| o.index != l.index && o.port == l.port && o.usable())
+        .filter_map(|o| o.hostname.as_deref())
+        .filter(|h2| match l.hostname.as_deref() {
+            None => true,
+            Some(mine) => *h2 != mine && wildcard_matches(mine, h2),
+        })
+        .collect();
+    hosts
+        .into_iter()
+        .filter(|h| match h {
+            None => true,
+            Some(h) => !more_specific
+                .iter()
+                .any(|h2| h == h2 || wildcard_matches(h2, h)),
+        })
+        .collect()
 }

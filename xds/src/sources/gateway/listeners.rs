@@ -15,6 +15,27 @@ pub(super) enum Protocol {
     Https,
     /// TLS passed through (TLSRoute).
     TlsPassthrough,
+    /// TLS terminated, then TCP to the backend (TLSRoute).
+    TlsTerminate,
+    /// Plain TCP (TCPRoute).
+    Tcp,
+}
+
+impl Protocol {
+    /// Listeners whose routes are TLSRoutes.
+    pub(super) fn is_tls_route(self) -> bool {
+        matches!(self, Protocol::TlsPassthrough | Protocol::TlsTerminate)
+    }
+
+    /// HTTP listeners share a port only with HTTP listeners; HTTPS and TLS
+    /// listeners share one by SNI.
+    fn port_class(self) -> u8 {
+        match self {
+            Protocol::Http => 0,
+            Protocol::Tcp => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Which namespaces' routes a listener accepts (always inside the tenant).
@@ -125,7 +146,8 @@ impl Listener {
 fn default_kinds(protocol: Option<Protocol>) -> Vec<RouteKind> {
     match protocol {
         Some(Protocol::Http | Protocol::Https) => vec![RouteKind::Http, RouteKind::Grpc],
-        Some(Protocol::TlsPassthrough) => vec![RouteKind::Tls],
+        Some(Protocol::TlsPassthrough | Protocol::TlsTerminate) => vec![RouteKind::Tls],
+        Some(Protocol::Tcp) => vec![RouteKind::Tcp],
         None => vec![],
     }
 }
@@ -143,7 +165,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
         .map(|(i, l)| listener(cx, i, l))
         .collect();
     let mut names = BTreeSet::new();
-    let mut port_protocol: BTreeMap<u16, Protocol> = BTreeMap::new();
+    let mut port_protocol: BTreeMap<u16, u8> = BTreeMap::new();
     let mut bound: BTreeMap<u16, u16> = BTreeMap::new();
     let mut hostnames: BTreeSet<(u16, Option<String>)> = BTreeSet::new();
     for l in &mut out {
@@ -158,6 +180,16 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
             continue;
         };
         let bind = container_port(l.port);
+        if cx.options.reserved_ports.contains(&bind) {
+            l.not_accepted = problem(
+                "PortUnavailable",
+                format!(
+                    "port {} binds container port {bind}, which the gateway pod itself uses",
+                    l.port
+                ),
+            );
+            continue;
+        }
         match bound.get(&bind) {
             Some(p) if *p != l.port => {
                 l.not_accepted = problem(
@@ -174,7 +206,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
             }
         }
         match port_protocol.get(&l.port) {
-            Some(p) if *p != protocol => {
+            Some(p) if *p != protocol.port_class() => {
                 l.conflicted = problem(
                     "ProtocolConflict",
                     format!(
@@ -185,7 +217,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
                 continue;
             }
             _ => {
-                port_protocol.insert(l.port, protocol);
+                port_protocol.insert(l.port, protocol.port_class());
             }
         }
         if !hostnames.insert((l.port, l.hostname.clone())) {
@@ -219,6 +251,16 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         conflicted: None,
         attached: BTreeSet::new(),
     };
+    if let Some(h) = out
+        .hostname
+        .as_deref()
+        .filter(|h| !super::attach::valid_hostname(h))
+    {
+        out.not_accepted = problem(
+            "UnsupportedValue",
+            format!("hostname {h:?} is not a valid DNS name"),
+        );
+    }
     if out.port == 0 {
         out.not_accepted = problem(
             "PortUnavailable",
@@ -228,8 +270,10 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
     let mode = l.tls.as_ref().and_then(|t| t.mode.clone());
     out.protocol = match (l.protocol.as_str(), mode) {
         ("HTTP", _) => Some(Protocol::Http),
+        ("TCP", _) => Some(Protocol::Tcp),
         ("HTTPS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::Https),
         ("TLS", Some(GatewayListenersTlsMode::Passthrough)) => Some(Protocol::TlsPassthrough),
+        ("TLS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::TlsTerminate),
         ("HTTPS", Some(GatewayListenersTlsMode::Passthrough)) => {
             out.not_accepted = problem(
                 "UnsupportedValue",
@@ -237,17 +281,10 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
             );
             None
         }
-        ("TLS", _) => {
-            out.not_accepted = problem(
-                "UnsupportedValue",
-                "TLS listeners support tls.mode Passthrough only",
-            );
-            None
-        }
         (other, _) => {
             out.not_accepted = problem(
                 "UnsupportedProtocol",
-                format!("protocol {other:?} is not supported (HTTP, HTTPS, TLS)"),
+                format!("protocol {other:?} is not supported (HTTP, HTTPS, TLS, TCP)"),
             );
             None
         }
@@ -256,7 +293,7 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         cx.diags.error(&cx.gateway_ref, &field, p.message.clone());
     }
     allowed_routes(cx, l, &field, &mut out);
-    if out.protocol == Some(Protocol::Https) {
+    if matches!(out.protocol, Some(Protocol::Https | Protocol::TlsTerminate)) {
         certificates(cx, l, &field, &mut out);
     }
     out
@@ -324,7 +361,7 @@ fn certificates(cx: &mut Cx<'_>, l: &GatewayListeners, field: &str, out: &mut Li
     if refs.is_empty() {
         out.bad_certificates = problem(
             "InvalidCertificateRef",
-            "an HTTPS listener needs tls.certificateRefs",
+            "a listener that terminates TLS needs tls.certificateRefs",
         );
     }
     let gw_ns = cx.gateway_ref.namespace.clone();

@@ -22,8 +22,8 @@ pub use status::{ConditionModel, GatewayStatusModel, ListenerStatusModel, RouteS
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{
-    HostMatch, HostRoutes, ListenerAddresses, Model, ObjectRef, PassthroughChain, PortListener,
-    PortProtocol, Route, TlsChain, WeightedBackend,
+    HostMatch, HostRoutes, ListenerAddresses, Model, ObjectRef, PortListener, PortProtocol, Route,
+    TcpChain, TlsChain, WeightedBackend,
 };
 use crate::snapshot::EnvoyResources;
 use crate::sources::backends::BackendIndex;
@@ -45,6 +45,7 @@ pub struct GatewayApiObjects {
     pub http_routes: Vec<gwapi::httproutes::HttpRoute>,
     pub grpc_routes: Vec<gwapi::grpcroutes::GrpcRoute>,
     pub tls_routes: Vec<gwapi::tlsroutes::TlsRoute>,
+    pub tcp_routes: Vec<gwapi::tcproutes::TcpRoute>,
     pub reference_grants: Vec<gwapi::referencegrants::ReferenceGrant>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -60,6 +61,9 @@ pub struct GatewayApiOptions {
     pub bind_address: String,
     /// The TenantGateway's name, for messages.
     pub tenant: String,
+    /// Container ports the pod already uses (Envoy admin and readiness, the
+    /// sidecar's): a listener binding one is `PortUnavailable`.
+    pub reserved_ports: Vec<u16>,
 }
 
 impl Default for GatewayApiOptions {
@@ -67,6 +71,7 @@ impl Default for GatewayApiOptions {
         Self {
             bind_address: "0.0.0.0".into(),
             tenant: String::new(),
+            reserved_ports: Vec::new(),
         }
     }
 }
@@ -99,6 +104,7 @@ pub(crate) enum RouteKind {
     Http,
     Grpc,
     Tls,
+    Tcp,
 }
 
 impl RouteKind {
@@ -107,6 +113,7 @@ impl RouteKind {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tls => "TLSRoute",
+            RouteKind::Tcp => "TCPRoute",
         }
     }
 
@@ -114,9 +121,14 @@ impl RouteKind {
         if group != gwapi::GROUP {
             return None;
         }
-        [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls]
-            .into_iter()
-            .find(|k| k.as_str() == kind)
+        [
+            RouteKind::Http,
+            RouteKind::Grpc,
+            RouteKind::Tls,
+            RouteKind::Tcp,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
     }
 }
 
@@ -250,6 +262,9 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
     for r in &objects.tls_routes {
         push(RouteKind::Tls, &r.metadata, spec::view(&r.spec));
     }
+    for r in &objects.tcp_routes {
+        push(RouteKind::Tcp, &r.metadata, spec::view(&r.spec));
+    }
     // Oldest first (no timestamp last), then namespace/name: precedence and determinism.
     out.sort_by(|a, b| {
         (
@@ -342,7 +357,21 @@ pub fn translate_gateway(
         };
     }
     let mut listeners = listeners::listeners(&mut cx);
-    let routes = route_objects(objects);
+    let mut routes = route_objects(objects);
+    for r in &mut routes {
+        let hostnames = std::mem::take(&mut r.spec.hostnames);
+        for (i, h) in hostnames.into_iter().enumerate() {
+            if attach::valid_hostname(&h) {
+                r.spec.hostnames.push(h);
+            } else {
+                cx.diags.error(
+                    &r.obj,
+                    format!("spec.hostnames[{i}]"),
+                    format!("{h:?} is not a valid DNS name; it is ignored"),
+                );
+            }
+        }
+    }
     let mut statuses = Vec::new();
     let mut attachments = Vec::new();
     let mut lowered: Vec<Option<LoweredRoute>> = Vec::new();
@@ -502,6 +531,7 @@ fn gateway_status(
 fn host_match(h: &Option<String>) -> HostMatch {
     match h {
         None => HostMatch::Any,
+        Some(h) if h == "*" => HostMatch::Any,
         Some(h) if h.starts_with("*.") => HostMatch::Wildcard(h.clone()),
         Some(h) => HostMatch::Exact(h.clone()),
     }
@@ -541,7 +571,7 @@ fn build_ports(
             let (r, Some(l)) = (&routes[a.route], &lowered[a.route]) else {
                 continue;
             };
-            if r.kind == RouteKind::Tls {
+            if matches!(r.kind, RouteKind::Tls | RouteKind::Tcp) {
                 continue;
             }
             for h in &a.hostnames {
@@ -567,10 +597,31 @@ fn build_ports(
                     .iter()
                     .flat_map(|l| entries_of(l.index, "http"))
                     .collect();
-                PortProtocol::Http(host_table(name, entries))
+                let mut table = host_table(name, entries);
+                // A listener's hostname answers 404 for what its routes do not
+                // match, rather than falling through to a less specific listener.
+                for l in &ls {
+                    if let Some(h) = &l.hostname {
+                        table.hosts.entry(host_match(&Some(h.clone()))).or_default();
+                    }
+                }
+                PortProtocol::Http(table)
             }
-            Some(Protocol::Https) => PortProtocol::Https(
-                ls.iter()
+            Some(Protocol::Tcp) => {
+                // One TCP listener per port (a second is a HostnameConflict);
+                // no route, no listener.
+                let Some(chain) = tcp_chains(ls[0], routes, lowered, attachments)
+                    .into_iter()
+                    .next()
+                else {
+                    continue;
+                };
+                PortProtocol::Tcp(chain)
+            }
+            Some(_) => PortProtocol::Tls {
+                http: ls
+                    .iter()
+                    .filter(|l| l.protocol == Some(Protocol::Https))
                     .map(|l| TlsChain {
                         name: l.name.clone(),
                         server_names: l.hostname.iter().cloned().collect(),
@@ -581,14 +632,12 @@ fn build_ports(
                         ),
                     })
                     .collect(),
-            ),
-            Some(Protocol::TlsPassthrough) => PortProtocol::TlsPassthrough(passthrough_chains(
-                cx,
-                &ls,
-                routes,
-                lowered,
-                attachments,
-            )),
+                tcp: ls
+                    .iter()
+                    .filter(|l| l.protocol.is_some_and(Protocol::is_tls_route))
+                    .flat_map(|l| tcp_chains(l, routes, lowered, attachments))
+                    .collect(),
+            },
             None => continue,
         };
         cx.model.ports.push(PortListener {
@@ -599,23 +648,22 @@ fn build_ports(
     }
 }
 
-/// One TCP proxy chain per SNI host of the TLSRoutes attached (the oldest
-/// route of a host wins).
-fn passthrough_chains(
-    cx: &mut Cx<'_>,
-    ls: &[&Listener],
+/// One TCP proxy chain per SNI host of the TLSRoutes attached to a TLS
+/// listener (the oldest route of a host wins), named `<listener>|<host>`.
+fn tcp_chains(
+    listener: &Listener,
     routes: &[RouteObject],
     lowered: &[Option<LoweredRoute>],
     attachments: &[Attachment],
-) -> Vec<PassthroughChain> {
-    let _ = cx;
+) -> Vec<TcpChain> {
     let mut by_host: BTreeMap<Option<String>, Vec<WeightedBackend>> = BTreeMap::new();
     let mut order: Vec<(usize, &Attachment)> = attachments
         .iter()
-        .filter(|a| ls.iter().any(|l| l.index == a.listener))
+        .filter(|a| a.listener == listener.index)
+        .filter(|a| matches!(routes[a.route].kind, RouteKind::Tls | RouteKind::Tcp))
         .map(|a| (routes[a.route].order, a))
         .collect();
-    order.sort_by_key(|(o, a)| (*o, a.listener));
+    order.sort_by_key(|(o, _)| *o);
     for (_, a) in order {
         let Some(l) = &lowered[a.route] else { continue };
         let Some(rule) = l.rules.first() else {
@@ -624,15 +672,21 @@ fn passthrough_chains(
         let rules::RuleAction::Forward { backends, .. } = &rule.action else {
             continue;
         };
-        for h in &a.hostnames {
-            by_host.entry(h.clone()).or_insert_with(|| backends.clone());
+        // TCP has no hostnames: the listener's connections, all of them.
+        let hosts = match routes[a.route].kind {
+            RouteKind::Tcp => vec![None],
+            _ => a.hostnames.clone(),
+        };
+        for h in hosts {
+            by_host.entry(h).or_insert_with(|| backends.clone());
         }
     }
     by_host
         .into_iter()
-        .map(|(h, backends)| PassthroughChain {
-            name: h.clone().unwrap_or_else(|| "*".into()),
+        .map(|(h, backends)| TcpChain {
+            name: format!("{}|{}", listener.name, h.as_deref().unwrap_or("*")),
             server_names: h.into_iter().collect(),
+            certificates: listener.certificates.clone(),
             backends,
         })
         .collect()
@@ -660,6 +714,7 @@ impl GatewayApiObjects {
                 "HTTPRoute" => out.http_routes.push(parse(doc)?),
                 "GRPCRoute" => out.grpc_routes.push(parse(doc)?),
                 "TLSRoute" => out.tls_routes.push(parse(doc)?),
+                "TCPRoute" => out.tcp_routes.push(parse(doc)?),
                 "ReferenceGrant" => out.reference_grants.push(parse(doc)?),
                 "Service" => out.services.push(parse(doc)?),
                 "EndpointSlice" => out.endpoint_slices.push(parse(doc)?),

@@ -85,10 +85,34 @@ fn normalise_prefix(p: &str) -> String {
     }
 }
 
+/// A regex Envoy's RE2 accepts (the Ingress rules: RE2 syntax, short,
+/// bounded repetitions): one Envoy would refuse would fail every route.
 fn valid_regex(r: &str) -> Result<(), String> {
-    regex::Regex::new(r)
+    crate::sources::ingress::annotations::check_regex(r)
         .map(|_| ())
-        .map_err(|e| format!("{r:?} is not a valid regular expression: {e}"))
+        .map_err(|e| format!("regular expression {r:?}: {e}"))
+}
+
+/// A header a modifier may set, add or remove: a token, not a pseudo-header
+/// and not `host` (Envoy refuses to modify those; `URLRewrite.hostname` sets
+/// the host).
+fn modifiable_header(name: &str) -> Result<String, String> {
+    let n = crate::sources::ingress::annotations::parse_header_name(name)
+        .map_err(|e| format!("header {name:?}: {e}"))?;
+    if n == "host" {
+        return Err("the host header cannot be modified (use URLRewrite hostname)".into());
+    }
+    Ok(n)
+}
+
+/// Header values Envoy accepts: no control characters (CR, LF, NUL).
+fn header_value(v: &str) -> Result<String, String> {
+    if v.len() > 4096 || v.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!(
+            "header value {v:?} has control characters or is too long"
+        ));
+    }
+    Ok(literal(v))
 }
 
 /// A Gateway API duration (`1h`, `10s`, `500ms`, `1m30s`; GEP-2257).
@@ -264,26 +288,27 @@ fn literal(v: &str) -> String {
 fn header_edits(
     request: &[&spec::HeaderModifier],
     response: &[&spec::HeaderModifier],
-) -> HeaderEdits {
-    let pairs = |hs: &[spec::Header]| -> Vec<(String, String)> {
+) -> Result<HeaderEdits, String> {
+    let pairs = |hs: &[spec::Header]| -> Result<Vec<(String, String)>, String> {
         hs.iter()
-            .map(|h| (h.name.to_ascii_lowercase(), literal(&h.value)))
+            .map(|h| Ok((modifiable_header(&h.name)?, header_value(&h.value)?)))
             .collect()
+    };
+    let names = |hs: &[String]| -> Result<Vec<String>, String> {
+        hs.iter().map(|h| modifiable_header(h)).collect()
     };
     let mut e = HeaderEdits::default();
     for m in request {
-        e.request_add.extend(pairs(&m.set));
-        e.request_append.extend(pairs(&m.add));
-        e.request_remove
-            .extend(m.remove.iter().map(|h| h.to_ascii_lowercase()));
+        e.request_add.extend(pairs(&m.set)?);
+        e.request_append.extend(pairs(&m.add)?);
+        e.request_remove.extend(names(&m.remove)?);
     }
     for m in response {
-        e.response_add.extend(pairs(&m.set));
-        e.response_append.extend(pairs(&m.add));
-        e.response_remove
-            .extend(m.remove.iter().map(|h| h.to_ascii_lowercase()));
+        e.response_add.extend(pairs(&m.set)?);
+        e.response_append.extend(pairs(&m.add)?);
+        e.response_remove.extend(names(&m.remove)?);
     }
-    e
+    Ok(e)
 }
 
 /// Outcome of resolving one backendRef.
@@ -509,6 +534,8 @@ impl<'a> Cx<'a> {
             };
         let request = parse(&timeouts.request, "request")?;
         let backend_request = parse(&timeouts.backend_request, "backendRequest")?;
+        let headers = header_edits(&request_mods, &response_mods)
+            .map_err(|e| (format!("{field}.filters"), e))?;
         let policy = Arc::new(RoutePolicy {
             https_redirect: HttpsRedirect::Never,
             hsts: None,
@@ -522,7 +549,7 @@ impl<'a> Cx<'a> {
             affinity: crate::model::Affinity::None,
             access: crate::model::AccessList::default(),
             rate_limit: None,
-            headers: header_edits(&request_mods, &response_mods),
+            headers,
             max_body_bytes: None,
             compression: None,
             mirrors,
@@ -555,21 +582,44 @@ impl<'a> Cx<'a> {
         let mut failed_weight = 0u32;
         for (j, b) in rule.backend_refs.iter().enumerate() {
             let f = format!("{field}.backendRefs[{j}]");
-            let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
-            if !b.filters.is_empty() {
-                self.diags.push(
-                    crate::diagnostics::Severity::Warning,
-                    &r.obj,
-                    format!("{f}.filters"),
-                    "filters on a backendRef are not supported yet; they are ignored",
-                );
+            // The API's range (0–1,000,000): the sum stays far below Envoy's limit.
+            let weight = u32::try_from(b.weight.unwrap_or(1).clamp(0, 1_000_000)).unwrap_or(0);
+            let mut request = Vec::new();
+            let mut response = Vec::new();
+            for (k, filter) in b.filters.iter().enumerate() {
+                match filter_kind(filter) {
+                    Ok(FilterKind::RequestHeaders(m)) => request.push(m),
+                    Ok(FilterKind::ResponseHeaders(m)) => response.push(m),
+                    _ => self.diags.push(
+                        crate::diagnostics::Severity::Warning,
+                        &r.obj,
+                        format!("{f}.filters[{k}]"),
+                        format!(
+                            "filter {:?} on a backendRef is not supported (header modifiers are); it is ignored",
+                            filter.type_
+                        ),
+                    ),
+                }
             }
+            let headers = match header_edits(&request, &response) {
+                Ok(e) if e != HeaderEdits::default() => Some(Arc::new(e)),
+                Ok(_) => None,
+                Err(e) => {
+                    self.diags.error(
+                        &r.obj,
+                        format!("{f}.filters"),
+                        format!("{e}; the backend's filters are ignored"),
+                    );
+                    None
+                }
+            };
             match self.backend(r, b, &f) {
                 Resolved::Backend(name) => {
                     if weight > 0 {
                         backends.push(WeightedBackend {
                             backend: name,
                             weight,
+                            headers,
                         });
                     }
                 }

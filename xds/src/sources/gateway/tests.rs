@@ -99,6 +99,7 @@ fn options() -> GatewayApiOptions {
     GatewayApiOptions {
         bind_address: "0.0.0.0".into(),
         tenant: "acme".into(),
+        reserved_ports: vec![],
     }
 }
 
@@ -465,6 +466,24 @@ fn a_port_whose_container_port_another_port_binds_is_unavailable() {
         listener_cond(&t, "b", "Accepted"),
         is("False", "PortUnavailable")
     );
+}
+
+#[test]
+fn a_port_the_pod_itself_uses_is_unavailable() {
+    let o = objects(&[&gateway(
+        "[{name: a, port: 8081, protocol: HTTP}, {name: b, port: 8082, protocol: HTTP}]",
+    )]);
+    let opts = GatewayApiOptions {
+        reserved_ports: vec![8081, 9901],
+        ..options()
+    };
+    let t = translate_gateway(&o, &opts);
+    assert_eq!(
+        listener_cond(&t, "a", "Accepted"),
+        is("False", "PortUnavailable")
+    );
+    assert_eq!(listener_cond(&t, "b", "Accepted"), is("True", "Accepted"));
+    assert_eq!(t.resources.listeners.len(), 1);
 }
 
 #[test]
@@ -1486,5 +1505,382 @@ spec: {}
     assert_eq!(
         cond(&t, "weird", "Accepted"),
         is("False", "NoMatchingParent")
+    );
+}
+
+#[test]
+fn listeners_are_isolated_a_route_never_answers_a_more_specific_listeners_hosts() {
+    let section = |s: &str, path: &str| {
+        format!(
+            "  parentRefs: [{{name: gw, sectionName: {s}}}]\n  hostnames: [bar.com, '*.example.com', '*.foo.example.com', abc.foo.example.com]\n  rules: [{{matches: [{{path: {{value: {path}}}}}], backendRefs: [{{name: v1, port: 8080}}]}}]"
+        )
+    };
+    let t = translate(&[
+        &gateway(
+            "[{name: empty, port: 80, protocol: HTTP}, {name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}, \
+             {name: wild-foo, port: 80, protocol: HTTP, hostname: '*.foo.example.com'}, {name: abc, port: 80, protocol: HTTP, hostname: abc.foo.example.com}]",
+        ),
+        &route("infra", "to-empty", &section("empty", "/empty")),
+        &route("infra", "to-wild", &section("wild", "/wild")),
+        &route("infra", "to-wild-foo", &section("wild-foo", "/wild-foo")),
+        &route("infra", "to-abc", &section("abc", "/abc")),
+    ]);
+    let paths = |domain: &str| -> Vec<String> {
+        summaries(&t, "gateway-80", domain)
+            .into_iter()
+            .map(|s| s.split(' ').nth(1).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(paths("bar.com"), ["/empty"]);
+    assert_eq!(paths("*.example.com"), ["/wild"]);
+    assert_eq!(paths("*.foo.example.com"), ["/wild-foo"]);
+    assert_eq!(paths("abc.foo.example.com"), ["/abc"]);
+    for l in ["empty", "wild", "wild-foo", "abc"] {
+        assert_eq!(t.gateway.listener(l).unwrap().attached_routes, 1, "{l}");
+    }
+}
+
+#[test]
+fn a_listener_hostname_without_routes_answers_404_not_a_less_specific_listener() {
+    let t = translate(&[
+        &gateway("[{name: any, port: 80, protocol: HTTP}, {name: abc, port: 80, protocol: HTTP, hostname: abc.example.com}]"),
+        &route("infra", "r", "  parentRefs: [{name: gw, sectionName: any}]\n  rules: [{backendRefs: [{name: v1, port: 8080}]}]"),
+    ]);
+    assert!(summaries(&t, "gateway-80", "abc.example.com").is_empty());
+    assert_eq!(
+        summaries(&t, "gateway-80", "*"),
+        ["prefix / -> infra/v1/8080"]
+    );
+}
+
+#[test]
+fn header_modifiers_on_a_backend_ref_edit_only_that_backends_requests() {
+    let t = translate(&[
+        &gateway(HTTP80),
+        &route(
+            "infra",
+            "r",
+            "  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - name: v1
+      port: 8080
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Backend, value: one}]}}]
+    - name: v2
+      port: 8080
+      filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {remove: [X-Secret]}}]
+  - matches: [{path: {value: /single}}]
+    backendRefs:
+    - name: v3
+      port: 8080
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: X-Only, value: three}]}}]",
+        ),
+    ]);
+    let routes = &vhost(&t, "gateway-80", "*").routes;
+    let weighted = |r: &EnvoyRoute| match r.action.as_ref().unwrap() {
+        route::Action::Route(a) => match a.cluster_specifier.as_ref().unwrap() {
+            route_action::ClusterSpecifier::WeightedClusters(w) => w.clusters.clone(),
+            other => panic!("not weighted: {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let single = weighted(&routes[0]);
+    assert_eq!(
+        single.len(),
+        1,
+        "one backend with its own edits is a weighted entry"
+    );
+    assert_eq!(
+        single[0].request_headers_to_add[0]
+            .header
+            .as_ref()
+            .unwrap()
+            .key,
+        "x-only"
+    );
+    let split = weighted(&routes[1]);
+    assert_eq!(
+        split[0].request_headers_to_add[0]
+            .header
+            .as_ref()
+            .unwrap()
+            .value,
+        "one"
+    );
+    assert!(split[1].request_headers_to_add.is_empty());
+    assert_eq!(split[1].response_headers_to_remove, ["x-secret"]);
+    assert!(
+        routes[1].request_headers_to_add.is_empty(),
+        "not on the route"
+    );
+}
+
+// ------------------------------------------------------------------ TLS passthrough
+
+/// Each filter chain of a listener: (name, SNI names, terminates TLS, first network filter).
+fn chains(
+    l: &envoy_types::pb::envoy::config::listener::v3::Listener,
+) -> Vec<(String, Vec<String>, bool, String)> {
+    l.filter_chains
+        .iter()
+        .map(|c| {
+            let names = c
+                .filter_chain_match
+                .as_ref()
+                .map(|m| m.server_names.clone())
+                .unwrap_or_default();
+            (
+                c.name.clone(),
+                names,
+                c.transport_socket.is_some(),
+                c.filters[0].name.clone(),
+            )
+        })
+        .collect()
+}
+
+fn tls_route(name: &str, hostnames: &str, backend: &str) -> String {
+    format!(
+        "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: {hostnames}
+  rules: [{{backendRefs: [{{name: {backend}, port: 8080}}]}}]
+"
+    )
+}
+
+#[test]
+fn tls_routes_pass_connections_through_by_sni() {
+    let t = translate(&[
+        &gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}]"),
+        &tls_route("a", "[a.example.com]", "v1"),
+        &tls_route("b", "['*.b.example.com']", "v2"),
+        &tls_route("broken", "[c.example.com]", "missing"),
+    ]);
+    let l = t.gateway.listener("tls").unwrap();
+    assert_eq!(
+        l.supported_kinds,
+        [(gwapi::GROUP.to_string(), "TLSRoute".to_string())]
+    );
+    assert_eq!(l.attached_routes, 3);
+    assert_eq!(cond(&t, "a", "Accepted"), is("True", "Accepted"));
+    assert_eq!(
+        cond(&t, "broken", "ResolvedRefs"),
+        is("False", "BackendNotFound")
+    );
+    let listener = &t.resources.listeners[0];
+    let tcp = "envoy.filters.network.tcp_proxy".to_string();
+    assert_eq!(
+        chains(listener),
+        [
+            (
+                "tls|*.b.example.com".into(),
+                vec!["*.b.example.com".into()],
+                false,
+                tcp.clone()
+            ),
+            (
+                "tls|a.example.com".into(),
+                vec!["a.example.com".into()],
+                false,
+                tcp
+            ),
+        ],
+        "the route whose backend does not resolve has no chain"
+    );
+    assert!(t.resources.routes.is_empty());
+}
+
+#[test]
+fn an_http_route_does_not_attach_to_a_tls_listener_nor_a_tls_route_to_http() {
+    let t = translate(&[
+        &gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}, {name: http, port: 80, protocol: HTTP}]"),
+        &route("infra", "h", "  parentRefs: [{name: gw, sectionName: tls}]\n  rules: [{backendRefs: [{name: v1, port: 8080}]}]"),
+        &tls_route("t", "[a.example.com]", "v1").replace("[{name: gw}]", "[{name: gw, sectionName: http}]"),
+    ]);
+    assert_eq!(
+        cond(&t, "h", "Accepted"),
+        is("False", "NotAllowedByListeners")
+    );
+    assert_eq!(
+        cond(&t, "t", "Accepted"),
+        is("False", "NotAllowedByListeners")
+    );
+}
+
+#[test]
+fn https_and_tls_listeners_share_a_port_by_sni_and_tls_may_terminate() {
+    let t = translate(&[
+        &gateway(
+            "[{name: web, port: 443, protocol: HTTPS, hostname: web.example.com, tls: {certificateRefs: [{name: cert}]}}, \
+             {name: pass, port: 443, protocol: TLS, hostname: '*.pass.example.com', tls: {mode: Passthrough}}, \
+             {name: term, port: 443, protocol: TLS, hostname: db.example.com, tls: {mode: Terminate, certificateRefs: [{name: cert}]}}]",
+        ),
+        &tls_secret("infra", "cert"),
+        &route("infra", "web", to_v1()),
+        &tls_route("a", "['a.pass.example.com']", "v2"),
+        &tls_route("db", "[db.example.com]", "v3"),
+    ]);
+    for l in ["web", "pass", "term"] {
+        assert_eq!(
+            listener_cond(&t, l, "Programmed"),
+            is("True", "Programmed"),
+            "{l}"
+        );
+        assert_eq!(t.gateway.listener(l).unwrap().attached_routes, 1, "{l}");
+    }
+    let listener = &t.resources.listeners[0];
+
+    let hcm = "envoy.filters.network.http_connection_manager".to_string();
+    let tcp = "envoy.filters.network.tcp_proxy".to_string();
+    assert_eq!(
+        chains(listener),
+        [
+            ("web".into(), vec!["web.example.com".into()], true, hcm),
+            (
+                "pass|a.pass.example.com".into(),
+                vec!["a.pass.example.com".into()],
+                false,
+                tcp.clone()
+            ),
+            (
+                "term|db.example.com".into(),
+                vec!["db.example.com".into()],
+                true,
+                tcp
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_tls_terminating_listener_without_certificates_is_not_programmed() {
+    let t = translate(&[&gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: missing}]}}]")]);
+    assert_eq!(
+        listener_cond(&t, "tls", "ResolvedRefs"),
+        is("False", "InvalidCertificateRef")
+    );
+    assert_eq!(
+        listener_cond(&t, "tls", "Programmed"),
+        is("False", "Invalid")
+    );
+}
+
+#[test]
+fn values_envoy_would_refuse_stay_out_of_the_configuration() {
+    // Each would make Envoy refuse the whole route table or listener; each
+    // is refused where it is, and the rest is served.
+    let t = translate(&[
+        &gateway("[{name: http, port: 80, protocol: HTTP}, {name: bad, port: 81, protocol: HTTP, hostname: 'Bad_Host'}]"),
+        &route(
+            "infra",
+            "r",
+            "  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: ['Not A Host', ok.example.com]
+  rules:
+  - matches: [{path: {type: RegularExpression, value: '/a{1000}'}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /pseudo}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: ':path', value: /x}]}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /host}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: x}]}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /crlf}}]
+    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-a, value: \"a\\r\\nb\"}]}}]
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {value: /ok}}]
+    backendRefs: [{name: v1, port: 8080, weight: 2000000000}, {name: v2, port: 8080, weight: 2000000000}]",
+        ),
+    ]);
+    assert_eq!(
+        listener_cond(&t, "bad", "Accepted"),
+        is("False", "UnsupportedValue")
+    );
+    assert_eq!(
+        cond(&t, "r", "PartiallyInvalid"),
+        is("True", "UnsupportedValue")
+    );
+    assert_eq!(domains(&t, "gateway-80"), ["ok.example.com"]);
+    assert_eq!(
+        summaries(&t, "gateway-80", "ok.example.com"),
+        ["prefix /ok -> infra/v1/8080:1000000,infra/v2/8080:1000000"]
+    );
+    let fields: Vec<&str> = t.diagnostics.iter().map(|d| d.field.as_str()).collect();
+    for f in [
+        "spec.hostnames[0]",
+        "spec.rules[0].matches[0]",
+        "spec.rules[1].filters",
+        "spec.rules[2].filters",
+        "spec.rules[3].filters",
+    ] {
+        assert!(fields.contains(&f), "{f} not reported: {fields:?}");
+    }
+}
+
+#[test]
+fn tcp_routes_forward_a_tcp_listeners_connections_oldest_route_first() {
+    let tcp_route = |name: &str, backend: &str, created: &str| {
+        format!(
+            "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TCPRoute
+metadata: {{name: {name}, namespace: infra, creationTimestamp: '{created}'}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: {backend}, port: 8080}}]}}]
+"
+        )
+    };
+    let t = translate(&[
+        &gateway("[{name: db, port: 5432, protocol: TCP}, {name: http, port: 80, protocol: HTTP}]"),
+        &tcp_route("newer", "v2", "2024-01-01T00:00:00Z"),
+        &tcp_route("older", "v1", "2020-01-01T00:00:00Z"),
+    ]);
+    let db = t.gateway.listener("db").unwrap();
+    assert_eq!(
+        db.supported_kinds,
+        [(gwapi::GROUP.to_string(), "TCPRoute".to_string())]
+    );
+    assert_eq!(db.attached_routes, 2);
+    assert_eq!(t.gateway.listener("http").unwrap().attached_routes, 0);
+    let l = t
+        .resources
+        .listeners
+        .iter()
+        .find(|l| l.name == "gateway-5432")
+        .unwrap();
+    assert!(
+        l.listener_filters.is_empty(),
+        "no TLS inspector on plain TCP"
+    );
+    assert_eq!(
+        chains(l),
+        [(
+            "db|*".into(),
+            vec![],
+            false,
+            "envoy.filters.network.tcp_proxy".into()
+        )]
+    );
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    use prost::Message;
+    let Some(ConfigType::TypedConfig(any)) = &l.filter_chains[0].filters[0].config_type else {
+        panic!("no tcp proxy config")
+    };
+    let proxy = TcpProxy::decode(any.value.as_slice()).unwrap();
+    assert_eq!(
+        proxy.cluster_specifier,
+        Some(tcp_proxy::ClusterSpecifier::Cluster("infra/v1/8080".into())),
+        "the older route's backend"
     );
 }

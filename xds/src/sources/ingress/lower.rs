@@ -107,6 +107,7 @@ fn action(target: Target) -> Action {
         Target::Cluster(c) => Action::Forward(vec![WeightedBackend {
             backend: c,
             weight: 1,
+            headers: None,
         }]),
         Target::Unavailable => Action::DirectResponse { status: 503 },
         Target::AppRoot(to) => Action::Redirect(Redirect {
@@ -181,6 +182,7 @@ fn weighted(main: &str, c: &AttachedCanary) -> Option<Action> {
     let canary = WeightedBackend {
         backend: canary.clone(),
         weight: k.weight,
+        headers: None,
     };
     Some(Action::Forward(if k.weight >= k.weight_total {
         vec![canary]
@@ -189,6 +191,7 @@ fn weighted(main: &str, c: &AttachedCanary) -> Option<Action> {
             WeightedBackend {
                 backend: main.to_string(),
                 weight: k.weight_total - k.weight,
+                headers: None,
             },
             canary,
         ]
