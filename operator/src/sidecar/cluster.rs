@@ -260,6 +260,7 @@ impl ClusterEffects {
             http_routes: routes.http_routes,
             grpc_routes: routes.grpc_routes,
             tls_routes: routes.tls_routes,
+            tcp_routes: routes.tcp_routes,
             reference_grants: routes.reference_grants,
             services: core.services,
             endpoint_slices: core.endpoint_slices,
@@ -275,6 +276,7 @@ impl ClusterEffects {
         let options = xds::GatewayApiOptions {
             bind_address: self.options.bind_address.clone(),
             tenant: self.options.tenant.clone(),
+            reserved_ports: crate::build::names::RESERVED_POD_PORTS.to_vec(),
         };
         let t = xds::translate_gateway(&objects, &options);
         self.metrics

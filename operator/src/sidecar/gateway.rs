@@ -10,6 +10,8 @@ use super::namespaces::TenantWatch;
 use gwapi::gateways::Gateway;
 use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
+use gwapi::tcproutes::TcpRoute;
+use gwapi::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -85,6 +87,12 @@ impl StatusWriter<'_> {
         }
         for r in &routes.grpc_routes {
             self.route::<GrpcRoute>(r, &wanted).await;
+        }
+        for r in &routes.tls_routes {
+            self.route::<TlsRoute>(r, &wanted).await;
+        }
+        for r in &routes.tcp_routes {
+            self.route::<TcpRoute>(r, &wanted).await;
         }
     }
 

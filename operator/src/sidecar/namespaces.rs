@@ -6,6 +6,7 @@ use futures::StreamExt;
 use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
 use gwapi::referencegrants::ReferenceGrant;
+use gwapi::tcproutes::TcpRoute;
 use gwapi::tlsroutes::TlsRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -16,7 +17,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -32,23 +33,24 @@ pub enum WatchMode {
 }
 
 /// Bits of `NamespaceWatch::synced`, one per kind.
-const SERVICES: u8 = 1 << 0;
-const SLICES: u8 = 1 << 1;
-const SECRETS: u8 = 1 << 2;
-const INGRESSES: u8 = 1 << 3;
-const HTTP_ROUTES: u8 = 1 << 4;
-const GRPC_ROUTES: u8 = 1 << 5;
-const REFERENCE_GRANTS: u8 = 1 << 6;
-const TLS_ROUTES: u8 = 1 << 7;
+const SERVICES: u16 = 1 << 0;
+const SLICES: u16 = 1 << 1;
+const SECRETS: u16 = 1 << 2;
+const INGRESSES: u16 = 1 << 3;
+const HTTP_ROUTES: u16 = 1 << 4;
+const GRPC_ROUTES: u16 = 1 << 5;
+const REFERENCE_GRANTS: u16 = 1 << 6;
+const TLS_ROUTES: u16 = 1 << 7;
+const TCP_ROUTES: u16 = 1 << 8;
 
 impl WatchMode {
     /// The sync bits a namespace must have before its objects are translated.
-    fn all_synced(self) -> u8 {
+    fn all_synced(self) -> u16 {
         let common = SERVICES | SLICES | SECRETS;
         match self {
             WatchMode::Ingress => common | INGRESSES,
             WatchMode::GatewayApi => {
-                common | HTTP_ROUTES | GRPC_ROUTES | TLS_ROUTES | REFERENCE_GRANTS
+                common | HTTP_ROUTES | GRPC_ROUTES | TLS_ROUTES | TCP_ROUTES | REFERENCE_GRANTS
             }
         }
     }
@@ -60,6 +62,7 @@ pub struct GatewayApiRoutes {
     pub http_routes: Vec<HttpRoute>,
     pub grpc_routes: Vec<GrpcRoute>,
     pub tls_routes: Vec<TlsRoute>,
+    pub tcp_routes: Vec<TcpRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
 }
 
@@ -68,13 +71,14 @@ struct NamespaceWatch {
     http_routes: Option<Store<HttpRoute>>,
     grpc_routes: Option<Store<GrpcRoute>>,
     tls_routes: Option<Store<TlsRoute>>,
+    tcp_routes: Option<Store<TcpRoute>>,
     reference_grants: Option<Store<ReferenceGrant>>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
     /// One bit per kind, set once that kind's first list is complete.
-    synced: Arc<AtomicU8>,
-    all_synced: u8,
+    synced: Arc<AtomicU16>,
+    all_synced: u16,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -104,8 +108,8 @@ pub struct TenantWatch {
 fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
-    bit: u8,
-    synced: Arc<AtomicU8>,
+    bit: u16,
+    synced: Arc<AtomicU16>,
     changed: Arc<Notify>,
 ) -> (Store<K>, JoinHandle<()>)
 where
@@ -141,13 +145,13 @@ where
 struct Spawner<'a> {
     client: &'a Client,
     ns: &'a str,
-    synced: Arc<AtomicU8>,
+    synced: Arc<AtomicU16>,
     changed: &'a Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Spawner<'_> {
-    fn watch<K>(&mut self, config: watcher::Config, bit: u8) -> Store<K>
+    fn watch<K>(&mut self, config: watcher::Config, bit: u16) -> Store<K>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -188,7 +192,7 @@ impl TenantWatch {
         let mut s = Spawner {
             client: &self.client,
             ns,
-            synced: Arc::new(AtomicU8::new(0)),
+            synced: Arc::new(AtomicU16::new(0)),
             changed: &self.changed,
             tasks: Vec::new(),
         };
@@ -198,6 +202,7 @@ impl TenantWatch {
         let http_routes = gateway_api.then(|| s.watch(all.clone(), HTTP_ROUTES));
         let grpc_routes = gateway_api.then(|| s.watch(all.clone(), GRPC_ROUTES));
         let tls_routes = gateway_api.then(|| s.watch(all.clone(), TLS_ROUTES));
+        let tcp_routes = gateway_api.then(|| s.watch(all.clone(), TCP_ROUTES));
         let reference_grants = gateway_api.then(|| s.watch(all.clone(), REFERENCE_GRANTS));
         let services = s.watch(all.clone(), SERVICES);
         let slices = s.watch(all, SLICES);
@@ -214,6 +219,7 @@ impl TenantWatch {
                 http_routes,
                 grpc_routes,
                 tls_routes,
+                tcp_routes,
                 reference_grants,
                 services,
                 slices,
@@ -271,6 +277,7 @@ impl TenantWatch {
             o.http_routes.extend(cloned(w.http_routes.as_ref()));
             o.grpc_routes.extend(cloned(w.grpc_routes.as_ref()));
             o.tls_routes.extend(cloned(w.tls_routes.as_ref()));
+            o.tcp_routes.extend(cloned(w.tcp_routes.as_ref()));
             o.reference_grants
                 .extend(cloned(w.reference_grants.as_ref()));
         }
