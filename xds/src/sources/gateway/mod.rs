@@ -231,17 +231,15 @@ impl Cx<'_> {
 }
 
 fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
-    let mut out: Vec<(Option<String>, RouteObject)> = Vec::new();
+    type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let mut out: Vec<(Option<Time>, RouteObject)> = Vec::new();
     let mut push = |kind: RouteKind,
                     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
                     spec: Option<spec::RouteSpec>| {
         let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
             return;
         };
-        let created = meta
-            .creation_timestamp
-            .as_ref()
-            .map(|t| format!("{:020}", t.0.as_second().saturating_add(1 << 40)));
+        let created = meta.creation_timestamp.clone();
         out.push((
             created,
             RouteObject {
@@ -406,6 +404,22 @@ pub fn translate_gateway(
                     });
                 }
             }
+            if let Err((reason, msg)) = &result {
+                let field = r
+                    .spec
+                    .parent_refs
+                    .iter()
+                    .position(|q| q == p)
+                    .map_or("spec.parentRefs".to_string(), |i| {
+                        format!("spec.parentRefs[{i}]")
+                    });
+                cx.diags.push(
+                    crate::diagnostics::Severity::Warning,
+                    &r.obj,
+                    field,
+                    format!("not attached to Gateway {gw_ns}/{gw_name} ({reason}): {msg}"),
+                );
+            }
             parents.push((p.clone(), result));
         }
         // Only routes of the tenant that attach are lowered (and may create clusters).
@@ -415,6 +429,10 @@ pub fn translate_gateway(
         }
     }
     build_ports(&mut cx, &listeners, &routes, &lowered, &attachments);
+    // By kind, namespace and name; a route's parentRefs keep their order.
+    statuses.sort_by(|a: &RouteStatusModel, b| {
+        (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
+    });
     let gateway = gateway_status(gw, &listeners, generation);
     GatewayTranslation {
         resources: crate::envoy::build_gateway(&cx.model),

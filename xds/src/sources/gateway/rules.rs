@@ -319,7 +319,7 @@ enum Resolved {
 
 impl<'a> Cx<'a> {
     /// A Service port of the tenant this route may reference, as a model backend.
-    fn backend(&mut self, r: &RouteObject, b: &BackendRef, field: &str) -> Resolved {
+    fn backend(&mut self, r: &RouteObject, b: &BackendRef) -> Resolved {
         let group = b.group.as_deref().unwrap_or("");
         let kind = b.kind.as_deref().unwrap_or("Service");
         if !(group.is_empty() || group == "core") || kind != "Service" {
@@ -389,8 +389,15 @@ impl<'a> Cx<'a> {
                 Resolved::Backend(name)
             }
             Err(e) => {
-                let _ = field;
-                Resolved::Problem("BackendNotFound", format!("{target} port {port}: {e}"))
+                use crate::sources::backends::BackendError;
+                let why = match e {
+                    BackendError::ServiceNotFound(_) => format!("{target} not found"),
+                    BackendError::ExternalName(_) => format!(
+                        "{target} is of type ExternalName, which is not served (it could point the gateway at any host)"
+                    ),
+                    _ => format!("{target} has no port {port}"),
+                };
+                Resolved::Problem("BackendNotFound", why)
             }
         }
     }
@@ -480,7 +487,7 @@ impl<'a> Cx<'a> {
                 Ok(FilterKind::Cors(c)) if r.kind == RouteKind::Http => cors = Some(cors_policy(c)),
                 Ok(FilterKind::Mirror(m)) => {
                     let bf = format!("{ff}.requestMirror.backendRef");
-                    match self.backend(r, &m.backend_ref, &bf) {
+                    match self.backend(r, &m.backend_ref) {
                         Resolved::Backend(b) => mirrors.push(mirror(b, m)),
                         Resolved::Problem(reason, msg) => {
                             self.diags.error(
@@ -613,7 +620,7 @@ impl<'a> Cx<'a> {
                     None
                 }
             };
-            match self.backend(r, b, &f) {
+            match self.backend(r, b) {
                 Resolved::Backend(name) => {
                     if weight > 0 {
                         backends.push(WeightedBackend {

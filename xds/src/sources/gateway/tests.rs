@@ -1884,3 +1884,33 @@ spec:
         "the older route's backend"
     );
 }
+
+#[test]
+fn problems_name_the_object_and_field_in_gateway_api_terms() {
+    let t = translate(&[
+        &gateway(HTTP80),
+        &route("infra", "r", "  parentRefs: [{name: gw, sectionName: nope}, {name: gw}]\n  rules: [{backendRefs: [{name: v1, port: 8080}, {name: missing, port: 8080}]}]"),
+    ]);
+    let find = |field: &str| {
+        t.diagnostics
+            .iter()
+            .find(|d| d.object.name == "r" && d.field == field)
+            .unwrap_or_else(|| panic!("no diagnostic at {field}: {:#?}", t.diagnostics))
+    };
+    assert!(find("spec.parentRefs[0]")
+        .message
+        .contains("NoMatchingParent"));
+    let backend = &find("spec.rules[0].backendRefs[1]").message;
+    assert!(
+        backend.contains("Service infra/missing not found"),
+        "{backend}"
+    );
+    assert!(!backend.contains("Ingress"), "{backend}");
+    // Statuses: one per parentRef naming the Gateway, in parentRef order.
+    let sections: Vec<Option<&str>> = t
+        .routes
+        .iter()
+        .map(|r| r.parent_ref.section_name.as_deref())
+        .collect();
+    assert_eq!(sections, [Some("nope"), None]);
+}
