@@ -263,7 +263,29 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
     for r in &objects.tcp_routes {
         push(RouteKind::Tcp, &r.metadata, spec::view(&r.spec));
     }
-    // Oldest first (no timestamp last), then namespace/name: precedence and determinism.
+    // One object per kind/namespace/name (a list holds each once; should it
+    // not, the choice must not depend on the order).
+    let key = |o: &(Option<Time>, RouteObject)| {
+        (
+            o.0.is_none(),
+            o.0.clone(),
+            format!("{:?}", o.1.spec),
+            o.1.generation,
+        )
+    };
+    let mut unique: BTreeMap<(RouteKind, String, String), (Option<Time>, RouteObject)> =
+        BTreeMap::new();
+    for o in out {
+        let k = (o.1.kind, o.1.obj.namespace.clone(), o.1.obj.name.clone());
+        match unique.get(&k) {
+            Some(kept) if key(kept) <= key(&o) => {}
+            _ => {
+                unique.insert(k, o);
+            }
+        }
+    }
+    let mut out: Vec<(Option<Time>, RouteObject)> = unique.into_values().collect();
+    // Oldest first (no timestamp last), then namespace/name: precedence.
     out.sort_by(|a, b| {
         (
             a.0.is_none(),
@@ -280,7 +302,6 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
                 b.1.kind,
             ))
     });
-    out.dedup_by(|a, b| a.1.obj == b.1.obj);
     out.into_iter()
         .enumerate()
         .map(|(i, (_, mut r))| {
