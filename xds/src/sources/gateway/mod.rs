@@ -324,60 +324,84 @@ pub fn translate_gateway(
     objects: &GatewayApiObjects,
     options: &GatewayApiOptions,
 ) -> GatewayTranslation {
-    let gw = &objects.gateway;
-    let gw_ns = gw.metadata.namespace.clone().unwrap_or_default();
-    let gw_name = gw.metadata.name.clone().unwrap_or_default();
-    let generation = gw.metadata.generation;
-    let mut cx = Cx {
-        objects,
-        options,
-        gateway_ref: Arc::new(ObjectRef::new("Gateway", &gw_ns, &gw_name)),
-        index: BackendIndex::over(
-            &objects.services,
-            &objects.endpoint_slices,
-            &objects.secrets,
-            |ns| objects.namespaces.contains_key(ns),
-        ),
-        grants: Grants {
-            entries: BTreeSet::new(),
-        },
-        model: Model::new(ListenerAddresses {
-            bind_address: options.bind_address.clone(),
-            http_port: 0,
-            https_port: 0,
-        }),
-        diags: Diagnostics::default(),
-    };
-    cx.grants = Grants::new(objects, &mut cx.diags);
-    if !cx.in_tenant(&gw_ns) {
-        let msg = format!(
-            "namespace {gw_ns:?} is not claimed by the tenant {:?}: the Gateway is not served",
-            options.tenant
-        );
-        cx.diags
-            .error(&cx.gateway_ref, "metadata.namespace", msg.clone());
-        return GatewayTranslation {
-            resources: EnvoyResources::default(),
-            diagnostics: cx.diags.into_sorted(),
-            gateway: GatewayStatusModel {
-                conditions: vec![
-                    ConditionModel::new(
-                        "Accepted",
-                        false,
-                        "NotReconciled",
-                        msg.clone(),
-                        generation,
-                    ),
-                    ConditionModel::new("Programmed", false, "Invalid", msg, generation),
-                ],
-                listeners: vec![],
-            },
-            routes: vec![],
-        };
+    let mut cx = Cx::new(objects, options);
+    let generation = objects.gateway.metadata.generation;
+    if !cx.in_tenant(&cx.gateway_ref.namespace) {
+        return not_in_tenant(cx, generation);
     }
     let mut listeners = listeners::listeners(&mut cx);
     let mut routes = route_objects(objects);
-    for r in &mut routes {
+    drop_invalid_hostnames(&mut cx, &mut routes);
+    let attached = attach_routes(&mut cx, &mut listeners, &routes);
+    build_ports(
+        &mut cx,
+        &listeners,
+        &routes,
+        &attached.lowered,
+        &attached.attachments,
+    );
+    GatewayTranslation {
+        resources: crate::envoy::build_gateway(&cx.model),
+        diagnostics: cx.diags.into_sorted(),
+        gateway: gateway_status(&objects.gateway, &listeners, generation),
+        routes: attached.statuses,
+    }
+}
+
+impl<'a> Cx<'a> {
+    fn new(objects: &'a GatewayApiObjects, options: &'a GatewayApiOptions) -> Self {
+        let meta = &objects.gateway.metadata;
+        let (ns, name) = (
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        let mut diags = Diagnostics::default();
+        Cx {
+            objects,
+            options,
+            gateway_ref: Arc::new(ObjectRef::new("Gateway", ns, name)),
+            index: BackendIndex::over(
+                &objects.services,
+                &objects.endpoint_slices,
+                &objects.secrets,
+                |ns| objects.namespaces.contains_key(ns),
+            ),
+            grants: Grants::new(objects, &mut diags),
+            model: Model::new(ListenerAddresses {
+                bind_address: options.bind_address.clone(),
+                http_port: 0,
+                https_port: 0,
+            }),
+            diags,
+        }
+    }
+}
+
+/// A Gateway in a namespace its tenant does not hold: not accepted, nothing served.
+fn not_in_tenant(mut cx: Cx<'_>, generation: Option<i64>) -> GatewayTranslation {
+    let msg = format!(
+        "namespace {:?} is not claimed by the tenant {:?}: the Gateway is not served",
+        cx.gateway_ref.namespace, cx.options.tenant
+    );
+    cx.diags
+        .error(&cx.gateway_ref, "metadata.namespace", msg.clone());
+    GatewayTranslation {
+        resources: EnvoyResources::default(),
+        diagnostics: cx.diags.into_sorted(),
+        gateway: GatewayStatusModel {
+            conditions: vec![
+                ConditionModel::new("Accepted", false, "NotReconciled", msg.clone(), generation),
+                ConditionModel::new("Programmed", false, "Invalid", msg, generation),
+            ],
+            listeners: vec![],
+        },
+        routes: vec![],
+    }
+}
+
+/// Route hostnames Envoy could not take are reported and ignored.
+fn drop_invalid_hostnames(cx: &mut Cx<'_>, routes: &mut [RouteObject]) {
+    for r in routes {
         let hostnames = std::mem::take(&mut r.spec.hostnames);
         for (i, h) in hostnames.into_iter().enumerate() {
             if attach::valid_hostname(&h) {
@@ -391,14 +415,29 @@ pub fn translate_gateway(
             }
         }
     }
-    let mut statuses = Vec::new();
-    let mut attachments = Vec::new();
-    let mut lowered: Vec<Option<LoweredRoute>> = Vec::new();
+}
+
+/// Where every route attached, its rules lowered (routes that attach
+/// nowhere are not), and a status per parentRef that names the Gateway.
+struct Attached {
+    attachments: Vec<Attachment>,
+    /// By route index.
+    lowered: Vec<Option<LoweredRoute>>,
+    /// Sorted by kind, namespace and name; a route's parentRefs keep their order.
+    statuses: Vec<RouteStatusModel>,
+}
+
+fn attach_routes(cx: &mut Cx<'_>, listeners: &mut [Listener], routes: &[RouteObject]) -> Attached {
+    let gw = cx.gateway_ref.clone();
+    let mut out = Attached {
+        attachments: vec![],
+        lowered: vec![],
+        statuses: vec![],
+    };
     for (ri, r) in routes.iter().enumerate() {
         let mut parents = Vec::new();
-        let mut attached_any = false;
-        for p in &r.spec.parent_refs {
-            if !attach::names_gateway(p, &r.obj.namespace, &gw_ns, &gw_name) {
+        for (pi, p) in r.spec.parent_refs.iter().enumerate() {
+            if !attach::names_gateway(p, &r.obj.namespace, &gw.namespace, &gw.name) {
                 continue;
             }
             let result = attach::attach(
@@ -406,61 +445,42 @@ pub fn translate_gateway(
                 r.kind,
                 &r.obj.namespace,
                 &r.spec.hostnames,
-                &listeners,
-                &gw_ns,
-                &objects.namespaces,
+                listeners,
+                &gw.namespace,
+                &cx.objects.namespaces,
             );
-            if let Ok(list) = &result {
-                attached_any = true;
-                for (li, hostnames) in list {
-                    listeners[*li].attached.insert((
-                        r.kind,
-                        r.obj.namespace.clone(),
-                        r.obj.name.clone(),
-                    ));
-                    attachments.push(Attachment {
-                        route: ri,
-                        listener: *li,
-                        hostnames: hostnames.clone(),
-                    });
+            match &result {
+                Ok(list) => {
+                    for (li, hostnames) in list {
+                        let id = (r.kind, r.obj.namespace.clone(), r.obj.name.clone());
+                        listeners[*li].attached.insert(id);
+                        out.attachments.push(Attachment {
+                            route: ri,
+                            listener: *li,
+                            hostnames: hostnames.clone(),
+                        });
+                    }
                 }
-            }
-            if let Err((reason, msg)) = &result {
-                let field = r
-                    .spec
-                    .parent_refs
-                    .iter()
-                    .position(|q| q == p)
-                    .map_or("spec.parentRefs".to_string(), |i| {
-                        format!("spec.parentRefs[{i}]")
-                    });
-                cx.diags.push(
+                Err((reason, msg)) => cx.diags.push(
                     crate::diagnostics::Severity::Warning,
                     &r.obj,
-                    field,
-                    format!("not attached to Gateway {gw_ns}/{gw_name} ({reason}): {msg}"),
-                );
+                    format!("spec.parentRefs[{pi}]"),
+                    format!("not attached to {gw} ({reason}): {msg}"),
+                ),
             }
             parents.push((p.clone(), result));
         }
         // Only routes of the tenant that attach are lowered (and may create clusters).
-        lowered.push(attached_any.then(|| cx.lower_rules(r)));
+        let attached_any = parents.iter().any(|(_, r)| r.is_ok());
+        out.lowered.push(attached_any.then(|| cx.lower_rules(r)));
         for (p, result) in parents {
-            statuses.push(route_status(r, p, result, lowered[ri].as_ref()));
+            out.statuses
+                .push(route_status(r, p, result, out.lowered[ri].as_ref()));
         }
     }
-    build_ports(&mut cx, &listeners, &routes, &lowered, &attachments);
-    // By kind, namespace and name; a route's parentRefs keep their order.
-    statuses.sort_by(|a: &RouteStatusModel, b| {
-        (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
-    });
-    let gateway = gateway_status(gw, &listeners, generation);
-    GatewayTranslation {
-        resources: crate::envoy::build_gateway(&cx.model),
-        diagnostics: cx.diags.into_sorted(),
-        gateway,
-        routes: statuses,
-    }
+    out.statuses
+        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    out
 }
 
 fn route_status(
