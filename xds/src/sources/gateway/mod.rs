@@ -417,6 +417,47 @@ fn drop_invalid_hostnames(cx: &mut Cx<'_>, routes: &mut [RouteObject]) {
     }
 }
 
+/// GEP-1016: an HTTPRoute and a GRPCRoute never share a hostname on a
+/// listener; the younger route of the two is refused there.
+fn http_grpc_unique(
+    kind: RouteKind,
+    list: attach::Attached,
+    claimed: &mut BTreeMap<(usize, RouteKind), Vec<Option<String>>>,
+) -> Result<attach::Attached, attach::Refusal> {
+    let other = match kind {
+        RouteKind::Http => RouteKind::Grpc,
+        RouteKind::Grpc => RouteKind::Http,
+        _ => return Ok(list),
+    };
+    let overlaps = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => attach::intersect(Some(a), b).is_some(),
+    };
+    let kept: attach::Attached = list
+        .into_iter()
+        .filter(|(li, hosts)| {
+            let taken = claimed.get(&(*li, other)).map(Vec::as_slice).unwrap_or(&[]);
+            !hosts.iter().any(|h| taken.iter().any(|t| overlaps(h, t)))
+        })
+        .collect();
+    if kept.is_empty() {
+        return Err((
+            "HostnameConflict",
+            format!(
+                "an older {} on the listener has an intersecting hostname; HTTPRoutes and GRPCRoutes may not share one (GEP-1016)",
+                other.as_str()
+            ),
+        ));
+    }
+    for (li, hosts) in &kept {
+        claimed
+            .entry((*li, kind))
+            .or_default()
+            .extend(hosts.iter().cloned());
+    }
+    Ok(kept)
+}
+
 /// Where every route attached, its rules lowered (routes that attach
 /// nowhere are not), and a status per parentRef that names the Gateway.
 struct Attached {
@@ -434,6 +475,8 @@ fn attach_routes(cx: &mut Cx<'_>, listeners: &mut [Listener], routes: &[RouteObj
         lowered: vec![],
         statuses: vec![],
     };
+    // Hostnames of each listener's HTTPRoutes and GRPCRoutes so far (oldest first).
+    let mut claimed: BTreeMap<(usize, RouteKind), Vec<Option<String>>> = BTreeMap::new();
     for (ri, r) in routes.iter().enumerate() {
         let mut parents = Vec::new();
         for (pi, p) in r.spec.parent_refs.iter().enumerate() {
@@ -448,7 +491,8 @@ fn attach_routes(cx: &mut Cx<'_>, listeners: &mut [Listener], routes: &[RouteObj
                 listeners,
                 &gw.namespace,
                 &cx.objects.namespaces,
-            );
+            )
+            .and_then(|list| http_grpc_unique(r.kind, list, &mut claimed));
             match &result {
                 Ok(list) => {
                     for (li, hostnames) in list {

@@ -1023,7 +1023,7 @@ spec: {ports: [{name: grpc, port: 8080, appProtocol: kubernetes.io/h2c}]}
     let t = translate(&[
         &gateway(HTTP80),
         h2c,
-        &route("infra", "r", "  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: h2, port: 8080}]}]"),
+        &route("infra", "r", "  parentRefs: [{name: gw}]\n  hostnames: [web.example.com]\n  rules: [{backendRefs: [{name: h2, port: 8080}]}]"),
         "
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -2049,4 +2049,37 @@ mod property {
             prop_assert_eq!(t.gateway.listeners.len(), o.gateway.spec.listeners.len());
         }
     }
+}
+
+#[test]
+fn an_http_route_and_a_grpc_route_never_share_a_hostname_on_a_listener() {
+    let grpc = |name: &str, hosts: &str, created: &str| {
+        format!(
+            "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: infra, creationTimestamp: '{created}'}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: {hosts}
+  rules: [{{backendRefs: [{{name: v2, port: 8080}}]}}]
+"
+        )
+    };
+    let http = route("infra", "web", "  parentRefs: [{name: gw}]\n  hostnames: ['*.example.com']\n  rules: [{backendRefs: [{name: v1, port: 8080}]}]")
+        .replace("generation: 7}", "generation: 7, creationTimestamp: '2022-01-01T00:00:00Z'}");
+    let t = translate(&[
+        &gateway(HTTP80),
+        &http,
+        &grpc("older-grpc", "[api.example.com]", "2020-01-01T00:00:00Z"),
+        &grpc("younger-grpc", "[rpc.example.com]", "2024-01-01T00:00:00Z"),
+        &grpc("elsewhere", "[rpc.test]", "2024-01-01T00:00:00Z"),
+    ]);
+    // The GRPCRoute is older than the HTTPRoute: the HTTPRoute is refused.
+    assert_eq!(cond(&t, "web", "Accepted"), is("False", "HostnameConflict"));
+    assert_eq!(cond(&t, "older-grpc", "Accepted"), is("True", "Accepted"));
+    assert_eq!(cond(&t, "younger-grpc", "Accepted"), is("True", "Accepted"));
+    assert_eq!(cond(&t, "elsewhere", "Accepted"), is("True", "Accepted"));
+    assert_eq!(t.gateway.listener("http").unwrap().attached_routes, 3);
 }
