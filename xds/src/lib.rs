@@ -1,9 +1,10 @@
-//! Ingress-to-Envoy translation (pure) and the ADS server.
+//! Ingress- and Gateway-API-to-Envoy translation (pure) and the ADS server.
 //!
 //! Translation flows one way: `sources` (Ingress, the TenantGateway's TCP
-//! proxies) lower Kubernetes objects into the route [`model`]; `envoy`
-//! lowers the model into [`EnvoyResources`]; [`Snapshot`] packs them for ADS.
-//! [`translate()`] runs the three stages.
+//! proxies, Gateway API) lower Kubernetes objects into the route [`model`];
+//! `envoy` lowers the model into [`EnvoyResources`]; [`Snapshot`] packs them
+//! for ADS. [`translate()`] runs the three stages for a tenant's Ingresses,
+//! [`translate_gateway()`] for one Gateway and its routes (with their status).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 

@@ -231,17 +231,15 @@ impl Cx<'_> {
 }
 
 fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
-    let mut out: Vec<(Option<String>, RouteObject)> = Vec::new();
+    type Time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let mut out: Vec<(Option<Time>, RouteObject)> = Vec::new();
     let mut push = |kind: RouteKind,
                     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
                     spec: Option<spec::RouteSpec>| {
         let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
             return;
         };
-        let created = meta
-            .creation_timestamp
-            .as_ref()
-            .map(|t| format!("{:020}", t.0.as_second().saturating_add(1 << 40)));
+        let created = meta.creation_timestamp.clone();
         out.push((
             created,
             RouteObject {
@@ -265,7 +263,29 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
     for r in &objects.tcp_routes {
         push(RouteKind::Tcp, &r.metadata, spec::view(&r.spec));
     }
-    // Oldest first (no timestamp last), then namespace/name: precedence and determinism.
+    // One object per kind/namespace/name (a list holds each once; should it
+    // not, the choice must not depend on the order).
+    let key = |o: &(Option<Time>, RouteObject)| {
+        (
+            o.0.is_none(),
+            o.0.clone(),
+            format!("{:?}", o.1.spec),
+            o.1.generation,
+        )
+    };
+    let mut unique: BTreeMap<(RouteKind, String, String), (Option<Time>, RouteObject)> =
+        BTreeMap::new();
+    for o in out {
+        let k = (o.1.kind, o.1.obj.namespace.clone(), o.1.obj.name.clone());
+        match unique.get(&k) {
+            Some(kept) if key(kept) <= key(&o) => {}
+            _ => {
+                unique.insert(k, o);
+            }
+        }
+    }
+    let mut out: Vec<(Option<Time>, RouteObject)> = unique.into_values().collect();
+    // Oldest first (no timestamp last), then namespace/name: precedence.
     out.sort_by(|a, b| {
         (
             a.0.is_none(),
@@ -282,7 +302,6 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
                 b.1.kind,
             ))
     });
-    out.dedup_by(|a, b| a.1.obj == b.1.obj);
     out.into_iter()
         .enumerate()
         .map(|(i, (_, mut r))| {
@@ -305,60 +324,84 @@ pub fn translate_gateway(
     objects: &GatewayApiObjects,
     options: &GatewayApiOptions,
 ) -> GatewayTranslation {
-    let gw = &objects.gateway;
-    let gw_ns = gw.metadata.namespace.clone().unwrap_or_default();
-    let gw_name = gw.metadata.name.clone().unwrap_or_default();
-    let generation = gw.metadata.generation;
-    let mut cx = Cx {
-        objects,
-        options,
-        gateway_ref: Arc::new(ObjectRef::new("Gateway", &gw_ns, &gw_name)),
-        index: BackendIndex::over(
-            &objects.services,
-            &objects.endpoint_slices,
-            &objects.secrets,
-            |ns| objects.namespaces.contains_key(ns),
-        ),
-        grants: Grants {
-            entries: BTreeSet::new(),
-        },
-        model: Model::new(ListenerAddresses {
-            bind_address: options.bind_address.clone(),
-            http_port: 0,
-            https_port: 0,
-        }),
-        diags: Diagnostics::default(),
-    };
-    cx.grants = Grants::new(objects, &mut cx.diags);
-    if !cx.in_tenant(&gw_ns) {
-        let msg = format!(
-            "namespace {gw_ns:?} is not claimed by the tenant {:?}: the Gateway is not served",
-            options.tenant
-        );
-        cx.diags
-            .error(&cx.gateway_ref, "metadata.namespace", msg.clone());
-        return GatewayTranslation {
-            resources: EnvoyResources::default(),
-            diagnostics: cx.diags.into_sorted(),
-            gateway: GatewayStatusModel {
-                conditions: vec![
-                    ConditionModel::new(
-                        "Accepted",
-                        false,
-                        "NotReconciled",
-                        msg.clone(),
-                        generation,
-                    ),
-                    ConditionModel::new("Programmed", false, "Invalid", msg, generation),
-                ],
-                listeners: vec![],
-            },
-            routes: vec![],
-        };
+    let mut cx = Cx::new(objects, options);
+    let generation = objects.gateway.metadata.generation;
+    if !cx.in_tenant(&cx.gateway_ref.namespace) {
+        return not_in_tenant(cx, generation);
     }
     let mut listeners = listeners::listeners(&mut cx);
     let mut routes = route_objects(objects);
-    for r in &mut routes {
+    drop_invalid_hostnames(&mut cx, &mut routes);
+    let attached = attach_routes(&mut cx, &mut listeners, &routes);
+    build_ports(
+        &mut cx,
+        &listeners,
+        &routes,
+        &attached.lowered,
+        &attached.attachments,
+    );
+    GatewayTranslation {
+        resources: crate::envoy::build_gateway(&cx.model),
+        diagnostics: cx.diags.into_sorted(),
+        gateway: gateway_status(&objects.gateway, &listeners, generation),
+        routes: attached.statuses,
+    }
+}
+
+impl<'a> Cx<'a> {
+    fn new(objects: &'a GatewayApiObjects, options: &'a GatewayApiOptions) -> Self {
+        let meta = &objects.gateway.metadata;
+        let (ns, name) = (
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+        );
+        let mut diags = Diagnostics::default();
+        Cx {
+            objects,
+            options,
+            gateway_ref: Arc::new(ObjectRef::new("Gateway", ns, name)),
+            index: BackendIndex::over(
+                &objects.services,
+                &objects.endpoint_slices,
+                &objects.secrets,
+                |ns| objects.namespaces.contains_key(ns),
+            ),
+            grants: Grants::new(objects, &mut diags),
+            model: Model::new(ListenerAddresses {
+                bind_address: options.bind_address.clone(),
+                http_port: 0,
+                https_port: 0,
+            }),
+            diags,
+        }
+    }
+}
+
+/// A Gateway in a namespace its tenant does not hold: not accepted, nothing served.
+fn not_in_tenant(mut cx: Cx<'_>, generation: Option<i64>) -> GatewayTranslation {
+    let msg = format!(
+        "namespace {:?} is not claimed by the tenant {:?}: the Gateway is not served",
+        cx.gateway_ref.namespace, cx.options.tenant
+    );
+    cx.diags
+        .error(&cx.gateway_ref, "metadata.namespace", msg.clone());
+    GatewayTranslation {
+        resources: EnvoyResources::default(),
+        diagnostics: cx.diags.into_sorted(),
+        gateway: GatewayStatusModel {
+            conditions: vec![
+                ConditionModel::new("Accepted", false, "NotReconciled", msg.clone(), generation),
+                ConditionModel::new("Programmed", false, "Invalid", msg, generation),
+            ],
+            listeners: vec![],
+        },
+        routes: vec![],
+    }
+}
+
+/// Route hostnames Envoy could not take are reported and ignored.
+fn drop_invalid_hostnames(cx: &mut Cx<'_>, routes: &mut [RouteObject]) {
+    for r in routes {
         let hostnames = std::mem::take(&mut r.spec.hostnames);
         for (i, h) in hostnames.into_iter().enumerate() {
             if attach::valid_hostname(&h) {
@@ -372,14 +415,72 @@ pub fn translate_gateway(
             }
         }
     }
-    let mut statuses = Vec::new();
-    let mut attachments = Vec::new();
-    let mut lowered: Vec<Option<LoweredRoute>> = Vec::new();
+}
+
+/// GEP-1016: an HTTPRoute and a GRPCRoute never share a hostname on a
+/// listener; the younger route of the two is refused there.
+fn http_grpc_unique(
+    kind: RouteKind,
+    list: attach::Attached,
+    claimed: &mut BTreeMap<(usize, RouteKind), Vec<Option<String>>>,
+) -> Result<attach::Attached, attach::Refusal> {
+    let other = match kind {
+        RouteKind::Http => RouteKind::Grpc,
+        RouteKind::Grpc => RouteKind::Http,
+        _ => return Ok(list),
+    };
+    let overlaps = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => attach::intersect(Some(a), b).is_some(),
+    };
+    let kept: attach::Attached = list
+        .into_iter()
+        .filter(|(li, hosts)| {
+            let taken = claimed.get(&(*li, other)).map(Vec::as_slice).unwrap_or(&[]);
+            !hosts.iter().any(|h| taken.iter().any(|t| overlaps(h, t)))
+        })
+        .collect();
+    if kept.is_empty() {
+        return Err((
+            "HostnameConflict",
+            format!(
+                "an older {} on the listener has an intersecting hostname; HTTPRoutes and GRPCRoutes may not share one (GEP-1016)",
+                other.as_str()
+            ),
+        ));
+    }
+    for (li, hosts) in &kept {
+        claimed
+            .entry((*li, kind))
+            .or_default()
+            .extend(hosts.iter().cloned());
+    }
+    Ok(kept)
+}
+
+/// Where every route attached, its rules lowered (routes that attach
+/// nowhere are not), and a status per parentRef that names the Gateway.
+struct Attached {
+    attachments: Vec<Attachment>,
+    /// By route index.
+    lowered: Vec<Option<LoweredRoute>>,
+    /// Sorted by kind, namespace and name; a route's parentRefs keep their order.
+    statuses: Vec<RouteStatusModel>,
+}
+
+fn attach_routes(cx: &mut Cx<'_>, listeners: &mut [Listener], routes: &[RouteObject]) -> Attached {
+    let gw = cx.gateway_ref.clone();
+    let mut out = Attached {
+        attachments: vec![],
+        lowered: vec![],
+        statuses: vec![],
+    };
+    // Hostnames of each listener's HTTPRoutes and GRPCRoutes so far (oldest first).
+    let mut claimed: BTreeMap<(usize, RouteKind), Vec<Option<String>>> = BTreeMap::new();
     for (ri, r) in routes.iter().enumerate() {
         let mut parents = Vec::new();
-        let mut attached_any = false;
-        for p in &r.spec.parent_refs {
-            if !attach::names_gateway(p, &r.obj.namespace, &gw_ns, &gw_name) {
+        for (pi, p) in r.spec.parent_refs.iter().enumerate() {
+            if !attach::names_gateway(p, &r.obj.namespace, &gw.namespace, &gw.name) {
                 continue;
             }
             let result = attach::attach(
@@ -387,41 +488,43 @@ pub fn translate_gateway(
                 r.kind,
                 &r.obj.namespace,
                 &r.spec.hostnames,
-                &listeners,
-                &gw_ns,
-                &objects.namespaces,
-            );
-            if let Ok(list) = &result {
-                attached_any = true;
-                for (li, hostnames) in list {
-                    listeners[*li].attached.insert((
-                        r.kind,
-                        r.obj.namespace.clone(),
-                        r.obj.name.clone(),
-                    ));
-                    attachments.push(Attachment {
-                        route: ri,
-                        listener: *li,
-                        hostnames: hostnames.clone(),
-                    });
+                listeners,
+                &gw.namespace,
+                &cx.objects.namespaces,
+            )
+            .and_then(|list| http_grpc_unique(r.kind, list, &mut claimed));
+            match &result {
+                Ok(list) => {
+                    for (li, hostnames) in list {
+                        let id = (r.kind, r.obj.namespace.clone(), r.obj.name.clone());
+                        listeners[*li].attached.insert(id);
+                        out.attachments.push(Attachment {
+                            route: ri,
+                            listener: *li,
+                            hostnames: hostnames.clone(),
+                        });
+                    }
                 }
+                Err((reason, msg)) => cx.diags.push(
+                    crate::diagnostics::Severity::Warning,
+                    &r.obj,
+                    format!("spec.parentRefs[{pi}]"),
+                    format!("not attached to {gw} ({reason}): {msg}"),
+                ),
             }
             parents.push((p.clone(), result));
         }
         // Only routes of the tenant that attach are lowered (and may create clusters).
-        lowered.push(attached_any.then(|| cx.lower_rules(r)));
+        let attached_any = parents.iter().any(|(_, r)| r.is_ok());
+        out.lowered.push(attached_any.then(|| cx.lower_rules(r)));
         for (p, result) in parents {
-            statuses.push(route_status(r, p, result, lowered[ri].as_ref()));
+            out.statuses
+                .push(route_status(r, p, result, out.lowered[ri].as_ref()));
         }
     }
-    build_ports(&mut cx, &listeners, &routes, &lowered, &attachments);
-    let gateway = gateway_status(gw, &listeners, generation);
-    GatewayTranslation {
-        resources: crate::envoy::build_gateway(&cx.model),
-        diagnostics: cx.diags.into_sorted(),
-        gateway,
-        routes: statuses,
-    }
+    out.statuses
+        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    out
 }
 
 fn route_status(

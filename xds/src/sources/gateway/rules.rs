@@ -319,7 +319,7 @@ enum Resolved {
 
 impl<'a> Cx<'a> {
     /// A Service port of the tenant this route may reference, as a model backend.
-    fn backend(&mut self, r: &RouteObject, b: &BackendRef, field: &str) -> Resolved {
+    fn backend(&mut self, r: &RouteObject, b: &BackendRef) -> Resolved {
         let group = b.group.as_deref().unwrap_or("");
         let kind = b.kind.as_deref().unwrap_or("Service");
         if !(group.is_empty() || group == "core") || kind != "Service" {
@@ -389,8 +389,15 @@ impl<'a> Cx<'a> {
                 Resolved::Backend(name)
             }
             Err(e) => {
-                let _ = field;
-                Resolved::Problem("BackendNotFound", format!("{target} port {port}: {e}"))
+                use crate::sources::backends::BackendError;
+                let why = match e {
+                    BackendError::ServiceNotFound(_) => format!("{target} not found"),
+                    BackendError::ExternalName(_) => format!(
+                        "{target} is of type ExternalName, which is not served (it could point the gateway at any host)"
+                    ),
+                    _ => format!("{target} has no port {port}"),
+                };
+                Resolved::Problem("BackendNotFound", why)
             }
         }
     }
@@ -440,90 +447,8 @@ impl<'a> Cx<'a> {
         field: &str,
         unresolved: &mut Option<(&'static str, String)>,
     ) -> Result<LoweredRule, (String, String)> {
-        let mut matches = Vec::new();
-        let raw: Vec<serde_json::Value> = if rule.matches.is_empty() {
-            vec![serde_json::json!({})]
-        } else {
-            rule.matches.clone()
-        };
-        for (j, m) in raw.iter().enumerate() {
-            let f = format!("{field}.matches[{j}]");
-            let (path, conditions) = match r.kind {
-                RouteKind::Grpc => grpc_match(m),
-                _ => http_match(m),
-            }
-            .map_err(|e| (f.clone(), e))?;
-            let precedence = precedence(&path, &conditions, r.order, i, j);
-            matches.push(LoweredMatch {
-                field: f,
-                path,
-                conditions,
-                precedence,
-            });
-        }
-        let mut request_mods = Vec::new();
-        let mut response_mods = Vec::new();
-        let mut redirect = None;
-        let mut rewrite: Option<&spec::UrlRewrite> = None;
-        let mut mirrors = Vec::new();
-        let mut cors = None;
-        let mut fail = None;
-        for (j, f) in rule.filters.iter().enumerate() {
-            let ff = format!("{field}.filters[{j}]");
-            match filter_kind(f) {
-                Ok(FilterKind::RequestHeaders(m)) => request_mods.push(m),
-                Ok(FilterKind::ResponseHeaders(m)) => response_mods.push(m),
-                Ok(FilterKind::Redirect(rd)) if r.kind == RouteKind::Http => {
-                    redirect = Some(rd.clone())
-                }
-                Ok(FilterKind::Rewrite(rw)) if r.kind == RouteKind::Http => rewrite = Some(rw),
-                Ok(FilterKind::Cors(c)) if r.kind == RouteKind::Http => cors = Some(cors_policy(c)),
-                Ok(FilterKind::Mirror(m)) => {
-                    let bf = format!("{ff}.requestMirror.backendRef");
-                    match self.backend(r, &m.backend_ref, &bf) {
-                        Resolved::Backend(b) => mirrors.push(mirror(b, m)),
-                        Resolved::Problem(reason, msg) => {
-                            self.diags.error(
-                                &r.obj,
-                                &bf,
-                                format!("{msg}; requests are not mirrored"),
-                            );
-                            unresolved.get_or_insert((reason, msg));
-                        }
-                    }
-                }
-                Ok(FilterKind::Extension) => {
-                    let msg =
-                        "extensionRef filters are not supported; the rule answers 500".to_string();
-                    self.diags.error(&r.obj, &ff, msg.clone());
-                    unresolved.get_or_insert(("InvalidKind", msg));
-                    fail = Some(500);
-                }
-                Ok(_) => {
-                    return Err((
-                        ff,
-                        format!(
-                            "filter {:?} is not supported on {}",
-                            f.type_,
-                            r.kind.as_str()
-                        ),
-                    ))
-                }
-                Err(e) => return Err((ff, e)),
-            }
-        }
-        if redirect.is_some() && rewrite.is_some() {
-            return Err((
-                format!("{field}.filters"),
-                "RequestRedirect and URLRewrite cannot both be used in one rule".into(),
-            ));
-        }
-        if let Some(rw) = rewrite.and_then(|rw| rw.path.as_ref()) {
-            check_path_modifier(rw).map_err(|e| (format!("{field}.filters"), e))?;
-        }
-        if let Some(p) = redirect.as_ref().and_then(|rd| rd.path.as_ref()) {
-            check_path_modifier(p).map_err(|e| (format!("{field}.filters"), e))?;
-        }
+        let matches = lower_matches(r, i, rule, field)?;
+        let f = self.rule_filters(r, rule, field, unresolved)?;
         let timeouts = rule.timeouts.clone().unwrap_or_default();
         let parse =
             |v: &Option<String>, name: &str| -> Result<Option<Duration>, (String, String)> {
@@ -534,7 +459,7 @@ impl<'a> Cx<'a> {
             };
         let request = parse(&timeouts.request, "request")?;
         let backend_request = parse(&timeouts.backend_request, "backendRequest")?;
-        let headers = header_edits(&request_mods, &response_mods)
+        let headers = header_edits(&f.request_headers, &f.response_headers)
             .map_err(|e| (format!("{field}.filters"), e))?;
         let policy = Arc::new(RoutePolicy {
             https_redirect: HttpsRedirect::Never,
@@ -552,14 +477,14 @@ impl<'a> Cx<'a> {
             headers,
             max_body_bytes: None,
             compression: None,
-            mirrors,
-            host_rewrite: rewrite.and_then(|rw| rw.hostname.clone()),
-            cors,
+            mirrors: f.mirrors,
+            host_rewrite: f.rewrite.and_then(|rw| rw.hostname.clone()),
+            cors: f.cors,
         });
-        let action = if let Some(status) = fail {
+        let action = if let Some(status) = f.fail {
             RuleAction::Fail(status)
-        } else if let Some(rd) = redirect {
-            RuleAction::Redirect(rd)
+        } else if let Some(rd) = f.redirect {
+            RuleAction::Redirect(rd.clone())
         } else {
             self.forward(r, rule, field, unresolved)
         };
@@ -567,8 +492,68 @@ impl<'a> Cx<'a> {
             matches,
             action,
             policy,
-            rewrite: rewrite.and_then(|rw| rw.path.clone()),
+            rewrite: f.rewrite.and_then(|rw| rw.path.clone()),
         })
+    }
+
+    /// A rule's filters, checked: unsupported or incompatible ones fail the rule.
+    fn rule_filters<'r>(
+        &mut self,
+        r: &RouteObject,
+        rule: &'r Rule,
+        field: &str,
+        unresolved: &mut Option<(&'static str, String)>,
+    ) -> Result<RuleFilters<'r>, (String, String)> {
+        let mut out = RuleFilters::default();
+        let http = r.kind == RouteKind::Http;
+        for (j, f) in rule.filters.iter().enumerate() {
+            let ff = format!("{field}.filters[{j}]");
+            match filter_kind(f) {
+                Ok(FilterKind::RequestHeaders(m)) => out.request_headers.push(m),
+                Ok(FilterKind::ResponseHeaders(m)) => out.response_headers.push(m),
+                Ok(FilterKind::Redirect(rd)) if http => out.redirect = Some(rd),
+                Ok(FilterKind::Rewrite(rw)) if http => out.rewrite = Some(rw),
+                Ok(FilterKind::Cors(c)) if http => out.cors = Some(cors_policy(c)),
+                Ok(FilterKind::Mirror(m)) => match self.backend(r, &m.backend_ref) {
+                    Resolved::Backend(b) => out.mirrors.push(mirror(b, m)),
+                    Resolved::Problem(reason, msg) => {
+                        let bf = format!("{ff}.requestMirror.backendRef");
+                        self.diags
+                            .error(&r.obj, &bf, format!("{msg}; requests are not mirrored"));
+                        unresolved.get_or_insert((reason, msg));
+                    }
+                },
+                Ok(FilterKind::Extension) => {
+                    let msg =
+                        "extensionRef filters are not supported; the rule answers 500".to_string();
+                    self.diags.error(&r.obj, &ff, msg.clone());
+                    unresolved.get_or_insert(("InvalidKind", msg));
+                    out.fail = Some(500);
+                }
+                Ok(_) => {
+                    let kind = r.kind.as_str();
+                    return Err((
+                        ff,
+                        format!("filter {:?} is not supported on {kind}", f.type_),
+                    ));
+                }
+                Err(e) => return Err((ff, e)),
+            }
+        }
+        let bad = |e: String| (format!("{field}.filters"), e);
+        if out.redirect.is_some() && out.rewrite.is_some() {
+            return Err(bad(
+                "RequestRedirect and URLRewrite cannot both be used in one rule".into(),
+            ));
+        }
+        let paths = [
+            out.rewrite.and_then(|rw| rw.path.as_ref()),
+            out.redirect.and_then(|rd| rd.path.as_ref()),
+        ];
+        for p in paths.into_iter().flatten() {
+            check_path_modifier(p).map_err(bad)?;
+        }
+        Ok(out)
     }
 
     fn forward(
@@ -613,7 +598,7 @@ impl<'a> Cx<'a> {
                     None
                 }
             };
-            match self.backend(r, b, &f) {
+            match self.backend(r, b) {
                 Resolved::Backend(name) => {
                     if weight > 0 {
                         backends.push(WeightedBackend {
@@ -643,6 +628,51 @@ impl<'a> Cx<'a> {
             }
         }
     }
+}
+
+/// A rule's matches (none: every request, `PathPrefix /`), each with its precedence.
+fn lower_matches(
+    r: &RouteObject,
+    rule_index: usize,
+    rule: &Rule,
+    field: &str,
+) -> Result<Vec<LoweredMatch>, (String, String)> {
+    let raw: Vec<serde_json::Value> = if rule.matches.is_empty() {
+        vec![serde_json::json!({})]
+    } else {
+        rule.matches.clone()
+    };
+    raw.iter()
+        .enumerate()
+        .map(|(j, m)| {
+            let f = format!("{field}.matches[{j}]");
+            let (path, conditions) = match r.kind {
+                RouteKind::Grpc => grpc_match(m),
+                _ => http_match(m),
+            }
+            .map_err(|e| (f.clone(), e))?;
+            let precedence = precedence(&path, &conditions, r.order, rule_index, j);
+            Ok(LoweredMatch {
+                field: f,
+                path,
+                conditions,
+                precedence,
+            })
+        })
+        .collect()
+}
+
+/// What a rule's filters ask for.
+#[derive(Default)]
+struct RuleFilters<'r> {
+    request_headers: Vec<&'r spec::HeaderModifier>,
+    response_headers: Vec<&'r spec::HeaderModifier>,
+    redirect: Option<&'r spec::Redirect>,
+    rewrite: Option<&'r spec::UrlRewrite>,
+    mirrors: Vec<Mirror>,
+    cors: Option<Cors>,
+    /// A filter that cannot be applied: the rule answers this status.
+    fail: Option<u32>,
 }
 
 enum FilterKind<'f> {

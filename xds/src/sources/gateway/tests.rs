@@ -1023,7 +1023,7 @@ spec: {ports: [{name: grpc, port: 8080, appProtocol: kubernetes.io/h2c}]}
     let t = translate(&[
         &gateway(HTTP80),
         h2c,
-        &route("infra", "r", "  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: h2, port: 8080}]}]"),
+        &route("infra", "r", "  parentRefs: [{name: gw}]\n  hostnames: [web.example.com]\n  rules: [{backendRefs: [{name: h2, port: 8080}]}]"),
         "
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -1883,4 +1883,203 @@ spec:
         Some(tcp_proxy::ClusterSpecifier::Cluster("infra/v1/8080".into())),
         "the older route's backend"
     );
+}
+
+#[test]
+fn problems_name_the_object_and_field_in_gateway_api_terms() {
+    let t = translate(&[
+        &gateway(HTTP80),
+        &route("infra", "r", "  parentRefs: [{name: gw, sectionName: nope}, {name: gw}]\n  rules: [{backendRefs: [{name: v1, port: 8080}, {name: missing, port: 8080}]}]"),
+    ]);
+    let find = |field: &str| {
+        t.diagnostics
+            .iter()
+            .find(|d| d.object.name == "r" && d.field == field)
+            .unwrap_or_else(|| panic!("no diagnostic at {field}: {:#?}", t.diagnostics))
+    };
+    assert!(find("spec.parentRefs[0]")
+        .message
+        .contains("NoMatchingParent"));
+    let backend = &find("spec.rules[0].backendRefs[1]").message;
+    assert!(
+        backend.contains("Service infra/missing not found"),
+        "{backend}"
+    );
+    assert!(!backend.contains("Ingress"), "{backend}");
+    // Statuses: one per parentRef naming the Gateway, in parentRef order.
+    let sections: Vec<Option<&str>> = t
+        .routes
+        .iter()
+        .map(|r| r.parent_ref.section_name.as_deref())
+        .collect();
+    assert_eq!(sections, [Some("nope"), None]);
+}
+
+// ------------------------------------------------------------------ property
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::{select, subsequence};
+
+    const LISTENERS: &[&str] = &[
+        "{name: http, port: 80, protocol: HTTP}",
+        "{name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}",
+        "{name: exact, port: 80, protocol: HTTP, hostname: a.example.com}",
+        "{name: all, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}",
+        "{name: sel, port: 8081, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: apps}}}}}",
+        "{name: https, port: 443, protocol: HTTPS, hostname: secure.example.com, tls: {certificateRefs: [{name: cert}]}}",
+        "{name: nocert, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: missing}]}}",
+        "{name: pass, port: 443, protocol: TLS, hostname: '*.pass.example.com', tls: {mode: Passthrough}}",
+        "{name: tcp, port: 5432, protocol: TCP}",
+        "{name: dup, port: 80, protocol: HTTP, hostname: a.example.com}",
+        "{name: clash, port: 10080, protocol: HTTP}",
+        "{name: udp, port: 53, protocol: UDP}",
+    ];
+    const PARENTS: &[&str] = &[
+        "{name: gw, namespace: infra}",
+        "{name: gw, namespace: infra, sectionName: http}",
+        "{name: gw, namespace: infra, sectionName: https}",
+        "{name: gw, namespace: infra, port: 8080}",
+        "{name: gw, namespace: infra, sectionName: nope}",
+        "{name: other, namespace: infra}",
+    ];
+    const HOSTNAMES: &[&str] = &[
+        "a.example.com",
+        "'*.example.com'",
+        "b.a.example.com",
+        "x.pass.example.com",
+        "other.test",
+    ];
+    const MATCHES: &[&str] = &[
+        "{path: {type: Exact, value: /a}}",
+        "{path: {type: PathPrefix, value: /a/}}",
+        "{path: {type: PathPrefix, value: /}, method: GET}",
+        "{path: {type: RegularExpression, value: '/v[0-9]+'}}",
+        "{path: {type: RegularExpression, value: '/(bad'}}",
+        "{headers: [{name: X-A, value: b}, {name: x-a, value: c}]}",
+        "{queryParams: [{name: q, type: RegularExpression, value: '.*'}]}",
+    ];
+    const FILTERS: &[&str] = &[
+        "{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-S, value: '%v'}], add: [{name: x-a, value: a}], remove: [x-r]}}",
+        "{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-b, value: b}]}}",
+        "{type: RequestRedirect, requestRedirect: {scheme: https, port: 8443, path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}}",
+        "{type: URLRewrite, urlRewrite: {hostname: h.example.com, path: {type: ReplaceFullPath, replaceFullPath: /x}}}",
+        "{type: RequestMirror, requestMirror: {backendRef: {name: v2, port: 8080}, percent: 50}}",
+        "{type: RequestMirror, requestMirror: {backendRef: {name: missing, port: 8080}}}",
+        "{type: CORS, cors: {allowOrigins: ['*'], allowMethods: [GET]}}",
+        "{type: ExtensionRef, extensionRef: {group: x.io, kind: X, name: x}}",
+    ];
+    const BACKENDS: &[&str] = &[
+        "{name: v1, port: 8080}",
+        "{name: v2, port: 8080, weight: 0}",
+        "{name: v3, port: 8080, weight: 5, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: '3'}]}}]}",
+        "{name: missing, port: 8080, weight: 2}",
+        "{name: web, namespace: apps, port: 8080}",
+        "{name: foreign, namespace: other, port: 8080}",
+        "{name: v1, port: 8080, kind: Pod}",
+    ];
+
+    fn list(items: Vec<&str>) -> String {
+        format!("[{}]", items.join(", "))
+    }
+
+    fn rule() -> impl Strategy<Value = String> {
+        (
+            subsequence(MATCHES, 0..3),
+            subsequence(FILTERS, 0..3),
+            subsequence(BACKENDS, 0..4),
+        )
+            .prop_map(|(m, f, b)| {
+                format!(
+                    "{{matches: {}, filters: {}, backendRefs: {}}}",
+                    list(m),
+                    list(f),
+                    list(b)
+                )
+            })
+    }
+
+    fn http_route() -> impl Strategy<Value = (String, String, String, String, Vec<String>)> {
+        (
+            select(&["infra", "apps", "stranger"][..]),
+            select(&["r1", "r2", "r3"][..]),
+            subsequence(PARENTS, 1..3),
+            subsequence(HOSTNAMES, 0..3),
+            proptest::collection::vec(rule(), 0..3),
+        )
+            .prop_map(|(ns, name, parents, hosts, rules)| {
+                (
+                    ns.to_string(),
+                    name.to_string(),
+                    list(parents),
+                    list(hosts),
+                    rules,
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any mix of listeners and routes (valid or not) translates without
+        /// a panic, consistently, the same in any order, and every status
+        /// has Accepted and ResolvedRefs.
+        #[test]
+        fn any_gateway_and_routes_translate_consistently_and_deterministically(
+            listeners in subsequence(LISTENERS, 1..6),
+            routes in proptest::collection::vec(http_route(), 0..5),
+            tls in proptest::collection::vec((select(&["t1", "t2"][..]), subsequence(HOSTNAMES, 1..3)), 0..3),
+        ) {
+            let mut docs = vec![gateway(&list(listeners)), tls_secret("infra", "cert")];
+            for (ns, name, parents, hosts, rules) in &routes {
+                docs.push(route(ns, name, &format!("  parentRefs: {parents}\n  hostnames: {hosts}\n  rules: [{}]", rules.join(", "))));
+            }
+            for (name, hosts) in &tls {
+                docs.push(tls_route(name, &list(hosts.clone()), "v1"));
+            }
+            let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+            let mut o = objects(&refs);
+            o.namespaces.remove("stranger");
+            let t = translate_objects(&o);
+            for r in &t.routes {
+                prop_assert!(r.condition("Accepted").is_some());
+                prop_assert!(r.condition("ResolvedRefs").is_some());
+            }
+            prop_assert_eq!(t.gateway.listeners.len(), o.gateway.spec.listeners.len());
+        }
+    }
+}
+
+#[test]
+fn an_http_route_and_a_grpc_route_never_share_a_hostname_on_a_listener() {
+    let grpc = |name: &str, hosts: &str, created: &str| {
+        format!(
+            "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: infra, creationTimestamp: '{created}'}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: {hosts}
+  rules: [{{backendRefs: [{{name: v2, port: 8080}}]}}]
+"
+        )
+    };
+    let http = route("infra", "web", "  parentRefs: [{name: gw}]\n  hostnames: ['*.example.com']\n  rules: [{backendRefs: [{name: v1, port: 8080}]}]")
+        .replace("generation: 7}", "generation: 7, creationTimestamp: '2022-01-01T00:00:00Z'}");
+    let t = translate(&[
+        &gateway(HTTP80),
+        &http,
+        &grpc("older-grpc", "[api.example.com]", "2020-01-01T00:00:00Z"),
+        &grpc("younger-grpc", "[rpc.example.com]", "2024-01-01T00:00:00Z"),
+        &grpc("elsewhere", "[rpc.test]", "2024-01-01T00:00:00Z"),
+    ]);
+    // The GRPCRoute is older than the HTTPRoute: the HTTPRoute is refused.
+    assert_eq!(cond(&t, "web", "Accepted"), is("False", "HostnameConflict"));
+    assert_eq!(cond(&t, "older-grpc", "Accepted"), is("True", "Accepted"));
+    assert_eq!(cond(&t, "younger-grpc", "Accepted"), is("True", "Accepted"));
+    assert_eq!(cond(&t, "elsewhere", "Accepted"), is("True", "Accepted"));
+    assert_eq!(t.gateway.listener("http").unwrap().attached_routes, 3);
 }
