@@ -29,16 +29,15 @@ pub fn build_gateway_class() -> GatewayClass {
         },
         spec: GatewayClassSpec {
             controller_name: GATEWAY_CONTROLLER_NAME.into(),
-            description: Some(
-                "tenant-gateway: each Gateway gets its own Envoy fleet, with an identity bound \
-                 only in the namespaces of the TenantGateway that holds the Gateway's namespace"
-                    .into(),
-            ),
+            description: Some(DESCRIPTION.into()),
             parameters_ref: None,
         },
         status: None,
     }
 }
+
+/// The class's `spec.description` (the CRD allows at most 64 bytes).
+pub const DESCRIPTION: &str = "tenant-gateway: an Envoy fleet per Gateway, inside its tenant";
 
 /// Whether this operator serves `class`.
 pub fn is_ours(class: &GatewayClass) -> bool {
@@ -112,6 +111,28 @@ mod tests {
         assert_eq!(v["apiVersion"], "gateway.networking.k8s.io/v1");
         assert_eq!(v["kind"], "GatewayClass");
         assert!(v.get("status").is_none());
+    }
+
+    /// The API server refused the class once for a description over the
+    /// CRD's limit: every string of the spec stays within the shipped CRD's
+    /// `maxLength` (read from config/gateway-api, the CRD users install).
+    #[test]
+    fn shipped_class_fits_the_crds_length_limits() {
+        let crd: serde_json::Value = xds::yaml::from_str(include_str!(
+            "../../../config/gateway-api/gateway.networking.k8s.io_gatewayclasses.yaml"
+        ))
+        .expect("the CRD parses");
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"];
+        let c = serde_json::to_value(build_gateway_class()).unwrap();
+        for field in ["controllerName", "description"] {
+            let max = spec[field]["maxLength"].as_u64().expect("a maxLength");
+            let len = c["spec"][field].as_str().expect("set").len() as u64;
+            assert!(
+                len <= max,
+                "spec.{field}: {len} bytes, the CRD allows {max}"
+            );
+        }
     }
 
     #[test]
