@@ -293,6 +293,27 @@ fn operator_cluster_role_is_least_privilege() {
             "gateways/finalizers",
             &["update"],
         ),
+        // Routes naming another tenant's Gateway: read, and their status written.
+        (
+            "gateway.networking.k8s.io",
+            "httproutes",
+            &["get", "list", "watch"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "grpcroutes",
+            &["get", "list", "watch"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "httproutes/status",
+            &["get", "update", "patch"],
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "grpcroutes/status",
+            &["get", "update", "patch"],
+        ),
     ] {
         for verb in verbs {
             assert!(
@@ -313,9 +334,51 @@ fn operator_cluster_role_is_least_privilege() {
             "{verb}"
         );
     }
-    for res in ["httproutes", "grpcroutes", "referencegrants"] {
+    // Routes are read (and their status written) only for the cross-tenant
+    // entries: never written, nor any other route kind or ReferenceGrant read.
+    for res in ["httproutes", "grpcroutes"] {
+        for verb in ["create", "update", "patch", "delete", "deletecollection"] {
+            assert!(
+                !grants("gateway.networking.k8s.io", res, verb),
+                "{verb} {res}"
+            );
+        }
+        for verb in ["create", "delete"] {
+            let status = format!("{res}/status");
+            assert!(
+                !grants("gateway.networking.k8s.io", &status, verb),
+                "{verb} {status}"
+            );
+        }
+    }
+    for res in ["tlsroutes", "tcproutes", "udproutes", "referencegrants"] {
         assert!(!grants("gateway.networking.k8s.io", res, "list"), "{res}");
     }
+    let gateway_api_lines: BTreeSet<String> = grant_lines(rules)
+        .into_iter()
+        .filter(|l| l.contains("gateway.networking.k8s.io") && l.contains("routes"))
+        .collect();
+    assert_eq!(
+        gateway_api_lines,
+        [
+            "get gateway.networking.k8s.io/grpcroutes",
+            "list gateway.networking.k8s.io/grpcroutes",
+            "watch gateway.networking.k8s.io/grpcroutes",
+            "get gateway.networking.k8s.io/grpcroutes/status",
+            "update gateway.networking.k8s.io/grpcroutes/status",
+            "patch gateway.networking.k8s.io/grpcroutes/status",
+            "get gateway.networking.k8s.io/httproutes",
+            "list gateway.networking.k8s.io/httproutes",
+            "watch gateway.networking.k8s.io/httproutes",
+            "get gateway.networking.k8s.io/httproutes/status",
+            "update gateway.networking.k8s.io/httproutes/status",
+            "patch gateway.networking.k8s.io/httproutes/status",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        "the operator's route grants, nothing more"
+    );
     assert!(!grants(
         "rbac.authorization.k8s.io",
         "clusterrolebindings",

@@ -1,5 +1,6 @@
-//! The Gateway API controllers: GatewayClass status, and a fleet per
-//! Gateway of our class.
+//! The Gateway API controllers: GatewayClass status, a fleet per Gateway of
+//! our class, and the status entries of routes naming a Gateway of another
+//! tenant ([`super::routes`]).
 //!
 //! Gateways are reconciled in their own controller, not inside the
 //! TenantGateway reconcile: a Gateway in a namespace nobody holds has no
@@ -12,6 +13,7 @@
 //! a tenant's spec or a namespace's labels changed).
 
 use super::class::{build_gateway_class, class_status, is_ours, rejection};
+use super::routes::run_route_controller;
 use super::status::{self, GatewayPlan};
 use crate::build::{build_gateway_fleet, names, BuildContext, BuildError, MANAGED_KINDS};
 use crate::claims::{holders, resolve_all_claims};
@@ -24,6 +26,8 @@ use crds::{TenantGateway, LABEL_MANAGED_BY, MANAGER};
 use futures::StreamExt;
 use gwapi::gatewayclasses::GatewayClass;
 use gwapi::gateways::{Gateway, GatewayStatus};
+use gwapi::grpcroutes::GrpcRoute;
+use gwapi::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -34,17 +38,23 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Whether the Gateway and GatewayClass CRDs are served.
-async fn gateway_api_installed(client: &Client) -> Result<bool, kube::Error> {
-    let list = match client
+/// The resources `gateway.networking.k8s.io/v1` serves (none when the group
+/// is not installed).
+async fn gateway_api_resources(client: &Client) -> Result<Vec<String>, kube::Error> {
+    match client
         .list_api_group_resources(&format!("{}/v1", gwapi::GROUP))
         .await
     {
-        Ok(list) => list,
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let has = |plural: &str| list.resources.iter().any(|r| r.name == plural);
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the Gateway and GatewayClass CRDs are served.
+async fn gateway_api_installed(client: &Client) -> Result<bool, kube::Error> {
+    let served = gateway_api_resources(client).await?;
+    let has = |plural: &str| served.iter().any(|r| r == plural);
     Ok(has("gateways") && has("gatewayclasses"))
 }
 
@@ -88,10 +98,10 @@ pub async fn run_when_installed(
 }
 
 /// How long a trigger waits for the stores to catch up.
-const STORE_LAG: Duration = Duration::from_secs(1);
+pub(super) const STORE_LAG: Duration = Duration::from_secs(1);
 /// Re-plan a Gateway without a fleet this often, in case a trigger beat the
 /// store it read.
-const REPLAN: Duration = Duration::from_secs(60);
+pub(super) const REPLAN: Duration = Duration::from_secs(60);
 
 pub struct GatewayContext {
     pub client: Client,
@@ -99,12 +109,14 @@ pub struct GatewayContext {
     pub tenants: Store<TenantGateway>,
     pub namespaces: Store<Namespace>,
     pub classes: Store<GatewayClass>,
+    /// Every Gateway, for the routes' reconciles.
+    pub gateways: Store<Gateway>,
     pub metrics: Arc<OperatorMetrics>,
 }
 
 impl GatewayContext {
     /// Whether `class` exists, names our controller and is accepted.
-    fn serves_class(&self, class: &str) -> bool {
+    pub(crate) fn serves_class(&self, class: &str) -> bool {
         self.classes
             .get(&ObjectRef::new(class))
             .is_some_and(|c| is_ours(&c) && rejection(&c).is_none())
@@ -159,10 +171,12 @@ where
     }
 }
 
-/// Run the GatewayClass and Gateway controllers until `shutdown`. The
-/// Gateway controller starts only once the TenantGateway and GatewayClass
-/// stores have listed everything: a plan made from a partial view would
-/// delete fleets of Gateways whose tenant or class it has not seen yet.
+/// Run the GatewayClass, Gateway and route controllers until `shutdown`.
+/// The Gateway and route controllers start only once the TenantGateway,
+/// GatewayClass and Gateway stores have listed everything: a plan made from a
+/// partial view would delete fleets of Gateways whose tenant or class it has
+/// not seen yet, or remove route entries for Gateways not seen yet. A route
+/// controller runs for each route kind whose CRD is served.
 pub async fn run(
     client: Client,
     build: BuildContext,
@@ -183,17 +197,42 @@ pub async fn run(
     else {
         return;
     };
+    let Some(gateways) = synced_store(Api::<Gateway>::all(client.clone()), shutdown.clone()).await
+    else {
+        return;
+    };
+    let served = gateway_api_resources(&client).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not list the Gateway API resources: watching both route kinds");
+        vec!["httproutes".into(), "grpcroutes".into()]
+    });
+    let serves = |plural: &str| served.iter().any(|r| r == plural);
+    let (http, grpc) = (serves("httproutes"), serves("grpcroutes"));
     let ctx = Arc::new(GatewayContext {
         client: client.clone(),
         build,
         tenants,
         namespaces,
         classes,
+        gateways,
         metrics,
     });
+    let (c, s) = (ctx.clone(), shutdown.clone());
+    let http_routes = async move {
+        if http {
+            run_route_controller::<HttpRoute>(c, s).await;
+        }
+    };
+    let (c, s) = (ctx.clone(), shutdown.clone());
+    let grpc_routes = async move {
+        if grpc {
+            run_route_controller::<GrpcRoute>(c, s).await;
+        }
+    };
     tokio::join!(
         run_class_controller(ctx.clone(), shutdown.clone()),
-        run_gateway_controller(ctx, shutdown)
+        run_gateway_controller(ctx, shutdown),
+        http_routes,
+        grpc_routes,
     );
 }
 
@@ -237,19 +276,10 @@ async fn run_gateway_controller(
             let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
             c.owns_with(api, ar, owned.clone())
         });
-    let (for_ns, for_tenants, for_classes) = (store.clone(), store.clone(), store);
+    // Claims, tenant settings and namespace labels: re-plan every Gateway.
+    let controller = on_any_claim_change(controller, &client, &store);
+    let for_classes = store;
     controller
-        // Claims, tenant settings and namespace labels: re-plan every Gateway.
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-            move |_: Namespace| all_refs(&for_ns),
-        )
-        .watches(
-            Api::<TenantGateway>::all(client.clone()),
-            watcher::Config::default(),
-            move |_: TenantGateway| all_refs(&for_tenants),
-        )
         // A class that becomes (or stops being) ours.
         .watches(
             Api::<GatewayClass>::all(client),
@@ -270,8 +300,34 @@ async fn run_gateway_controller(
         .await;
 }
 
-fn error_policy<K>(_: Arc<K>, err: &ReconcileError, ctx: Arc<GatewayContext>) -> Action {
-    tracing::warn!(error = %err, reason = err.metric_label(), "gateway reconcile failed");
+/// `controller` also reconciles everything in `store` on any Namespace or
+/// TenantGateway change (a claim moved, a tenant's spec or a namespace's
+/// labels changed).
+pub(super) fn on_any_claim_change<K>(
+    controller: Controller<K>,
+    client: &Client,
+    store: &Store<K>,
+) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Send + Sync + 'static,
+{
+    let (for_ns, for_tenants) = (store.clone(), store.clone());
+    controller
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            move |_: Namespace| all_refs(&for_ns),
+        )
+        .watches(
+            Api::<TenantGateway>::all(client.clone()),
+            watcher::Config::default(),
+            move |_: TenantGateway| all_refs(&for_tenants),
+        )
+}
+
+pub(super) fn error_policy<K>(_: Arc<K>, err: &ReconcileError, ctx: Arc<GatewayContext>) -> Action {
+    tracing::warn!(error = %err, reason = err.metric_label(), "Gateway API reconcile failed");
     ctx.metrics.failure(err.metric_label());
     Action::requeue(Duration::from_secs(5))
 }
@@ -424,4 +480,4 @@ async fn write_status(
 
 #[cfg(test)]
 #[path = "controller_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -11,60 +11,43 @@ use kube::runtime::watcher::Event;
 use std::sync::Mutex;
 
 #[derive(Clone, Debug)]
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    body: serde_json::Value,
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: serde_json::Value,
 }
 
-type Log = Arc<Mutex<Vec<Request>>>;
+pub(crate) type Log = Arc<Mutex<Vec<Request>>>;
 
-/// Answers lists with `listed` (items for a fleet's label selector, none
-/// otherwise), patches with their body (a status patch with `gateway`),
-/// deletes with Success.
-async fn fake_api(gateway: Gateway, listed: bool) -> (Client, Log) {
+/// A fake API server: records each request and answers it with
+/// `answer(request)` (as JSON).
+pub(crate) async fn recording_api(
+    answer: impl Fn(&Request) -> (StatusCode, serde_json::Value) + Send + Sync + 'static,
+) -> (Client, Log) {
     let log: Log = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let recorded = log.clone();
+    let (recorded, answer) = (log.clone(), Arc::new(answer));
     tokio::spawn(serve_http(
         listener,
         move |req: hyper::Request<hyper::body::Incoming>| {
-            let (log, gateway) = (recorded.clone(), gateway.clone());
+            let (log, answer) = (recorded.clone(), answer.clone());
             async move {
                 let method = req.method().to_string();
                 let path = req.uri().path().to_string();
                 let query = req.uri().query().unwrap_or_default().to_string();
                 let bytes = req.into_body().collect().await.unwrap().to_bytes();
                 let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                log.lock().unwrap().push(Request {
-                    method: method.clone(),
-                    path: path.clone(),
-                    query: query.clone(),
-                    body: body.clone(),
-                });
-                let answer = match method.as_str() {
-                    "GET" => {
-                        let items = if listed && query.contains("gateway-name") {
-                            let meta = serde_json::json!({"name": "web-tenant-gateway", "namespace": "lobby"});
-                            vec![serde_json::json!({"metadata": meta})]
-                        } else {
-                            vec![]
-                        };
-                        serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
-                    }
-                    "PATCH" if path.ends_with("/status") => {
-                        let mut g = serde_json::to_value(&gateway).unwrap();
-                        g["status"] = body["status"].clone();
-                        g
-                    }
-                    "PATCH" => body,
-                    _ => {
-                        serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Success"})
-                    }
+                let request = Request {
+                    method,
+                    path,
+                    query,
+                    body,
                 };
-                let mut r = crate::sidecar::health::text(StatusCode::OK, answer.to_string());
+                let (code, answer) = answer(&request);
+                log.lock().unwrap().push(request);
+                let mut r = crate::sidecar::health::text(code, answer.to_string());
                 r.headers_mut()
                     .insert("content-type", "application/json".parse().unwrap());
                 r
@@ -75,7 +58,35 @@ async fn fake_api(gateway: Gateway, listed: bool) -> (Client, Log) {
     (Client::try_from(config).unwrap(), log)
 }
 
-fn store<K>(objects: Vec<K>) -> Store<K>
+/// Answers lists with `listed` (items for a fleet's label selector, none
+/// otherwise), patches with their body (a status patch with `gateway`),
+/// deletes with Success.
+async fn fake_api(gateway: Gateway, listed: bool) -> (Client, Log) {
+    recording_api(move |req| {
+        let answer = match req.method.as_str() {
+            "GET" => {
+                let items = if listed && req.query.contains("gateway-name") {
+                    let meta = serde_json::json!({"name": "web-tenant-gateway", "namespace": "lobby"});
+                    vec![serde_json::json!({"metadata": meta})]
+                } else {
+                    vec![]
+                };
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+            }
+            "PATCH" if req.path.ends_with("/status") => {
+                let mut g = serde_json::to_value(&gateway).unwrap();
+                g["status"] = req.body["status"].clone();
+                g
+            }
+            "PATCH" => req.body.clone(),
+            _ => serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Success"}),
+        };
+        (StatusCode::OK, answer)
+    })
+    .await
+}
+
+pub(crate) fn store<K>(objects: Vec<K>) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -103,6 +114,7 @@ fn context(client: Client, classes: Vec<GatewayClass>) -> Arc<GatewayContext> {
             namespace("lobby", &[]),
         ]),
         classes: store(classes),
+        gateways: store(vec![]),
         metrics: Arc::new(OperatorMetrics::default()),
     })
 }

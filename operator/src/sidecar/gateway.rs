@@ -129,8 +129,7 @@ impl StatusWriter<'_> {
     }
 
     /// Bring one route's entries for this Gateway up to date (or remove them
-    /// when it no longer attaches), with the route's resourceVersion, retried
-    /// on conflict from a fresh read.
+    /// when it no longer attaches).
     async fn route<K>(&self, seen: &K, wanted: &BTreeMap<(&str, &str, &str), &WantedRoute>)
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -147,40 +146,51 @@ impl StatusWriter<'_> {
             .unwrap_or(&[]);
         let gateway = (self.fleet.namespace.as_str(), self.fleet.name.as_str());
         let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
-        let mut object = match serde_json::to_value(seen) {
-            Ok(v) => v,
-            Err(_) => return,
-        };
-        for attempt in 0..=CONFLICT_RETRIES {
-            let current = parents_of(object.get("status").cloned());
+        let next = |route: &Value| {
+            let current = parents_of(route.get("status").cloned());
             let parents = route_parents(&current, self.controller, &ns, gateway, ours, &now());
-            if same_status(&Value::Array(current), &Value::Array(parents.clone())) {
-                return;
+            (!same_status(&Value::Array(current), &Value::Array(parents.clone())))
+                .then_some(parents)
+        };
+        if let Err(e) = replace_route_parents(&api, seen, next).await {
+            tracing::warn!(route = %format!("{kind} {ns}/{name}"), error = %e, "could not write route status");
+        }
+    }
+}
+
+/// Replaces a route's `status.parents` with what `next` makes of the route
+/// (as JSON; `None`: nothing to change), carrying the route's
+/// resourceVersion; on a conflict (another controller or Gateway fleet wrote
+/// the route in between) `next` is asked again about a fresh read. Whether it
+/// wrote.
+pub(crate) async fn replace_route_parents<K>(
+    api: &Api<K>,
+    seen: &K,
+    next: impl Fn(&Value) -> Option<Vec<Value>>,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+{
+    let name = seen.name_any();
+    let mut object = serde_json::to_value(seen).map_err(kube::Error::SerdeError)?;
+    let mut conflicts = 0;
+    loop {
+        let Some(parents) = next(&object) else {
+            return Ok(false);
+        };
+        object["status"]["parents"] = Value::Array(parents);
+        let body: K = serde_json::from_value(object.clone()).map_err(kube::Error::SerdeError)?;
+        match api
+            .replace_status(&name, &PostParams::default(), &body)
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 && conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                let fresh = api.get_status(&name).await?;
+                object = serde_json::to_value(&fresh).map_err(kube::Error::SerdeError)?;
             }
-            object["status"]["parents"] = Value::Array(parents);
-            let Ok(body) = serde_json::from_value::<K>(object.clone()) else {
-                return;
-            };
-            match api
-                .replace_status(&name, &PostParams::default(), &body)
-                .await
-            {
-                Ok(_) => return,
-                Err(kube::Error::Api(e)) if e.code == 409 && attempt < CONFLICT_RETRIES => {
-                    match api
-                        .get_status(&name)
-                        .await
-                        .map(|o| serde_json::to_value(&o))
-                    {
-                        Ok(Ok(fresh)) => object = fresh,
-                        _ => return,
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(route = %format!("{kind} {ns}/{name}"), error = %e, "could not write route status");
-                    return;
-                }
-            }
+            Err(e) => return Err(e),
         }
     }
 }

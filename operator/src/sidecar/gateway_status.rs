@@ -184,8 +184,12 @@ pub struct WantedParent {
 }
 
 /// A route's new `status.parents`: every entry not ours-for-this-Gateway as
-/// found, then ours (in the route's parentRef order). `current` is the
-/// route's `status.parents` as read.
+/// found; ours replaced where they stand by the wanted entry of the same
+/// parentRef, or dropped when none is wanted; then the wanted entries that
+/// were not there yet (in the route's parentRef order). `current` is the
+/// route's `status.parents` as read. No entry moves: two writers of one route
+/// (two Gateways' fleets, a fleet and the operator) never reorder each other's
+/// entries, so neither sees a change to write.
 pub fn route_parents(
     current: &[Value],
     controller: &str,
@@ -200,19 +204,31 @@ pub fn route_parents(
                 .get("parentRef")
                 .is_some_and(|p| names_gateway(p, route_namespace, gateway.0, gateway.1))
     };
-    let mut parents: Vec<Value> = current.iter().filter(|e| !ours(e)).cloned().collect();
-    for w in wanted {
-        let before = current
-            .iter()
-            .filter(|e| ours(e))
-            .find(|e| e.get("parentRef") == Some(&w.parent_ref))
-            .map(conditions_of)
-            .unwrap_or_default();
-        parents.push(json!({
+    let entry = |w: &WantedParent, before: &[Condition]| {
+        json!({
             "parentRef": w.parent_ref,
             "controllerName": controller,
-            "conditions": with_transition_times(&before, &w.conditions, now),
-        }));
+            "conditions": with_transition_times(before, &w.conditions, now),
+        })
+    };
+    let mut placed = vec![false; wanted.len()];
+    let mut parents = Vec::with_capacity(current.len().max(wanted.len()));
+    for e in current {
+        if !ours(e) {
+            parents.push(e.clone());
+            continue;
+        }
+        let same = wanted
+            .iter()
+            .enumerate()
+            .find(|(i, w)| !placed[*i] && e.get("parentRef") == Some(&w.parent_ref));
+        if let Some((i, w)) = same {
+            placed[i] = true;
+            parents.push(entry(w, &conditions_of(e)));
+        }
+    }
+    for (w, _) in wanted.iter().zip(&placed).filter(|(_, placed)| !**placed) {
+        parents.push(entry(w, &[]));
     }
     parents
 }
@@ -328,6 +344,28 @@ mod tests {
         // A route that no longer names this Gateway loses only this Gateway's entries.
         let cleared = route_parents(&parents, CTRL, "app", ("app", "gw"), &[], &now);
         assert_eq!(cleared, vec![others, other_gateway]);
+    }
+
+    #[test]
+    fn two_writers_of_one_route_do_not_reorder_each_other() {
+        let now = t("2026-01-01T00:00:00Z");
+        let wanted = |name: &str| {
+            [WantedParent {
+                parent_ref: json!({"name": name}),
+                conditions: vec![cond("Accepted", "True", "Accepted")],
+            }]
+        };
+        // gw2's writer came first; gw's entry is added after it.
+        let first = route_parents(&[], CTRL, "app", ("app", "gw2"), &wanted("gw2"), &now);
+        let both = route_parents(&first, CTRL, "app", ("app", "gw"), &wanted("gw"), &now);
+        assert_eq!(both[0]["parentRef"]["name"], "gw2");
+        assert_eq!(both[1]["parentRef"]["name"], "gw");
+        // Each writer again, later: nothing to write for either.
+        let later = t("2026-02-02T00:00:00Z");
+        for gw in ["gw", "gw2"] {
+            let again = route_parents(&both, CTRL, "app", ("app", gw), &wanted(gw), &later);
+            assert_eq!(again, both, "{gw} moved or rewrote an entry");
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@ mod machine;
 mod namespaces;
 pub mod status;
 
+/// One route-status write path for the fleets and the operator.
+pub(crate) use gateway::replace_route_parents;
+
 use crate::build::names;
 use cluster::{follow, ClusterEffects};
 use driver::feed;
