@@ -198,6 +198,12 @@ async fn two_tenants_gateways_and_routes_for_the_same_host_stay_apart() -> Resul
                                        "backendRefs": [{"name": "login", "port": 80}]}]}}),
         )
         .await?;
+        // ...and reported on the route by the operator (A's fleet cannot see it).
+        let refused = parent_status(&c, &b_ns.name, "intruder", &a_ns.name).await?;
+        let accepted = condition(&refused["conditions"], "Accepted").cloned().unwrap_or_default();
+        assert_eq!(accepted["status"], "False", "B's route on A's Gateway: {refused}");
+        assert_eq!(accepted["reason"], "NotAllowedByListeners", "{refused}");
+        assert!(!accepted["message"].as_str().unwrap_or("").contains(&a), "names no tenant: {refused}");
         // A ReferenceGrant in A's namespace granting B's routes A's Service, and
         // B's route to it on B's own Gateway: the grant crosses tenants, so it is refused.
         apply(

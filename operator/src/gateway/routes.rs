@@ -45,10 +45,11 @@ use std::sync::{Arc, OnceLock};
 
 /// The spec's reason for a route a Gateway's listeners do not let attach.
 pub const REASON_NOT_ALLOWED: &str = "NotAllowedByListeners";
-/// The operator's message is `namespace <ns> is not in the tenant <T> that
-/// holds Gateway <ns>/<name>`: how it recognises its own entries.
+/// The operator's message is `namespace <ns> is not in the tenant that holds
+/// Gateway <ns>/<name>`: how it recognises its own entries. It names no
+/// tenant: a route's status must not tell one tenant another's name.
 const MESSAGE_PREFIX: &str = "namespace ";
-const MESSAGE_TENANT: &str = " is not in the tenant ";
+const MESSAGE_TENANT: &str = " is not in the tenant";
 const MESSAGE_GATEWAY: &str = " that holds Gateway ";
 
 /// What the operator reads of a route: its namespace and generation, its
@@ -95,9 +96,9 @@ pub fn gateway_of(parent_ref: &Value, route_namespace: &str) -> Option<(String, 
         .then(|| (namespace.to_string(), name.to_string()))
 }
 
-fn message(route_namespace: &str, tenant: &str, gateway: &(String, String)) -> String {
+fn message(route_namespace: &str, gateway: &(String, String)) -> String {
     format!(
-        "{MESSAGE_PREFIX}{route_namespace}{MESSAGE_TENANT}{tenant}{MESSAGE_GATEWAY}{}/{}",
+        "{MESSAGE_PREFIX}{route_namespace}{MESSAGE_TENANT}{MESSAGE_GATEWAY}{}/{}",
         gateway.0, gateway.1
     )
 }
@@ -172,7 +173,7 @@ pub fn cross_tenant_parents(
             type_: ACCEPTED.into(),
             status: "False".into(),
             reason: REASON_NOT_ALLOWED.into(),
-            message: message(route.namespace, tenant, &gateway),
+            message: message(route.namespace, &gateway),
             observed_generation: route.generation,
         };
         cross.entry(gateway).or_default().push(WantedParent {

@@ -86,7 +86,7 @@ fn a_route_of_another_tenant_naming_our_gateway_is_reported() {
     );
     assert_eq!(
         c["message"],
-        "namespace beta-shop is not in the tenant acme that holds Gateway acme-shop/web"
+        "namespace beta-shop is not in the tenant that holds Gateway acme-shop/web"
     );
     assert_eq!(c["observedGeneration"], 7);
     assert_eq!(c["lastTransitionTime"], NOW);
@@ -98,7 +98,7 @@ fn a_route_in_a_namespace_nobody_holds_is_reported() {
     let parents = next(&r, NOW).unwrap();
     assert_eq!(
         accepted(&parents[0])["message"],
-        "namespace lobby is not in the tenant acme that holds Gateway acme-shop/web"
+        "namespace lobby is not in the tenant that holds Gateway acme-shop/web"
     );
 }
 
@@ -334,7 +334,7 @@ async fn the_pass_writes_the_entry_with_the_resource_version() {
     assert!(accepted(&parents[0])["message"]
         .as_str()
         .unwrap()
-        .contains("tenant acme"));
+        .contains("is not in the tenant that holds Gateway"));
 }
 
 #[tokio::test]
