@@ -90,6 +90,10 @@ pub struct Fleet<'a> {
     name: String,
     namespace: String,
     owner: OwnerReference,
+    /// The TenantGateway: owner of what a fleet puts outside its own
+    /// namespace (an owner in another namespace is invalid, and the garbage
+    /// collector deletes such dependents at once).
+    tenant_owner: OwnerReference,
     names: FleetNames,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
@@ -106,6 +110,7 @@ impl<'a> Fleet<'a> {
             gw,
             ctx,
             namespace: names::gateway_namespace(gw, &ctx.operator_namespace),
+            tenant_owner: owner.clone(),
             owner,
             names: FleetNames::tenant(&name),
             labels: common_labels(&name),
@@ -125,7 +130,8 @@ impl<'a> Fleet<'a> {
         gateway: &Gateway,
         namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<Self, BuildError> {
-        let tenant = owner_reference(gw)?.name;
+        let tenant_owner = owner_reference(gw)?;
+        let tenant = tenant_owner.name.clone();
         let owner = gateway_owner_reference(gateway)?;
         let gw_name = owner.name.clone();
         let namespace = gateway
@@ -162,6 +168,7 @@ impl<'a> Fleet<'a> {
             name: tenant,
             namespace: namespace.clone(),
             owner,
+            tenant_owner,
             labels,
             annotations,
             selector,
@@ -261,13 +268,20 @@ impl<'a> Fleet<'a> {
     }
 
     /// Metadata with the fleet's labels and owner reference.
+    /// An object in another namespace than a Gateway fleet's is owned by the
+    /// TenantGateway (cluster-scoped) instead of the Gateway; the operator
+    /// deletes it with the Gateway's fleet.
     pub fn meta(&self, name: String, namespace: Option<&str>) -> ObjectMeta {
+        let owner = match namespace {
+            Some(ns) if ns != self.namespace => &self.tenant_owner,
+            _ => &self.owner,
+        };
         ObjectMeta {
             name: Some(name),
             namespace: namespace.map(str::to_string),
             labels: Some(self.labels.clone()),
             annotations: self.annotations_with(&BTreeMap::new()),
-            owner_references: Some(vec![self.owner.clone()]),
+            owner_references: Some(vec![owner.clone()]),
             ..Default::default()
         }
     }

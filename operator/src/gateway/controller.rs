@@ -29,6 +29,7 @@ use gwapi::gateways::{Gateway, GatewayStatus};
 use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -125,13 +126,86 @@ impl GatewayContext {
 
 /// Label selector of every object of `gateway`'s fleet.
 pub fn fleet_selector(gateway: &Gateway) -> String {
-    format!(
-        "{LABEL_MANAGED_BY}={MANAGER},{}={},{}={}",
-        names::LABEL_GATEWAY_NAME,
-        gateway.name_any(),
-        names::LABEL_GATEWAY_NAMESPACE,
-        gateway.namespace().unwrap_or_default()
+    fleet_selector_of(
+        &gateway.namespace().unwrap_or_default(),
+        &gateway.name_any(),
     )
+}
+
+/// Label selector of every object of the fleet of Gateway `namespace/name`.
+pub fn fleet_selector_of(namespace: &str, name: &str) -> String {
+    format!(
+        "{LABEL_MANAGED_BY}={MANAGER},{}={name},{}={namespace}",
+        names::LABEL_GATEWAY_NAME,
+        names::LABEL_GATEWAY_NAMESPACE,
+    )
+}
+
+/// The Gateways (namespace, name) that the given fleet objects' labels name.
+pub fn fleets_named_by<'a>(
+    objects: impl IntoIterator<Item = &'a ObjectMeta>,
+) -> std::collections::BTreeSet<(String, String)> {
+    objects
+        .into_iter()
+        .filter_map(|o| {
+            let labels = o.labels.as_ref()?;
+            Some((
+                labels.get(names::LABEL_GATEWAY_NAMESPACE)?.clone(),
+                labels.get(names::LABEL_GATEWAY_NAME)?.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// How often the fleets of deleted Gateways are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(20);
+
+/// A deleted Gateway's fleet goes with it by owner reference, except its
+/// reader RoleBindings in the tenant's other namespaces (owned by the
+/// TenantGateway, as an owner must be cluster-scoped or in the same
+/// namespace): find them, and delete the fleet of each Gateway the API
+/// server no longer has.
+async fn sweep_deleted_gateways(client: Client, shutdown: impl Future<Output = ()>) {
+    let selector = format!("{LABEL_MANAGED_BY}={MANAGER},{}", names::LABEL_GATEWAY_NAME);
+    let bindings = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::all(client.clone());
+    let sweep = async {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let listed = match bindings
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list Gateway fleet RoleBindings");
+                    continue;
+                }
+            };
+            for (ns, name) in fleets_named_by(listed.items.iter().map(|o| &o.metadata)) {
+                match Api::<Gateway>::namespaced(client.clone(), &ns)
+                    .get_metadata(&name)
+                    .await
+                {
+                    Err(kube::Error::Api(e)) if e.code == 404 => {
+                        match delete_stale(&client, &fleet_selector_of(&ns, &name), &[], true).await
+                        {
+                            Ok(n) => {
+                                tracing::info!(gateway = %format!("{ns}/{name}"), deleted = n, "fleet of a deleted Gateway removed")
+                            }
+                            Err(e) => {
+                                tracing::warn!(gateway = %format!("{ns}/{name}"), error = %e, "could not remove the fleet of a deleted Gateway")
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = sweep => {}
+        _ = shutdown => {}
+    }
 }
 
 fn apply_params() -> PatchParams {
@@ -229,6 +303,7 @@ pub async fn run(
         }
     };
     tokio::join!(
+        sweep_deleted_gateways(client.clone(), shutdown.clone()),
         run_class_controller(ctx.clone(), shutdown.clone()),
         run_gateway_controller(ctx, shutdown),
         http_routes,

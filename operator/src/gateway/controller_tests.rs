@@ -316,3 +316,41 @@ async fn gateway_api_is_found_only_with_both_crds() {
         );
     }
 }
+
+#[test]
+fn the_sweep_finds_each_gateway_its_fleet_objects_name_once() {
+    use crate::build::names;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let meta = |gw_ns: &str, gw: &str| ObjectMeta {
+        labels: Some(
+            [
+                (
+                    names::LABEL_GATEWAY_NAMESPACE.to_string(),
+                    gw_ns.to_string(),
+                ),
+                (names::LABEL_GATEWAY_NAME.to_string(), gw.to_string()),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let unlabelled = ObjectMeta::default();
+    let objects = [
+        meta("a", "web"),
+        meta("b", "web"),
+        meta("a", "web"),
+        unlabelled,
+    ];
+    let found: Vec<(String, String)> = super::fleets_named_by(objects.iter()).into_iter().collect();
+    assert_eq!(
+        found,
+        [
+            ("a".to_string(), "web".to_string()),
+            ("b".to_string(), "web".to_string())
+        ]
+    );
+    assert_eq!(
+        super::fleet_selector_of("a", "web"),
+        "app.kubernetes.io/managed-by=tenant-gateway,gateway.networking.k8s.io/gateway-name=web,tenantgateway.io/gateway-namespace=a"
+    );
+}
