@@ -12,6 +12,29 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRoute",
     "ReferenceGrant",
     "GRPCRoute",
+    "TLSRoute",
+    // Extended features whose conformance tests pass (docs/conformance/).
+    "GatewayHTTPListenerIsolation",
+    "GatewayPort8080",
+    "GRPCRouteNamedRouteRule",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification",
+    "TCPRoute",
+    "TLSRouteModeMixed",
+    "TLSRouteModeTerminate",
 ];
 
 /// [`SUPPORTED_FEATURES`] as the status field wants them: sorted by name
@@ -33,10 +56,24 @@ mod tests {
     #[test]
     fn supported_features_are_sorted_unique_and_start_with_the_core() {
         let names: Vec<String> = supported_features().into_iter().map(|f| f.name).collect();
-        assert_eq!(
-            names,
-            ["GRPCRoute", "Gateway", "HTTPRoute", "ReferenceGrant"]
-        );
+        for core in [
+            "GRPCRoute",
+            "Gateway",
+            "HTTPRoute",
+            "ReferenceGrant",
+            "TLSRoute",
+        ] {
+            assert!(names.iter().any(|n| n == core), "{core} in {names:?}");
+        }
+        // Redirects and CORS are lowered but their conformance tests fail in
+        // the cluster (docs/conformance/): not claimed until they pass.
+        for not_yet in [
+            "HTTPRouteCORS",
+            "HTTPRoutePathRedirect",
+            "GatewayInfrastructure",
+        ] {
+            assert!(!names.iter().any(|n| n == not_yet), "{not_yet} claimed");
+        }
         let mut sorted = names.clone();
         sorted.sort();
         sorted.dedup();
