@@ -140,6 +140,25 @@ pub fn tgw_api(c: &Client) -> Api<kube::api::DynamicObject> {
     Api::all_with(c.clone(), &ar)
 }
 
+/// A namespaced Gateway API resource (`gateway.networking.k8s.io/<version>`) as dynamic objects.
+pub fn gateway_api(
+    c: &Client,
+    ns: &str,
+    kind: &str,
+    plural: &str,
+    version: &str,
+) -> Api<kube::api::DynamicObject> {
+    let group = "gateway.networking.k8s.io";
+    let ar = kube::discovery::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    Api::namespaced_with(c.clone(), ns, &ar)
+}
+
 pub async fn create_tgw(c: &Client, name: &str, namespaces: serde_json::Value) -> Result<()> {
     create_tgw_with(c, name, namespaces, 1).await
 }

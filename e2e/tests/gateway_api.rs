@@ -13,7 +13,6 @@ use e2e::gateway::*;
 use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
 use kube::Client;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -21,23 +20,6 @@ use std::time::Duration;
 
 const GROUP: &str = "gateway.networking.k8s.io";
 const CLASS: &str = "tenant-gateway";
-
-fn gateway_api(
-    c: &Client,
-    ns: &str,
-    kind: &str,
-    plural: &str,
-    version: &str,
-) -> Api<DynamicObject> {
-    let ar = ApiResource {
-        group: GROUP.into(),
-        version: version.into(),
-        api_version: format!("{GROUP}/{version}"),
-        kind: kind.into(),
-        plural: plural.into(),
-    };
-    Api::namespaced_with(c.clone(), ns, &ar)
-}
 
 fn gateways(c: &Client, ns: &str) -> Api<DynamicObject> {
     gateway_api(c, ns, "Gateway", "gateways", "v1")

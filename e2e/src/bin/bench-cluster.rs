@@ -338,14 +338,7 @@ fn http_route_with_paths(
 }
 
 fn http_routes_api(c: &Client, ns: &str) -> kube::Api<kube::api::DynamicObject> {
-    let ar = kube::discovery::ApiResource {
-        group: "gateway.networking.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "gateway.networking.k8s.io/v1".into(),
-        kind: "HTTPRoute".into(),
-        plural: "httproutes".into(),
-    };
-    kube::Api::namespaced_with(c.clone(), ns, &ar)
+    gateway_api(c, ns, "HTTPRoute", "httproutes", "v1")
 }
 
 /// The same propagation figures as for Ingress, for HTTPRoutes on a Gateway of
@@ -355,16 +348,7 @@ async fn propagation_httproute(c: &Client, report: &mut Report, runs: usize) -> 
     let tenant = format!("benchgw-{}", &ns.name[ns.name.len() - 6..]);
     deploy_echo(&ns, "login", 1).await?;
     create_tgw_with(c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
-    let gateways = {
-        let ar = kube::discovery::ApiResource {
-            group: "gateway.networking.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "gateway.networking.k8s.io/v1".into(),
-            kind: "Gateway".into(),
-            plural: "gateways".into(),
-        };
-        kube::Api::<kube::api::DynamicObject>::namespaced_with(c.clone(), &ns.name, &ar)
-    };
+    let gateways = gateway_api(c, &ns.name, "Gateway", "gateways", "v1");
     let result = async {
         let gw_obj: kube::api::DynamicObject = obj(serde_json::json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
