@@ -211,9 +211,17 @@ impl Snapshot {
 
 impl EnvoyResources {
     /// Every reference to a resource these resources do not hold; empty when
-    /// the configuration is consistent (see [`Snapshot::consistency_problems`]).
+    /// the configuration is consistent (see [`Snapshot::consistency_problems`]),
+    /// and every listener Envoy would refuse for having no filter chain.
     pub fn consistency_problems(&self) -> Vec<String> {
-        Snapshot::from(self).consistency_problems()
+        let mut problems = Snapshot::from(self).consistency_problems();
+        problems.extend(
+            self.listeners
+                .iter()
+                .filter(|l| l.filter_chains.is_empty() && l.default_filter_chain.is_none())
+                .map(|l| format!("listener {:?} has no filter chain", l.name)),
+        );
+        problems
     }
 }
 

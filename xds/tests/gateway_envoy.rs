@@ -767,3 +767,76 @@ fn hostile_gateway_input_still_gives_a_configuration_envoy_validates() {
     let bootstrap = xds::bootstrap::static_bootstrap(&t.resources, "gw", "gw", 0);
     testkit::assert_envoy_accepts(&to_yaml(&bootstrap).unwrap());
 }
+
+/// The live sequence of the conformance suite: a Gateway serves a forwarding
+/// route, then that route goes and routes with no backend to forward to (a
+/// redirect, an unresolved backend) arrive — the fleet must serve them
+/// (it answered 404 in the cluster: the update never took effect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_without_a_forwarding_backend_replace_forwarding_ones_over_ads() {
+    let v1 = echo_backend("v1").await;
+    let port = testkit::free_port();
+    let gateway = gateway_yaml(&format!(
+        "\n  - {{name: http, port: {port}, protocol: HTTP}}"
+    ));
+    let service = local_service_yaml("infra", "v1", &[v1.port()]);
+    let forwarding = format!(
+        "{gateway}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: fwd, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+---
+{service}"
+    );
+    let t = translate_gateway(
+        &GatewayApiObjects::from_yaml(&forwarding).unwrap(),
+        &options(),
+    );
+    let (ads, envoy) = start_envoy(&t).await;
+    let a = SocketAddr::from(([127, 0, 0, 1], port));
+    let up = wait_until(Duration::from_secs(20), || async {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), async { HttpConn::connect(a).await.ok()?.get("x", "/").await.ok() }).await,
+            Ok(Some(r)) if r.status == 200
+        )
+    })
+    .await;
+    assert!(up, "gateway did not come up; log:\n{}", envoy.log());
+
+    let no_backends = format!(
+        "{gateway}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: redirect, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - matches: [{{path: {{value: /scheme}}}}]
+    filters: [{{type: RequestRedirect, requestRedirect: {{scheme: https}}}}]
+  - matches: [{{path: {{value: /missing}}}}]
+    backendRefs: [{{name: ghost, port: 80}}]
+---
+{service}"
+    );
+    let t = translate_gateway(
+        &GatewayApiObjects::from_yaml(&no_backends).unwrap(),
+        &options(),
+    );
+    assert!(t.resources.clusters.is_empty(), "no cluster is needed");
+    ads.push(Snapshot::from(&t.resources));
+    let served = wait_until(Duration::from_secs(10), || async {
+        get(a, "x", "/scheme").await.status == 302
+    })
+    .await;
+    assert!(
+        served,
+        "the redirect was not served (got {}); log:\n{}",
+        get(a, "x", "/scheme").await.status,
+        envoy.log()
+    );
+    assert_eq!(get(a, "x", "/missing").await.status, 500);
+    assert_eq!(get(a, "x", "/").await.status, 404, "the old route is gone");
+}

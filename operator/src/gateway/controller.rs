@@ -486,6 +486,18 @@ pub(crate) async fn gateway_pass(
             .await?;
             Action::requeue(REPLAN)
         }
+        GatewayPlan::InvalidParameters { message } => {
+            stage.set("removing the fleet");
+            remove_fleet(&ctx.client, &gateway).await?;
+            stage.set("writing status");
+            write_status(
+                &ctx.client,
+                &gateway,
+                status::invalid_parameters_status(&gateway, &message, &now()),
+            )
+            .await?;
+            Action::requeue(REPLAN)
+        }
         GatewayPlan::Fleet { tenant } => {
             let Some(tg) = tenants.iter().find(|t| t.name_any() == tenant) else {
                 return Ok(Action::requeue(Duration::from_secs(5)));

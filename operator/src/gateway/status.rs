@@ -20,6 +20,9 @@ use std::collections::BTreeMap;
 /// namespace no tenant holds.
 pub const REASON_INVALID: &str = "Invalid";
 pub const REASON_PENDING: &str = "Pending";
+/// The spec's reason for a Gateway whose `infrastructure.parametersRef`
+/// cannot be used.
+pub const REASON_INVALID_PARAMETERS: &str = "InvalidParameters";
 /// Starts the message of the operator's "not claimed" condition (how it
 /// recognises its own status).
 const UNCLAIMED_PREFIX: &str = "namespace ";
@@ -33,8 +36,35 @@ pub enum GatewayPlan {
     NotOurs,
     /// Ours, in a namespace no tenant holds: no fleet, `Accepted=False`.
     Unclaimed { namespace: String },
+    /// Ours, in a namespace a tenant holds, but with an
+    /// `infrastructure.parametersRef`: no fleet, `Accepted=False`
+    /// (`InvalidParameters`) with `message`.
+    InvalidParameters { message: String },
     /// Ours, in a namespace `tenant` holds: its fleet.
     Fleet { tenant: String },
+}
+
+/// Why the Gateway's `infrastructure.parametersRef` cannot be used, if it has
+/// one: tenant-gateway takes no Gateway parameters (the TenantGateway spec
+/// holds a tenant's fleet settings, so a tenant cannot widen them), so every
+/// reference is of an unsupported kind — the spec's `InvalidParameters`.
+pub fn parameters_rejection(gateway: &Gateway) -> Option<String> {
+    let p = gateway
+        .spec
+        .infrastructure
+        .as_ref()?
+        .parameters_ref
+        .as_ref()?;
+    let group = if p.group.is_empty() {
+        "core"
+    } else {
+        p.group.as_str()
+    };
+    Some(format!(
+        "spec.infrastructure.parametersRef {}/{} {:?} is not supported: tenant-gateway takes no \
+         Gateway parameters (the TenantGateway holds the fleet's settings); the Gateway is not served",
+        group, p.kind, p.name
+    ))
 }
 
 /// `ours(class)`: whether the named GatewayClass exists and names our
@@ -48,11 +78,12 @@ pub fn plan(
         return GatewayPlan::NotOurs;
     }
     let namespace = gateway.namespace().unwrap_or_default();
-    match holders.get(&namespace) {
-        Some(tenant) => GatewayPlan::Fleet {
+    match (holders.get(&namespace), parameters_rejection(gateway)) {
+        (None, _) => GatewayPlan::Unclaimed { namespace },
+        (Some(_), Some(message)) => GatewayPlan::InvalidParameters { message },
+        (Some(tenant), None) => GatewayPlan::Fleet {
             tenant: tenant.clone(),
         },
-        None => GatewayPlan::Unclaimed { namespace },
     }
 }
 
@@ -92,12 +123,33 @@ pub fn unclaimed_status(gateway: &Gateway, now: &Time) -> GatewayStatus {
     )
 }
 
+/// `Accepted=False` (`InvalidParameters`) and `Programmed=False` (`Invalid`)
+/// with `message`, with `observedGeneration`.
+pub fn invalid_parameters_status(gateway: &Gateway, message: &str, now: &Time) -> GatewayStatus {
+    let generation = gateway.metadata.generation;
+    with_conditions(
+        gateway,
+        vec![
+            conditions::condition(
+                ACCEPTED,
+                false,
+                REASON_INVALID_PARAMETERS,
+                message,
+                generation,
+            ),
+            conditions::condition(PROGRAMMED, false, REASON_INVALID, message, generation),
+        ],
+        now,
+    )
+}
+
 /// Whether the Gateway's Accepted condition is one no fleet wrote: absent,
-/// the API server's default (`Pending`), or the operator's "not claimed".
+/// the API server's default (`Pending`), the operator's "not claimed" or its
+/// `InvalidParameters`.
 pub fn status_is_the_operators(gateway: &Gateway) -> bool {
     match old_conditions(gateway).iter().find(|c| c.type_ == ACCEPTED) {
         None => true,
-        Some(c) if c.reason == REASON_PENDING => true,
+        Some(c) if c.reason == REASON_PENDING || c.reason == REASON_INVALID_PARAMETERS => true,
         Some(c) => {
             c.reason == REASON_INVALID
                 && c.message.starts_with(UNCLAIMED_PREFIX)
@@ -206,6 +258,69 @@ mod tests {
         for (ns, class, want) in cases {
             assert_eq!(plan(&gateway(ns, class), ours, &h), want, "{ns} {class}");
         }
+    }
+
+    #[test]
+    fn a_parameters_ref_is_invalid_parameters_and_gets_no_fleet() {
+        use gwapi::gateways::{GatewayInfrastructure, GatewayInfrastructureParametersRef};
+        let ours = |c: &str| c == "tenant-gateway";
+        let mut g = gateway("shop", "tenant-gateway");
+        g.spec.infrastructure = Some(GatewayInfrastructure {
+            labels: Some(BTreeMap::from([("team".into(), "a".into())])),
+            ..Default::default()
+        });
+        // Labels and annotations alone are honoured: a fleet.
+        assert!(matches!(
+            plan(&g, ours, &holders(&[("shop", "acme")])),
+            GatewayPlan::Fleet { .. }
+        ));
+        g.spec.infrastructure.as_mut().unwrap().parameters_ref =
+            Some(GatewayInfrastructureParametersRef {
+                group: "invalid.io".into(),
+                kind: "InvalidParameters".into(),
+                name: "invalid".into(),
+            });
+        let GatewayPlan::InvalidParameters { message } =
+            plan(&g, ours, &holders(&[("shop", "acme")]))
+        else {
+            panic!("not InvalidParameters");
+        };
+        assert!(
+            message.contains("invalid.io/InvalidParameters \"invalid\""),
+            "{message}"
+        );
+        // Unclaimed wins: the namespace is the first thing wrong.
+        assert!(matches!(
+            plan(&g, ours, &holders(&[])),
+            GatewayPlan::Unclaimed { .. }
+        ));
+        let s = invalid_parameters_status(&g, &message, &t(3));
+        let summary: Vec<_> = s
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.as_str(),
+                    c.status.as_str(),
+                    c.reason.as_str(),
+                    c.observed_generation,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Accepted", "False", "InvalidParameters", Some(4)),
+                ("Programmed", "False", "Invalid", Some(4))
+            ]
+        );
+        // Once the reference is removed, the operator's Pending may follow.
+        g.status = Some(s);
+        assert!(status_is_the_operators(&g));
+        g.spec.infrastructure = None;
+        assert!(pending_status(&g, "acme", &t(4)).is_some());
     }
 
     #[test]

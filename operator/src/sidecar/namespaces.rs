@@ -105,6 +105,44 @@ pub struct TenantWatch {
     changed: Arc<Notify>,
 }
 
+/// The watch retry schedule: 100 ms doubling to 30 s, back to 100 ms after
+/// any success. kube's default starts at 800 ms, and the first list of a
+/// newly claimed namespace often gets a 403 because the API server's
+/// authorizer has not yet seen the fresh RoleBinding: that wait held the
+/// namespace's routes back by a second or more.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WatchBackoff {
+    attempt: u32,
+}
+
+impl WatchBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// The delay before retry number `attempt` (0-based).
+    fn delay(attempt: u32) -> std::time::Duration {
+        Self::FIRST
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(Self::MAX)
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let d = Self::delay(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        Some(d)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
 fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -119,7 +157,7 @@ where
     let ns = api.resource_url().to_string();
     let task = tokio::spawn(async move {
         let mut stream = watcher(api, config)
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .modify(|o: &mut K| o.meta_mut().managed_fields = None)
             .reflect(writer)
             .boxed();
@@ -133,7 +171,7 @@ where
                 Ok(_) => {}
                 // The store keeps its last state while the API server is unreachable.
                 Err(e) => {
-                    tracing::warn!(resource = %ns, error = %e, "watch failed; retrying with backoff")
+                    tracing::warn!(resource = %ns, error = %e, "watch failed; retrying (100 ms, doubling)")
                 }
             }
         }
@@ -298,4 +336,21 @@ fn cloned<K: Resource<DynamicType = ()> + Clone>(store: Option<&Store<K>>) -> Ve
     store
         .map(|s| s.state().iter().map(|a| (**a).clone()).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WatchBackoff;
+    use kube::runtime::utils::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn watch_retries_start_at_100ms_double_to_30s_and_reset_on_success() {
+        let mut b = WatchBackoff::default();
+        let first: Vec<u64> = b.by_ref().take(6).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(first, [100, 200, 400, 800, 1600, 3200]);
+        assert_eq!(b.by_ref().nth(20), Some(Duration::from_secs(30)));
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(100)));
+    }
 }

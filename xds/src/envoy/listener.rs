@@ -189,6 +189,17 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
             vec![],
         ),
     };
+    let mut filter_chains = filter_chains;
+    if filter_chains.is_empty() {
+        // Envoy refuses a listener without filter chains (the whole LDS
+        // update would be rejected); a port whose listeners have nothing to
+        // serve yet accepts connections and closes them.
+        filter_chains.push(FilterChain {
+            name: "no-route".into(),
+            filters: vec![close_connection()],
+            ..Default::default()
+        });
+    }
     Listener {
         name,
         address: Some(socket(&model.listeners.bind_address, port.bind_port)),
@@ -210,11 +221,24 @@ pub(crate) fn gateway_listener_name(port: u16) -> String {
     format!("gateway-{port}")
 }
 
+/// A network filter that closes the connection at once, sending nothing:
+/// a TLS client sees its handshake end (EOF), the Gateway API's "rejected".
+fn close_connection() -> Filter {
+    use envoy_types::pb::envoy::extensions::filters::network::direct_response::v3::Config;
+    Filter {
+        name: "envoy.filters.network.direct_response".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(&Config::default()))),
+    }
+}
+
+/// The TCP proxy to these backends; none (every backend failed to resolve):
+/// connections are closed.
 fn tcp_proxy_filter(stat_prefix: &str, backends: &[WeightedBackend]) -> Filter {
     use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
         tcp_proxy, TcpProxy,
     };
     let cluster_specifier = match backends {
+        [] => return close_connection(),
         [one] => tcp_proxy::ClusterSpecifier::Cluster(one.backend.clone()),
         many => tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
             clusters: many

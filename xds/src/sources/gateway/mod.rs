@@ -772,8 +772,12 @@ fn tcp_chains(
         let Some(rule) = l.rules.first() else {
             continue;
         };
-        let rules::RuleAction::Forward { backends, .. } = &rule.action else {
-            continue;
+        // A route whose backends all failed still claims its hosts: their
+        // connections are closed (the spec's "rejected"), not passed to a
+        // later route or left without a filter chain.
+        let backends = match &rule.action {
+            rules::RuleAction::Forward { backends, .. } => backends.clone(),
+            _ => Vec::new(),
         };
         // TCP has no hostnames: the listener's connections, all of them.
         let hosts = match routes[a.route].kind {

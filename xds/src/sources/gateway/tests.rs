@@ -1690,10 +1690,47 @@ fn tls_routes_pass_connections_through_by_sni() {
                 false,
                 tcp
             ),
+            (
+                "tls|c.example.com".into(),
+                vec!["c.example.com".into()],
+                false,
+                "envoy.filters.network.direct_response".into()
+            ),
         ],
-        "the route whose backend does not resolve has no chain"
+        "the route whose backend does not resolve closes its host's connections"
     );
     assert!(t.resources.routes.is_empty());
+}
+
+/// Envoy refuses a listener without filter chains (and with it the LDS
+/// update): a TLS port with no route, or only routes whose backends failed,
+/// still gets a listener, which closes connections (conformance:
+/// TLSRouteInvalidBackendRefNonexistent expects the connection rejected, not
+/// refused).
+#[test]
+fn a_tls_port_without_a_usable_route_accepts_and_closes_connections() {
+    let close = "envoy.filters.network.direct_response".to_string();
+    let gw = gateway("[{name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}]");
+    let t = translate(&[&gw]);
+    assert_eq!(t.resources.listeners.len(), 1);
+    assert_eq!(
+        chains(&t.resources.listeners[0]),
+        [("no-route".into(), vec![], false, close.clone())]
+    );
+    let t = translate(&[&gw, &tls_route("broken", "[example.com]", "missing")]);
+    assert_eq!(
+        chains(&t.resources.listeners[0]),
+        [(
+            "tls|example.com".into(),
+            vec!["example.com".into()],
+            false,
+            close
+        )]
+    );
+    assert_eq!(
+        cond(&t, "broken", "ResolvedRefs"),
+        is("False", "BackendNotFound")
+    );
 }
 
 #[test]
