@@ -470,7 +470,7 @@ fn redirect(r: &Redirect) -> RedirectAction {
             }),
         }),
         response_code: redirect_code(r.status) as i32,
-        ..Default::default()
+        strip_query: r.strip_query,
     }
 }
 

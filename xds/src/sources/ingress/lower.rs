@@ -116,6 +116,7 @@ fn action(target: Target) -> Action {
             port: None,
             path: Some(RedirectPath::Full(to)),
             status: 302,
+            strip_query: false,
         }),
     }
 }
