@@ -934,13 +934,23 @@ async fn protocol_service(
         );
         return Ok(resp);
     }
-    let seen: Vec<String> = ["x-real-ip", "x-request-id", "x-added", "x-stripped"]
-        .iter()
-        .filter_map(|h| {
-            let v = headers.get(*h)?.to_str().ok()?;
-            Some(format!("{h}={v}"))
-        })
-        .collect();
+    let seen: Vec<String> = [
+        "x-real-ip",
+        "x-request-id",
+        "x-added",
+        "x-stripped",
+        "host",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+    ]
+    .iter()
+    .filter_map(|h| {
+        let v = headers.get(*h)?.to_str().ok()?;
+        Some(format!("{h}={v}"))
+    })
+    .collect();
     let text = format!(
         "backend={id} proto={version} path={path} len={} headers={}",
         body.len(),
@@ -1295,18 +1305,33 @@ async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
     let gw = Gateway::start("headers", &yaml).await;
 
-    // Defaults on every route: X-Real-IP is the client address (a client's own
-    // header is replaced), X-Request-Id is generated.
+    // Defaults on every route: X-Real-IP is the client address, X-Request-Id
+    // is generated, X-Forwarded-Host/Port/Proto are what the client asked
+    // for (nginx's $best_http_host, $server_port, $scheme); a client's own
+    // values are replaced.
     let r = request(
         gw.http(),
         "plain.example.com",
         "/",
-        &[("X-Real-IP", "6.6.6.6"), ("X-Stripped", "kept here")],
+        &[
+            ("X-Real-IP", "6.6.6.6"),
+            ("X-Stripped", "kept here"),
+            ("X-Forwarded-Host", "evil.test"),
+            ("X-Forwarded-Port", "1"),
+            ("X-Forwarded-Proto", "https"),
+        ],
     )
     .await
     .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.body.contains("x-real-ip=127.0.0.1"), "{r:?}");
+    for want in [
+        "x-real-ip=127.0.0.1",
+        "x-forwarded-host=plain.example.com",
+        "x-forwarded-port=80",
+        "x-forwarded-proto=http",
+    ] {
+        assert!(r.body.contains(want), "{want}: {r:?}");
+    }
     assert!(r.body.contains("x-request-id="), "{r:?}");
     assert!(r.body.contains("x-stripped=kept here"), "{r:?}");
     assert_eq!(r.header("x-backend-internal"), Some("secret"), "{r:?}");
