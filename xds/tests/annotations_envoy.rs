@@ -721,6 +721,15 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         (o("outlier-base-ejection-time"), "30s"),
         (n("configuration-snippet"), "deny all;"),
         (n("enable-cors"), "true"),
+        (
+            n("cors-allow-origin"),
+            "https://*.example.com, https://app.example.org:8443, example.net",
+        ),
+        (n("cors-allow-methods"), "GET, POST"),
+        (n("cors-allow-headers"), "X-A, X_B"),
+        (n("cors-expose-headers"), "*"),
+        (n("cors-allow-credentials"), "false"),
+        (n("cors-max-age"), "60"),
     ];
     let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let yaml = [
@@ -1734,4 +1743,171 @@ async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
         .is_err());
     assert_eq!(ads.stats.snapshot().last_nack, None);
     task.abort();
+}
+
+// ---------- CORS ----------
+
+/// An Ingress serving `/` of one host from `svc`.
+fn host_ingress(name: &str, age: u32, ann: &[(&str, &str)], host: &str, svc: &str) -> String {
+    ingress_yaml(name, age, ann, &[(host, "/", "Prefix", svc)], None)
+}
+
+/// A request with `method`, on a fresh connection.
+async fn request_method(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        HttpConn::connect(addr).await?.send(req).await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{method} {host}{path} timed out"))
+    .unwrap_or_else(|e| panic!("{method} {host}{path}: {e}"))
+}
+
+/// A CORS preflight for `origin` asking for `method`.
+async fn preflight(addr: SocketAddr, host: &str, origin: &str, method: &str) -> Resp {
+    let headers = [
+        ("origin", origin),
+        ("access-control-request-method", method),
+        ("access-control-request-headers", "x-token"),
+    ];
+    request_method(addr, "OPTIONS", host, "/api", &headers).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_and_only_allowed_origins_get_the_headers() {
+    let web = Backend::start("web").await;
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let listed = [
+        (n("enable-cors"), "true"),
+        (
+            n("cors-allow-origin"),
+            "https://app.example.com, https://*.example.org",
+        ),
+        (n("cors-allow-methods"), "GET, POST"),
+        (n("cors-allow-headers"), "X-Token, Content-Type"),
+        (n("cors-expose-headers"), "X-Total"),
+        (n("cors-max-age"), "600"),
+    ];
+    let listed: Vec<(&str, &str)> = listed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        host_ingress("listed", 0, &listed, "cors.example.com", "web"),
+        host_ingress(
+            "any",
+            1,
+            &[("tenantgateway.io/enable-cors", "true")],
+            "any.example.com",
+            "web",
+        ),
+        host_ingress("plain", 2, &[], "plain.example.com", "web"),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("cors", &yaml).await;
+
+    // A preflight from a listed origin is answered by the gateway.
+    let origin = "https://app.example.com";
+    let r = preflight(gw.http(), "cors.example.com", origin, "POST").await;
+    assert_eq!((r.status, r.backend()), (200, ""), "{r:?}");
+    assert_headers(
+        &r,
+        &[
+            ("access-control-allow-origin", Some(origin)),
+            ("access-control-allow-methods", Some("GET,POST")),
+            ("access-control-allow-headers", Some("X-Token,Content-Type")),
+            ("access-control-max-age", Some("600")),
+            ("access-control-allow-credentials", Some("true")),
+        ],
+    );
+    // `*.example.org` is one label, case-insensitively.
+    for (origin, allowed) in [
+        ("https://sub.example.org", true),
+        ("https://SUB.Example.ORG", true),
+        ("https://a.b.example.org", false),
+        ("https://example.org", false),
+        ("http://app.example.com", false),
+        ("https://app.example.com.evil.test", false),
+        ("https://evil.test", false),
+    ] {
+        let r = preflight(gw.http(), "cors.example.com", origin, "GET").await;
+        let want = allowed.then_some(origin);
+        assert_headers(&r, &[("access-control-allow-origin", want)]);
+        // Not a preflight the gateway answers: the backend gets it.
+        let backend = if allowed { "" } else { "web" };
+        assert_eq!((r.status, r.backend()), (200, backend), "{origin}: {r:?}");
+    }
+    // An actual request from a listed origin carries the allow headers, one
+    // from another origin (or without Origin) none.
+    for (headers, allowed) in [
+        (&[("origin", origin)][..], true),
+        (&[("origin", "https://evil.test")], false),
+        (&[], false),
+    ] {
+        let r = request(gw.http(), "cors.example.com", "/api", headers)
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+        assert_headers(
+            &r,
+            &[
+                ("access-control-allow-origin", allowed.then_some(origin)),
+                (
+                    "access-control-allow-credentials",
+                    allowed.then_some("true"),
+                ),
+                (
+                    "access-control-expose-headers",
+                    allowed.then_some("X-Total"),
+                ),
+            ],
+        );
+    }
+
+    // The defaults: any origin, nginx's methods, headers and max-age; with
+    // `*`, credentials are not allowed (browsers refuse nginx's `*` with them).
+    let any = "https://whoever.test";
+    let r = preflight(gw.http(), "any.example.com", any, "PATCH").await;
+    assert_eq!((r.status, r.backend()), (200, ""), "{r:?}");
+    let methods = "GET,PUT,POST,DELETE,PATCH,OPTIONS";
+    let headers = "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,\
+                   Cache-Control,Content-Type,Range,Authorization";
+    assert_headers(
+        &r,
+        &[
+            ("access-control-allow-origin", Some(any)),
+            ("access-control-allow-methods", Some(methods)),
+            ("access-control-allow-headers", Some(headers)),
+            ("access-control-max-age", Some("1728000")),
+            ("access-control-allow-credentials", None),
+        ],
+    );
+
+    // No CORS asked: preflights reach the backend, no CORS headers.
+    let r = preflight(gw.http(), "plain.example.com", origin, "GET").await;
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    assert_headers(&r, &[("access-control-allow-origin", None)]);
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// Each header as the response has it (None: absent).
+fn assert_headers(r: &Resp, want: &[(&str, Option<&str>)]) {
+    for (name, value) in want {
+        assert_eq!(r.header(name), *value, "{name}: {r:?}");
+    }
 }

@@ -75,7 +75,15 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         compression: s.compression.clone(),
         mirrors: Vec::new(),
         host_rewrite: None,
-        cors: None,
+        cors: s.cors.clone().map(|mut c| {
+            // nginx answers `*` literally, which browsers refuse together with
+            // credentials; Envoy echoes the Origin, so with `*` credentials
+            // are not allowed: the same outcome in browsers.
+            if c.allow_origins == ["*"] {
+                c.allow_credentials = false;
+            }
+            c
+        }),
     }
 }
 

@@ -19,8 +19,8 @@ pub(crate) const NGINX: &str = "nginx.ingress.kubernetes.io/";
 pub(crate) const CONTOUR: &str = "projectcontour.io/";
 
 pub(crate) use crate::model::{
-    Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity,
-    HeaderEdits, HealthCheck, Hsts, Outlier, RateLimit, Retry, TlsVersion,
+    Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity, Cors,
+    HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit, Retry, TlsVersion,
 };
 
 /// ingress-nginx canary semantics.
@@ -63,6 +63,14 @@ pub(crate) const DEFAULT_COMPRESSION_TYPES: &[&str] = &[
 /// ingress-nginx's `gzip-min-length` default.
 pub(crate) const DEFAULT_COMPRESSION_MIN_LENGTH: u32 = 256;
 
+/// ingress-nginx's `cors-allow-methods` default.
+pub(crate) const DEFAULT_CORS_METHODS: &str = "GET, PUT, POST, DELETE, PATCH, OPTIONS";
+/// ingress-nginx's `cors-allow-headers` default.
+pub(crate) const DEFAULT_CORS_HEADERS: &str =
+    "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization";
+/// ingress-nginx's `cors-max-age` default (20 days).
+pub(crate) const DEFAULT_CORS_MAX_AGE: u32 = 1_728_000;
+
 /// Everything the annotations of one Ingress ask for, typed and validated.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct IngressSettings {
@@ -93,6 +101,8 @@ pub(crate) struct IngressSettings {
     pub health_check: Option<HealthCheck>,
     pub outlier: Option<Outlier>,
     pub compression: Option<Compression>,
+    /// `enable-cors` and the `cors-*` settings, origins as written (lowercase).
+    pub cors: Option<Cors>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -124,6 +134,7 @@ impl Default for IngressSettings {
             health_check: None,
             outlier: None,
             compression: None,
+            cors: None,
         }
     }
 }
@@ -279,7 +290,46 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     s.outlier = parse_outlier(r);
     // Compression: lenient (served uncompressed, or with the default types).
     s.compression = parse_compression(r);
+    // CORS: a bad origin, method, header list or credentials flag fails
+    // closed (the defaults allow more than asked); the rest are lenient.
+    s.cors = read_cors(r);
     s
+}
+
+const NOT_ENABLED_CORS: &str = "has no effect: CORS is not enabled (enable-cors is not \"true\")";
+
+fn read_cors(r: &mut Reader<'_>) -> Option<Cors> {
+    let optional = [
+        CORS_ALLOW_ORIGIN.row,
+        CORS_ALLOW_METHODS.row,
+        CORS_ALLOW_HEADERS.row,
+        CORS_EXPOSE_HEADERS.row,
+        CORS_ALLOW_CREDENTIALS.row,
+        CORS_MAX_AGE.row,
+    ];
+    if !r.read(&ENABLE_CORS).unwrap_or(false) {
+        // As in ingress-nginx these do nothing without `enable-cors`.
+        for row in optional {
+            r.reject_as(row, NOT_ENABLED_CORS, OnInvalid::Lenient);
+        }
+        return None;
+    }
+    let split = |v: &str| v.split(',').map(|m| m.trim().to_string()).collect();
+    Some(Cors {
+        allow_origins: r
+            .read(&CORS_ALLOW_ORIGIN)
+            .unwrap_or_else(|| vec!["*".into()]),
+        allow_methods: r
+            .read(&CORS_ALLOW_METHODS)
+            .unwrap_or_else(|| split(DEFAULT_CORS_METHODS)),
+        allow_headers: r
+            .read(&CORS_ALLOW_HEADERS)
+            .unwrap_or_else(|| split(DEFAULT_CORS_HEADERS)),
+        expose_headers: r.read(&CORS_EXPOSE_HEADERS).unwrap_or_default(),
+        allow_credentials: r.read(&CORS_ALLOW_CREDENTIALS).unwrap_or(true),
+        max_age: Some(r.read(&CORS_MAX_AGE).unwrap_or(DEFAULT_CORS_MAX_AGE)),
+        origin_match: OriginMatch::OneLabelIgnoreCase,
+    })
 }
 
 /// A bad redirect flag fails closed: the tenant asked for HTTPS only.
@@ -954,6 +1004,108 @@ pub(crate) fn parse_header_value(v: &str) -> Result<String, String> {
         return Err("must be 1-1024 printable ASCII characters".into());
     }
     Ok(v.to_string())
+}
+
+/// A host name (lowercased), optionally with `:port`.
+fn host_and_port(v: &str) -> Result<(String, Option<u16>), String> {
+    let (host, port) = match v.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))?;
+            (h, Some(port))
+        }
+        None => (v, None),
+    };
+    let host = host.to_ascii_lowercase();
+    if host.is_empty() || !crds::names::is_dns1123_subdomain(&host) {
+        return Err(format!("{host:?} is not a valid DNS host name"));
+    }
+    Ok((host, port))
+}
+
+/// Sorted and deduplicated, 1 to `max` entries.
+fn sorted_set(mut out: Vec<String>, max: usize, err: &str) -> Result<Vec<String>, String> {
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > max {
+        return Err(err.into());
+    }
+    Ok(out)
+}
+
+/// `cors-allow-origin`: `*`, or comma-separated origins `scheme://host[:port]`
+/// where the host may start with `*.` (one label). As ingress-nginx, a `*`
+/// entry allows every origin; an origin without scheme is allowed over
+/// http and https. Lowercased (matched case-insensitively).
+pub(crate) fn parse_cors_origins(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if o == "*" {
+            return Ok(vec!["*".into()]);
+        }
+        let lower = o.to_ascii_lowercase();
+        let (schemes, rest): (&[&str], &str) = match lower.split_once("://") {
+            Some(("http", rest)) => (&["http"], rest),
+            Some(("https", rest)) => (&["https"], rest),
+            Some(_) => return Err(format!("origin {o:?}: only http and https origins")),
+            None => (&["http", "https"], lower.as_str()),
+        };
+        let host = rest.strip_prefix("*.").unwrap_or(rest);
+        let (_, _) = host_and_port(host).map_err(|e| format!("origin {o:?}: {e}"))?;
+        for scheme in schemes {
+            out.push(format!("{scheme}://{rest}"));
+        }
+    }
+    sorted_set(
+        out,
+        64,
+        "expected \"*\" or 1 to 64 origins such as https://app.example.com",
+    )
+}
+
+/// A CORS list: entries comma or space separated, each `ok`, 1 to `max`,
+/// in the order written (they are sent in that order).
+fn cors_list(
+    v: &str,
+    max: usize,
+    ok: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<String>, String> {
+    let out: Vec<String> = v
+        .split([',', ' '])
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect();
+    if out.is_empty() || out.len() > max || !out.iter().all(|e| ok(e)) {
+        return Err(format!("expected 1 to {max} {what}"));
+    }
+    Ok(out)
+}
+
+/// `cors-allow-methods`: method names (letters), comma or space separated.
+pub(crate) fn parse_cors_methods(v: &str) -> Result<Vec<String>, String> {
+    let method = |m: &str| m.len() <= 32 && m.bytes().all(|b| b.is_ascii_alphabetic());
+    cors_list(v, 32, method, "method names such as \"GET, POST\"")
+}
+
+/// `cors-allow-headers`/`cors-expose-headers`: header names (letters,
+/// digits, `-`, `_`), comma or space separated; `*` where `wildcard`.
+pub(crate) fn parse_cors_headers(v: &str, wildcard: bool) -> Result<Vec<String>, String> {
+    let header = |h: &str| {
+        (wildcard && h == "*")
+            || (h.len() <= 128
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    };
+    cors_list(
+        v,
+        64,
+        header,
+        "header names such as \"X-Requested-With, Content-Type\"",
+    )
 }
 
 /// A cookie name (RFC 6265 token).

@@ -19,6 +19,7 @@ use super::{
     parse_same_site, parse_secret_ref, parse_tls_version, parse_u64, Affinity, AffinityKind,
     Algorithm, BackendProtocol, Cidr, Retry, TlsVersion, CONTOUR, NGINX, OURS,
 };
+use super::{parse_cors_headers, parse_cors_methods, parse_cors_origins};
 use std::time::Duration;
 
 /// An ingress-nginx key, written out so that rows hold `&'static str` keys.
@@ -66,6 +67,7 @@ pub(crate) enum Group {
     Headers,
     Compression,
     HealthChecks,
+    Cors,
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
@@ -84,6 +86,7 @@ impl Group {
             Group::Headers => "headers",
             Group::Compression => "compression",
             Group::HealthChecks => "health-checks",
+            Group::Cors => "cors",
         }
     }
 
@@ -493,6 +496,44 @@ annotation_table! {
         key: "tenantgateway.io/outlier-base-ejection-time",
         on_invalid: Lenient, group: G::HealthChecks, value: "duration, 1s..1h", default: "30s",
     }
+
+    // ---------- CORS ----------
+    ENABLE_CORS: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/enable-cors", aliases: &[nginx!("enable-cors")],
+        on_invalid: Lenient, group: G::Cors, value: "bool", default: "`false`",
+    }
+    CORS_ALLOW_ORIGIN: Vec<String> = Parser::Plain(parse_cors_origins) => {
+        key: "tenantgateway.io/cors-allow-origin", aliases: &[nginx!("cors-allow-origin")],
+        on_invalid: Strict, group: G::Cors,
+        value: "`*`, or comma-separated `http(s)://host[:port]` (`https://*.example.com`: one label)",
+        default: "`*`",
+    }
+    CORS_ALLOW_METHODS: Vec<String> = Parser::Plain(parse_cors_methods) => {
+        key: "tenantgateway.io/cors-allow-methods", aliases: &[nginx!("cors-allow-methods")],
+        on_invalid: Strict, group: G::Cors,
+        value: "methods, comma separated", default: "`GET, PUT, POST, DELETE, PATCH, OPTIONS`",
+    }
+    CORS_ALLOW_HEADERS: Vec<String> = Parser::Plain(|v| parse_cors_headers(v, false)) => {
+        key: "tenantgateway.io/cors-allow-headers", aliases: &[nginx!("cors-allow-headers")],
+        on_invalid: Strict, group: G::Cors,
+        value: "header names, comma separated", default: "`DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization`",
+    }
+    CORS_EXPOSE_HEADERS: Vec<String> = Parser::Plain(|v| parse_cors_headers(v, true)) => {
+        key: "tenantgateway.io/cors-expose-headers", aliases: &[nginx!("cors-expose-headers")],
+        on_invalid: LenientServing("none exposed"), group: G::Cors,
+        value: "header names or `*`, comma separated", default: "none",
+    }
+    CORS_ALLOW_CREDENTIALS: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/cors-allow-credentials",
+        aliases: &[nginx!("cors-allow-credentials")],
+        on_invalid: Strict, group: G::Cors, value: "bool", default: "`true`",
+    }
+    CORS_MAX_AGE: u32 = Parser::Plain(|v| u32_in(v, 0, i32::MAX as u64)) => {
+        key: "tenantgateway.io/cors-max-age", aliases: &[nginx!("cors-max-age")],
+        on_invalid: LenientServing("1728000"), group: G::Cors,
+        value: "seconds", default: "1728000",
+    }
+
 }
 
 /// ingress-nginx annotations we refuse whatever their value.
