@@ -730,6 +730,10 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         (n("cors-expose-headers"), "*"),
         (n("cors-allow-credentials"), "false"),
         (n("cors-max-age"), "60"),
+        (n("upstream-vhost"), "inside.example.com:8080"),
+        (n("x-forwarded-prefix"), "/all 100%"),
+        (n("server-alias"), "alias.example.com"),
+        (n("from-to-www-redirect"), "true"),
     ];
     let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let yaml = [
@@ -775,6 +779,24 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
                 "ImplementationSpecific",
                 "other",
             )],
+            None,
+        ),
+        ingress_yaml(
+            "moved",
+            4,
+            &[
+                (
+                    &n("permanent-redirect"),
+                    "https://new.example.com$request_uri",
+                ),
+                (&n("permanent-redirect-code"), "308"),
+                (
+                    &n("temporal-redirect"),
+                    "http://tmp.example.com:8080/x?y=%20",
+                ),
+                (&n("temporal-redirect-code"), "307"),
+            ],
+            &[("moved.example.com", "/", "Prefix", "web")],
             None,
         ),
         ingress_yaml(
@@ -1314,33 +1336,18 @@ async fn headers_are_added_and_removed_and_bodies_above_the_limit_get_413() {
     assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
     let gw = Gateway::start("headers", &yaml).await;
 
-    // Defaults on every route: X-Real-IP is the client address, X-Request-Id
-    // is generated, X-Forwarded-Host/Port/Proto are what the client asked
-    // for (nginx's $best_http_host, $server_port, $scheme); a client's own
-    // values are replaced.
+    // Defaults on every route: X-Real-IP is the client address (a client's own
+    // header is replaced), X-Request-Id is generated.
     let r = request(
         gw.http(),
         "plain.example.com",
         "/",
-        &[
-            ("X-Real-IP", "6.6.6.6"),
-            ("X-Stripped", "kept here"),
-            ("X-Forwarded-Host", "evil.test"),
-            ("X-Forwarded-Port", "1"),
-            ("X-Forwarded-Proto", "https"),
-        ],
+        &[("X-Real-IP", "6.6.6.6"), ("X-Stripped", "kept here")],
     )
     .await
     .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
-    for want in [
-        "x-real-ip=127.0.0.1",
-        "x-forwarded-host=plain.example.com",
-        "x-forwarded-port=80",
-        "x-forwarded-proto=http",
-    ] {
-        assert!(r.body.contains(want), "{want}: {r:?}");
-    }
+    assert!(r.body.contains("x-real-ip=127.0.0.1"), "{r:?}");
     assert!(r.body.contains("x-request-id="), "{r:?}");
     assert!(r.body.contains("x-stripped=kept here"), "{r:?}");
     assert_eq!(r.header("x-backend-internal"), Some("secret"), "{r:?}");
@@ -1910,4 +1917,198 @@ fn assert_headers(r: &Resp, want: &[(&str, Option<&str>)]) {
     for (name, value) in want {
         assert_eq!(r.header(name), *value, "{name}: {r:?}");
     }
+}
+
+// ---------- redirects, host names, upstream Host and forwarded headers ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_aliases_upstream_host_and_forwarded_headers() {
+    let web = ProtoBackend::http1("web").await;
+    let other = ProtoBackend::http1("other").await;
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let (pr, prc, tr, trc) = (
+        n("permanent-redirect"),
+        n("permanent-redirect-code"),
+        n("temporal-redirect"),
+        n("temporal-redirect-code"),
+    );
+    let (www, alias) = (n("from-to-www-redirect"), n("server-alias"));
+    let (vhost, prefix) = (n("upstream-vhost"), n("x-forwarded-prefix"));
+    let ing = host_ingress;
+    let yaml = [
+        local_service_yaml("shop", "web", &[web.addr.port()]),
+        local_service_yaml("shop", "other", &[other.addr.port()]),
+        // Older Ingresses own these hosts: an alias or www redirect of a
+        // younger one must not take them over.
+        ing("owner", 0, &[], "www.taken.test", "other"),
+        ing("owner2", 1, &[], "other.example.com", "other"),
+        ing(
+            "moved",
+            2,
+            &[(&pr, "https://new.example.com/landing")],
+            "moved.example.com",
+            "web",
+        ),
+        ing(
+            "moved308",
+            3,
+            &[(&pr, "https://new.example.com$request_uri"), (&prc, "308")],
+            "moved308.example.com",
+            // The backend is not used: not even resolved.
+            "ghost",
+        ),
+        ing(
+            "temp",
+            4,
+            &[(&tr, "http://tmp.example.com:8080/down")],
+            "temp.example.com",
+            "web",
+        ),
+        ing(
+            "temp307",
+            5,
+            &[(&tr, "https://tmp.example.com/down?x=1"), (&trc, "307")],
+            "temp307.example.com",
+            "web",
+        ),
+        ing("apex", 6, &[(&www, "true")], "shop.test", "web"),
+        ing("wwwfirst", 7, &[(&www, "true")], "www.blog.test", "web"),
+        ing("taken", 8, &[(&www, "true")], "taken.test", "web"),
+        ing(
+            "aliased",
+            9,
+            &[(&alias, "alias.example.com, other.example.com")],
+            "main.example.com",
+            "web",
+        ),
+        ing(
+            "vhost",
+            10,
+            &[(&vhost, "internal.example.com"), (&prefix, "/app")],
+            "vhost.example.com",
+            "web",
+        ),
+        ing("plain", 11, &[], "plain.example.com", "web"),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    let diags: Vec<String> = t
+        .diagnostics
+        .iter()
+        .map(|d| format!("{} {} {}", d.object, d.field, d.message))
+        .collect();
+    assert_eq!(diags.len(), 2, "{diags:#?}");
+    for words in [
+        [
+            "shop/taken",
+            "from-to-www-redirect",
+            "www.taken.test",
+            "shop/owner",
+        ],
+        [
+            "shop/aliased",
+            "server-alias",
+            "other.example.com",
+            "shop/owner2",
+        ],
+    ] {
+        assert!(
+            diags.iter().any(|d| words.iter().all(|w| d.contains(w))),
+            "{words:?}: {diags:#?}"
+        );
+    }
+    let gw = Gateway::start("redirects", &yaml).await;
+    // (host, path, status, Location)
+    for (host, path, status, location) in [
+        // permanent-redirect: exactly its URL (no path or query of the request).
+        (
+            "moved.example.com",
+            "/x?y=1",
+            301,
+            "https://new.example.com/landing",
+        ),
+        // ...with $request_uri: the request's path and query; its own code.
+        (
+            "moved308.example.com",
+            "/a/b?c=d",
+            308,
+            "https://new.example.com/a/b?c=d",
+        ),
+        // temporal-redirect: 302, or its code; a port and a query of the URL kept.
+        (
+            "temp.example.com",
+            "/x?y=1",
+            302,
+            "http://tmp.example.com:8080/down",
+        ),
+        (
+            "temp307.example.com",
+            "/x?y=1",
+            307,
+            "https://tmp.example.com/down?x=1",
+        ),
+        // from-to-www-redirect, both ways: 308, path and query kept.
+        ("www.shop.test", "/p?q=1", 308, "http://shop.test/p?q=1"),
+        ("blog.test", "/x", 308, "http://www.blog.test/x"),
+    ] {
+        let r = get(gw.http(), host, path).await;
+        assert_eq!(
+            (r.status, r.header("location")),
+            (status, Some(location)),
+            "{host}{path}: {r:?}"
+        );
+    }
+    // The rule hosts themselves are served.
+    assert_eq!(get(gw.http(), "shop.test", "/p").await.backend(), "web");
+    assert_eq!(get(gw.http(), "www.blog.test", "/x").await.backend(), "web");
+    // A host another Ingress serves is not taken over.
+    let r = get(gw.http(), "www.taken.test", "/").await;
+    assert_eq!((r.status, r.backend()), (200, "other"), "{r:?}");
+    assert_eq!(get(gw.http(), "taken.test", "/").await.backend(), "web");
+
+    // server-alias: served by the same routes; another Ingress's host stays its.
+    for (host, backend) in [
+        ("main.example.com", "web"),
+        ("alias.example.com", "web"),
+        ("other.example.com", "other"),
+    ] {
+        let r = get(gw.http(), host, "/p").await;
+        assert_eq!((r.status, r.backend()), (200, backend), "{host}: {r:?}");
+    }
+
+    // upstream-vhost and x-forwarded-prefix as the backend sees them, and the
+    // X-Forwarded-* headers nginx always sends (never the client's own).
+    let forged = [
+        ("x-forwarded-host", "evil.test"),
+        ("x-forwarded-port", "1"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-prefix", "/forged"),
+    ];
+    let r = request(gw.http(), "vhost.example.com", "/p", &forged)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    for want in [
+        "host=internal.example.com",
+        "x-forwarded-host=vhost.example.com",
+        "x-forwarded-port=80",
+        "x-forwarded-proto=http",
+        "x-forwarded-prefix=/app",
+    ] {
+        assert!(r.body.contains(want), "{want}: {r:?}");
+    }
+    let r = request(gw.http(), "plain.example.com", "/p", &forged[..3])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    for want in [
+        "host=plain.example.com",
+        "x-forwarded-host=plain.example.com",
+        "x-forwarded-port=80",
+        "x-forwarded-proto=http",
+    ] {
+        assert!(r.body.contains(want), "{want}: {r:?}");
+    }
+    assert!(!r.body.contains("x-forwarded-prefix"), "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }

@@ -20,7 +20,8 @@ pub(crate) const CONTOUR: &str = "projectcontour.io/";
 
 pub(crate) use crate::model::{
     Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity, Cors,
-    HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit, Retry, TlsVersion,
+    HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit, Redirect, RedirectPath, Retry,
+    TlsVersion,
 };
 
 /// ingress-nginx canary semantics.
@@ -103,6 +104,16 @@ pub(crate) struct IngressSettings {
     pub compression: Option<Compression>,
     /// `enable-cors` and the `cors-*` settings, origins as written (lowercase).
     pub cors: Option<Cors>,
+    /// `temporal-redirect` or `permanent-redirect` (with its code): every
+    /// path of the Ingress answers with it instead of forwarding.
+    pub redirect: Option<Redirect>,
+    pub from_to_www: bool,
+    /// `server-alias`: more host names served like the Ingress's first host.
+    pub server_aliases: Vec<String>,
+    /// `upstream-vhost`: the Host header sent to the backend.
+    pub upstream_vhost: Option<String>,
+    /// `x-forwarded-prefix`, `%` already escaped.
+    pub x_forwarded_prefix: Option<String>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -135,6 +146,11 @@ impl Default for IngressSettings {
             outlier: None,
             compression: None,
             cors: None,
+            redirect: None,
+            from_to_www: false,
+            server_aliases: vec![],
+            upstream_vhost: None,
+            x_forwarded_prefix: None,
         }
     }
 }
@@ -290,9 +306,13 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     s.outlier = parse_outlier(r);
     // Compression: lenient (served uncompressed, or with the default types).
     s.compression = parse_compression(r);
+    // Upstream Host and X-Forwarded-Prefix: strict (a rewrite not applied).
+    s.upstream_vhost = r.read(&UPSTREAM_VHOST);
+    s.x_forwarded_prefix = r.read(&X_FORWARDED_PREFIX);
     // CORS: a bad origin, method, header list or credentials flag fails
     // closed (the defaults allow more than asked); the rest are lenient.
     s.cors = read_cors(r);
+    read_redirects(r, &mut s);
     s
 }
 
@@ -330,6 +350,63 @@ fn read_cors(r: &mut Reader<'_>) -> Option<Cors> {
         max_age: Some(r.read(&CORS_MAX_AGE).unwrap_or(DEFAULT_CORS_MAX_AGE)),
         origin_match: OriginMatch::OneLabelIgnoreCase,
     })
+}
+
+/// ingress-nginx's order: a temporal redirect wins over a permanent one.
+fn read_redirects(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    let temporal = r.read(&TEMPORAL_REDIRECT);
+    let temporal_code = r.read(&TEMPORAL_REDIRECT_CODE);
+    let permanent = r.read(&PERMANENT_REDIRECT);
+    let permanent_code = r.read(&PERMANENT_REDIRECT_CODE);
+    s.redirect = match (temporal, permanent) {
+        (Some(t), p) => {
+            if p.is_some() {
+                r.reject_as(
+                    PERMANENT_REDIRECT.row,
+                    "ignored: temporal-redirect is also set and wins (as in ingress-nginx)",
+                    OnInvalid::Lenient,
+                );
+            }
+            if permanent_code.is_some() {
+                r.reject_as(
+                    PERMANENT_REDIRECT_CODE.row,
+                    "ignored: temporal-redirect is also set and wins (as in ingress-nginx)",
+                    OnInvalid::Lenient,
+                );
+            }
+            Some(Redirect {
+                status: temporal_code.unwrap_or(302),
+                ..t
+            })
+        }
+        (None, Some(p)) => Some(Redirect {
+            status: permanent_code.unwrap_or(301),
+            ..p
+        }),
+        (None, None) => None,
+    };
+    for (row, code, url_row) in [
+        (
+            TEMPORAL_REDIRECT_CODE.row,
+            temporal_code,
+            TEMPORAL_REDIRECT.row,
+        ),
+        (
+            PERMANENT_REDIRECT_CODE.row,
+            permanent_code,
+            PERMANENT_REDIRECT.row,
+        ),
+    ] {
+        if code.is_some() && r.get(url_row).is_none() {
+            r.reject_as(
+                row,
+                &format!("has no effect without {}", url_row.key),
+                OnInvalid::Lenient,
+            );
+        }
+    }
+    s.from_to_www = r.read(&FROM_TO_WWW_REDIRECT).unwrap_or(false);
+    s.server_aliases = r.read(&SERVER_ALIAS).unwrap_or_default();
 }
 
 /// A bad redirect flag fails closed: the tenant asked for HTTPS only.
@@ -1024,6 +1101,106 @@ fn host_and_port(v: &str) -> Result<(String, Option<u16>), String> {
         return Err(format!("{host:?} is not a valid DNS host name"));
     }
     Ok((host, port))
+}
+
+/// `upstream-vhost`: the Host sent upstream (no nginx variables).
+pub(crate) fn parse_upstream_vhost(v: &str) -> Result<String, String> {
+    let (host, port) = host_and_port(v)?;
+    Ok(match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// `x-forwarded-prefix`: a header value, `%` escaped for Envoy's formatter.
+pub(crate) fn parse_forwarded_prefix(v: &str) -> Result<String, String> {
+    Ok(parse_header_value(v)?.replace('%', "%%"))
+}
+
+/// Bytes a redirect URL's path and query may hold: RFC 3986 characters
+/// except the fragment, with `%` only as a percent-encoding.
+fn valid_url_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| match c {
+        b'%' => b
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+        b'#' | b'$' => false,
+        _ => c.is_ascii_alphanumeric() || b"-._~:/?[]@!&'()*+,;=".contains(&c),
+    })
+}
+
+/// `permanent-redirect`/`temporal-redirect`: an absolute http(s) URL, sent as
+/// it is (`Location` is exactly the URL, no query of the request), or
+/// `scheme://host[:port]$request_uri`: the request's path and query kept.
+/// The status is set by the caller.
+pub(crate) fn parse_redirect_url(v: &str) -> Result<Redirect, String> {
+    if v.len() > 2048 {
+        return Err("longer than 2048 characters".into());
+    }
+    let lower = v.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("https://") {
+        ("https", &v[8..])
+    } else if lower.starts_with("http://") {
+        ("http", &v[7..])
+    } else {
+        return Err("must be an absolute http:// or https:// URL".into());
+    };
+    let (rest, keep_uri) = match rest.strip_suffix("$request_uri") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if keep_uri && !path.is_empty() {
+        return Err(
+            "$request_uri must follow the host directly (https://example.com$request_uri)".into(),
+        );
+    }
+    let (host, port) = host_and_port(authority)?;
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    if !valid_url_path(&path) {
+        return Err(
+            "the path and query may hold URL characters only (no spaces, quotes, fragment, or \
+             nginx variables other than a final $request_uri)"
+                .into(),
+        );
+    }
+    Ok(Redirect {
+        scheme: Some(scheme.to_string()),
+        host: Some(host),
+        port,
+        path: (!keep_uri).then_some(RedirectPath::Full(path)),
+        status: 0,
+        strip_query: !keep_uri,
+    })
+}
+
+pub(crate) fn parse_redirect_code(v: &str, allowed: &[u16]) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|c| allowed.contains(c))
+        .ok_or_else(|| format!("expected one of {allowed:?}"))
+}
+
+/// `server-alias`: DNS names, comma (or space) separated, sorted.
+pub(crate) fn parse_server_aliases(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for a in v.split([',', ' ', '\n']).filter(|a| !a.is_empty()) {
+        if a.contains('*') {
+            return Err(format!("{a:?}: wildcard aliases are not supported"));
+        }
+        let name = a.to_ascii_lowercase();
+        if !crds::names::is_dns1123_subdomain(&name) || name.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err(format!("{a:?} is not a valid DNS host name"));
+        }
+        out.push(name);
+    }
+    sorted_set(out, 32, "expected 1 to 32 host names")
 }
 
 /// Sorted and deduplicated, 1 to `max` entries.

@@ -17,9 +17,12 @@ use super::{
     parse_header_list, parse_header_name, parse_header_names, parse_header_value,
     parse_limit_status, parse_mime_types, parse_on_off, parse_retry_on, parse_rewrite_target,
     parse_same_site, parse_secret_ref, parse_tls_version, parse_u64, Affinity, AffinityKind,
-    Algorithm, BackendProtocol, Cidr, Retry, TlsVersion, CONTOUR, NGINX, OURS,
+    Algorithm, BackendProtocol, Cidr, Redirect, Retry, TlsVersion, CONTOUR, NGINX, OURS,
 };
-use super::{parse_cors_headers, parse_cors_methods, parse_cors_origins};
+use super::{
+    parse_cors_headers, parse_cors_methods, parse_cors_origins, parse_forwarded_prefix,
+    parse_redirect_code, parse_redirect_url, parse_server_aliases, parse_upstream_vhost,
+};
 use std::time::Duration;
 
 /// An ingress-nginx key, written out so that rows hold `&'static str` keys.
@@ -68,6 +71,7 @@ pub(crate) enum Group {
     Compression,
     HealthChecks,
     Cors,
+    Redirects,
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
@@ -87,6 +91,7 @@ impl Group {
             Group::Compression => "compression",
             Group::HealthChecks => "health-checks",
             Group::Cors => "cors",
+            Group::Redirects => "redirects",
         }
     }
 
@@ -433,6 +438,16 @@ annotation_table! {
         on_invalid: Strict, group: G::Headers,
         value: "header names, comma or space separated", default: "none",
     }
+    UPSTREAM_VHOST: String = Parser::Plain(parse_upstream_vhost) => {
+        key: "tenantgateway.io/upstream-vhost", aliases: &[nginx!("upstream-vhost")],
+        on_invalid: Strict, group: G::Headers,
+        value: "host name, optionally `:port`", default: "the request's `Host`",
+    }
+    X_FORWARDED_PREFIX: String = Parser::Plain(parse_forwarded_prefix) => {
+        key: "tenantgateway.io/x-forwarded-prefix", aliases: &[nginx!("x-forwarded-prefix")],
+        on_invalid: Strict, group: G::Headers,
+        value: "printable ASCII (the `X-Forwarded-Prefix` value)", default: "not sent",
+    }
     PROXY_BODY_SIZE: Option<u32> = Parser::Plain(parse_body_size) => {
         key: "tenantgateway.io/proxy-body-size", aliases: &[nginx!("proxy-body-size")],
         on_invalid: Strict, group: G::Headers,
@@ -534,6 +549,40 @@ annotation_table! {
         value: "seconds", default: "1728000",
     }
 
+    // ---------- redirects and host names ----------
+    PERMANENT_REDIRECT: Redirect = Parser::Plain(parse_redirect_url) => {
+        key: "tenantgateway.io/permanent-redirect", aliases: &[nginx!("permanent-redirect")],
+        on_invalid: Strict, group: G::Redirects,
+        value: "`http(s)://host[:port][/path][?query]`, or `http(s)://host[:port]$request_uri`",
+        default: "none",
+    }
+    PERMANENT_REDIRECT_CODE: u16 = Parser::Plain(|v| parse_redirect_code(v, &[301, 302, 303, 307, 308])) => {
+        key: "tenantgateway.io/permanent-redirect-code",
+        aliases: &[nginx!("permanent-redirect-code")],
+        on_invalid: LenientServing("301"), group: G::Redirects,
+        value: "301, 302, 303, 307, 308", default: "301",
+    }
+    TEMPORAL_REDIRECT: Redirect = Parser::Plain(parse_redirect_url) => {
+        key: "tenantgateway.io/temporal-redirect", aliases: &[nginx!("temporal-redirect")],
+        on_invalid: Strict, group: G::Redirects,
+        value: "same as `permanent-redirect`", default: "none",
+    }
+    TEMPORAL_REDIRECT_CODE: u16 = Parser::Plain(|v| parse_redirect_code(v, &[301, 302, 303, 307])) => {
+        key: "tenantgateway.io/temporal-redirect-code",
+        aliases: &[nginx!("temporal-redirect-code")],
+        on_invalid: LenientServing("302"), group: G::Redirects,
+        value: "301, 302, 303, 307", default: "302",
+    }
+    FROM_TO_WWW_REDIRECT: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/from-to-www-redirect", aliases: &[nginx!("from-to-www-redirect")],
+        on_invalid: LenientServing("no redirect"), group: G::Redirects,
+        value: "bool", default: "`false`",
+    }
+    SERVER_ALIAS: Vec<String> = Parser::Plain(parse_server_aliases) => {
+        key: "tenantgateway.io/server-alias", aliases: &[nginx!("server-alias")],
+        on_invalid: LenientServing("no aliases"), group: G::Redirects,
+        value: "host names, comma separated (no wildcards)", default: "none",
+    }
 }
 
 /// ingress-nginx annotations we refuse whatever their value.

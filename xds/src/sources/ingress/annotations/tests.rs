@@ -1133,7 +1133,7 @@ fn canary_annotations_on_a_non_canary_ingress_are_reported_as_having_no_effect()
     );
 }
 
-// ---------- CORS ----------
+// ---------- CORS, redirects, host names, upstream Host and prefix ----------
 
 #[test]
 fn cors_origins_methods_and_headers_parse_like_ingress_nginx_and_cannot_inject() {
@@ -1257,4 +1257,155 @@ fn invalid_cors_values_that_would_allow_more_fail_closed() {
         let extra: &[(&str, &str)] = if k == "enable-cors" { &[] } else { &on };
         assert_invalid(&ng(k), v, drops, extra);
     }
+}
+
+#[test]
+fn redirect_urls_and_codes() {
+    let r = parse_redirect_url("https://new.example.com").unwrap();
+    assert_eq!(
+        (
+            r.scheme.as_deref(),
+            r.host.as_deref(),
+            r.port,
+            &r.path,
+            r.strip_query
+        ),
+        (
+            Some("https"),
+            Some("new.example.com"),
+            None,
+            &Some(RedirectPath::Full("/".into())),
+            true
+        )
+    );
+    let r = parse_redirect_url("HTTP://New.Example.com:8080/a/b?x=1").unwrap();
+    assert_eq!(
+        (r.scheme.as_deref(), r.host.as_deref(), r.port, &r.path),
+        (
+            Some("http"),
+            Some("new.example.com"),
+            Some(8080),
+            &Some(RedirectPath::Full("/a/b?x=1".into()))
+        )
+    );
+    // The request's path and query kept.
+    let r = parse_redirect_url("https://new.example.com$request_uri").unwrap();
+    assert_eq!((r.path, r.strip_query), (None, false));
+    for bad in [
+        "",
+        "new.example.com",
+        "/relative",
+        "ftp://x.example.com",
+        "https://",
+        "https://x.example.com/a b",
+        "https://x.example.com/a\r\nSet-Cookie: x",
+        "https://x.example.com/$uri",
+        "https://x.example.com/p$request_uri",
+        "https://x.example.com/#frag",
+        "https://x.example.com/%zz",
+        "https://user@x.example.com/",
+        "https://x.example.com:http/",
+        "javascript:alert(1)",
+    ] {
+        assert!(parse_redirect_url(bad).is_err(), "{bad:?}");
+    }
+    let (p, diags) = parse_map(&[(&ng("permanent-redirect"), "https://new.example.com/x")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.redirect.as_ref().map(|r| r.status), Some(301));
+    let (p, _) = parse_map(&[
+        (&ng("permanent-redirect"), "https://new.example.com/x"),
+        (&ng("permanent-redirect-code"), "308"),
+    ]);
+    assert_eq!(p.settings.redirect.map(|r| r.status), Some(308));
+    let (p, _) = parse_map(&[(&ng("temporal-redirect"), "https://tmp.example.com")]);
+    assert_eq!(p.settings.redirect.map(|r| r.status), Some(302));
+    let (p, _) = parse_map(&[
+        (&ng("temporal-redirect"), "https://tmp.example.com"),
+        (&ng("temporal-redirect-code"), "307"),
+    ]);
+    assert_eq!(p.settings.redirect.map(|r| r.status), Some(307));
+    // Temporal wins over permanent, as in ingress-nginx; the loser is reported.
+    let (p, diags) = parse_map(&[
+        (&ng("temporal-redirect"), "https://tmp.example.com"),
+        (&ng("permanent-redirect"), "https://new.example.com"),
+    ]);
+    let r = p.settings.redirect.unwrap();
+    assert_eq!(
+        (r.host.as_deref(), r.status),
+        (Some("tmp.example.com"), 302)
+    );
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].field, field(&ng("permanent-redirect")));
+    // Bad codes keep the default (lenient); bad URLs fail closed.
+    let (pr, tr) = (ng("permanent-redirect"), ng("temporal-redirect"));
+    let url = [(pr.as_str(), "https://n.example.com")];
+    assert_invalid(&ng("permanent-redirect-code"), "418", false, &url);
+    assert_invalid(&ng("permanent-redirect-code"), "300", false, &url);
+    let url = [(tr.as_str(), "https://n.example.com")];
+    assert_invalid(&ng("temporal-redirect-code"), "308", false, &url);
+    assert_invalid(&ng("permanent-redirect"), "ftp://x", true, &[]);
+    assert_invalid(&ng("temporal-redirect"), "https://x/$host", true, &[]);
+    // A code without its URL does nothing, and says so.
+    let (p, diags) = parse_map(&[(&ng("permanent-redirect-code"), "308")]);
+    assert!(p.settings.redirect.is_none());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].message.contains("no effect"),
+        "{}",
+        diags[0].message
+    );
+}
+
+#[test]
+fn host_names_upstream_host_and_forwarded_prefix() {
+    assert_eq!(
+        parse_server_aliases("B.example.com, a.example.com a.example.com").ok(),
+        Some(vec![
+            "a.example.com".to_string(),
+            "b.example.com".to_string()
+        ])
+    );
+    for bad in [
+        "",
+        "*.example.com",
+        "a..b",
+        "10.0.0.1",
+        "a.example.com:80",
+        "-a",
+    ] {
+        assert!(parse_server_aliases(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_upstream_vhost("Internal.example.com").ok().as_deref(),
+        Some("internal.example.com")
+    );
+    assert_eq!(
+        parse_upstream_vhost("svc.local:8080").ok().as_deref(),
+        Some("svc.local:8080")
+    );
+    for bad in ["", "$host", "a b", "x:0", "x:y", "x\r\ny"] {
+        assert!(parse_upstream_vhost(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_forwarded_prefix("/app 100%").ok().as_deref(),
+        Some("/app 100%%")
+    );
+    assert!(parse_forwarded_prefix("/a\r\nX: y").is_err());
+
+    let (p, diags) = parse_map(&[
+        (&ng("server-alias"), "alias.example.com"),
+        (&ng("from-to-www-redirect"), "true"),
+        (&ng("upstream-vhost"), "internal.example.com"),
+        (&ng("x-forwarded-prefix"), "/app"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let s = p.settings;
+    assert_eq!(s.server_aliases, ["alias.example.com"]);
+    assert!(s.from_to_www);
+    assert_eq!(s.upstream_vhost.as_deref(), Some("internal.example.com"));
+    assert_eq!(s.x_forwarded_prefix.as_deref(), Some("/app"));
+    assert_invalid(&ng("server-alias"), "*.example.com", false, &[]);
+    assert_invalid(&ng("from-to-www-redirect"), "yes", false, &[]);
+    assert_invalid(&ng("upstream-vhost"), "$host", true, &[]);
+    assert_invalid(&ng("x-forwarded-prefix"), "/a\nb", true, &[]);
 }
