@@ -721,6 +721,19 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
         (o("outlier-base-ejection-time"), "30s"),
         (n("configuration-snippet"), "deny all;"),
         (n("enable-cors"), "true"),
+        (
+            n("cors-allow-origin"),
+            "https://*.example.com, https://app.example.org:8443, example.net",
+        ),
+        (n("cors-allow-methods"), "GET, POST"),
+        (n("cors-allow-headers"), "X-A, X_B"),
+        (n("cors-expose-headers"), "*"),
+        (n("cors-allow-credentials"), "false"),
+        (n("cors-max-age"), "60"),
+        (n("upstream-vhost"), "inside.example.com:8080"),
+        (n("x-forwarded-prefix"), "/all 100%"),
+        (n("server-alias"), "alias.example.com"),
+        (n("from-to-www-redirect"), "true"),
     ];
     let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let yaml = [
@@ -766,6 +779,24 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
                 "ImplementationSpecific",
                 "other",
             )],
+            None,
+        ),
+        ingress_yaml(
+            "moved",
+            4,
+            &[
+                (
+                    &n("permanent-redirect"),
+                    "https://new.example.com$request_uri",
+                ),
+                (&n("permanent-redirect-code"), "308"),
+                (
+                    &n("temporal-redirect"),
+                    "http://tmp.example.com:8080/x?y=%20",
+                ),
+                (&n("temporal-redirect-code"), "307"),
+            ],
+            &[("moved.example.com", "/", "Prefix", "web")],
             None,
         ),
         ingress_yaml(
@@ -934,13 +965,23 @@ async fn protocol_service(
         );
         return Ok(resp);
     }
-    let seen: Vec<String> = ["x-real-ip", "x-request-id", "x-added", "x-stripped"]
-        .iter()
-        .filter_map(|h| {
-            let v = headers.get(*h)?.to_str().ok()?;
-            Some(format!("{h}={v}"))
-        })
-        .collect();
+    let seen: Vec<String> = [
+        "x-real-ip",
+        "x-request-id",
+        "x-added",
+        "x-stripped",
+        "host",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+    ]
+    .iter()
+    .filter_map(|h| {
+        let v = headers.get(*h)?.to_str().ok()?;
+        Some(format!("{h}={v}"))
+    })
+    .collect();
     let text = format!(
         "backend={id} proto={version} path={path} len={} headers={}",
         body.len(),
@@ -1709,4 +1750,365 @@ async fn tcp_proxy_forwards_connections_to_the_service_endpoints() {
         .is_err());
     assert_eq!(ads.stats.snapshot().last_nack, None);
     task.abort();
+}
+
+// ---------- CORS ----------
+
+/// An Ingress serving `/` of one host from `svc`.
+fn host_ingress(name: &str, age: u32, ann: &[(&str, &str)], host: &str, svc: &str) -> String {
+    ingress_yaml(name, age, ann, &[(host, "/", "Prefix", svc)], None)
+}
+
+/// A request with `method`, on a fresh connection.
+async fn request_method(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        HttpConn::connect(addr).await?.send(req).await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{method} {host}{path} timed out"))
+    .unwrap_or_else(|e| panic!("{method} {host}{path}: {e}"))
+}
+
+/// A CORS preflight for `origin` asking for `method`.
+async fn preflight(addr: SocketAddr, host: &str, origin: &str, method: &str) -> Resp {
+    let headers = [
+        ("origin", origin),
+        ("access-control-request-method", method),
+        ("access-control-request-headers", "x-token"),
+    ];
+    request_method(addr, "OPTIONS", host, "/api", &headers).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_and_only_allowed_origins_get_the_headers() {
+    let web = Backend::start("web").await;
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let listed = [
+        (n("enable-cors"), "true"),
+        (
+            n("cors-allow-origin"),
+            "https://app.example.com, https://*.example.org",
+        ),
+        (n("cors-allow-methods"), "GET, POST"),
+        (n("cors-allow-headers"), "X-Token, Content-Type"),
+        (n("cors-expose-headers"), "X-Total"),
+        (n("cors-max-age"), "600"),
+    ];
+    let listed: Vec<(&str, &str)> = listed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let yaml = [
+        service_yaml("shop", "web", &[&web]),
+        host_ingress("listed", 0, &listed, "cors.example.com", "web"),
+        host_ingress(
+            "any",
+            1,
+            &[("tenantgateway.io/enable-cors", "true")],
+            "any.example.com",
+            "web",
+        ),
+        host_ingress("plain", 2, &[], "plain.example.com", "web"),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let gw = Gateway::start("cors", &yaml).await;
+
+    // A preflight from a listed origin is answered by the gateway.
+    let origin = "https://app.example.com";
+    let r = preflight(gw.http(), "cors.example.com", origin, "POST").await;
+    assert_eq!((r.status, r.backend()), (200, ""), "{r:?}");
+    assert_headers(
+        &r,
+        &[
+            ("access-control-allow-origin", Some(origin)),
+            ("access-control-allow-methods", Some("GET,POST")),
+            ("access-control-allow-headers", Some("X-Token,Content-Type")),
+            ("access-control-max-age", Some("600")),
+            ("access-control-allow-credentials", Some("true")),
+        ],
+    );
+    // `*.example.org` is one label, case-insensitively.
+    for (origin, allowed) in [
+        ("https://sub.example.org", true),
+        ("https://SUB.Example.ORG", true),
+        ("https://a.b.example.org", false),
+        ("https://example.org", false),
+        ("http://app.example.com", false),
+        ("https://app.example.com.evil.test", false),
+        ("https://evil.test", false),
+    ] {
+        let r = preflight(gw.http(), "cors.example.com", origin, "GET").await;
+        let want = allowed.then_some(origin);
+        assert_headers(&r, &[("access-control-allow-origin", want)]);
+        // Not a preflight the gateway answers: the backend gets it.
+        let backend = if allowed { "" } else { "web" };
+        assert_eq!((r.status, r.backend()), (200, backend), "{origin}: {r:?}");
+    }
+    // An actual request from a listed origin carries the allow headers, one
+    // from another origin (or without Origin) none.
+    for (headers, allowed) in [
+        (&[("origin", origin)][..], true),
+        (&[("origin", "https://evil.test")], false),
+        (&[], false),
+    ] {
+        let r = request(gw.http(), "cors.example.com", "/api", headers)
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+        assert_headers(
+            &r,
+            &[
+                ("access-control-allow-origin", allowed.then_some(origin)),
+                (
+                    "access-control-allow-credentials",
+                    allowed.then_some("true"),
+                ),
+                (
+                    "access-control-expose-headers",
+                    allowed.then_some("X-Total"),
+                ),
+            ],
+        );
+    }
+
+    // The defaults: any origin, nginx's methods, headers and max-age; with
+    // `*`, credentials are not allowed (browsers refuse nginx's `*` with them).
+    let any = "https://whoever.test";
+    let r = preflight(gw.http(), "any.example.com", any, "PATCH").await;
+    assert_eq!((r.status, r.backend()), (200, ""), "{r:?}");
+    let methods = "GET,PUT,POST,DELETE,PATCH,OPTIONS";
+    let headers = "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,\
+                   Cache-Control,Content-Type,Range,Authorization";
+    assert_headers(
+        &r,
+        &[
+            ("access-control-allow-origin", Some(any)),
+            ("access-control-allow-methods", Some(methods)),
+            ("access-control-allow-headers", Some(headers)),
+            ("access-control-max-age", Some("1728000")),
+            ("access-control-allow-credentials", None),
+        ],
+    );
+
+    // No CORS asked: preflights reach the backend, no CORS headers.
+    let r = preflight(gw.http(), "plain.example.com", origin, "GET").await;
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    assert_headers(&r, &[("access-control-allow-origin", None)]);
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+/// Each header as the response has it (None: absent).
+fn assert_headers(r: &Resp, want: &[(&str, Option<&str>)]) {
+    for (name, value) in want {
+        assert_eq!(r.header(name), *value, "{name}: {r:?}");
+    }
+}
+
+// ---------- redirects, host names, upstream Host and forwarded headers ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_aliases_upstream_host_and_forwarded_headers() {
+    let web = ProtoBackend::http1("web").await;
+    let other = ProtoBackend::http1("other").await;
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let (pr, prc, tr, trc) = (
+        n("permanent-redirect"),
+        n("permanent-redirect-code"),
+        n("temporal-redirect"),
+        n("temporal-redirect-code"),
+    );
+    let (www, alias) = (n("from-to-www-redirect"), n("server-alias"));
+    let (vhost, prefix) = (n("upstream-vhost"), n("x-forwarded-prefix"));
+    let ing = host_ingress;
+    let yaml = [
+        local_service_yaml("shop", "web", &[web.addr.port()]),
+        local_service_yaml("shop", "other", &[other.addr.port()]),
+        // Older Ingresses own these hosts: an alias or www redirect of a
+        // younger one must not take them over.
+        ing("owner", 0, &[], "www.taken.test", "other"),
+        ing("owner2", 1, &[], "other.example.com", "other"),
+        ing(
+            "moved",
+            2,
+            &[(&pr, "https://new.example.com/landing")],
+            "moved.example.com",
+            "web",
+        ),
+        ing(
+            "moved308",
+            3,
+            &[(&pr, "https://new.example.com$request_uri"), (&prc, "308")],
+            "moved308.example.com",
+            // The backend is not used: not even resolved.
+            "ghost",
+        ),
+        ing(
+            "temp",
+            4,
+            &[(&tr, "http://tmp.example.com:8080/down")],
+            "temp.example.com",
+            "web",
+        ),
+        ing(
+            "temp307",
+            5,
+            &[(&tr, "https://tmp.example.com/down?x=1"), (&trc, "307")],
+            "temp307.example.com",
+            "web",
+        ),
+        ing("apex", 6, &[(&www, "true")], "shop.test", "web"),
+        ing("wwwfirst", 7, &[(&www, "true")], "www.blog.test", "web"),
+        ing("taken", 8, &[(&www, "true")], "taken.test", "web"),
+        ing(
+            "aliased",
+            9,
+            &[(&alias, "alias.example.com, other.example.com")],
+            "main.example.com",
+            "web",
+        ),
+        ing(
+            "vhost",
+            10,
+            &[(&vhost, "internal.example.com"), (&prefix, "/app")],
+            "vhost.example.com",
+            "web",
+        ),
+        ing("plain", 11, &[], "plain.example.com", "web"),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    let diags: Vec<String> = t
+        .diagnostics
+        .iter()
+        .map(|d| format!("{} {} {}", d.object, d.field, d.message))
+        .collect();
+    assert_eq!(diags.len(), 2, "{diags:#?}");
+    for words in [
+        [
+            "shop/taken",
+            "from-to-www-redirect",
+            "www.taken.test",
+            "shop/owner",
+        ],
+        [
+            "shop/aliased",
+            "server-alias",
+            "other.example.com",
+            "shop/owner2",
+        ],
+    ] {
+        assert!(
+            diags.iter().any(|d| words.iter().all(|w| d.contains(w))),
+            "{words:?}: {diags:#?}"
+        );
+    }
+    let gw = Gateway::start("redirects", &yaml).await;
+    // (host, path, status, Location)
+    for (host, path, status, location) in [
+        // permanent-redirect: exactly its URL (no path or query of the request).
+        (
+            "moved.example.com",
+            "/x?y=1",
+            301,
+            "https://new.example.com/landing",
+        ),
+        // ...with $request_uri: the request's path and query; its own code.
+        (
+            "moved308.example.com",
+            "/a/b?c=d",
+            308,
+            "https://new.example.com/a/b?c=d",
+        ),
+        // temporal-redirect: 302, or its code; a port and a query of the URL kept.
+        (
+            "temp.example.com",
+            "/x?y=1",
+            302,
+            "http://tmp.example.com:8080/down",
+        ),
+        (
+            "temp307.example.com",
+            "/x?y=1",
+            307,
+            "https://tmp.example.com/down?x=1",
+        ),
+        // from-to-www-redirect, both ways: 308, path and query kept.
+        ("www.shop.test", "/p?q=1", 308, "http://shop.test/p?q=1"),
+        ("blog.test", "/x", 308, "http://www.blog.test/x"),
+    ] {
+        let r = get(gw.http(), host, path).await;
+        assert_eq!(
+            (r.status, r.header("location")),
+            (status, Some(location)),
+            "{host}{path}: {r:?}"
+        );
+    }
+    // The rule hosts themselves are served.
+    assert_eq!(get(gw.http(), "shop.test", "/p").await.backend(), "web");
+    assert_eq!(get(gw.http(), "www.blog.test", "/x").await.backend(), "web");
+    // A host another Ingress serves is not taken over.
+    let r = get(gw.http(), "www.taken.test", "/").await;
+    assert_eq!((r.status, r.backend()), (200, "other"), "{r:?}");
+    assert_eq!(get(gw.http(), "taken.test", "/").await.backend(), "web");
+
+    // server-alias: served by the same routes; another Ingress's host stays its.
+    for (host, backend) in [
+        ("main.example.com", "web"),
+        ("alias.example.com", "web"),
+        ("other.example.com", "other"),
+    ] {
+        let r = get(gw.http(), host, "/p").await;
+        assert_eq!((r.status, r.backend()), (200, backend), "{host}: {r:?}");
+    }
+
+    // upstream-vhost and x-forwarded-prefix as the backend sees them, and the
+    // X-Forwarded-* headers nginx always sends (never the client's own).
+    let forged = [
+        ("x-forwarded-host", "evil.test"),
+        ("x-forwarded-port", "1"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-prefix", "/forged"),
+    ];
+    let r = request(gw.http(), "vhost.example.com", "/p", &forged)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    for want in [
+        "host=internal.example.com",
+        "x-forwarded-host=vhost.example.com",
+        "x-forwarded-port=80",
+        "x-forwarded-proto=http",
+        "x-forwarded-prefix=/app",
+    ] {
+        assert!(r.body.contains(want), "{want}: {r:?}");
+    }
+    let r = request(gw.http(), "plain.example.com", "/p", &forged[..3])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.backend()), (200, "web"), "{r:?}");
+    for want in [
+        "host=plain.example.com",
+        "x-forwarded-host=plain.example.com",
+        "x-forwarded-port=80",
+        "x-forwarded-proto=http",
+    ] {
+        assert!(r.body.contains(want), "{want}: {r:?}");
+    }
+    assert!(!r.body.contains("x-forwarded-prefix"), "{r:?}");
+    assert_eq!(gw._ads.stats.snapshot().last_nack, None);
 }

@@ -30,6 +30,16 @@ enum Scheme {
     Https,
 }
 
+impl Scheme {
+    /// The port the gateway's Service publishes the listener on.
+    fn public_port(self) -> &'static str {
+        match self {
+            Scheme::Http => "80",
+            Scheme::Https => "443",
+        }
+    }
+}
+
 /// Every Envoy resource of one tenant's model.
 pub(crate) fn build(model: &Model) -> EnvoyResources {
     let http_filters = filters::HttpFilters::of(model);

@@ -32,11 +32,16 @@ pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteC
         virtual_hosts: virtual_hosts(model, scheme),
         // `Host: shop.example.com:8080` matches the vhost `shop.example.com`.
         ignore_port_in_host_matching: true,
-        // As ingress-nginx: the client address for the backend (never the client's own header).
-        request_headers_to_add: vec![set_header(
-            "x-real-ip",
-            "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
-        )],
+        // As ingress-nginx, never the client's own headers: the client
+        // address, the Host the client asked for (evaluated before a route's
+        // host rewrite) and the port the gateway's Service publishes for the
+        // scheme (nginx's `$server_port`). Envoy itself appends
+        // X-Forwarded-For and sets X-Forwarded-Proto (`use_remote_address`).
+        request_headers_to_add: vec![
+            set_header("x-real-ip", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
+            set_header("x-forwarded-host", "%REQ(:AUTHORITY)%"),
+            set_header("x-forwarded-port", scheme.public_port()),
+        ],
         // A route's own header edits apply after (and win over) these.
         most_specific_header_mutations_wins: true,
         ..Default::default()
@@ -470,7 +475,7 @@ fn redirect(r: &Redirect) -> RedirectAction {
             }),
         }),
         response_code: redirect_code(r.status) as i32,
-        ..Default::default()
+        strip_query: r.strip_query,
     }
 }
 

@@ -99,6 +99,7 @@ fn hand_made_model() -> Model {
                 port: None,
                 path: Some(RedirectPath::Full("/new".into())),
                 status: 301,
+                strip_query: false,
             }),
             vec![],
         ),
@@ -228,6 +229,7 @@ fn gateway_api_matches_redirects_timeouts_and_mirrors_lower_to_envoy() {
             port: Some(8443),
             path: Some(RedirectPath::Prefix("/store".into())),
             status: 302,
+            strip_query: false,
         }),
         vec![],
     );
@@ -309,4 +311,64 @@ fn gateway_api_matches_redirects_timeouts_and_mirrors_lower_to_envoy() {
             .any(|p| p.contains("\"m\"") || p.contains(" m ") || p.ends_with(" m")),
         "the missing mirror cluster is reported: {problems:?}"
     );
+}
+
+#[test]
+fn cors_origins_match_per_source_semantics_and_the_filter_comes_first_when_used() {
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy;
+    use prost::Message;
+    let cors = |origin_match| Cors {
+        allow_origins: vec![
+            "https://*.example.com".into(),
+            "https://a.example.org".into(),
+        ],
+        allow_methods: vec!["GET".into()],
+        origin_match,
+        ..Cors::default()
+    };
+    let matchers = |c: &Cors| {
+        let any = filters::cors::per_route(c);
+        let p = CorsPolicy::decode(any.value.as_slice()).unwrap();
+        p.allow_origin_string_match
+            .into_iter()
+            .map(|m| {
+                let pattern = match m.match_pattern.unwrap() {
+                    string_matcher::MatchPattern::SafeRegex(r) => format!("re:{}", r.regex),
+                    string_matcher::MatchPattern::Exact(e) => format!("exact:{e}"),
+                    other => panic!("{other:?}"),
+                };
+                (pattern, m.ignore_case)
+            })
+            .collect::<Vec<_>>()
+    };
+    // Gateway API: one or more labels, exact case.
+    assert_eq!(
+        matchers(&cors(OriginMatch::Labels)),
+        [
+            (r"re:https://[^/]+\.example\.com".to_string(), false),
+            ("exact:https://a.example.org".to_string(), false)
+        ]
+    );
+    // ingress-nginx: one label, any case (Envoy refuses ignore_case on a regex).
+    assert_eq!(
+        matchers(&cors(OriginMatch::OneLabelIgnoreCase)),
+        [
+            (
+                r"re:(?i)https://[A-Za-z0-9-]+\.example\.com".to_string(),
+                false
+            ),
+            ("exact:https://a.example.org".to_string(), true)
+        ]
+    );
+    let mut model = hand_made_model();
+    let name = |m: &Model| filters::HttpFilters::of(m).chain()[0].name.clone();
+    assert_ne!(name(&model), filters::cors::NAME);
+    let with_cors = Arc::new(RoutePolicy {
+        cors: Some(cors(OriginMatch::OneLabelIgnoreCase)),
+        ..(*policy()).clone()
+    });
+    for routes in model.routes.hosts.values_mut() {
+        routes[0].policy = with_cors.clone();
+    }
+    assert_eq!(name(&model), filters::cors::NAME);
 }

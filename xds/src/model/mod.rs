@@ -129,6 +129,9 @@ pub struct Redirect {
     pub path: Option<RedirectPath>,
     /// 301, 302, 303, 307 or 308.
     pub status: u16,
+    /// Drop the request's query string (ingress-nginx's `permanent-redirect`
+    /// sends exactly its URL); otherwise it is kept unless `path` has its own.
+    pub strip_query: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -275,6 +275,19 @@ pub struct Cors {
     pub allow_credentials: bool,
     /// Seconds a preflight answer may be cached.
     pub max_age: Option<u32>,
+    /// How origins with a `*` (and letter case) are matched.
+    pub origin_match: OriginMatch,
+}
+
+/// How a CORS origin pattern matches the request's `Origin`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OriginMatch {
+    /// Gateway API: a `*` stands for one or more host labels; exact case.
+    #[default]
+    Labels,
+    /// ingress-nginx: a `*` stands for exactly one label (`[A-Za-z0-9-]+`);
+    /// case-insensitive (nginx's `~*`).
+    OneLabelIgnoreCase,
 }
 
 /// A backend that receives a copy of a share of the requests.

@@ -3,7 +3,7 @@
 //! and adds the response headers.
 
 use crate::envoy::any;
-use crate::model::Cors;
+use crate::model::{Cors, OriginMatch};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors as CorsFilter, CorsPolicy};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_filter, HttpFilter,
@@ -21,35 +21,42 @@ pub(in crate::envoy) fn filter() -> HttpFilter {
     }
 }
 
-/// `*` is any origin; a `*` inside an origin stands for one or more host labels.
-fn origin_matcher(origin: &str) -> StringMatcher {
-    let pattern = if origin == "*" {
-        Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
-            regex: ".*".into(),
-            ..Default::default()
-        }))
-    } else if origin.contains('*') {
-        let regex = origin
-            .split('*')
-            .map(regex::escape)
-            .collect::<Vec<_>>()
-            .join("[^/]+");
+/// `*` is any origin. A `*` inside an origin stands for one or more host
+/// labels (Gateway API), or exactly one, case-insensitively (ingress-nginx).
+fn origin_matcher(origin: &str, how: OriginMatch) -> StringMatcher {
+    let regex = |regex: String| {
         Some(string_matcher::MatchPattern::SafeRegex(RegexMatcher {
             regex,
             ..Default::default()
         }))
+    };
+    let (label, case) = match how {
+        OriginMatch::Labels => ("[^/]+", ""),
+        OriginMatch::OneLabelIgnoreCase => ("[A-Za-z0-9-]+", "(?i)"),
+    };
+    let (pattern, ignore_case) = if origin == "*" {
+        (regex(".*".into()), false)
+    } else if origin.contains('*') {
+        let parts: Vec<String> = origin.split('*').map(regex::escape).collect();
+        (regex(format!("{case}{}", parts.join(label))), false)
     } else {
-        Some(string_matcher::MatchPattern::Exact(origin.to_string()))
+        let exact = Some(string_matcher::MatchPattern::Exact(origin.to_string()));
+        // Envoy refuses ignore_case on a regex (the `(?i)` above does it there).
+        (exact, how == OriginMatch::OneLabelIgnoreCase)
     };
     StringMatcher {
         match_pattern: pattern,
-        ignore_case: false,
+        ignore_case,
     }
 }
 
 pub(in crate::envoy) fn per_route(c: &Cors) -> Any {
     any(&CorsPolicy {
-        allow_origin_string_match: c.allow_origins.iter().map(|o| origin_matcher(o)).collect(),
+        allow_origin_string_match: c
+            .allow_origins
+            .iter()
+            .map(|o| origin_matcher(o, c.origin_match))
+            .collect(),
         allow_methods: c.allow_methods.join(","),
         allow_headers: c.allow_headers.join(","),
         expose_headers: c.expose_headers.join(","),

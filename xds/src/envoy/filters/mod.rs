@@ -21,6 +21,8 @@ use std::collections::BTreeSet;
 pub(super) struct HttpFilters {
     limits: ratelimit::LimitsByStatus,
     compressors: BTreeSet<Compression>,
+    /// Some route has a CORS policy.
+    cors: bool,
 }
 
 impl HttpFilters {
@@ -28,12 +30,18 @@ impl HttpFilters {
         Self {
             limits: ratelimit::limits_of(model),
             compressors: compressor::compressors_of(model),
+            cors: model.routes.routes().any(|r| r.policy.cors.is_some()),
         }
     }
 
     /// The filter chain of an HTTP connection manager, in evaluation order.
     pub(super) fn chain(&self) -> Vec<HttpFilter> {
-        std::iter::once(rbac::disabled_filter())
+        // CORS first: preflights are answered before access lists and rate
+        // limits, as nginx answers them in its rewrite phase.
+        self.cors
+            .then(cors::filter)
+            .into_iter()
+            .chain(std::iter::once(rbac::disabled_filter()))
             // After RBAC: a refused request does not use a client's tokens.
             .chain(ratelimit::filters(&self.limits))
             .chain(self.compressors.iter().map(compressor::filter))

@@ -8,8 +8,8 @@ use super::spec::{self, BackendRef, Filter, GrpcMatch, HttpMatch, PathModifier, 
 use super::{Cx, RouteKind};
 use crate::model::{
     Action, BackendProtocol, ClusterSettings, Cors, HeaderEdits, HttpsRedirect, Mirror, ObjectRef,
-    PathMatch, PathRewrite, Provenance, Redirect, RedirectPath, Retry, Route, RouteConditions,
-    RoutePolicy, Timeouts, ValueMatch, WeightedBackend,
+    OriginMatch, PathMatch, PathRewrite, Provenance, Redirect, RedirectPath, Retry, Route,
+    RouteConditions, RoutePolicy, Timeouts, ValueMatch, WeightedBackend,
 };
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -739,6 +739,7 @@ fn cors_policy(c: &spec::Cors) -> Cors {
         expose_headers: c.expose_headers.clone(),
         allow_credentials: c.allow_credentials.unwrap_or(false),
         max_age: Some(u32::try_from(c.max_age.unwrap_or(5).max(0)).unwrap_or(5)),
+        origin_match: OriginMatch::Labels,
     }
 }
 
@@ -808,6 +809,7 @@ pub(super) fn redirect(
             .and_then(|s| u16::try_from(s).ok())
             .filter(|s| [301, 302, 303, 307, 308].contains(s))
             .unwrap_or(302),
+        strip_query: false,
     }
 }
 

@@ -1,11 +1,11 @@
 //! Ingress semantics lowered into the model: an Ingress's annotations as
 //! route policies, its rewrite as a path rewrite, canaries as alternatives
-//! and weighted backends, app-root as a redirect.
+//! and weighted backends, app-root and the redirect annotations as redirects.
 
 use crate::model::{
-    AccessList, Action, Alternative, HeaderMatch, HttpsRedirect, PathMatch, PathRewrite,
-    Provenance, RateLimitPolicy, Redirect, RedirectPath, Route, RouteConditions, RoutePolicy,
-    Timeouts, WeightedBackend,
+    AccessList, Action, Alternative, HeaderEdits, HeaderMatch, HttpsRedirect, PathMatch,
+    PathRewrite, Provenance, RateLimitPolicy, Redirect, RedirectPath, Route, RouteConditions,
+    RoutePolicy, Timeouts, WeightedBackend,
 };
 use crate::sources::ingress::annotations::{Canary, IngressSettings};
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub(super) enum Target {
     Unavailable,
     /// `app-root`: redirect (302, as ingress-nginx) to this path.
     AppRoot(String),
+    /// `permanent-redirect`, `temporal-redirect`, `from-to-www-redirect`.
+    Redirect(Redirect),
 }
 
 /// A canary Ingress attached to the main route of the same host and path.
@@ -70,13 +72,33 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
             bucket: owner.to_string(),
             limit,
         }),
-        headers: s.headers.clone(),
+        headers: header_edits(s),
         max_body_bytes: s.max_body_bytes,
         compression: s.compression.clone(),
         mirrors: Vec::new(),
-        host_rewrite: None,
-        cors: None,
+        host_rewrite: s.upstream_vhost.clone(),
+        cors: s.cors.clone().map(|mut c| {
+            // nginx answers `*` literally, which browsers refuse together with
+            // credentials; Envoy echoes the Origin, so with `*` credentials
+            // are not allowed: the same outcome in browsers.
+            if c.allow_origins == ["*"] {
+                c.allow_credentials = false;
+            }
+            c
+        }),
     }
+}
+
+/// The Ingress's header edits and `x-forwarded-prefix` (its own edits win).
+fn header_edits(s: &IngressSettings) -> HeaderEdits {
+    let mut h = s.headers.clone();
+    if let Some(prefix) = &s.x_forwarded_prefix {
+        if !h.request_add.iter().any(|(k, _)| k == "x-forwarded-prefix") {
+            h.request_add
+                .push(("x-forwarded-prefix".into(), prefix.clone()));
+        }
+    }
+    h
 }
 
 /// `rewrite-target` and `prefix-rewrite` for one path.
@@ -116,7 +138,9 @@ fn action(target: Target) -> Action {
             port: None,
             path: Some(RedirectPath::Full(to)),
             status: 302,
+            strip_query: false,
         }),
+        Target::Redirect(r) => Action::Redirect(r),
     }
 }
 

@@ -1,10 +1,12 @@
 //! The Ingress source: class filtering, rules, arbitration (the oldest
-//! Ingress wins a host and path), canaries, TLS hosts and the default
-//! backend, lowered into the model.
+//! Ingress wins a host and path), canaries, TLS hosts, the default backend,
+//! and the host names annotations add (aliases, www redirects), lowered into
+//! the model.
 
 pub(crate) mod annotations;
 mod canary;
 mod class;
+mod hosts;
 mod lower;
 mod rules;
 #[cfg(test)]
@@ -44,6 +46,8 @@ pub(crate) fn lower(
         claimed: Claims::new(),
         default_owner: None,
         tls_owner: BTreeMap::new(),
+        host_owner: BTreeMap::new(),
+        host_requests: Vec::new(),
     };
     let mut served = Vec::new();
     for (ing, parsed) in parsed {
@@ -99,6 +103,11 @@ struct Collector<'a, 'o> {
     default_owner: Option<String>,
     /// SNI host → the Ingress that configured its TLS.
     tls_owner: BTreeMap<String, String>,
+    /// Rule host → the oldest Ingress with a rule for it.
+    host_owner: BTreeMap<HostMatch, String>,
+    /// `server-alias` and `from-to-www-redirect` hosts, served once every
+    /// Ingress's own hosts are known.
+    host_requests: Vec<hosts::HostRequest>,
 }
 
 impl Collector<'_, '_> {
@@ -118,6 +127,12 @@ impl Collector<'_, '_> {
             self.default_backend(backend, &cx);
         }
         let rules = rules::valid_rules(spec, &cx.settings, obj, "; rule not served", self.diags);
+        for host in &rules.hosts {
+            self.host_owner
+                .entry(host.clone())
+                .or_insert_with(|| cx.owner.clone());
+        }
+        self.request_hosts(ing, spec, &cx);
         for p in rules.paths {
             self.serve_path(p, &cx);
         }
@@ -189,7 +204,7 @@ impl Collector<'_, '_> {
             );
             return;
         }
-        let target = self.target(backend, cx, field);
+        let target = self.target_or_redirect(backend, cx, field);
         let route = self.route(cx, field.into(), PathMatch::Prefix("/".into()), target);
         self.default_backend = Some(route);
         self.default_owner = Some(cx.owner.clone());
@@ -216,7 +231,7 @@ impl Collector<'_, '_> {
             );
             return;
         }
-        let target = self.target(p.backend, cx, &format!("{}.backend", p.field));
+        let target = self.target_or_redirect(p.backend, cx, &format!("{}.backend", p.field));
         self.claimed.insert(slot, cx.owner.clone());
         let route = self.route(cx, p.field, p.path, target);
         self.hosts.entry(p.host).or_default().push(route);
@@ -248,6 +263,20 @@ impl Collector<'_, '_> {
             routes.retain(|r| r.path != PathMatch::Exact("/".into()));
             self.claimed.insert(slot, cx.owner.clone());
             routes.push(route);
+        }
+    }
+
+    /// The Ingress's redirect when it has one (its backends are not used,
+    /// as nginx's `return` answers before proxying), else [`Self::target`].
+    fn target_or_redirect(
+        &mut self,
+        backend: &IngressBackend,
+        cx: &IngressContext<'_>,
+        field: &str,
+    ) -> Target {
+        match &cx.settings.redirect {
+            Some(r) => Target::Redirect(r.clone()),
+            None => self.target(backend, cx, field),
         }
     }
 
@@ -286,7 +315,8 @@ impl Collector<'_, '_> {
     }
 
     /// Routes in precedence order, lowered into the model.
-    fn finish(self) {
+    fn finish(mut self) {
+        self.serve_requested_hosts();
         let table = &mut self.model.routes;
         for (host, mut routes) in self.hosts {
             routes.sort_by(|a, b| a.path.precedence_key().cmp(&b.path.precedence_key()));

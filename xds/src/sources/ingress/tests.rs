@@ -168,6 +168,8 @@ fn objects(ingresses: Vec<Ingress>, svcs: &[&str]) -> TenantObjects {
 enum Outcome {
     Cluster(String),
     Status(u32),
+    /// A redirect to this host (empty: the request's).
+    Redirect(String),
     /// No route matched: Envoy answers 404.
     NoRoute,
 }
@@ -231,6 +233,7 @@ fn route_request(rc: &RouteConfiguration, host: &str, path: &str) -> Outcome {
                     other => panic!("unexpected cluster specifier {other:?}"),
                 },
                 route::Action::DirectResponse(d) => Outcome::Status(d.status),
+                route::Action::Redirect(rd) => Outcome::Redirect(rd.host_redirect.clone()),
                 other => panic!("unexpected action {other:?}"),
             };
         }
@@ -1649,4 +1652,184 @@ fn route_and_endpoint_changes_leave_listeners_byte_identical() {
         "listeners changed on a route/endpoint change"
     );
     assert_ne!(a.resources.routes, b.resources.routes);
+}
+
+/// An Ingress in `shop` serving `Prefix /` of `host` from `svc`.
+fn one_path(name: &str, age: i64, host: &str, svc: &str) -> Ingress {
+    let paths = vec![path("/", "Prefix", backend(svc, 80))];
+    ingress("shop", name, age, vec![rule(Some(host), paths)])
+}
+
+#[test]
+fn server_aliases_and_www_redirects_serve_new_names_and_never_take_a_host_over() {
+    let ng = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let wild = one_path("wild", 0, "*.wild.test", "s0");
+    let mut main = annotated(
+        ingress(
+            "shop",
+            "main",
+            1,
+            vec![
+                rule(Some("a.test"), vec![path("/", "Prefix", backend("s1", 80))]),
+                rule(
+                    Some("www.second.test"),
+                    vec![path("/", "Prefix", backend("s1", 80))],
+                ),
+            ],
+        ),
+        &[
+            (&ng("server-alias"), "b.test, x.wild.test, c.test"),
+            (&ng("from-to-www-redirect"), "true"),
+        ],
+    );
+    main.spec.as_mut().unwrap().tls = Some(vec![IngressTLS {
+        hosts: Some(vec!["a.test".into()]),
+        secret_name: Some("a-tls".into()),
+    }]);
+    // Younger, but its rule host is its own.
+    let younger = one_path("younger", 2, "c.test", "s2");
+    let mut objs = objects(vec![younger, main, wild], &["s0", "s1", "s2"]);
+    objs.secrets.push(tls_secret("shop", "a-tls"));
+    let t = translate(&objs, &GatewayOptions::default());
+    let rc = http_routes(&t);
+    for (host, want) in [
+        ("a.test", cluster("shop/s1/80")),
+        ("b.test", cluster("shop/s1/80")),
+        ("x.wild.test", cluster("shop/s0/80")),
+        ("c.test", cluster("shop/s2/80")),
+        ("www.a.test", Outcome::Redirect("a.test".into())),
+        ("second.test", Outcome::Redirect("www.second.test".into())),
+        ("www.second.test", cluster("shop/s1/80")),
+    ] {
+        assert_eq!(route_request(rc, host, "/p"), want, "{host}");
+    }
+    // The alias and the www name of a TLS host share its certificate.
+    let https = t
+        .resources
+        .listeners
+        .iter()
+        .find(|l| l.name == "https")
+        .expect("https listener");
+    let names = &https.filter_chains[0]
+        .filter_chain_match
+        .as_ref()
+        .unwrap()
+        .server_names;
+    assert_eq!(names, &["a.test", "b.test", "www.a.test"]);
+    let field = format!("metadata.annotations[{:?}]", ng("server-alias"));
+    let found: Vec<(Severity, &str, &str)> = t
+        .diagnostics
+        .iter()
+        .map(|d| (d.severity, d.object.name.as_str(), d.field.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Severity::Warning, "main", field.as_str()),
+            (Severity::Warning, "main", field.as_str())
+        ],
+        "{:?}",
+        t.diagnostics
+    );
+    let msgs: Vec<&str> = t.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("c.test") && m.contains("shop/younger")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("x.wild.test") && m.contains("*.wild.test")),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn redirect_ingresses_answer_every_path_with_their_redirect_and_cors_reaches_the_route() {
+    let ng = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let moved = annotated(
+        ingress(
+            "shop",
+            "moved",
+            0,
+            vec![rule(
+                Some("moved.test"),
+                vec![
+                    path("/", "Prefix", backend("ghost", 80)),
+                    path("/api", "Prefix", backend("s0", 80)),
+                ],
+            )],
+        ),
+        &[(&ng("permanent-redirect"), "https://new.test/")],
+    );
+    let cors = annotated(
+        one_path("cors", 1, "cors.test", "s0"),
+        &[
+            (&ng("enable-cors"), "true"),
+            (&ng("upstream-vhost"), "inside.test"),
+            (&ng("x-forwarded-prefix"), "/p"),
+        ],
+    );
+    let t = translate(
+        &objects(vec![moved, cors], &["s0"]),
+        &GatewayOptions::default(),
+    );
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let rc = http_routes(&t);
+    for p in ["/", "/api/x"] {
+        assert_eq!(
+            route_request(rc, "moved.test", p),
+            Outcome::Redirect("new.test".into())
+        );
+    }
+    // The redirect's backends are never resolved, so no cluster for them.
+    assert_eq!(
+        t.resources
+            .clusters
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["shop/s0/80"]
+    );
+    let vh = rc
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "cors.test")
+        .unwrap();
+    let r = &vh.routes[0];
+    assert!(r
+        .typed_per_filter_config
+        .contains_key("envoy.filters.http.cors"));
+    let Some(route::Action::Route(a)) = &r.action else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        a.host_rewrite_specifier,
+        Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+            "inside.test".into()
+        ))
+    );
+    let added: Vec<(&str, &str)> = r
+        .request_headers_to_add
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .map(|h| (h.key.as_str(), h.value.as_str()))
+        .collect();
+    assert_eq!(added, [("x-forwarded-prefix", "/p")]);
+    // The CORS filter is in the listeners (first) only when a route asks for it.
+    let http_filters = |t: &Translation| -> Vec<String> {
+        use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+        use prost::Message;
+        let Some(ConfigType::TypedConfig(any)) =
+            &t.resources.listeners[0].filter_chains[0].filters[0].config_type
+        else {
+            panic!("no HCM")
+        };
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+        hcm.http_filters.into_iter().map(|f| f.name).collect()
+    };
+    assert_eq!(http_filters(&t)[0], "envoy.filters.http.cors");
+    let plain = translate(&objects(vec![], &["s0"]), &GatewayOptions::default());
+    assert!(!http_filters(&plain).contains(&"envoy.filters.http.cors".to_string()));
 }

@@ -19,8 +19,9 @@ pub(crate) const NGINX: &str = "nginx.ingress.kubernetes.io/";
 pub(crate) const CONTOUR: &str = "projectcontour.io/";
 
 pub(crate) use crate::model::{
-    Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity,
-    HeaderEdits, HealthCheck, Hsts, Outlier, RateLimit, Retry, TlsVersion,
+    Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity, Cors,
+    HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit, Redirect, RedirectPath, Retry,
+    TlsVersion,
 };
 
 /// ingress-nginx canary semantics.
@@ -63,6 +64,14 @@ pub(crate) const DEFAULT_COMPRESSION_TYPES: &[&str] = &[
 /// ingress-nginx's `gzip-min-length` default.
 pub(crate) const DEFAULT_COMPRESSION_MIN_LENGTH: u32 = 256;
 
+/// ingress-nginx's `cors-allow-methods` default.
+pub(crate) const DEFAULT_CORS_METHODS: &str = "GET, PUT, POST, DELETE, PATCH, OPTIONS";
+/// ingress-nginx's `cors-allow-headers` default.
+pub(crate) const DEFAULT_CORS_HEADERS: &str =
+    "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization";
+/// ingress-nginx's `cors-max-age` default (20 days).
+pub(crate) const DEFAULT_CORS_MAX_AGE: u32 = 1_728_000;
+
 /// Everything the annotations of one Ingress ask for, typed and validated.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct IngressSettings {
@@ -93,6 +102,18 @@ pub(crate) struct IngressSettings {
     pub health_check: Option<HealthCheck>,
     pub outlier: Option<Outlier>,
     pub compression: Option<Compression>,
+    /// `enable-cors` and the `cors-*` settings, origins as written (lowercase).
+    pub cors: Option<Cors>,
+    /// `temporal-redirect` or `permanent-redirect` (with its code): every
+    /// path of the Ingress answers with it instead of forwarding.
+    pub redirect: Option<Redirect>,
+    pub from_to_www: bool,
+    /// `server-alias`: more host names served like the Ingress's first host.
+    pub server_aliases: Vec<String>,
+    /// `upstream-vhost`: the Host header sent to the backend.
+    pub upstream_vhost: Option<String>,
+    /// `x-forwarded-prefix`, `%` already escaped.
+    pub x_forwarded_prefix: Option<String>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -124,6 +145,12 @@ impl Default for IngressSettings {
             health_check: None,
             outlier: None,
             compression: None,
+            cors: None,
+            redirect: None,
+            from_to_www: false,
+            server_aliases: vec![],
+            upstream_vhost: None,
+            x_forwarded_prefix: None,
         }
     }
 }
@@ -279,7 +306,107 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     s.outlier = parse_outlier(r);
     // Compression: lenient (served uncompressed, or with the default types).
     s.compression = parse_compression(r);
+    // Upstream Host and X-Forwarded-Prefix: strict (a rewrite not applied).
+    s.upstream_vhost = r.read(&UPSTREAM_VHOST);
+    s.x_forwarded_prefix = r.read(&X_FORWARDED_PREFIX);
+    // CORS: a bad origin, method, header list or credentials flag fails
+    // closed (the defaults allow more than asked); the rest are lenient.
+    s.cors = read_cors(r);
+    read_redirects(r, &mut s);
     s
+}
+
+const NOT_ENABLED_CORS: &str = "has no effect: CORS is not enabled (enable-cors is not \"true\")";
+
+fn read_cors(r: &mut Reader<'_>) -> Option<Cors> {
+    let optional = [
+        CORS_ALLOW_ORIGIN.row,
+        CORS_ALLOW_METHODS.row,
+        CORS_ALLOW_HEADERS.row,
+        CORS_EXPOSE_HEADERS.row,
+        CORS_ALLOW_CREDENTIALS.row,
+        CORS_MAX_AGE.row,
+    ];
+    if !r.read(&ENABLE_CORS).unwrap_or(false) {
+        // As in ingress-nginx these do nothing without `enable-cors`.
+        for row in optional {
+            r.reject_as(row, NOT_ENABLED_CORS, OnInvalid::Lenient);
+        }
+        return None;
+    }
+    let split = |v: &str| v.split(',').map(|m| m.trim().to_string()).collect();
+    Some(Cors {
+        allow_origins: r
+            .read(&CORS_ALLOW_ORIGIN)
+            .unwrap_or_else(|| vec!["*".into()]),
+        allow_methods: r
+            .read(&CORS_ALLOW_METHODS)
+            .unwrap_or_else(|| split(DEFAULT_CORS_METHODS)),
+        allow_headers: r
+            .read(&CORS_ALLOW_HEADERS)
+            .unwrap_or_else(|| split(DEFAULT_CORS_HEADERS)),
+        expose_headers: r.read(&CORS_EXPOSE_HEADERS).unwrap_or_default(),
+        allow_credentials: r.read(&CORS_ALLOW_CREDENTIALS).unwrap_or(true),
+        max_age: Some(r.read(&CORS_MAX_AGE).unwrap_or(DEFAULT_CORS_MAX_AGE)),
+        origin_match: OriginMatch::OneLabelIgnoreCase,
+    })
+}
+
+/// ingress-nginx's order: a temporal redirect wins over a permanent one.
+fn read_redirects(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    let temporal = r.read(&TEMPORAL_REDIRECT);
+    let temporal_code = r.read(&TEMPORAL_REDIRECT_CODE);
+    let permanent = r.read(&PERMANENT_REDIRECT);
+    let permanent_code = r.read(&PERMANENT_REDIRECT_CODE);
+    s.redirect = match (temporal, permanent) {
+        (Some(t), p) => {
+            if p.is_some() {
+                r.reject_as(
+                    PERMANENT_REDIRECT.row,
+                    "ignored: temporal-redirect is also set and wins (as in ingress-nginx)",
+                    OnInvalid::Lenient,
+                );
+            }
+            if permanent_code.is_some() {
+                r.reject_as(
+                    PERMANENT_REDIRECT_CODE.row,
+                    "ignored: temporal-redirect is also set and wins (as in ingress-nginx)",
+                    OnInvalid::Lenient,
+                );
+            }
+            Some(Redirect {
+                status: temporal_code.unwrap_or(302),
+                ..t
+            })
+        }
+        (None, Some(p)) => Some(Redirect {
+            status: permanent_code.unwrap_or(301),
+            ..p
+        }),
+        (None, None) => None,
+    };
+    for (row, code, url_row) in [
+        (
+            TEMPORAL_REDIRECT_CODE.row,
+            temporal_code,
+            TEMPORAL_REDIRECT.row,
+        ),
+        (
+            PERMANENT_REDIRECT_CODE.row,
+            permanent_code,
+            PERMANENT_REDIRECT.row,
+        ),
+    ] {
+        if code.is_some() && r.get(url_row).is_none() {
+            r.reject_as(
+                row,
+                &format!("has no effect without {}", url_row.key),
+                OnInvalid::Lenient,
+            );
+        }
+    }
+    s.from_to_www = r.read(&FROM_TO_WWW_REDIRECT).unwrap_or(false);
+    s.server_aliases = r.read(&SERVER_ALIAS).unwrap_or_default();
 }
 
 /// A bad redirect flag fails closed: the tenant asked for HTTPS only.
@@ -954,6 +1081,208 @@ pub(crate) fn parse_header_value(v: &str) -> Result<String, String> {
         return Err("must be 1-1024 printable ASCII characters".into());
     }
     Ok(v.to_string())
+}
+
+/// A host name (lowercased), optionally with `:port`.
+fn host_and_port(v: &str) -> Result<(String, Option<u16>), String> {
+    let (host, port) = match v.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))?;
+            (h, Some(port))
+        }
+        None => (v, None),
+    };
+    let host = host.to_ascii_lowercase();
+    if host.is_empty() || !crds::names::is_dns1123_subdomain(&host) {
+        return Err(format!("{host:?} is not a valid DNS host name"));
+    }
+    Ok((host, port))
+}
+
+/// `upstream-vhost`: the Host sent upstream (no nginx variables).
+pub(crate) fn parse_upstream_vhost(v: &str) -> Result<String, String> {
+    let (host, port) = host_and_port(v)?;
+    Ok(match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// `x-forwarded-prefix`: a header value, `%` escaped for Envoy's formatter.
+pub(crate) fn parse_forwarded_prefix(v: &str) -> Result<String, String> {
+    Ok(parse_header_value(v)?.replace('%', "%%"))
+}
+
+/// Bytes a redirect URL's path and query may hold: RFC 3986 characters
+/// except the fragment, with `%` only as a percent-encoding.
+fn valid_url_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| match c {
+        b'%' => b
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+        b'#' | b'$' => false,
+        _ => c.is_ascii_alphanumeric() || b"-._~:/?[]@!&'()*+,;=".contains(&c),
+    })
+}
+
+/// `permanent-redirect`/`temporal-redirect`: an absolute http(s) URL, sent as
+/// it is (`Location` is exactly the URL, no query of the request), or
+/// `scheme://host[:port]$request_uri`: the request's path and query kept.
+/// The status is set by the caller.
+pub(crate) fn parse_redirect_url(v: &str) -> Result<Redirect, String> {
+    if v.len() > 2048 {
+        return Err("longer than 2048 characters".into());
+    }
+    let lower = v.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("https://") {
+        ("https", &v[8..])
+    } else if lower.starts_with("http://") {
+        ("http", &v[7..])
+    } else {
+        return Err("must be an absolute http:// or https:// URL".into());
+    };
+    let (rest, keep_uri) = match rest.strip_suffix("$request_uri") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if keep_uri && !path.is_empty() {
+        return Err(
+            "$request_uri must follow the host directly (https://example.com$request_uri)".into(),
+        );
+    }
+    let (host, port) = host_and_port(authority)?;
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    if !valid_url_path(&path) {
+        return Err(
+            "the path and query may hold URL characters only (no spaces, quotes, fragment, or \
+             nginx variables other than a final $request_uri)"
+                .into(),
+        );
+    }
+    Ok(Redirect {
+        scheme: Some(scheme.to_string()),
+        host: Some(host),
+        port,
+        path: (!keep_uri).then_some(RedirectPath::Full(path)),
+        status: 0,
+        strip_query: !keep_uri,
+    })
+}
+
+pub(crate) fn parse_redirect_code(v: &str, allowed: &[u16]) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|c| allowed.contains(c))
+        .ok_or_else(|| format!("expected one of {allowed:?}"))
+}
+
+/// `server-alias`: DNS names, comma (or space) separated, sorted.
+pub(crate) fn parse_server_aliases(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for a in v.split([',', ' ', '\n']).filter(|a| !a.is_empty()) {
+        if a.contains('*') {
+            return Err(format!("{a:?}: wildcard aliases are not supported"));
+        }
+        let name = a.to_ascii_lowercase();
+        if !crds::names::is_dns1123_subdomain(&name) || name.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err(format!("{a:?} is not a valid DNS host name"));
+        }
+        out.push(name);
+    }
+    sorted_set(out, 32, "expected 1 to 32 host names")
+}
+
+/// Sorted and deduplicated, 1 to `max` entries.
+fn sorted_set(mut out: Vec<String>, max: usize, err: &str) -> Result<Vec<String>, String> {
+    out.sort();
+    out.dedup();
+    if out.is_empty() || out.len() > max {
+        return Err(err.into());
+    }
+    Ok(out)
+}
+
+/// `cors-allow-origin`: `*`, or comma-separated origins `scheme://host[:port]`
+/// where the host may start with `*.` (one label). As ingress-nginx, a `*`
+/// entry allows every origin; an origin without scheme is allowed over
+/// http and https. Lowercased (matched case-insensitively).
+pub(crate) fn parse_cors_origins(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if o == "*" {
+            return Ok(vec!["*".into()]);
+        }
+        let lower = o.to_ascii_lowercase();
+        let (schemes, rest): (&[&str], &str) = match lower.split_once("://") {
+            Some(("http", rest)) => (&["http"], rest),
+            Some(("https", rest)) => (&["https"], rest),
+            Some(_) => return Err(format!("origin {o:?}: only http and https origins")),
+            None => (&["http", "https"], lower.as_str()),
+        };
+        let host = rest.strip_prefix("*.").unwrap_or(rest);
+        let (_, _) = host_and_port(host).map_err(|e| format!("origin {o:?}: {e}"))?;
+        for scheme in schemes {
+            out.push(format!("{scheme}://{rest}"));
+        }
+    }
+    sorted_set(
+        out,
+        64,
+        "expected \"*\" or 1 to 64 origins such as https://app.example.com",
+    )
+}
+
+/// A CORS list: entries comma or space separated, each `ok`, 1 to `max`,
+/// in the order written (they are sent in that order).
+fn cors_list(
+    v: &str,
+    max: usize,
+    ok: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<String>, String> {
+    let out: Vec<String> = v
+        .split([',', ' '])
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect();
+    if out.is_empty() || out.len() > max || !out.iter().all(|e| ok(e)) {
+        return Err(format!("expected 1 to {max} {what}"));
+    }
+    Ok(out)
+}
+
+/// `cors-allow-methods`: method names (letters), comma or space separated.
+pub(crate) fn parse_cors_methods(v: &str) -> Result<Vec<String>, String> {
+    let method = |m: &str| m.len() <= 32 && m.bytes().all(|b| b.is_ascii_alphabetic());
+    cors_list(v, 32, method, "method names such as \"GET, POST\"")
+}
+
+/// `cors-allow-headers`/`cors-expose-headers`: header names (letters,
+/// digits, `-`, `_`), comma or space separated; `*` where `wildcard`.
+pub(crate) fn parse_cors_headers(v: &str, wildcard: bool) -> Result<Vec<String>, String> {
+    let header = |h: &str| {
+        (wildcard && h == "*")
+            || (h.len() <= 128
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    };
+    cors_list(
+        v,
+        64,
+        header,
+        "header names such as \"X-Requested-With, Content-Type\"",
+    )
 }
 
 /// A cookie name (RFC 6265 token).

@@ -17,7 +17,11 @@ use super::{
     parse_header_list, parse_header_name, parse_header_names, parse_header_value,
     parse_limit_status, parse_mime_types, parse_on_off, parse_retry_on, parse_rewrite_target,
     parse_same_site, parse_secret_ref, parse_tls_version, parse_u64, Affinity, AffinityKind,
-    Algorithm, BackendProtocol, Cidr, Retry, TlsVersion, CONTOUR, NGINX, OURS,
+    Algorithm, BackendProtocol, Cidr, Redirect, Retry, TlsVersion, CONTOUR, NGINX, OURS,
+};
+use super::{
+    parse_cors_headers, parse_cors_methods, parse_cors_origins, parse_forwarded_prefix,
+    parse_redirect_code, parse_redirect_url, parse_server_aliases, parse_upstream_vhost,
 };
 use std::time::Duration;
 
@@ -66,6 +70,8 @@ pub(crate) enum Group {
     Headers,
     Compression,
     HealthChecks,
+    Cors,
+    Redirects,
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
@@ -84,6 +90,8 @@ impl Group {
             Group::Headers => "headers",
             Group::Compression => "compression",
             Group::HealthChecks => "health-checks",
+            Group::Cors => "cors",
+            Group::Redirects => "redirects",
         }
     }
 
@@ -430,6 +438,16 @@ annotation_table! {
         on_invalid: Strict, group: G::Headers,
         value: "header names, comma or space separated", default: "none",
     }
+    UPSTREAM_VHOST: String = Parser::Plain(parse_upstream_vhost) => {
+        key: "tenantgateway.io/upstream-vhost", aliases: &[nginx!("upstream-vhost")],
+        on_invalid: Strict, group: G::Headers,
+        value: "host name, optionally `:port`", default: "the request's `Host`",
+    }
+    X_FORWARDED_PREFIX: String = Parser::Plain(parse_forwarded_prefix) => {
+        key: "tenantgateway.io/x-forwarded-prefix", aliases: &[nginx!("x-forwarded-prefix")],
+        on_invalid: Strict, group: G::Headers,
+        value: "printable ASCII (the `X-Forwarded-Prefix` value)", default: "not sent",
+    }
     PROXY_BODY_SIZE: Option<u32> = Parser::Plain(parse_body_size) => {
         key: "tenantgateway.io/proxy-body-size", aliases: &[nginx!("proxy-body-size")],
         on_invalid: Strict, group: G::Headers,
@@ -492,6 +510,78 @@ annotation_table! {
     OUTLIER_BASE_EJECTION_TIME: Duration = Parser::Plain(a_second_to_an_hour) => {
         key: "tenantgateway.io/outlier-base-ejection-time",
         on_invalid: Lenient, group: G::HealthChecks, value: "duration, 1s..1h", default: "30s",
+    }
+
+    // ---------- CORS ----------
+    ENABLE_CORS: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/enable-cors", aliases: &[nginx!("enable-cors")],
+        on_invalid: Lenient, group: G::Cors, value: "bool", default: "`false`",
+    }
+    CORS_ALLOW_ORIGIN: Vec<String> = Parser::Plain(parse_cors_origins) => {
+        key: "tenantgateway.io/cors-allow-origin", aliases: &[nginx!("cors-allow-origin")],
+        on_invalid: Strict, group: G::Cors,
+        value: "`*`, or comma-separated `http(s)://host[:port]` (`https://*.example.com`: one label)",
+        default: "`*`",
+    }
+    CORS_ALLOW_METHODS: Vec<String> = Parser::Plain(parse_cors_methods) => {
+        key: "tenantgateway.io/cors-allow-methods", aliases: &[nginx!("cors-allow-methods")],
+        on_invalid: Strict, group: G::Cors,
+        value: "methods, comma separated", default: "`GET, PUT, POST, DELETE, PATCH, OPTIONS`",
+    }
+    CORS_ALLOW_HEADERS: Vec<String> = Parser::Plain(|v| parse_cors_headers(v, false)) => {
+        key: "tenantgateway.io/cors-allow-headers", aliases: &[nginx!("cors-allow-headers")],
+        on_invalid: Strict, group: G::Cors,
+        value: "header names, comma separated", default: "`DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization`",
+    }
+    CORS_EXPOSE_HEADERS: Vec<String> = Parser::Plain(|v| parse_cors_headers(v, true)) => {
+        key: "tenantgateway.io/cors-expose-headers", aliases: &[nginx!("cors-expose-headers")],
+        on_invalid: LenientServing("none exposed"), group: G::Cors,
+        value: "header names or `*`, comma separated", default: "none",
+    }
+    CORS_ALLOW_CREDENTIALS: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/cors-allow-credentials",
+        aliases: &[nginx!("cors-allow-credentials")],
+        on_invalid: Strict, group: G::Cors, value: "bool", default: "`true`",
+    }
+    CORS_MAX_AGE: u32 = Parser::Plain(|v| u32_in(v, 0, i32::MAX as u64)) => {
+        key: "tenantgateway.io/cors-max-age", aliases: &[nginx!("cors-max-age")],
+        on_invalid: LenientServing("1728000"), group: G::Cors,
+        value: "seconds", default: "1728000",
+    }
+
+    // ---------- redirects and host names ----------
+    PERMANENT_REDIRECT: Redirect = Parser::Plain(parse_redirect_url) => {
+        key: "tenantgateway.io/permanent-redirect", aliases: &[nginx!("permanent-redirect")],
+        on_invalid: Strict, group: G::Redirects,
+        value: "`http(s)://host[:port][/path][?query]`, or `http(s)://host[:port]$request_uri`",
+        default: "none",
+    }
+    PERMANENT_REDIRECT_CODE: u16 = Parser::Plain(|v| parse_redirect_code(v, &[301, 302, 303, 307, 308])) => {
+        key: "tenantgateway.io/permanent-redirect-code",
+        aliases: &[nginx!("permanent-redirect-code")],
+        on_invalid: LenientServing("301"), group: G::Redirects,
+        value: "301, 302, 303, 307, 308", default: "301",
+    }
+    TEMPORAL_REDIRECT: Redirect = Parser::Plain(parse_redirect_url) => {
+        key: "tenantgateway.io/temporal-redirect", aliases: &[nginx!("temporal-redirect")],
+        on_invalid: Strict, group: G::Redirects,
+        value: "same as `permanent-redirect`", default: "none",
+    }
+    TEMPORAL_REDIRECT_CODE: u16 = Parser::Plain(|v| parse_redirect_code(v, &[301, 302, 303, 307])) => {
+        key: "tenantgateway.io/temporal-redirect-code",
+        aliases: &[nginx!("temporal-redirect-code")],
+        on_invalid: LenientServing("302"), group: G::Redirects,
+        value: "301, 302, 303, 307", default: "302",
+    }
+    FROM_TO_WWW_REDIRECT: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/from-to-www-redirect", aliases: &[nginx!("from-to-www-redirect")],
+        on_invalid: LenientServing("no redirect"), group: G::Redirects,
+        value: "bool", default: "`false`",
+    }
+    SERVER_ALIAS: Vec<String> = Parser::Plain(parse_server_aliases) => {
+        key: "tenantgateway.io/server-alias", aliases: &[nginx!("server-alias")],
+        on_invalid: LenientServing("no aliases"), group: G::Redirects,
+        value: "host names, comma separated (no wildcards)", default: "none",
     }
 }
 

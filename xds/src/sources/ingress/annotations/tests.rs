@@ -484,7 +484,7 @@ fn invalid_values_warn_and_serve_defaults_or_drop_rules_as_documented() {
 #[test]
 fn unknown_annotations_are_reported_once_per_ingress() {
     let (p, diags) = parse_map(&[
-        (&ng("enable-cors"), "true"),
+        (&ng("mirror-uri"), "/m"),
         (&ng("proxy-buffering"), "on"),
         (&ours("no-such-thing"), "1"),
         ("example.com/other", "x"),
@@ -495,7 +495,7 @@ fn unknown_annotations_are_reported_once_per_ingress() {
     assert_eq!(diags[0].severity, Severity::Warning);
     assert_eq!(diags[0].field, "metadata.annotations");
     for k in [
-        "enable-cors",
+        "mirror-uri",
         "proxy-buffering",
         "tenantgateway.io/no-such-thing",
     ] {
@@ -527,7 +527,7 @@ fn snippets_are_refused_as_config_injection() {
 #[test]
 fn every_refused_annotation_gets_its_own_diagnostic_as_the_doc_table_says() {
     for (key, refusal) in REFUSED {
-        let (p, diags) = parse_map(&[(key, "x"), (&ng("enable-cors"), "true")]);
+        let (p, diags) = parse_map(&[(key, "x"), (&ng("mirror-uri"), "/m")]);
         let mine: Vec<_> = diags.iter().filter(|d| d.field == field(key)).collect();
         assert_eq!(mine.len(), 1, "{key}: {diags:?}");
         let (severity, drops) = match refusal {
@@ -579,6 +579,7 @@ const ENABLING: &[(&str, &str)] = &[
     ("tenantgateway.io/health-check-path", "/healthz"),
     ("tenantgateway.io/outlier-consecutive-5xx", "5"),
     ("tenantgateway.io/compression", "gzip"),
+    ("tenantgateway.io/enable-cors", "true"),
 ];
 
 #[test]
@@ -1130,4 +1131,281 @@ fn canary_annotations_on_a_non_canary_ingress_are_reported_as_having_no_effect()
         "{}",
         diags[0].message
     );
+}
+
+// ---------- CORS, redirects, host names, upstream Host and prefix ----------
+
+#[test]
+fn cors_origins_methods_and_headers_parse_like_ingress_nginx_and_cannot_inject() {
+    let o = |v: &str| parse_cors_origins(v).ok();
+    let list = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(o("*"), list(&["*"]));
+    // A `*` entry allows every origin, as in ingress-nginx.
+    assert_eq!(o("https://a.example.com, *"), list(&["*"]));
+    assert_eq!(
+        o("https://b.example.com:8443, HTTP://A.example.com"),
+        list(&["http://a.example.com", "https://b.example.com:8443"])
+    );
+    assert_eq!(o("https://*.example.com"), list(&["https://*.example.com"]));
+    // No scheme: either.
+    assert_eq!(
+        o("example.com"),
+        list(&["http://example.com", "https://example.com"])
+    );
+    for bad in [
+        "",
+        ",",
+        "ftp://example.com",
+        "https://example.com/path",
+        "https://exa mple.com",
+        "https://example.com:0",
+        "https://example.com:99999",
+        "https://a.*.example.com",
+        "https://$host",
+        "https://example.com\r\nX: y",
+    ] {
+        assert_eq!(o(bad), None, "{bad:?}");
+    }
+    assert_eq!(
+        parse_cors_methods("GET, POST,PUT").ok(),
+        list(&["GET", "POST", "PUT"])
+    );
+    for bad in ["", "GET;POST", "GET, $request_method", "GE T\n"] {
+        assert_eq!(parse_cors_methods(bad).ok(), None, "{bad:?}");
+    }
+    assert_eq!(
+        parse_cors_headers("X-Custom, content_type", false).ok(),
+        list(&["X-Custom", "content_type"])
+    );
+    assert_eq!(parse_cors_headers("*", false).ok(), None);
+    assert_eq!(parse_cors_headers("*, X-A", true).ok(), list(&["*", "X-A"]));
+    for bad in ["", "X-A: b", "X-A\r\n", "$http_x"] {
+        assert_eq!(parse_cors_headers(bad, true).ok(), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn cors_defaults_are_ingress_nginx_ones_and_settings_need_enable_cors() {
+    let (p, diags) = parse_map(&[(&ng("enable-cors"), "true")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = p.settings.cors.expect("cors");
+    assert_eq!(c.allow_origins, ["*"]);
+    assert_eq!(
+        c.allow_methods,
+        ["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"]
+    );
+    assert_eq!(
+        c.allow_headers.join(","),
+        "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization"
+    );
+    assert!(c.expose_headers.is_empty());
+    assert!(c.allow_credentials);
+    assert_eq!(c.max_age, Some(1_728_000));
+    assert_eq!(c.origin_match, OriginMatch::OneLabelIgnoreCase);
+
+    let (p, diags) = parse_map(&[
+        (&ours("enable-cors"), "true"),
+        (
+            &ng("cors-allow-origin"),
+            "https://*.example.com, https://app.example.org",
+        ),
+        (&ng("cors-allow-methods"), "GET, POST"),
+        (&ng("cors-allow-headers"), "X-Token"),
+        (&ng("cors-expose-headers"), "X-Total"),
+        (&ng("cors-allow-credentials"), "false"),
+        (&ng("cors-max-age"), "600"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = p.settings.cors.expect("cors");
+    assert_eq!(
+        c.allow_origins,
+        ["https://*.example.com", "https://app.example.org"]
+    );
+    assert_eq!(c.allow_methods, ["GET", "POST"]);
+    assert_eq!(c.allow_headers, ["X-Token"]);
+    assert_eq!(c.expose_headers, ["X-Total"]);
+    assert!(!c.allow_credentials);
+    assert_eq!(c.max_age, Some(600));
+
+    // Without enable-cors the others do nothing, and say so.
+    let key = ng("cors-allow-origin");
+    let (p, diags) = parse_map(&[(&key, "https://a.example.com")]);
+    assert!(p.settings.cors.is_none() && !p.drop_rules);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].field, field(&key));
+    assert_eq!(diags[0].severity, Severity::Warning);
+    assert!(
+        diags[0].message.contains("enable-cors"),
+        "{}",
+        diags[0].message
+    );
+}
+
+#[test]
+fn invalid_cors_values_that_would_allow_more_fail_closed() {
+    let enable = ng("enable-cors");
+    let on = [(enable.as_str(), "true")];
+    for (k, v, drops) in [
+        ("cors-allow-origin", "https://exa mple.com", true),
+        ("cors-allow-methods", "GET;DROP", true),
+        ("cors-allow-headers", "X: y", true),
+        ("cors-allow-credentials", "yes", true),
+        ("cors-expose-headers", "X: y", false),
+        ("cors-max-age", "forever", false),
+        ("enable-cors", "yes", false),
+    ] {
+        let extra: &[(&str, &str)] = if k == "enable-cors" { &[] } else { &on };
+        assert_invalid(&ng(k), v, drops, extra);
+    }
+}
+
+#[test]
+fn redirect_urls_and_codes() {
+    let r = parse_redirect_url("https://new.example.com").unwrap();
+    assert_eq!(
+        (
+            r.scheme.as_deref(),
+            r.host.as_deref(),
+            r.port,
+            &r.path,
+            r.strip_query
+        ),
+        (
+            Some("https"),
+            Some("new.example.com"),
+            None,
+            &Some(RedirectPath::Full("/".into())),
+            true
+        )
+    );
+    let r = parse_redirect_url("HTTP://New.Example.com:8080/a/b?x=1").unwrap();
+    assert_eq!(
+        (r.scheme.as_deref(), r.host.as_deref(), r.port, &r.path),
+        (
+            Some("http"),
+            Some("new.example.com"),
+            Some(8080),
+            &Some(RedirectPath::Full("/a/b?x=1".into()))
+        )
+    );
+    // The request's path and query kept.
+    let r = parse_redirect_url("https://new.example.com$request_uri").unwrap();
+    assert_eq!((r.path, r.strip_query), (None, false));
+    for bad in [
+        "",
+        "new.example.com",
+        "/relative",
+        "ftp://x.example.com",
+        "https://",
+        "https://x.example.com/a b",
+        "https://x.example.com/a\r\nSet-Cookie: x",
+        "https://x.example.com/$uri",
+        "https://x.example.com/p$request_uri",
+        "https://x.example.com/#frag",
+        "https://x.example.com/%zz",
+        "https://user@x.example.com/",
+        "https://x.example.com:http/",
+        "javascript:alert(1)",
+    ] {
+        assert!(parse_redirect_url(bad).is_err(), "{bad:?}");
+    }
+    let (p, diags) = parse_map(&[(&ng("permanent-redirect"), "https://new.example.com/x")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(p.settings.redirect.as_ref().map(|r| r.status), Some(301));
+    let (p, _) = parse_map(&[
+        (&ng("permanent-redirect"), "https://new.example.com/x"),
+        (&ng("permanent-redirect-code"), "308"),
+    ]);
+    assert_eq!(p.settings.redirect.map(|r| r.status), Some(308));
+    let (p, _) = parse_map(&[(&ng("temporal-redirect"), "https://tmp.example.com")]);
+    assert_eq!(p.settings.redirect.map(|r| r.status), Some(302));
+    let (p, _) = parse_map(&[
+        (&ng("temporal-redirect"), "https://tmp.example.com"),
+        (&ng("temporal-redirect-code"), "307"),
+    ]);
+    assert_eq!(p.settings.redirect.map(|r| r.status), Some(307));
+    // Temporal wins over permanent, as in ingress-nginx; the loser is reported.
+    let (p, diags) = parse_map(&[
+        (&ng("temporal-redirect"), "https://tmp.example.com"),
+        (&ng("permanent-redirect"), "https://new.example.com"),
+    ]);
+    let r = p.settings.redirect.unwrap();
+    assert_eq!(
+        (r.host.as_deref(), r.status),
+        (Some("tmp.example.com"), 302)
+    );
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].field, field(&ng("permanent-redirect")));
+    // Bad codes keep the default (lenient); bad URLs fail closed.
+    let (pr, tr) = (ng("permanent-redirect"), ng("temporal-redirect"));
+    let url = [(pr.as_str(), "https://n.example.com")];
+    assert_invalid(&ng("permanent-redirect-code"), "418", false, &url);
+    assert_invalid(&ng("permanent-redirect-code"), "300", false, &url);
+    let url = [(tr.as_str(), "https://n.example.com")];
+    assert_invalid(&ng("temporal-redirect-code"), "308", false, &url);
+    assert_invalid(&ng("permanent-redirect"), "ftp://x", true, &[]);
+    assert_invalid(&ng("temporal-redirect"), "https://x/$host", true, &[]);
+    // A code without its URL does nothing, and says so.
+    let (p, diags) = parse_map(&[(&ng("permanent-redirect-code"), "308")]);
+    assert!(p.settings.redirect.is_none());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].message.contains("no effect"),
+        "{}",
+        diags[0].message
+    );
+}
+
+#[test]
+fn host_names_upstream_host_and_forwarded_prefix() {
+    assert_eq!(
+        parse_server_aliases("B.example.com, a.example.com a.example.com").ok(),
+        Some(vec![
+            "a.example.com".to_string(),
+            "b.example.com".to_string()
+        ])
+    );
+    for bad in [
+        "",
+        "*.example.com",
+        "a..b",
+        "10.0.0.1",
+        "a.example.com:80",
+        "-a",
+    ] {
+        assert!(parse_server_aliases(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_upstream_vhost("Internal.example.com").ok().as_deref(),
+        Some("internal.example.com")
+    );
+    assert_eq!(
+        parse_upstream_vhost("svc.local:8080").ok().as_deref(),
+        Some("svc.local:8080")
+    );
+    for bad in ["", "$host", "a b", "x:0", "x:y", "x\r\ny"] {
+        assert!(parse_upstream_vhost(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        parse_forwarded_prefix("/app 100%").ok().as_deref(),
+        Some("/app 100%%")
+    );
+    assert!(parse_forwarded_prefix("/a\r\nX: y").is_err());
+
+    let (p, diags) = parse_map(&[
+        (&ng("server-alias"), "alias.example.com"),
+        (&ng("from-to-www-redirect"), "true"),
+        (&ng("upstream-vhost"), "internal.example.com"),
+        (&ng("x-forwarded-prefix"), "/app"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let s = p.settings;
+    assert_eq!(s.server_aliases, ["alias.example.com"]);
+    assert!(s.from_to_www);
+    assert_eq!(s.upstream_vhost.as_deref(), Some("internal.example.com"));
+    assert_eq!(s.x_forwarded_prefix.as_deref(), Some("/app"));
+    assert_invalid(&ng("server-alias"), "*.example.com", false, &[]);
+    assert_invalid(&ng("from-to-www-redirect"), "yes", false, &[]);
+    assert_invalid(&ng("upstream-vhost"), "$host", true, &[]);
+    assert_invalid(&ng("x-forwarded-prefix"), "/a\nb", true, &[]);
 }
