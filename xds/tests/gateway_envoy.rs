@@ -406,13 +406,15 @@ async fn a_gateway_with_two_listeners_routes_as_the_spec_says_through_envoy() {
         h("access-control-allow-credentials").as_deref(),
         Some("true")
     );
-    assert_eq!(
-        preflight(a, "https://foobar.com")
-            .await
-            .response
-            .header("access-control-allow-origin"),
-        None
-    );
+    // Another origin's preflight is answered by the gateway too (never
+    // forwarded), without CORS headers.
+    let r = preflight(a, "https://foobar.com").await;
+    assert_eq!(r.response.header("access-control-allow-origin"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.backend, "", "a preflight is not forwarded");
+    // An OPTIONS request that is no preflight still reaches the backend.
+    let r = send(a, Method::OPTIONS, "any.test", "/cors", &[]).await;
+    assert_eq!(r.backend, "v1");
     let r = send(
         a,
         Method::GET,
@@ -839,4 +841,27 @@ spec:
     );
     assert_eq!(get(a, "x", "/missing").await.status, 500);
     assert_eq!(get(a, "x", "/").await.status, 404, "the old route is gone");
+
+    // Envoy dropped its EDS watch with the last cluster: later changes,
+    // clusters and endpoints again, still reach it.
+    let t = translate_gateway(
+        &GatewayApiObjects::from_yaml(&forwarding).unwrap(),
+        &options(),
+    );
+    ads.push(Snapshot::from(&t.resources));
+    let back = wait_until(Duration::from_secs(10), || async {
+        get(a, "x", "/").await.status == 200
+    })
+    .await;
+    assert!(
+        back,
+        "the forwarding route did not come back; log:\n{}",
+        envoy.log()
+    );
+    assert_eq!(get(a, "x", "/").await.backend, "v1");
+    assert_eq!(
+        get(a, "x", "/scheme").await.status,
+        200,
+        "the redirect is gone"
+    );
 }

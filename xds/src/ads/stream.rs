@@ -141,6 +141,15 @@ impl StreamState {
             st.pending = false;
         } else {
             let Some(sent) = st.sent.as_ref().filter(|s| s.nonce == req.response_nonce) else {
+                if ty.is_named() && req.resource_names.is_empty() && st.requested {
+                    // Envoy dropped its last watch of this type (e.g. the
+                    // last EDS cluster went): it will never answer the
+                    // response in flight, so nothing may wait for it.
+                    st.subscription = Subscription::Names(BTreeSet::new());
+                    st.pending = false;
+                    self.push_due(snap, &mut step);
+                    return step;
+                }
                 // Envoy has not seen our latest response yet; it will answer that one.
                 tracing::debug!(?ty, nonce = %req.response_nonce, "ignoring request with stale nonce");
                 return step;
@@ -303,6 +312,11 @@ impl StreamState {
                 continue;
             }
             if !st.requested || blocked(ty, &in_flight, eds_gate) {
+                continue;
+            }
+            // Envoy watches no resource of this type: it ignores (never
+            // ACKs) a response, which would hold every later type back.
+            if matches!(&st.subscription, Subscription::Names(n) if n.is_empty()) {
                 continue;
             }
             let desired = self.desired(ty, snap, &retained_clusters, &retained_secrets);
@@ -676,6 +690,56 @@ mod tests {
         let step = st.on_request(&req(Cluster, &[], Some(&cds2)), &s2);
         assert!(step.responses.is_empty());
         assert!(!st.waiting_for_eds_subscription());
+    }
+
+    /// The conformance suite's 404s: the last EDS cluster goes, Envoy drops
+    /// its EDS watch (an empty-names request carrying an older nonce) and
+    /// ignores the EDS response in flight — which must not hold listeners
+    /// and routes back for ever.
+    #[test]
+    fn envoy_dropping_its_last_eds_watch_does_not_block_later_types() {
+        let s1 = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        let last = converge(&mut st, &s1);
+        // Routes to nothing (a redirect, a 500): a goes once routes are ACKed.
+        let s2 = snap(&[], &[]);
+        let rds = only(&st.on_snapshot(&s2), Route);
+        let step = st.on_request(&req(Route, &["r"], Some(&rds)), &s2);
+        assert_eq!(types(&step), vec![Cluster, Endpoint]);
+        let (cds, empty_eds) = (step.responses[0].clone(), step.responses[1].clone());
+        assert!(names(&cds).is_empty());
+        // Envoy removes a, unsubscribes from EDS with the nonce it last
+        // answered, and never answers the empty EDS response.
+        let step = st.on_request(&req(Endpoint, &[], Some(&last[&Endpoint])), &s2);
+        assert!(
+            step.responses.is_empty(),
+            "nothing to send: {:?}",
+            types(&step)
+        );
+        assert!(st
+            .on_request(&req(Cluster, &[], Some(&cds)), &s2)
+            .responses
+            .is_empty());
+        // A later listener change goes out at once.
+        let s3 = Snapshot::from(&EnvoyResources {
+            listeners: vec![listener("http", "r"), listener("more", "r")],
+            routes: vec![routes("r", &[])],
+            ..Default::default()
+        });
+        assert_eq!(
+            names(&only(&st.on_snapshot(&s3), Listener)),
+            ["http", "more"]
+        );
+        // EDS again once Envoy asks again (a new EDS cluster); Envoy took the
+        // nonce of the unwatched empty response without answering it.
+        let s4 = snap(&["b"], &["b"]);
+        let cds = only(&st.on_snapshot(&s4), Cluster);
+        assert_eq!(names(&cds), ["b"]);
+        let eds = only(
+            &st.on_request(&req(Endpoint, &["b"], Some(&empty_eds)), &s4),
+            Endpoint,
+        );
+        assert_eq!(names(&eds), ["b"]);
     }
 
     #[test]

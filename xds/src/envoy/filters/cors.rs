@@ -62,6 +62,11 @@ pub(in crate::envoy) fn per_route(c: &Cors) -> Any {
         expose_headers: c.expose_headers.join(","),
         max_age: c.max_age.map(|s| s.to_string()).unwrap_or_default(),
         allow_credentials: c.allow_credentials.then_some(BoolValue { value: true }),
+        // A preflight from an origin the policy does not allow is answered
+        // by the gateway (200, no Access-Control-* headers), never forwarded:
+        // Gateway API's CORS filter requires it, and ingress-nginx answers
+        // every preflight itself.
+        forward_not_matching_preflights: Some(BoolValue { value: false }),
         ..Default::default()
     })
 }
