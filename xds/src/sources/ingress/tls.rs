@@ -65,6 +65,7 @@ impl Collector<'_, '_> {
                 let sni = SniCertificate {
                     certificate: secret.name.clone(),
                     min_version: cx.settings.tls_min_version,
+                    client_auth: None,
                     provenance: Provenance::new(obj, field),
                 };
                 self.model.tls.insert(h.clone(), sni);
