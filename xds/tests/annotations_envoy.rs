@@ -2145,6 +2145,47 @@ fn ca_der(p: &Pki) -> CertificateDer<'static> {
     CertificateDer::from_pem_slice(p.ca_pem.as_bytes()).unwrap()
 }
 
+/// A CA Secret (`ca.crt`, `ca.crl`) whose CRL revokes the second of two
+/// client certificates it signed: (Secret YAML, good, revoked).
+fn revoking_ca(secret: &str) -> (String, ClientCert, ClientCert) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "revoking test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf = |serial: u64| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![format!("c{serial}.test")]).unwrap();
+        params.serial_number = Some(serial.into());
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (vec![cert.der().clone()], key.serialize_der())
+    };
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2099, 1, 1),
+        crl_number: 1u64.into(),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: 2u64.into(),
+            revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca)
+    .unwrap();
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {secret}, namespace: shop}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: \"\"\n  tls.key: \"\"\n  ca.crt: |\n{}  ca.crl: |\n{}---\n",
+        indent(&ca.pem()),
+        indent(&crl.pem().unwrap())
+    );
+    (yaml, leaf(3), leaf(2))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_verified_passed_upstream_and_passthrough_reaches_the_backend() {
     let web = ProtoBackend::http1("web").await;
@@ -2171,7 +2212,9 @@ async fn client_certificates_are_verified_passed_upstream_and_passthrough_reache
         "opt.example.com",
         "page.example.com",
         "term.example.com",
+        "crl.example.com",
     ];
+    let (revoking, good, revoked) = revoking_ca("revoking-ca");
     let certs: Vec<Cert> = hosts.iter().map(|h| cert(h)).collect();
     let tls_ingress = |name: &str, age: u32, ann: &[(&str, &str)], i: usize| {
         let secret = format!("{name}-tls");
@@ -2217,6 +2260,8 @@ async fn client_certificates_are_verified_passed_upstream_and_passthrough_reache
             2,
         ),
         tls_ingress("term", 3, &[], 3),
+        revoking,
+        tls_ingress("crl", 5, &[(&secret, "revoking-ca")], 4),
         ingress_yaml(
             "pass",
             4,
@@ -2318,6 +2363,12 @@ async fn client_certificates_are_verified_passed_upstream_and_passthrough_reache
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(!r.body.contains("sni"), "{}", r.body);
     }
+
+    // `ca.crl`: the revoked certificate is refused, its sibling served.
+    let r = get(hosts[4], Some(4), Some(revoked)).await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = get(hosts[4], Some(4), Some(good)).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
 
     // Passthrough: the client verifies the backend's own certificate (Envoy
     // has no key for it) and the backend answers over that TLS.

@@ -1916,13 +1916,28 @@ fn client_certificates_are_the_hosts_and_the_oldest_ingress_sets_them() {
         one_rule("plain", 3, "plain.example.com", "/", "a"),
         &[("nginx.ingress.kubernetes.io/auth-tls-secret", "client-ca")],
     );
-    let mut objs = objects(vec![first, second, missing, plain], &["a", "b"]);
+    // A CA Secret whose `ca.crl` is not a PEM CRL: not served either.
+    let bad_crl = annotated(
+        one_rule("badcrl", 4, "crl.example.com", "/", "a"),
+        &[("nginx.ingress.kubernetes.io/auth-tls-secret", "bad-crl")],
+    );
+    let mut objs = objects(vec![first, second, missing, plain, bad_crl], &["a", "b"]);
     objs.secrets.push(tls_secret("shop", "shop-tls"));
     let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
     let ca_pem = ca.cert.pem();
     let ca = ca_secret("client-ca", "kubernetes.io/tls", Some(ca_pem.as_bytes()));
+    let mut bad = ca_secret("bad-crl", "kubernetes.io/tls", Some(ca_pem.as_bytes()));
+    let crl = ByteString(b"not a CRL".to_vec());
+    bad.data.as_mut().unwrap().insert("ca.crl".into(), crl);
     objs.secrets.push(ca);
+    objs.secrets.push(bad);
     let t = translate(&objs, &tls_options());
+    let d = diag_of(&t, "badcrl", "ca.crl").expect("bad CRL reported");
+    assert!(d.message.contains("rules are not served"), "{d:?}");
+    assert_eq!(
+        route_request(http_routes(&t), "crl.example.com", "/"),
+        Outcome::NoRoute
+    );
 
     let conflict = diag_of(&t, "second", "older Ingress shop/first").expect("conflict reported");
     assert_eq!(conflict.severity, Severity::Error);

@@ -640,6 +640,7 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     (nginx!("auth-type"), Refusal::FailClosed),
     (nginx!("auth-url"), Refusal::FailClosed),
     (nginx!("auth-secret"), Refusal::FailClosed),
+    (nginx!("auth-tls-match-cn"), Refusal::FailClosed),
     (nginx!("satisfy"), Refusal::FailClosed),
 ];
 
