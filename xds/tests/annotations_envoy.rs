@@ -811,6 +811,27 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
             &[("moved.example.com", "/", "Prefix", "web")],
             None,
         ),
+        ca_secret_yaml("client-ca", &pki("client.example.com")),
+        ingress_yaml(
+            "mtls",
+            5,
+            &[
+                (&n("auth-tls-secret"), "shop/client-ca"),
+                (&n("auth-tls-verify-client"), "optional"),
+                (&n("auth-tls-verify-depth"), "2"),
+                (&n("auth-tls-pass-certificate-to-upstream"), "true"),
+                (&n("auth-tls-error-page"), "https://errors.example.com/x"),
+            ],
+            &[("mtls.example.com", "/", "Prefix", "web")],
+            Some(("mtls.example.com", "all-tls")),
+        ),
+        ingress_yaml(
+            "pass",
+            6,
+            &[(&n("ssl-passthrough"), "true")],
+            &[("pass.example.com", "/", "Prefix", "other")],
+            None,
+        ),
         ingress_yaml(
             "invalid",
             3,
