@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::tls::{cert, tls_connect, Cert, ALL_TLS, TLS12_ONLY};
+use support::tls::{cert, tls_connect_as, Cert, ClientCert, ALL_TLS, TLS12_ONLY};
 use testkit::objects::{local_service_yaml, objects_from_yaml as objects};
 use testkit::{wait_until, AdsFixture, Backend, Envoy, HttpConn, HttpError, HttpResponse};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -150,7 +150,19 @@ async fn https_get(
     path: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Resp, String> {
-    let tls = tls_connect(addr, sni, root, versions).await?;
+    https_get_as(addr, sni, root, path, versions, None).await
+}
+
+/// [`https_get`], presenting `client` when Envoy asks for a certificate.
+async fn https_get_as(
+    addr: SocketAddr,
+    sni: &str,
+    root: &CertificateDer<'static>,
+    path: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<&ClientCert>,
+) -> Result<Resp, String> {
+    let tls = tls_connect_as(addr, sni, root, versions, client).await?;
     let mut c = HttpConn::handshake(tls).await.map_err(|e| e.to_string())?;
     tokio::time::timeout(Duration::from_secs(5), c.get(sni, path))
         .await
@@ -799,6 +811,27 @@ async fn every_annotation_at_once_is_accepted_by_envoy_and_render_validates() {
             &[("moved.example.com", "/", "Prefix", "web")],
             None,
         ),
+        ca_secret_yaml("client-ca", &pki("client.example.com")),
+        ingress_yaml(
+            "mtls",
+            5,
+            &[
+                (&n("auth-tls-secret"), "shop/client-ca"),
+                (&n("auth-tls-verify-client"), "optional"),
+                (&n("auth-tls-verify-depth"), "2"),
+                (&n("auth-tls-pass-certificate-to-upstream"), "true"),
+                (&n("auth-tls-error-page"), "https://errors.example.com/x"),
+            ],
+            &[("mtls.example.com", "/", "Prefix", "web")],
+            Some(("mtls.example.com", "all-tls")),
+        ),
+        ingress_yaml(
+            "pass",
+            6,
+            &[(&n("ssl-passthrough"), "true")],
+            &[("pass.example.com", "/", "Prefix", "other")],
+            None,
+        ),
         ingress_yaml(
             "invalid",
             3,
@@ -975,6 +1008,9 @@ async fn protocol_service(
         "x-forwarded-port",
         "x-forwarded-proto",
         "x-forwarded-prefix",
+        "ssl-client-subject-dn",
+        "ssl-client-cert",
+        "x-tenantgateway-sni",
     ]
     .iter()
     .filter_map(|h| {
@@ -1921,6 +1957,14 @@ fn assert_headers(r: &Resp, want: &[(&str, Option<&str>)]) {
 
 // ---------- redirects, host names, upstream Host and forwarded headers ----------
 
+/// Every diagnostic as one line: object, field, message.
+fn diagnostic_lines(t: &Translation) -> Vec<String> {
+    t.diagnostics
+        .iter()
+        .map(|d| format!("{} {} {}", d.object, d.field, d.message))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_aliases_upstream_host_and_forwarded_headers() {
     let web = ProtoBackend::http1("web").await;
@@ -1992,11 +2036,7 @@ async fn redirects_aliases_upstream_host_and_forwarded_headers() {
     ]
     .concat();
     let (t, _) = translated(&yaml);
-    let diags: Vec<String> = t
-        .diagnostics
-        .iter()
-        .map(|d| format!("{} {} {}", d.object, d.field, d.message))
-        .collect();
+    let diags = diagnostic_lines(&t);
     assert_eq!(diags.len(), 2, "{diags:#?}");
     for words in [
         [
@@ -2111,4 +2151,260 @@ async fn redirects_aliases_upstream_host_and_forwarded_headers() {
     }
     assert!(!r.body.contains("x-forwarded-prefix"), "{r:?}");
     assert_eq!(gw._ads.stats.snapshot().last_nack, None);
+}
+
+// ---------- client certificates and TLS passthrough ----------
+
+/// A client certificate signed by `p`'s CA.
+fn client_cert(p: &Pki) -> ClientCert {
+    (vec![p.leaf.clone()], p.leaf_key.clone())
+}
+
+/// The CA of `p`, to trust.
+fn ca_der(p: &Pki) -> CertificateDer<'static> {
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(p.ca_pem.as_bytes()).unwrap()
+}
+
+/// A CA Secret (`ca.crt`, `ca.crl`) whose CRL revokes the second of two
+/// client certificates it signed: (Secret YAML, good, revoked).
+fn revoking_ca(secret: &str) -> (String, ClientCert, ClientCert) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "revoking test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf = |serial: u64| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![format!("c{serial}.test")]).unwrap();
+        params.serial_number = Some(serial.into());
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (vec![cert.der().clone()], key.serialize_der())
+    };
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2099, 1, 1),
+        crl_number: 1u64.into(),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: 2u64.into(),
+            revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca)
+    .unwrap();
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {secret}, namespace: shop}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: \"\"\n  tls.key: \"\"\n  ca.crt: |\n{}  ca.crl: |\n{}---\n",
+        indent(&ca.pem()),
+        indent(&crl.pem().unwrap())
+    );
+    (yaml, leaf(3), leaf(2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_verified_passed_upstream_and_passthrough_reaches_the_backend() {
+    let web = ProtoBackend::http1("web").await;
+    // The passthrough backend terminates TLS itself, with its own certificate.
+    let pass_pki = pki("pass.example.com");
+    let pass = ProtoBackend::tls(
+        "pass",
+        vec![pass_pki.leaf.clone()],
+        pass_pki.leaf_key.clone(),
+    )
+    .await;
+    let clients = pki("client.example.com");
+    let stranger = pki("stranger.example.com");
+    let n = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let (secret, verify, pass_cert, page, passthrough) = (
+        n("auth-tls-secret"),
+        n("auth-tls-verify-client"),
+        n("auth-tls-pass-certificate-to-upstream"),
+        n("auth-tls-error-page"),
+        n("ssl-passthrough"),
+    );
+    let hosts = [
+        "mtls.example.com",
+        "opt.example.com",
+        "page.example.com",
+        "term.example.com",
+        "crl.example.com",
+    ];
+    let (revoking, good, revoked) = revoking_ca("revoking-ca");
+    let certs: Vec<Cert> = hosts.iter().map(|h| cert(h)).collect();
+    let tls_ingress = |name: &str, age: u32, ann: &[(&str, &str)], i: usize| {
+        let secret = format!("{name}-tls");
+        [
+            tls_secret_yaml(&secret, &certs[i]),
+            ingress_yaml(
+                name,
+                age,
+                ann,
+                &[(hosts[i], "/", "Prefix", "web")],
+                Some((hosts[i], &secret)),
+            ),
+        ]
+        .concat()
+    };
+    let yaml = [
+        local_service_yaml("shop", "web", &[web.addr.port()]),
+        local_service_yaml("shop", "pass", &[pass.addr.port()]),
+        ca_secret_yaml("client-ca", &clients),
+        tls_ingress(
+            "mtls",
+            0,
+            &[
+                (&secret, "shop/client-ca"),
+                (&verify, "on"),
+                (&pass_cert, "true"),
+            ],
+            0,
+        ),
+        tls_ingress(
+            "opt",
+            1,
+            &[(&secret, "client-ca"), (&verify, "optional")],
+            1,
+        ),
+        tls_ingress(
+            "page",
+            2,
+            &[
+                (&secret, "client-ca"),
+                (&page, "https://errors.example.com/cert"),
+            ],
+            2,
+        ),
+        tls_ingress("term", 3, &[], 3),
+        revoking,
+        tls_ingress("crl", 5, &[(&secret, "revoking-ca")], 4),
+        ingress_yaml(
+            "pass",
+            4,
+            &[(&passthrough, "true")],
+            &[
+                ("pass.example.com", "/", "Prefix", "pass"),
+                ("pass.example.com", "/other", "Prefix", "web"),
+            ],
+            None,
+        ),
+    ]
+    .concat();
+    let (t, _) = translated(&yaml);
+    let diags = diagnostic_lines(&t);
+    // Only the passthrough's second path, which TLS does not use.
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert!(diags[0].contains("not used for TLS"), "{diags:#?}");
+    let gw = Gateway::start("client-certs", &yaml).await;
+    let https = gw.https();
+    let get = |host: &'static str, i: Option<usize>, client: Option<ClientCert>| {
+        let root = match i {
+            Some(i) => certs[i].der.clone(),
+            None => ca_der(&pass_pki),
+        };
+        async move { https_get_as(https, host, &root, "/p", ALL_TLS, client.as_ref()).await }
+    };
+    let ok = Some(client_cert(&clients));
+    let other = Some(client_cert(&stranger));
+
+    // `on`: no certificate → nginx's 400; the CA's → 200 with the
+    // certificate and its subject sent upstream; another CA's → 400.
+    let r = get(hosts[0], Some(0), None)
+        .await
+        .expect("handshake completes");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("No required SSL certificate was sent"),
+        "{}",
+        r.body
+    );
+    let r = get(hosts[0], Some(0), ok.clone()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("backend=web"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("ssl-client-cert=-----BEGIN%20CERTIFICATE-----"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("ssl-client-subject-dn="), "{}", r.body);
+    let r = get(hosts[0], Some(0), other.clone()).await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("The SSL certificate error"), "{}", r.body);
+    // A forged header never reaches the backend.
+    let tls = tls_connect_as(https, hosts[0], &certs[0].der, ALL_TLS, ok.as_ref())
+        .await
+        .unwrap();
+    let mut c = HttpConn::handshake(tls).await.unwrap();
+    let r = c
+        .get_with(hosts[0], "/p", &[("ssl-client-cert", "forged")])
+        .await
+        .unwrap();
+    assert!(!r.body.contains("forged"), "{}", r.body);
+    // Plain HTTP to the host is sent to HTTPS.
+    let r = get_http(gw.http(), hosts[0]).await;
+    assert_eq!(r.status, 308);
+
+    // `optional`: none is fine (and nothing is passed); a bad one is 400.
+    let r = get(hosts[1], Some(1), None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("ssl-client-cert"), "{}", r.body);
+    let r = get(hosts[1], Some(1), ok.clone()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(hosts[1], Some(1), other.clone()).await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // The error page: a redirect instead of the 400.
+    let r = get(hosts[2], Some(2), None).await.unwrap();
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(
+        r.header("location"),
+        Some("https://errors.example.com/cert")
+    );
+    let r = get(hosts[2], Some(2), ok.clone()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A request naming the `on` host over another host's connection gets
+    // 421, as nginx: over a host without client certificates, and over one
+    // whose (valid) certificate was checked with other settings.
+    for (sni, client) in [(3, None), (1, ok.as_ref())] {
+        let tls = tls_connect_as(https, hosts[sni], &certs[sni].der, ALL_TLS, client)
+            .await
+            .unwrap();
+        let mut c = HttpConn::handshake(tls).await.unwrap();
+        let r = c.get(hosts[0], "/p").await.unwrap();
+        assert_eq!(r.status, 421, "{}", r.body);
+        // The connection's own host is served.
+        let r = c.get(hosts[sni], "/p").await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(!r.body.contains("sni"), "{}", r.body);
+    }
+
+    // `ca.crl`: the revoked certificate is refused, its sibling served.
+    let r = get(hosts[4], Some(4), Some(revoked)).await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = get(hosts[4], Some(4), Some(good)).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Passthrough: the client verifies the backend's own certificate (Envoy
+    // has no key for it) and the backend answers over that TLS.
+    let r = get("pass.example.com", None, None)
+        .await
+        .expect("backend's certificate");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("backend=pass"), "{}", r.body);
+    assert!(r.body.contains("path=/p"), "{}", r.body);
+    // The terminated host on the same listener still works, without certificates.
+    let r = get(hosts[3], Some(3), None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("backend=web"), "{}", r.body);
+}
+
+async fn get_http(addr: SocketAddr, host: &str) -> Resp {
+    get(addr, host, "/p").await
 }

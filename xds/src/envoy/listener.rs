@@ -3,10 +3,14 @@
 
 use super::filters::{gateway_chain, HttpFilters};
 use super::{
-    ads_config_source, any, socket, HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER,
-    HTTP_ROUTE_CONFIG,
+    ads_config_source, any, inline_bytes, socket, HTTPS_LISTENER, HTTPS_ROUTE_CONFIG,
+    HTTP_LISTENER, HTTP_ROUTE_CONFIG, SNI_HEADER,
 };
-use crate::model::{Model, PortListener, PortProtocol, TlsVersion, WeightedBackend};
+use crate::model::{
+    ClientAuth, ClientVerify, Model, PortListener, PortProtocol, SniCertificate, TcpChain,
+    TlsVersion, WeightedBackend,
+};
+use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
 use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
 use envoy_types::pb::envoy::config::listener::v3::{
     filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
@@ -16,17 +20,66 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    tls_parameters, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters,
+    certificate_validation_context, common_tls_context, tls_parameters,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    TlsParameters,
 };
-use envoy_types::pb::google::protobuf::BoolValue;
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use std::collections::BTreeMap;
+
+/// Before routing, the connection's SNI name in [`SNI_HEADER`] (a client's
+/// own value replaced), for the client-certificate routes to compare with
+/// the host the request names.
+fn sni_header_mutation() -> TypedExtensionConfig {
+    use envoy_types::pb::envoy::config::common::mutation_rules::v3::{
+        header_mutation, HeaderMutation as Mutation,
+    };
+    use envoy_types::pb::envoy::config::core::v3::{
+        header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+    };
+    use envoy_types::pb::envoy::extensions::http::early_header_mutation::header_mutation::v3::HeaderMutation;
+    let set = Mutation {
+        action: Some(header_mutation::Action::Append(HeaderValueOption {
+            header: Some(HeaderValue {
+                key: SNI_HEADER.into(),
+                value: "%REQUESTED_SERVER_NAME%".into(),
+                ..Default::default()
+            }),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+            ..Default::default()
+        })),
+    };
+    let remove = Mutation {
+        action: Some(header_mutation::Action::Remove(SNI_HEADER.into())),
+    };
+    TypedExtensionConfig {
+        name: "envoy.http.early_header_mutation.header_mutation".into(),
+        typed_config: Some(any(&HeaderMutation {
+            mutations: vec![remove, set],
+        })),
+    }
+}
 
 fn http_connection_manager(
     stat_prefix: &str,
     route_config: &str,
     http_filters: Vec<HttpFilter>,
 ) -> Filter {
+    http_connection_manager_with(stat_prefix, route_config, http_filters, false)
+}
+
+/// [`http_connection_manager`], setting [`SNI_HEADER`] when `sni_header`.
+fn http_connection_manager_with(
+    stat_prefix: &str,
+    route_config: &str,
+    http_filters: Vec<HttpFilter>,
+    sni_header: bool,
+) -> Filter {
     let hcm = HttpConnectionManager {
+        early_header_mutation_extensions: sni_header
+            .then(sni_header_mutation)
+            .into_iter()
+            .collect(),
         stat_prefix: stat_prefix.to_string(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
@@ -112,6 +165,7 @@ fn tls_transport_socket(
     certificates: &[String],
     tls_params: Option<TlsParameters>,
     alpn: &[&str],
+    client_auth: Option<&ClientAuth>,
 ) -> TransportSocket {
     let tls = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
@@ -124,6 +178,7 @@ fn tls_transport_socket(
                 })
                 .collect(),
             alpn_protocols: alpn.iter().map(|a| a.to_string()).collect(),
+            validation_context_type: client_auth.map(client_validation),
             ..Default::default()
         }),
         ..Default::default()
@@ -132,6 +187,22 @@ fn tls_transport_socket(
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls))),
     }
+}
+
+/// Ask for a client certificate (the CA named in the request) and accept
+/// any: the routes of the host judge whether it verified (`tls_context`
+/// matches), so that a bad or missing certificate gets nginx's 400 (or the
+/// error page) and a request cannot reach this host's routes over another
+/// host's connection unverified.
+fn client_validation(c: &ClientAuth) -> common_tls_context::ValidationContextType {
+    use certificate_validation_context::TrustChainVerification;
+    common_tls_context::ValidationContextType::ValidationContext(CertificateValidationContext {
+        trusted_ca: Some(inline_bytes(&c.ca)),
+        crl: c.crl.as_deref().map(inline_bytes),
+        max_verify_depth: Some(UInt32Value { value: c.max_depth }),
+        trust_chain_verification: TrustChainVerification::AcceptUntrusted as i32,
+        ..Default::default()
+    })
 }
 
 /// The Envoy listener of one Gateway port: `gateway-<port>`, bound to its
@@ -157,7 +228,12 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                 .map(|c| FilterChain {
                     name: c.name.clone(),
                     filter_chain_match: sni_match(&c.server_names),
-                    transport_socket: Some(tls_transport_socket(&c.certificates, None, HTTP_ALPN)),
+                    transport_socket: Some(tls_transport_socket(
+                        &c.certificates,
+                        None,
+                        HTTP_ALPN,
+                        None,
+                    )),
                     filters: vec![http_connection_manager(
                         &name,
                         &c.routes.name,
@@ -165,16 +241,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                     )],
                     ..Default::default()
                 })
-                .chain(tcp.iter().map(|c| {
-                    FilterChain {
-                        name: c.name.clone(),
-                        filter_chain_match: sni_match(&c.server_names),
-                        transport_socket: (!c.certificates.is_empty())
-                            .then(|| tls_transport_socket(&c.certificates, None, &[])),
-                        filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
-                        ..Default::default()
-                    }
-                }))
+                .chain(tcp.iter().map(|c| tcp_chain(&name, c)))
                 .collect(),
             vec![tls_inspector()],
         ),
@@ -205,6 +272,22 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
         address: Some(socket(&model.listeners.bind_address, port.bind_port)),
         listener_filters,
         filter_chains,
+        ..Default::default()
+    }
+}
+
+/// The filter chain of a TCP chain on a TLS listener: its SNI names to its
+/// backends, TLS terminated with its certificates or passed through.
+fn tcp_chain(listener: &str, c: &TcpChain) -> FilterChain {
+    FilterChain {
+        name: c.name.clone(),
+        filter_chain_match: sni_match(&c.server_names),
+        transport_socket: (!c.certificates.is_empty())
+            .then(|| tls_transport_socket(&c.certificates, None, &[], None)),
+        filters: vec![tcp_proxy_filter(
+            &format!("{listener}|{}", c.name),
+            &c.backends,
+        )],
         ..Default::default()
     }
 }
@@ -262,47 +345,75 @@ fn tcp_proxy_filter(stat_prefix: &str, backends: &[WeightedBackend]) -> Filter {
     }
 }
 
-/// One filter chain per certificate, selected by SNI; no listener when no TLS.
+/// The chain name of a TLS host: its certificate, TLS version and client CA.
+fn chain_name(sni: &SniCertificate) -> String {
+    let mut name = sni.certificate.clone();
+    if sni.min_version == TlsVersion::V1_3 {
+        name.push_str("|tls1.3");
+    }
+    if let Some(c) = &sni.client_auth {
+        let verify = match c.verify {
+            ClientVerify::On => "on",
+            ClientVerify::Optional => "optional",
+            ClientVerify::OptionalNoCa => "optional_no_ca",
+        };
+        name.push_str(&format!(
+            "|client-ca={}|{verify}|depth={}",
+            c.secret, c.max_depth
+        ));
+    }
+    name
+}
+
+/// The passed-through hosts' TCP chains, then one filter chain per
+/// certificate, TLS version and client CA, selected by SNI; no listener
+/// when no TLS.
 pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
-    let mut by_secret: BTreeMap<(&str, TlsVersion), Vec<String>> = BTreeMap::new();
+    let mut by_chain: BTreeMap<String, (&SniCertificate, Vec<String>)> = BTreeMap::new();
     for (host, sni) in &model.tls {
-        by_secret
-            .entry((&sni.certificate, sni.min_version))
-            .or_default()
+        by_chain
+            .entry(chain_name(sni))
+            .or_insert_with(|| (sni, Vec::new()))
+            .1
             .push(host.clone());
     }
-    if by_secret.is_empty() {
+    if by_chain.is_empty() && model.passthrough.is_empty() {
         return None;
     }
-    let filter_chains = by_secret
-        .into_iter()
-        .map(|((secret, min), server_names)| {
-            let tls_params = (min == TlsVersion::V1_3).then(|| TlsParameters {
-                tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
+    // Requests may name a host over another host's connection: every chain
+    // tells the routes its SNI name while some host asks for certificates.
+    let client_auth = model.tls.values().any(|sni| sni.client_auth.is_some());
+    let terminated = by_chain.into_iter().map(|(name, (sni, server_names))| {
+        let tls_params = (sni.min_version == TlsVersion::V1_3).then(|| TlsParameters {
+            tls_minimum_protocol_version: tls_parameters::TlsProtocol::TlSv13 as i32,
+            ..Default::default()
+        });
+        FilterChain {
+            name,
+            filter_chain_match: Some(FilterChainMatch {
+                server_names,
                 ..Default::default()
-            });
-            FilterChain {
-                name: match min {
-                    TlsVersion::V1_2 => secret.to_string(),
-                    TlsVersion::V1_3 => format!("{secret}|tls1.3"),
-                },
-                filter_chain_match: Some(FilterChainMatch {
-                    server_names,
-                    ..Default::default()
-                }),
-                transport_socket: Some(tls_transport_socket(
-                    &[secret.to_string()],
-                    tls_params,
-                    HTTP_ALPN,
-                )),
-                filters: vec![http_connection_manager(
-                    HTTPS_LISTENER,
-                    HTTPS_ROUTE_CONFIG,
-                    filters.chain(),
-                )],
-                ..Default::default()
-            }
-        })
+            }),
+            transport_socket: Some(tls_transport_socket(
+                std::slice::from_ref(&sni.certificate),
+                tls_params,
+                HTTP_ALPN,
+                sni.client_auth.as_deref(),
+            )),
+            filters: vec![http_connection_manager_with(
+                HTTPS_LISTENER,
+                HTTPS_ROUTE_CONFIG,
+                filters.chain(),
+                client_auth,
+            )],
+            ..Default::default()
+        }
+    });
+    let filter_chains = model
+        .passthrough
+        .iter()
+        .map(|c| tcp_chain(HTTPS_LISTENER, c))
+        .chain(terminated)
         .collect();
     Some(Listener {
         name: HTTPS_LISTENER.into(),

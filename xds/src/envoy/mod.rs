@@ -22,6 +22,9 @@ pub const HTTP_LISTENER: &str = "http";
 pub const HTTPS_LISTENER: &str = "https";
 pub const HTTP_ROUTE_CONFIG: &str = "http";
 pub const HTTPS_ROUTE_CONFIG: &str = "https";
+/// The SNI name of a request's connection, set by the HTTPS listener for
+/// the client-certificate routes (removed before the request goes upstream).
+const SNI_HEADER: &str = "x-tenantgateway-sni";
 
 /// Which listener a route configuration is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

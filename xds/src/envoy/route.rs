@@ -3,13 +3,13 @@
 //! its policies as route actions and per-filter configurations.
 
 use super::filters::{buffer, compressor, cors, fault, ratelimit, rbac};
-use super::{dur, secs, Scheme};
+use super::{dur, secs, Scheme, SNI_HEADER};
 use crate::model::{
-    Action, Affinity, HeaderEdits, HeaderMatch, HostMatch, HostRoutes, Hsts, Mirror, Model,
-    PathMatch, PathRewrite, QueryMatch, Redirect, RedirectPath, Route as ModelRoute,
-    RouteConditions, RoutePolicy, WeightedBackend,
+    Action, Affinity, ClientAuth, ClientVerify, HeaderEdits, HeaderMatch, HostMatch, HostRoutes,
+    Hsts, Mirror, Model, PathMatch, PathRewrite, QueryMatch, Redirect, RedirectPath,
+    Route as ModelRoute, RouteConditions, RoutePolicy, WeightedBackend,
 };
-use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::config::core::v3::{data_source, DataSource, RuntimeFractionalPercent};
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option, HeaderValue, HeaderValueOption,
 };
@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::Int64Range;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent, FractionalPercent};
-use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
 use std::collections::BTreeMap;
 
 pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteConfiguration {
@@ -42,6 +42,12 @@ pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteC
             set_header("x-forwarded-host", "%REQ(:AUTHORITY)%"),
             set_header("x-forwarded-port", scheme.public_port()),
         ],
+        // The listener's SNI name for the client-certificate routes.
+        request_headers_to_remove: (scheme == Scheme::Https
+            && model.tls.values().any(|sni| sni.client_auth.is_some()))
+        .then(|| SNI_HEADER.to_string())
+        .into_iter()
+        .collect(),
         // A route's own header edits apply after (and win over) these.
         most_specific_header_mutations_wins: true,
         ..Default::default()
@@ -72,6 +78,12 @@ fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
     let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
     for (host, routes) in &table.hosts {
         let tls = model.host_has_tls(host);
+        let guard = model
+            .tls
+            .get(host.display())
+            .and_then(|sni| sni.client_auth.as_deref())
+            .map(|c| client_certificate_guard(model, c, host, scheme))
+            .unwrap_or_default();
         let (domain, mut list) = match host {
             HostMatch::Any => continue,
             HostMatch::Exact(h) => {
@@ -97,6 +109,7 @@ fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
             }
         };
         list.dedup();
+        list.splice(0..0, guard);
         vhosts.insert(
             domain.clone(),
             VirtualHost {
@@ -115,6 +128,112 @@ fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
         ..Default::default()
     });
     out
+}
+
+/// The SNI names whose connections were checked like `c`'s host's (the
+/// same client-certificate settings), as one case-insensitive RE2 regex.
+fn same_client_auth_names(model: &Model, c: &ClientAuth) -> String {
+    let names: Vec<String> = model
+        .tls
+        .iter()
+        .filter(|(_, sni)| sni.client_auth.as_deref() == Some(c))
+        .map(|(name, _)| match name.strip_prefix("*.") {
+            Some(suffix) => format!("[^.]+\\.{}", regex::escape(suffix)),
+            None => regex::escape(name),
+        })
+        .collect();
+    format!("(?i)^(?:{})$", names.join("|"))
+}
+
+/// The first routes of a host asking for client certificates: a request
+/// over a connection not checked with the host's settings (another host's
+/// SNI) gets 421, as nginx; one whose connection carries no verified
+/// certificate (`on`) or an unverified one (`optional`) gets
+/// ingress-nginx's 400 or the error page (302); over plain HTTP, `on`
+/// redirects to HTTPS (308).
+fn client_certificate_guard(
+    model: &Model,
+    c: &ClientAuth,
+    host: &HostMatch,
+    scheme: Scheme,
+) -> Vec<Route> {
+    use route_match::TlsContextMatchOptions;
+    let name = |what: &str| format!("client-certificate|{}|{what}", host.display());
+    let matching = |presented: Option<bool>, validated: bool| RouteMatch {
+        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+        tls_context: Some(TlsContextMatchOptions {
+            presented: presented.map(|value| BoolValue { value }),
+            validated: Some(BoolValue { value: validated }),
+        }),
+        ..Default::default()
+    };
+    let answer = |body: &str| match &c.error_page {
+        Some(r) => route::Action::Redirect(redirect(r)),
+        None => route::Action::DirectResponse(DirectResponseAction {
+            status: 400,
+            body: Some(DataSource {
+                specifier: Some(data_source::Specifier::InlineString(body.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let guard = |what: &str, m: RouteMatch, body: &str| Route {
+        name: name(what),
+        r#match: Some(m),
+        action: Some(answer(body)),
+        ..Default::default()
+    };
+    match (scheme, c.verify) {
+        (_, ClientVerify::OptionalNoCa) | (Scheme::Http, ClientVerify::Optional) => vec![],
+        (Scheme::Http, ClientVerify::On) => vec![https_redirect(
+            name("https"),
+            RouteMatch {
+                path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                ..Default::default()
+            },
+        )],
+        (Scheme::Https, verify) => {
+            let other_connection = HeaderMatcher {
+                invert_match: true,
+                treat_missing_header_as_empty: true,
+                ..header_regex(SNI_HEADER, same_client_auth_names(model, c))
+            };
+            let mut out = vec![Route {
+                name: name("misdirected"),
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    headers: vec![other_connection],
+                    ..Default::default()
+                }),
+                action: Some(route::Action::DirectResponse(DirectResponseAction {
+                    status: 421,
+                    body: Some(DataSource {
+                        specifier: Some(data_source::Specifier::InlineString(
+                            "421 Misdirected Request: the connection's TLS name is not this host's\n"
+                                .into(),
+                        )),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }];
+            if verify == ClientVerify::On {
+                out.push(guard(
+                    "missing",
+                    matching(Some(false), false),
+                    "400 Bad Request: No required SSL certificate was sent\n",
+                ));
+            }
+            out.push(guard(
+                "invalid",
+                matching(Some(true), false),
+                "400 Bad Request: The SSL certificate error\n",
+            ));
+            out
+        }
+    }
 }
 
 fn not_found(host: &HostMatch, authority: Option<&HeaderMatcher>) -> Route {

@@ -9,8 +9,10 @@
 //! Route conditions (headers, query parameters, method), full-match regular
 //! expressions, redirects of scheme/host/port/path, request deadlines and
 //! mirrors are here for Gateway API, lowered by the Envoy layer and unused by
-//! Ingress. Client-certificate validation and TLS passthrough belong on
-//! `SniCertificate` when a source first needs them.
+//! Ingress. Client-certificate validation is on `SniCertificate` (per TLS
+//! host); TLS passed through untouched is a [`TcpChain`] without
+//! certificates, in `Model::passthrough` for the Ingress layout and in
+//! `PortProtocol::Tls` for Gateway API's.
 
 mod policy;
 
@@ -247,7 +249,40 @@ pub struct SniCertificate {
     /// A key of [`Model::certificates`].
     pub certificate: String,
     pub min_version: TlsVersion,
+    /// Client certificates asked of this host's clients.
+    pub client_auth: Option<Arc<ClientAuth>>,
     pub provenance: Provenance,
+}
+
+/// How a TLS host's client certificates are checked (ingress-nginx's
+/// `auth-tls-verify-client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientVerify {
+    /// A certificate signed by the CA is required.
+    On,
+    /// Not required; one presented must be signed by the CA.
+    Optional,
+    /// Asked for, not required, not verified (the backend may check it).
+    OptionalNoCa,
+}
+
+/// Client certificates asked of a TLS host's clients. The handshake asks
+/// for a certificate (naming the CA) and accepts any; whether it verified
+/// is judged by every route of the host, so that a request whose `Host`
+/// names this host is checked whatever SNI its connection used.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAuth {
+    /// The CA Secret, `<namespace>/<name>` (names the filter chain).
+    pub secret: String,
+    /// Trusted CA certificates (PEM).
+    pub ca: Vec<u8>,
+    /// Certificate revocation lists (PEM), checked for the whole chain.
+    pub crl: Option<Vec<u8>>,
+    pub verify: ClientVerify,
+    /// Intermediate certificates allowed between the client's and the CA.
+    pub max_depth: u32,
+    /// Where a request without a valid certificate is redirected; else 400.
+    pub error_page: Option<Redirect>,
 }
 
 /// A TCP listener port forwarded to a backend.
@@ -277,6 +312,9 @@ pub struct Model {
     pub backends: BTreeMap<String, Backend>,
     /// Listener port → where its connections go.
     pub tcp: BTreeMap<u16, TcpRoute>,
+    /// TLS connections of these SNI names go untouched to the chain's
+    /// backends, on the HTTPS listener (no certificates), sorted by name.
+    pub passthrough: Vec<TcpChain>,
     /// Gateway API listeners, one per port (empty for the Ingress layout of
     /// `listeners`/`routes`/`tls`, which a Gateway's model leaves empty).
     pub ports: Vec<PortListener>,
@@ -361,6 +399,7 @@ impl Model {
             certificates: BTreeMap::new(),
             backends: BTreeMap::new(),
             tcp: BTreeMap::new(),
+            passthrough: Vec::new(),
             ports: Vec::new(),
         }
     }

@@ -182,21 +182,34 @@ impl<'a> BackendIndex<'a> {
                 "Secret {namespace}/{name} is not of type kubernetes.io/tls (the gateway reads only those); put the CA in the ca.crt key of a kubernetes.io/tls Secret"
             ));
         }
-        let ca = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("ca.crt"))
-            .map(|b| b.0.clone())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get("ca.crt"))
-                    .map(|s| s.as_bytes().to_vec())
-            })
+        let ca = secret_value(secret, "ca.crt")
             .ok_or_else(|| format!("Secret {namespace}/{name} has no ca.crt"))?;
         check_pem_certs(&ca).map_err(|e| format!("Secret {namespace}/{name} ca.crt {e}"))?;
         Ok(ca)
+    }
+
+    /// The `ca.crl` of the Secret `resolve_ca` read, if it has one, as
+    /// validated PEM.
+    pub(crate) fn resolve_crl(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let Some(secret) = self.secrets.get(&key(namespace, name)) else {
+            return Ok(None);
+        };
+        let Some(crl) = secret_value(secret, "ca.crl") else {
+            return Ok(None);
+        };
+        let pems: Vec<_> = rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(&crl)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("Secret {namespace}/{name} ca.crl is not valid PEM: {e}"))?;
+        if pems.is_empty() {
+            return Err(format!(
+                "Secret {namespace}/{name} ca.crl holds no PEM certificate revocation list"
+            ));
+        }
+        Ok(Some(crl))
     }
 
     pub(crate) fn resolve_tls_secret(
@@ -208,20 +221,7 @@ impl<'a> BackendIndex<'a> {
             .secrets
             .get(&key(namespace, name))
             .ok_or_else(|| format!("Secret {namespace}/{name} not found"))?;
-        let get = |k: &str| -> Option<Vec<u8>> {
-            secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(k))
-                .map(|b| b.0.clone())
-                .or_else(|| {
-                    secret
-                        .string_data
-                        .as_ref()
-                        .and_then(|d| d.get(k))
-                        .map(|s| s.as_bytes().to_vec())
-                })
-        };
+        let get = |k: &str| secret_value(secret, k);
         let cert =
             get("tls.crt").ok_or_else(|| format!("Secret {namespace}/{name} has no tls.crt"))?;
         let key =
@@ -247,6 +247,22 @@ impl<'a> BackendIndex<'a> {
             private_key: key,
         })
     }
+}
+
+/// A Secret's value under `key`, from `data` or else `stringData`.
+fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.as_bytes().to_vec())
+        })
 }
 
 /// PEM certificates whose DER is at least a well-formed outer SEQUENCE

@@ -46,15 +46,37 @@ pub async fn tls_connect(
     root: &CertificateDer<'static>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<TlsStream<TcpStream>, String> {
+    tls_connect_as(addr, sni, root, versions, None).await
+}
+
+/// A client certificate chain and its key (PKCS#8 DER).
+pub type ClientCert = (Vec<CertificateDer<'static>>, Vec<u8>);
+
+/// [`tls_connect`], presenting `client` when the server asks for a certificate.
+pub async fn tls_connect_as(
+    addr: SocketAddr,
+    sni: &str,
+    root: &CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<&ClientCert>,
+) -> Result<TlsStream<TcpStream>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).map_err(|e| e.to_string())?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_protocol_versions(versions)
     .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(
+                chain.clone(),
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.clone().into()),
+            )
+            .map_err(|e| e.to_string())?,
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;

@@ -89,9 +89,40 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
     }
 }
 
-/// The Ingress's header edits and `x-forwarded-prefix` (its own edits win).
+/// Headers ingress-nginx sends upstream with client certificates, from
+/// the connection (never the client's): the certificate itself (URL-encoded
+/// PEM, nginx's `$ssl_client_escaped_cert`) only when asked to pass it.
+fn client_certificate_headers(pass_certificate: bool) -> Vec<(&'static str, &'static str)> {
+    let mut out = vec![
+        ("ssl-client-subject-dn", "%DOWNSTREAM_PEER_SUBJECT%"),
+        ("ssl-client-issuer-dn", "%DOWNSTREAM_PEER_ISSUER%"),
+    ];
+    if pass_certificate {
+        out.insert(0, ("ssl-client-cert", "%DOWNSTREAM_PEER_CERT%"));
+    }
+    out
+}
+
+/// The Ingress's header edits, `x-forwarded-prefix` and the client
+/// certificate headers (its own edits win).
 fn header_edits(s: &IngressSettings) -> HeaderEdits {
     let mut h = s.headers.clone();
+    if let Some(c) = &s.client_certificates {
+        // Removed first (Envoy removes before it adds): a header the
+        // connection has no value for is not sent, whatever the client sent.
+        for (name, value) in client_certificate_headers(c.pass_certificate) {
+            if !h.request_add.iter().any(|(k, _)| k == name) {
+                h.request_remove.push(name.into());
+                h.request_add.push((name.into(), value.into()));
+            }
+        }
+        h.request_remove.push("ssl-client-verify".into());
+        if !c.pass_certificate {
+            h.request_remove.push("ssl-client-cert".into());
+        }
+        h.request_remove.sort();
+        h.request_remove.dedup();
+    }
     if let Some(prefix) = &s.x_forwarded_prefix {
         if !h.request_add.iter().any(|(k, _)| k == "x-forwarded-prefix") {
             h.request_add

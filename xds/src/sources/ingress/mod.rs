@@ -1,7 +1,7 @@
 //! The Ingress source: class filtering, rules, arbitration (the oldest
-//! Ingress wins a host and path), canaries, TLS hosts, the default backend,
-//! and the host names annotations add (aliases, www redirects), lowered into
-//! the model.
+//! Ingress wins a host and path), canaries, TLS hosts (client certificates,
+//! passthrough), the default backend, and the host names annotations add
+//! (aliases, www redirects), lowered into the model.
 
 pub(crate) mod annotations;
 mod canary;
@@ -15,7 +15,9 @@ mod tls;
 
 use super::backends::BackendIndex;
 use crate::diagnostics::{Diagnostics, ObjectRef};
-use crate::model::{ClusterSettings, HostMatch, Model, PathMatch, Provenance, RoutePolicy};
+use crate::model::{
+    ClientAuth, ClusterSettings, HostMatch, Model, PathMatch, Provenance, RoutePolicy,
+};
 use crate::translate::{GatewayOptions, TenantObjects};
 use annotations::{IngressSettings, Parsed};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
@@ -48,6 +50,8 @@ pub(crate) fn lower(
         tls_owner: BTreeMap::new(),
         host_owner: BTreeMap::new(),
         host_requests: Vec::new(),
+        client_auth: BTreeMap::new(),
+        passthrough_owner: BTreeMap::new(),
     };
     let mut served = Vec::new();
     for (ing, parsed) in parsed {
@@ -91,6 +95,8 @@ struct IngressContext<'i> {
     settings: Arc<IngressSettings>,
     policy: Arc<RoutePolicy>,
     cluster_settings: ClusterSettings,
+    /// `auth-tls-*` with the CA Secret resolved.
+    client_auth: Option<Arc<ClientAuth>>,
 }
 
 struct Collector<'a, 'o> {
@@ -108,6 +114,10 @@ struct Collector<'a, 'o> {
     /// `server-alias` and `from-to-www-redirect` hosts, served once every
     /// Ingress's own hosts are known.
     host_requests: Vec<hosts::HostRequest>,
+    /// Host → the client certificates the oldest Ingress asking for them set.
+    client_auth: BTreeMap<String, tls::HostClientAuth>,
+    /// SNI host → the Ingress whose `ssl-passthrough` passes its TLS through.
+    passthrough_owner: BTreeMap<String, String>,
 }
 
 impl Collector<'_, '_> {
@@ -133,6 +143,10 @@ impl Collector<'_, '_> {
                 .or_insert_with(|| cx.owner.clone());
         }
         self.request_hosts(ing, spec, &cx);
+        if cx.settings.ssl_passthrough {
+            self.passthrough(ing, &rules, &cx);
+        }
+        self.ask_client_certificates(ing, spec, &rules.hosts, &cx);
         for p in rules.paths {
             self.serve_path(p, &cx);
         }
@@ -168,12 +182,28 @@ impl Collector<'_, '_> {
                 }
             }
         }
+        let client_auth = match &settings.client_certificates {
+            None => None,
+            Some(c) => match self.client_ca(&obj.namespace, c) {
+                Ok(auth) => Some(Arc::new(auth)),
+                Err(e) => {
+                    let key = annotation_key(ing, "auth-tls-secret");
+                    self.diags.error(
+                        obj,
+                        annotations::field(&key),
+                        format!("{e}; the Ingress's rules are not served"),
+                    );
+                    return None;
+                }
+            },
+        };
         Some(IngressContext {
             obj,
             policy: Arc::new(lower::route_policy(&settings, &owner)),
             owner,
             settings: Arc::new(settings),
             cluster_settings,
+            client_auth,
         })
     }
 
@@ -316,6 +346,8 @@ impl Collector<'_, '_> {
 
     /// Routes in precedence order, lowered into the model.
     fn finish(mut self) {
+        // Before the aliases: they share their host's TLS, client CA included.
+        self.apply_client_certificates();
         self.serve_requested_hosts();
         let table = &mut self.model.routes;
         for (host, mut routes) in self.hosts {
@@ -325,6 +357,7 @@ impl Collector<'_, '_> {
                 .insert(host, routes.into_iter().map(lower::route).collect());
         }
         table.fallback = self.default_backend.map(lower::route);
+        self.model.passthrough.sort_by(|a, b| a.name.cmp(&b.name));
     }
 }
 

@@ -1656,7 +1656,12 @@ fn route_and_endpoint_changes_leave_listeners_byte_identical() {
 
 /// An Ingress in `shop` serving `Prefix /` of `host` from `svc`.
 fn one_path(name: &str, age: i64, host: &str, svc: &str) -> Ingress {
-    let paths = vec![path("/", "Prefix", backend(svc, 80))];
+    one_rule(name, age, host, "/", svc)
+}
+
+/// An Ingress in `shop` whose one rule sends `host` `p` (Prefix) to `svc`:80.
+fn one_rule(name: &str, age: i64, host: &str, p: &str, svc: &str) -> Ingress {
+    let paths = vec![path(p, "Prefix", backend(svc, 80))];
     ingress("shop", name, age, vec![rule(Some(host), paths)])
 }
 
@@ -1832,4 +1837,336 @@ fn redirect_ingresses_answer_every_path_with_their_redirect_and_cors_reaches_the
     assert_eq!(http_filters(&t)[0], "envoy.filters.http.cors");
     let plain = translate(&objects(vec![], &["s0"]), &GatewayOptions::default());
     assert!(!http_filters(&plain).contains(&"envoy.filters.http.cors".to_string()));
+}
+
+// ---------- client certificates and TLS passthrough ----------
+
+fn with_tls(mut ing: Ingress, host: &str, secret: &str) -> Ingress {
+    ing.spec.as_mut().unwrap().tls = Some(vec![IngressTLS {
+        hosts: Some(vec![host.into()]),
+        secret_name: Some(secret.into()),
+    }]);
+    ing
+}
+
+fn tls_options() -> GatewayOptions {
+    GatewayOptions {
+        namespaces: Some(["shop".to_string()].into()),
+        ..GatewayOptions::default()
+    }
+}
+
+fn downstream_tls(
+    chain: &envoy_types::pb::envoy::config::listener::v3::FilterChain,
+) -> Option<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext> {
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+    use prost::Message;
+    let ConfigType::TypedConfig(any) = chain.transport_socket.as_ref()?.config_type.as_ref()?;
+    Some(
+        envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext::decode(
+            any.value.as_slice(),
+        )
+        .unwrap(),
+    )
+}
+
+fn diag_of<'t>(t: &'t Translation, name: &str, needle: &str) -> Option<&'t Diagnostic> {
+    t.diagnostics
+        .iter()
+        .find(|d| d.object.name == name && d.message.contains(needle))
+}
+
+#[test]
+fn client_certificates_are_the_hosts_and_the_oldest_ingress_sets_them() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        certificate_validation_context::TrustChainVerification, common_tls_context,
+    };
+    let host = "shop.example.com";
+    let first = annotated(
+        with_tls(one_rule("first", 0, host, "/", "a"), host, "shop-tls"),
+        &[
+            (
+                "nginx.ingress.kubernetes.io/auth-tls-secret",
+                "shop/client-ca",
+            ),
+            (
+                "nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream",
+                "true",
+            ),
+        ],
+    );
+    // Another Ingress of the host asks for `optional`: reported, the first's kept.
+    let second = annotated(
+        one_rule("second", 1, host, "/b", "b"),
+        &[
+            ("nginx.ingress.kubernetes.io/auth-tls-secret", "client-ca"),
+            (
+                "nginx.ingress.kubernetes.io/auth-tls-verify-client",
+                "optional",
+            ),
+        ],
+    );
+    // A CA Secret that does not exist: the Ingress is not served.
+    let missing = annotated(
+        one_rule("missing", 2, "m.example.com", "/", "a"),
+        &[("nginx.ingress.kubernetes.io/auth-tls-secret", "nope")],
+    );
+    // `on` for a host without TLS: it answers 503 rather than serve without.
+    let plain = annotated(
+        one_rule("plain", 3, "plain.example.com", "/", "a"),
+        &[("nginx.ingress.kubernetes.io/auth-tls-secret", "client-ca")],
+    );
+    // A CA Secret whose `ca.crl` is not a PEM CRL: not served either.
+    let bad_crl = annotated(
+        one_rule("badcrl", 4, "crl.example.com", "/", "a"),
+        &[("nginx.ingress.kubernetes.io/auth-tls-secret", "bad-crl")],
+    );
+    let mut objs = objects(vec![first, second, missing, plain, bad_crl], &["a", "b"]);
+    objs.secrets.push(tls_secret("shop", "shop-tls"));
+    let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
+    let ca_pem = ca.cert.pem();
+    let ca = ca_secret("client-ca", "kubernetes.io/tls", Some(ca_pem.as_bytes()));
+    let mut bad = ca_secret("bad-crl", "kubernetes.io/tls", Some(ca_pem.as_bytes()));
+    let crl = ByteString(b"not a CRL".to_vec());
+    bad.data.as_mut().unwrap().insert("ca.crl".into(), crl);
+    objs.secrets.push(ca);
+    objs.secrets.push(bad);
+    let t = translate(&objs, &tls_options());
+    let d = diag_of(&t, "badcrl", "ca.crl").expect("bad CRL reported");
+    assert!(d.message.contains("rules are not served"), "{d:?}");
+    assert_eq!(
+        route_request(http_routes(&t), "crl.example.com", "/"),
+        Outcome::NoRoute
+    );
+
+    let conflict = diag_of(&t, "second", "older Ingress shop/first").expect("conflict reported");
+    assert_eq!(conflict.severity, Severity::Error);
+    assert_eq!(
+        conflict.field,
+        "metadata.annotations[\"nginx.ingress.kubernetes.io/auth-tls-secret\"]"
+    );
+    let missing = diag_of(&t, "missing", "Secret shop/nope not found").expect("missing CA");
+    assert!(
+        missing.message.contains("rules are not served"),
+        "{missing:?}"
+    );
+    assert!(
+        diag_of(&t, "plain", "answers 503").is_some(),
+        "{:?}",
+        t.diagnostics
+    );
+
+    let https = t
+        .resources
+        .listeners
+        .iter()
+        .find(|l| l.name == "https")
+        .unwrap();
+    assert_eq!(https.filter_chains.len(), 1);
+    let chain = &https.filter_chains[0];
+    assert_eq!(
+        chain.name,
+        "shop/shop-tls|client-ca=shop/client-ca|on|depth=1"
+    );
+    let ctx = downstream_tls(chain).expect("TLS");
+    assert!(!ctx.require_client_certificate.is_some_and(|b| b.value));
+    let Some(common_tls_context::ValidationContextType::ValidationContext(v)) =
+        ctx.common_tls_context.unwrap().validation_context_type
+    else {
+        panic!("no validation context")
+    };
+    assert!(v.trusted_ca.is_some());
+    assert_eq!(v.max_verify_depth.map(|d| d.value), Some(1));
+    assert_eq!(
+        v.trust_chain_verification,
+        TrustChainVerification::AcceptUntrusted as i32
+    );
+
+    let rc = |name: &str| t.resources.routes.iter().find(|r| r.name == name).unwrap();
+    let vhost = |rc: &RouteConfiguration, d: &str| {
+        rc.virtual_hosts
+            .iter()
+            .find(|v| v.domains == [d])
+            .cloned()
+            .unwrap()
+    };
+    // HTTPS: no certificate, or one not verified, gets 400 before any route.
+    let v = vhost(rc("https"), host);
+    let names: Vec<&str> = v.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        &names[..3],
+        [
+            "client-certificate|shop.example.com|misdirected",
+            "client-certificate|shop.example.com|missing",
+            "client-certificate|shop.example.com|invalid"
+        ]
+    );
+    // Another host's connection: 421, unless its SNI name is the host's.
+    let misdirected = &v.routes[0].r#match.as_ref().unwrap().headers[0];
+    assert!(misdirected.invert_match && misdirected.treat_missing_header_as_empty);
+    assert_eq!(misdirected.name, "x-tenantgateway-sni");
+    for r in &v.routes[1..3] {
+        let tls = r.r#match.as_ref().unwrap().tls_context.as_ref().unwrap();
+        assert_eq!(tls.validated.as_ref().map(|b| b.value), Some(false));
+        assert!(matches!(r.action, Some(route::Action::DirectResponse(ref d)) if d.status == 400));
+    }
+    // Both Ingresses' paths are behind it and send the certificate headers
+    // (the first passes the certificate, the second only the names).
+    let headers = |r: &envoy_types::pb::envoy::config::route::v3::Route| -> Vec<(String, String)> {
+        r.request_headers_to_add
+            .iter()
+            .filter_map(|h| h.header.as_ref())
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect()
+    };
+    let root = v.routes.iter().find(|r| r.name.contains("first")).unwrap();
+    assert!(headers(root).contains(&("ssl-client-cert".into(), "%DOWNSTREAM_PEER_CERT%".into())));
+    assert!(root
+        .request_headers_to_remove
+        .contains(&"ssl-client-cert".to_string()));
+    let b = v.routes.iter().find(|r| r.name.contains("second")).unwrap();
+    assert!(!headers(b).iter().any(|(k, _)| k == "ssl-client-cert"));
+    assert!(b
+        .request_headers_to_remove
+        .contains(&"ssl-client-cert".to_string()));
+    assert!(headers(b).contains(&(
+        "ssl-client-subject-dn".into(),
+        "%DOWNSTREAM_PEER_SUBJECT%".into()
+    )));
+    // Plain HTTP to the host goes to HTTPS; the host without TLS answers 503.
+    assert_eq!(
+        route_request(rc("http"), host, "/"),
+        Outcome::Redirect(String::new())
+    );
+    assert_eq!(
+        route_request(rc("http"), "plain.example.com", "/"),
+        Outcome::Status(503)
+    );
+    assert_eq!(
+        route_request(rc("http"), "m.example.com", "/"),
+        Outcome::NoRoute
+    );
+}
+
+#[test]
+fn ssl_passthrough_hosts_get_sni_tcp_chains_first_and_are_never_also_terminated() {
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+        tcp_proxy, TcpProxy,
+    };
+    use prost::Message;
+    let pass = annotated(
+        with_tls(
+            ingress(
+                "shop",
+                "pass",
+                0,
+                vec![rule(
+                    Some("pass.example.com"),
+                    vec![
+                        path("/", "Prefix", backend("a", 80)),
+                        path("/x", "Prefix", backend("b", 80)),
+                    ],
+                )],
+            ),
+            "pass.example.com",
+            "shop-tls",
+        ),
+        &[("nginx.ingress.kubernetes.io/ssl-passthrough", "true")],
+    );
+    // A younger Ingress terminating the passed-through host: reported.
+    let term_pass = with_tls(
+        one_rule("term-pass", 1, "pass.example.com", "/t", "b"),
+        "pass.example.com",
+        "shop-tls",
+    );
+    // An older Ingress terminating a host a younger one passes through.
+    let term = with_tls(
+        one_rule("term", 2, "term.example.com", "/", "b"),
+        "term.example.com",
+        "shop-tls",
+    );
+    let late = annotated(
+        one_rule("late", 3, "term.example.com", "/late", "a"),
+        &[("tenantgateway.io/ssl-passthrough", "true")],
+    );
+    let mut objs = objects(vec![late, term, term_pass, pass], &["a", "b"]);
+    objs.secrets.push(tls_secret("shop", "shop-tls"));
+    let t = translate(&objs, &tls_options());
+
+    let https = t
+        .resources
+        .listeners
+        .iter()
+        .find(|l| l.name == "https")
+        .unwrap();
+    let names: Vec<&str> = https
+        .filter_chains
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["passthrough|pass.example.com", "shop/shop-tls"]);
+    let chain = &https.filter_chains[0];
+    assert!(
+        chain.transport_socket.is_none(),
+        "passthrough terminates nothing"
+    );
+    assert_eq!(
+        chain.filter_chain_match.as_ref().unwrap().server_names,
+        ["pass.example.com"]
+    );
+    let Some(ConfigType::TypedConfig(any)) = &chain.filters[0].config_type else {
+        panic!()
+    };
+    let proxy = TcpProxy::decode(any.value.as_slice()).unwrap();
+    assert_eq!(
+        proxy.cluster_specifier,
+        Some(tcp_proxy::ClusterSpecifier::Cluster("shop/a/80".into()))
+    );
+    assert_eq!(
+        https.filter_chains[1]
+            .filter_chain_match
+            .as_ref()
+            .unwrap()
+            .server_names,
+        ["term.example.com"]
+    );
+    assert_eq!(
+        https.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+
+    assert!(
+        diag_of(&t, "pass", "not used for TLS").is_some_and(|d| d.field
+            == "spec.rules[0].http.paths[1]"
+            && d.severity == Severity::Warning)
+    );
+    assert!(diag_of(&t, "pass", "presents its own certificate").is_some());
+    let d = diag_of(
+        &t,
+        "term-pass",
+        "passed through to its backend by the older Ingress shop/pass",
+    )
+    .expect("terminating a passed-through host is reported");
+    assert_eq!(d.severity, Severity::Error);
+    let d = diag_of(
+        &t,
+        "late",
+        "already terminated by the older Ingress shop/term",
+    )
+    .expect("passing a terminated host through is reported");
+    assert_eq!(
+        d.field,
+        "metadata.annotations[\"tenantgateway.io/ssl-passthrough\"]"
+    );
+    // Plain HTTP still serves every path, as ingress-nginx does.
+    let http = http_routes(&t);
+    assert_eq!(
+        route_request(http, "pass.example.com", "/x"),
+        cluster("shop/b/80")
+    );
+    assert_eq!(
+        route_request(http, "term.example.com", "/late"),
+        cluster("shop/a/80")
+    );
 }

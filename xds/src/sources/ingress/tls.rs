@@ -1,9 +1,30 @@
 //! TLS hosts: SNI host → certificate from a Secret in the Ingress's own
-//! namespace; the oldest Ingress configuring a host wins it.
+//! namespace; the oldest Ingress configuring a host wins it. Client
+//! certificates (`auth-tls-*`) are the host's: the oldest Ingress asking
+//! for them for a host sets them, for every Ingress of the host (nginx's
+//! server block). `ssl-passthrough` hosts are another Ingress's to pass
+//! through or terminate, never both.
 
-use super::{rules, Collector, IngressContext};
-use crate::model::{Provenance, SniCertificate};
-use k8s_openapi::api::networking::v1::IngressSpec;
+use super::lower::{IngressRoute, Target};
+use super::{annotation_key, annotations, rules, Collector, IngressContext};
+use crate::diagnostics::{ObjectRef, Severity};
+use crate::model::{
+    ClientAuth, ClientVerify, HostMatch, PathMatch, Provenance, SniCertificate, TcpChain,
+    WeightedBackend,
+};
+use crate::sources::ingress::annotations::ClientCertificates;
+use k8s_openapi::api::networking::v1::{Ingress, IngressSpec};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The client certificates one Ingress set for a host.
+pub(super) struct HostClientAuth {
+    obj: Arc<ObjectRef>,
+    owner: String,
+    /// The `auth-tls-secret` annotation, as a diagnostic field.
+    field: String,
+    auth: Arc<ClientAuth>,
+}
 
 impl Collector<'_, '_> {
     pub(super) fn tls(&mut self, spec: &IngressSpec, cx: &IngressContext<'_>) {
@@ -46,6 +67,21 @@ impl Collector<'_, '_> {
                     self.diags.error(obj, field, e);
                     continue;
                 }
+                if let Some(holder) = self.passthrough_owner.get(h) {
+                    let (sev, msg) = if *holder == cx.owner {
+                        (
+                            Severity::Warning,
+                            format!("ignored: ssl-passthrough sends TLS for host {h} to the backend, which presents its own certificate"),
+                        )
+                    } else {
+                        (
+                            Severity::Error,
+                            format!("TLS for host {h} is passed through to its backend by the older Ingress {holder} (ssl-passthrough); not terminated here"),
+                        )
+                    };
+                    self.diags.push(sev, obj, field, msg);
+                    continue;
+                }
                 if let Some(holder) = self.tls_owner.get(h) {
                     let same_certificate = self
                         .model
@@ -65,6 +101,7 @@ impl Collector<'_, '_> {
                 let sni = SniCertificate {
                     certificate: secret.name.clone(),
                     min_version: cx.settings.tls_min_version,
+                    client_auth: None,
                     provenance: Provenance::new(obj, field),
                 };
                 self.model.tls.insert(h.clone(), sni);
@@ -76,6 +113,213 @@ impl Collector<'_, '_> {
                 .any(|sni| sni.certificate == secret.name)
             {
                 self.model.certificates.insert(secret.name.clone(), secret);
+            }
+        }
+    }
+}
+
+impl Collector<'_, '_> {
+    /// The CA (and CRL) of `auth-tls-secret`.
+    pub(super) fn client_ca(
+        &self,
+        namespace: &str,
+        c: &ClientCertificates,
+    ) -> Result<ClientAuth, String> {
+        Ok(ClientAuth {
+            secret: format!("{namespace}/{}", c.secret),
+            ca: self.index.resolve_ca(namespace, &c.secret)?,
+            crl: self.index.resolve_crl(namespace, &c.secret)?,
+            verify: c.verify,
+            max_depth: c.depth,
+            error_page: c.error_page.clone(),
+        })
+    }
+
+    /// Record the client certificates an Ingress asks of its hosts (its
+    /// rules' and its TLS entries'); a host keeps the oldest Ingress's.
+    pub(super) fn ask_client_certificates(
+        &mut self,
+        ing: &Ingress,
+        spec: &IngressSpec,
+        hosts: &BTreeSet<HostMatch>,
+        cx: &IngressContext<'_>,
+    ) {
+        let Some(auth) = &cx.client_auth else { return };
+        let field = annotations::field(&annotation_key(ing, "auth-tls-secret"));
+        let names: BTreeSet<String> = hosts
+            .iter()
+            .filter(|h| **h != HostMatch::Any)
+            .map(|h| h.display().to_string())
+            .chain(
+                spec.tls
+                    .iter()
+                    .flatten()
+                    .flat_map(|t| t.hosts.iter().flatten())
+                    .filter(|h| rules::parse_host(h).is_ok())
+                    .cloned(),
+            )
+            .collect();
+        if names.is_empty() {
+            self.diags.push(
+                Severity::Warning,
+                cx.obj,
+                field.clone(),
+                "ignored: the Ingress has no host name (client certificates are asked per TLS host)",
+            );
+        }
+        for name in names {
+            match self.client_auth.get(&name) {
+                Some(held) if held.auth != *auth => {
+                    let msg = format!(
+                        "host {name} already asks for client certificates with other settings, set by the older Ingress {}; those apply to the host",
+                        held.owner
+                    );
+                    self.diags.error(cx.obj, field.clone(), msg);
+                }
+                Some(_) => {}
+                None => {
+                    let held = HostClientAuth {
+                        obj: cx.obj.clone(),
+                        owner: cx.owner.clone(),
+                        field: field.clone(),
+                        auth: auth.clone(),
+                    };
+                    self.client_auth.insert(name, held);
+                }
+            }
+        }
+    }
+
+    /// Client certificates onto the hosts' TLS. A host with `on` but no TLS
+    /// (no certificate could be asked) answers 503 rather than serve
+    /// without them.
+    pub(super) fn apply_client_certificates(&mut self) {
+        for (name, held) in std::mem::take(&mut self.client_auth) {
+            if let Some(sni) = self.model.tls.get_mut(&name) {
+                sni.client_auth = Some(held.auth.clone());
+                continue;
+            }
+            let why = if self.passthrough_owner.contains_key(&name) {
+                "its TLS is passed through to the backend (ssl-passthrough)"
+            } else {
+                "it has no TLS certificate (spec.tls)"
+            };
+            if held.auth.verify != ClientVerify::On {
+                let msg = format!("host {name}: no client certificates are asked: {why}");
+                self.diags
+                    .push(Severity::Warning, &held.obj, held.field.clone(), msg);
+                continue;
+            }
+            let msg = format!(
+                "host {name}: client certificates cannot be asked: {why}; the host answers 503 (plain HTTP included)"
+            );
+            self.diags.error(&held.obj, held.field.clone(), msg);
+            let host = match rules::parse_host(&name) {
+                Ok(h) => h,
+                Err(_) => continue,
+            };
+            if let Some(routes) = self.hosts.get_mut(&host) {
+                let policy = match routes.first() {
+                    Some(r) => r.policy.clone(),
+                    None => continue,
+                };
+                *routes = vec![IngressRoute {
+                    provenance: Provenance::new(&held.obj, held.field.clone()),
+                    path: PathMatch::Prefix("/".into()),
+                    target: Target::Unavailable,
+                    rewrite: None,
+                    policy,
+                    canary: None,
+                }];
+            }
+        }
+    }
+
+    /// `ssl-passthrough`: each rule host's TLS goes, untouched, to the
+    /// backend of its first path (as ingress-nginx, which ignores paths).
+    pub(super) fn passthrough(
+        &mut self,
+        ing: &Ingress,
+        rules: &rules::Rules<'_>,
+        cx: &IngressContext<'_>,
+    ) {
+        let field = annotations::field(&annotation_key(ing, "ssl-passthrough"));
+        let mut done: BTreeSet<&HostMatch> = BTreeSet::new();
+        for p in &rules.paths {
+            if p.host == HostMatch::Any {
+                let msg = "ignored for this rule: it has no host, and TLS is passed through by SNI host name";
+                self.diags
+                    .push(Severity::Warning, cx.obj, p.field.clone(), msg);
+                continue;
+            }
+            let host = p.host.display().to_string();
+            if !done.insert(&p.host) {
+                let msg = format!(
+                    "not used for TLS: ssl-passthrough sends every TLS connection for {host} to the first path's backend (ingress-nginx ignores paths too); plain HTTP still uses this path"
+                );
+                self.diags
+                    .push(Severity::Warning, cx.obj, p.field.clone(), msg);
+                continue;
+            }
+            let holder = self
+                .tls_owner
+                .get(&host)
+                .map(|h| format!("TLS for host {host} is already terminated by the older Ingress {h}"))
+                .or_else(|| {
+                    self.passthrough_owner.get(&host).map(|h| {
+                        format!("TLS for host {host} is already passed through by the older Ingress {h}")
+                    })
+                });
+            if let Some(why) = holder {
+                self.diags.error(
+                    cx.obj,
+                    field.clone(),
+                    format!("{why}; not passed through here"),
+                );
+                continue;
+            }
+            let backends = self.passthrough_backend(p, cx);
+            self.passthrough_owner
+                .insert(host.clone(), cx.owner.clone());
+            self.model.passthrough.push(TcpChain {
+                name: format!("passthrough|{host}"),
+                server_names: vec![host],
+                certificates: vec![],
+                backends,
+            });
+        }
+    }
+
+    /// A plain TCP cluster for the path's Service port (none: the
+    /// connections are closed), reported when it does not resolve.
+    fn passthrough_backend(
+        &mut self,
+        p: &rules::RulePath<'_>,
+        cx: &IngressContext<'_>,
+    ) -> Vec<WeightedBackend> {
+        let field = format!("{}.backend", p.field);
+        let Some(svc) = &p.backend.service else {
+            let msg = "backend names no service; TLS connections for the host are closed";
+            self.diags.error(cx.obj, field, msg);
+            return vec![];
+        };
+        match self.index.resolve_service(&cx.obj.namespace, svc) {
+            Ok(backend) => {
+                let name = backend.name.clone();
+                self.model.backends.entry(name.clone()).or_insert(backend);
+                vec![WeightedBackend {
+                    backend: name,
+                    weight: 1,
+                    headers: None,
+                }]
+            }
+            Err(e) => {
+                self.diags.error(
+                    cx.obj,
+                    format!("{field}.service.{}", e.field_suffix()),
+                    format!("{e}; TLS connections for the host are closed"),
+                );
+                vec![]
             }
         }
     }

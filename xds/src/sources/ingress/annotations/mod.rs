@@ -19,9 +19,9 @@ pub(crate) const NGINX: &str = "nginx.ingress.kubernetes.io/";
 pub(crate) const CONTOUR: &str = "projectcontour.io/";
 
 pub(crate) use crate::model::{
-    Affinity, Algorithm, BackendProtocol, Cidr, ClusterSettings, Compression, CookieAffinity, Cors,
-    HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit, Redirect, RedirectPath, Retry,
-    TlsVersion,
+    Affinity, Algorithm, BackendProtocol, Cidr, ClientVerify, ClusterSettings, Compression,
+    CookieAffinity, Cors, HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit,
+    Redirect, RedirectPath, Retry, TlsVersion,
 };
 
 /// ingress-nginx canary semantics.
@@ -44,6 +44,22 @@ pub(crate) struct ProxySsl {
     /// SNI and the name verified; default `<service>.<namespace>.svc`.
     pub name: Option<String>,
 }
+
+/// Client certificates asked by `auth-tls-*` (not `off`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ClientCertificates {
+    /// The CA Secret's name (in the Ingress's namespace).
+    pub secret: String,
+    pub verify: ClientVerify,
+    pub depth: u32,
+    /// Send the certificate upstream in `ssl-client-cert`.
+    pub pass_certificate: bool,
+    /// `auth-tls-error-page`, as a 302 redirect.
+    pub error_page: Option<Redirect>,
+}
+
+/// ingress-nginx's `auth-tls-verify-depth` default.
+pub(crate) const DEFAULT_VERIFY_DEPTH: u32 = 1;
 
 /// Statuses a limited request may get (defined in Envoy's StatusCode enum).
 pub(crate) const LIMIT_STATUS_CODES: &[u16] = &[400, 403, 404, 429, 500, 502, 503, 504];
@@ -79,6 +95,10 @@ pub(crate) struct IngressSettings {
     pub force_ssl_redirect: bool,
     pub hsts: Option<Hsts>,
     pub tls_min_version: TlsVersion,
+    /// `auth-tls-secret` and the other `auth-tls-*` (None: `off` or unset).
+    pub client_certificates: Option<ClientCertificates>,
+    /// `ssl-passthrough`: TLS of the Ingress's hosts goes to the backend.
+    pub ssl_passthrough: bool,
     pub use_regex: bool,
     /// nginx `rewrite-target`, with `$n` already turned into Envoy's `\n`.
     pub rewrite_target: Option<String>,
@@ -125,6 +145,8 @@ impl Default for IngressSettings {
             force_ssl_redirect: false,
             hsts: None,
             tls_min_version: TlsVersion::default(),
+            client_certificates: None,
+            ssl_passthrough: false,
             use_regex: false,
             rewrite_target: None,
             app_root: None,
@@ -421,6 +443,84 @@ fn read_tls(r: &mut Reader<'_>, s: &mut IngressSettings) {
         });
     }
     s.tls_min_version = r.read(&TLS_MIN_VERSION).unwrap_or_default();
+    s.client_certificates = read_client_certificates(r);
+    s.ssl_passthrough = r.read(&SSL_PASSTHROUGH).unwrap_or(false);
+}
+
+/// `auth-tls-*`: a bad Secret reference or verify mode fails closed (serving
+/// without client certificates is weaker); the others are lenient.
+fn read_client_certificates(r: &mut Reader<'_>) -> Option<ClientCertificates> {
+    let secret = r.read(&AUTH_TLS_SECRET);
+    let verify = r.read(&AUTH_TLS_VERIFY_CLIENT);
+    let depth = r.read(&AUTH_TLS_VERIFY_DEPTH);
+    let pass_certificate = r.read(&AUTH_TLS_PASS_CERTIFICATE_TO_UPSTREAM);
+    let error_page = r.read(&AUTH_TLS_ERROR_PAGE);
+    // The valid ones (an invalid one was reported already).
+    let rest = [
+        (AUTH_TLS_VERIFY_CLIENT.row, verify.is_some()),
+        (AUTH_TLS_VERIFY_DEPTH.row, depth.is_some()),
+        (
+            AUTH_TLS_PASS_CERTIFICATE_TO_UPSTREAM.row,
+            pass_certificate.is_some(),
+        ),
+        (AUTH_TLS_ERROR_PAGE.row, error_page.is_some()),
+    ];
+    let rest: Vec<&'static Row> = rest
+        .into_iter()
+        .filter_map(|(row, valid)| valid.then_some(row))
+        .collect();
+    let secret = match secret {
+        Some(secret) => secret,
+        None => {
+            // An invalid Secret reference was reported (and fails closed).
+            if r.get(AUTH_TLS_SECRET.row).is_none() {
+                for row in rest {
+                    r.reject_as(
+                        row,
+                        "has no effect without auth-tls-secret (as in ingress-nginx)",
+                        OnInvalid::Lenient,
+                    );
+                }
+            }
+            return None;
+        }
+    };
+    // An invalid mode was reported and fails closed: `on` is a safe stand-in.
+    let verify = match verify {
+        Some(None) => {
+            for row in rest
+                .iter()
+                .filter(|row| row.key != AUTH_TLS_VERIFY_CLIENT.row.key)
+            {
+                r.reject_as(
+                    row,
+                    "has no effect: auth-tls-verify-client is \"off\"",
+                    OnInvalid::Lenient,
+                );
+            }
+            return None;
+        }
+        Some(Some(v)) => v,
+        None => ClientVerify::On,
+    };
+    Some(ClientCertificates {
+        secret,
+        verify,
+        depth: depth.unwrap_or(DEFAULT_VERIFY_DEPTH),
+        pass_certificate: pass_certificate.unwrap_or(false),
+        error_page: error_page.map(|e| Redirect { status: 302, ..e }),
+    })
+}
+
+/// `auth-tls-verify-client`; `off` is None.
+pub(crate) fn parse_verify_client(v: &str) -> Result<Option<ClientVerify>, String> {
+    match v {
+        "on" => Ok(Some(ClientVerify::On)),
+        "optional" => Ok(Some(ClientVerify::Optional)),
+        "optional_no_ca" => Ok(Some(ClientVerify::OptionalNoCa)),
+        "off" => Ok(None),
+        _ => Err("expected one of on, optional, optional_no_ca, off".into()),
+    }
 }
 
 fn read_rewrites(r: &mut Reader<'_>, s: &mut IngressSettings) {

@@ -22,6 +22,7 @@ use super::{
 use super::{
     parse_cors_headers, parse_cors_methods, parse_cors_origins, parse_forwarded_prefix,
     parse_redirect_code, parse_redirect_url, parse_server_aliases, parse_upstream_vhost,
+    parse_verify_client, ClientVerify,
 };
 use std::time::Duration;
 
@@ -242,6 +243,39 @@ annotation_table! {
         aliases: &[contour!("tls-minimum-protocol-version")],
         on_invalid: Strict, group: G::Tls,
         value: "`1.2`, `1.3` (`TLSv1.3` accepted)", default: "`1.2`",
+    }
+    AUTH_TLS_SECRET: String = Parser::InNamespace(parse_secret_ref) => {
+        key: "tenantgateway.io/auth-tls-secret", aliases: &[nginx!("auth-tls-secret")],
+        on_invalid: Strict, group: G::Tls,
+        value: "`namespace/name` or `name` of a Secret with `ca.crt` (and optional `ca.crl`); the Ingress's namespace only",
+        default: "no client certificates",
+    }
+    AUTH_TLS_VERIFY_CLIENT: Option<ClientVerify> = Parser::Plain(parse_verify_client) => {
+        key: "tenantgateway.io/auth-tls-verify-client",
+        aliases: &[nginx!("auth-tls-verify-client")],
+        on_invalid: Strict, group: G::Tls,
+        value: "`on`, `optional`, `optional_no_ca`, `off`", default: "`on`",
+    }
+    AUTH_TLS_VERIFY_DEPTH: u32 = Parser::Plain(|v| u32_in(v, 1, 100)) => {
+        key: "tenantgateway.io/auth-tls-verify-depth",
+        aliases: &[nginx!("auth-tls-verify-depth")],
+        on_invalid: LenientServing("1"), group: G::Tls, value: "1..100", default: "1",
+    }
+    AUTH_TLS_PASS_CERTIFICATE_TO_UPSTREAM: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/auth-tls-pass-certificate-to-upstream",
+        aliases: &[nginx!("auth-tls-pass-certificate-to-upstream")],
+        on_invalid: LenientServing("not passed"), group: G::Tls,
+        value: "bool", default: "`false`",
+    }
+    AUTH_TLS_ERROR_PAGE: Redirect = Parser::Plain(parse_redirect_url) => {
+        key: "tenantgateway.io/auth-tls-error-page", aliases: &[nginx!("auth-tls-error-page")],
+        on_invalid: LenientServing("400"), group: G::Tls,
+        value: "`http(s)://host[:port][/path][?query]`", default: "400",
+    }
+    SSL_PASSTHROUGH: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/ssl-passthrough", aliases: &[nginx!("ssl-passthrough")],
+        on_invalid: LenientServing("TLS terminated"), group: G::Tls,
+        value: "bool", default: "`false`",
     }
 
     // ---------- paths and rewrites ----------
@@ -606,8 +640,7 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     (nginx!("auth-type"), Refusal::FailClosed),
     (nginx!("auth-url"), Refusal::FailClosed),
     (nginx!("auth-secret"), Refusal::FailClosed),
-    (nginx!("auth-tls-secret"), Refusal::FailClosed),
-    (nginx!("auth-tls-verify-client"), Refusal::FailClosed),
+    (nginx!("auth-tls-match-cn"), Refusal::FailClosed),
     (nginx!("satisfy"), Refusal::FailClosed),
 ];
 

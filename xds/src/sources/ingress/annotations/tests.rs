@@ -580,6 +580,7 @@ const ENABLING: &[(&str, &str)] = &[
     ("tenantgateway.io/outlier-consecutive-5xx", "5"),
     ("tenantgateway.io/compression", "gzip"),
     ("tenantgateway.io/enable-cors", "true"),
+    ("tenantgateway.io/auth-tls-secret", "ca"),
 ];
 
 #[test]
@@ -1408,4 +1409,117 @@ fn host_names_upstream_host_and_forwarded_prefix() {
     assert_invalid(&ng("from-to-www-redirect"), "yes", false, &[]);
     assert_invalid(&ng("upstream-vhost"), "$host", true, &[]);
     assert_invalid(&ng("x-forwarded-prefix"), "/a\nb", true, &[]);
+}
+
+// ---------- client certificates and passthrough ----------
+
+#[test]
+fn client_certificate_annotations_parse_with_ingress_nginx_defaults() {
+    for (v, want) in [
+        ("on", Some(ClientVerify::On)),
+        ("optional", Some(ClientVerify::Optional)),
+        ("optional_no_ca", Some(ClientVerify::OptionalNoCa)),
+        ("off", None),
+    ] {
+        assert_eq!(parse_verify_client(v), Ok(want), "{v}");
+    }
+    for bad in ["", "ON", "true", "require", "optional-no-ca"] {
+        assert!(parse_verify_client(bad).is_err(), "{bad:?}");
+    }
+    // Defaults: `on`, depth 1, certificate not passed, 400.
+    let (p, diags) = parse_map(&[(&ng("auth-tls-secret"), "shop/client-ca")]);
+    assert!(diags.is_empty() && !p.drop_rules, "{diags:?}");
+    assert_eq!(
+        p.settings.client_certificates,
+        Some(ClientCertificates {
+            secret: "client-ca".into(),
+            verify: ClientVerify::On,
+            depth: 1,
+            pass_certificate: false,
+            error_page: None,
+        })
+    );
+    let (p, diags) = parse_map(&[
+        (&ng("auth-tls-secret"), "client-ca"),
+        (&ng("auth-tls-verify-client"), "optional"),
+        (&ng("auth-tls-verify-depth"), "3"),
+        (&ng("auth-tls-pass-certificate-to-upstream"), "true"),
+        (
+            &ng("auth-tls-error-page"),
+            "https://errors.example.com/cert?x=1",
+        ),
+        (&ng("ssl-passthrough"), "true"),
+    ]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = p.settings.client_certificates.expect("client certificates");
+    assert_eq!(c.verify, ClientVerify::Optional);
+    assert_eq!(c.depth, 3);
+    assert!(c.pass_certificate);
+    let page = c.error_page.expect("error page");
+    assert_eq!(page.status, 302);
+    assert_eq!(page.host.as_deref(), Some("errors.example.com"));
+    assert_eq!(page.path, Some(RedirectPath::Full("/cert?x=1".into())));
+    assert!(p.settings.ssl_passthrough);
+    // `off`: no client certificates; the other settings are reported.
+    let (p, diags) = parse_map(&[
+        (&ng("auth-tls-secret"), "client-ca"),
+        (&ng("auth-tls-verify-client"), "off"),
+        (&ng("auth-tls-verify-depth"), "2"),
+    ]);
+    assert_eq!(p.settings.client_certificates, None);
+    assert!(!p.drop_rules);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0].message.contains("\"off\""), "{diags:?}");
+    assert_eq!(diags[0].field, field(&ng("auth-tls-verify-depth")));
+}
+
+#[test]
+fn invalid_client_certificate_settings_fail_closed_or_keep_the_default() {
+    // Another namespace's CA: refused, the Ingress is not served.
+    assert_invalid(&ng("auth-tls-secret"), "other/client-ca", true, &[]);
+    assert_invalid(&ng("auth-tls-secret"), "Bad_Name", true, &[]);
+    let (_, diags) = parse_map(&[(&ng("auth-tls-secret"), "other/client-ca")]);
+    assert!(
+        diags[0].message.contains("Ingress's namespace"),
+        "{diags:?}"
+    );
+    let ca = [(ng("auth-tls-secret"), "client-ca".to_string())];
+    let ca: Vec<(&str, &str)> = ca.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_invalid(&ng("auth-tls-verify-client"), "sometimes", true, &ca);
+    assert_invalid(&ng("auth-tls-verify-depth"), "0", false, &ca);
+    assert_invalid(&ng("auth-tls-verify-depth"), "x", false, &ca);
+    assert_invalid(
+        &ng("auth-tls-pass-certificate-to-upstream"),
+        "yes",
+        false,
+        &ca,
+    );
+    assert_invalid(&ng("auth-tls-error-page"), "/relative", false, &ca);
+    assert_invalid(
+        &ng("auth-tls-error-page"),
+        "javascript:alert(1)",
+        false,
+        &ca,
+    );
+    assert_invalid(&ng("ssl-passthrough"), "maybe", false, &[]);
+    // A bad error page keeps the rest: the certificate is still required.
+    let (p, _) = parse_map(&[
+        (&ng("auth-tls-secret"), "client-ca"),
+        (&ng("auth-tls-error-page"), "ftp://x"),
+    ]);
+    let c = p.settings.client_certificates.expect("still asked");
+    assert_eq!((c.verify, c.error_page), (ClientVerify::On, None));
+    // Without a Secret the others do nothing, and say so.
+    let (p, diags) = parse_map(&[
+        (&ng("auth-tls-verify-client"), "on"),
+        (&ng("auth-tls-pass-certificate-to-upstream"), "true"),
+    ]);
+    assert_eq!(p.settings.client_certificates, None);
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert!(diags
+        .iter()
+        .all(|d| d.message.contains("without auth-tls-secret") && d.severity == Severity::Warning));
+    // They are no longer refused as unsupported authentication.
+    assert_eq!(classify(&ng("auth-tls-secret")), KeyKind::Read);
+    assert_eq!(classify(&ng("auth-tls-verify-client")), KeyKind::Read);
 }
