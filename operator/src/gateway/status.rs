@@ -233,6 +233,21 @@ mod tests {
             .collect()
     }
 
+    /// Each condition as (type, status, reason, observedGeneration).
+    fn summary(conds: &[Condition]) -> Vec<(&str, &str, &str, Option<i64>)> {
+        conds
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.as_str(),
+                    c.status.as_str(),
+                    c.reason.as_str(),
+                    c.observed_generation,
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn plan_table() {
         let ours = |c: &str| c == "tenant-gateway";
@@ -295,22 +310,8 @@ mod tests {
             GatewayPlan::Unclaimed { .. }
         ));
         let s = invalid_parameters_status(&g, &message, &t(3));
-        let summary: Vec<_> = s
-            .conditions
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c.type_.as_str(),
-                    c.status.as_str(),
-                    c.reason.as_str(),
-                    c.observed_generation,
-                )
-            })
-            .collect();
         assert_eq!(
-            summary,
+            summary(s.conditions.as_deref().unwrap()),
             [
                 ("Accepted", "False", "InvalidParameters", Some(4)),
                 ("Programmed", "False", "Invalid", Some(4))
@@ -328,19 +329,8 @@ mod tests {
         let g = gateway("lobby", "tenant-gateway");
         let s = unclaimed_status(&g, &t(10));
         let conds = s.conditions.clone().unwrap();
-        let summary: Vec<_> = conds
-            .iter()
-            .map(|c| {
-                (
-                    c.type_.as_str(),
-                    c.status.as_str(),
-                    c.reason.as_str(),
-                    c.observed_generation,
-                )
-            })
-            .collect();
         assert_eq!(
-            summary,
+            summary(&conds),
             [
                 ("Accepted", "False", "Invalid", Some(4)),
                 ("Programmed", "False", "Invalid", Some(4))
