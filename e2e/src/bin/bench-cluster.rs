@@ -83,7 +83,12 @@ async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) ->
     let mut conn: Option<HttpConn> = None;
     loop {
         if conn.is_none() {
-            conn = HttpConn::connect(gw).await.ok();
+            // Bounded: a SYN to a Service IP whose endpoints are not there yet
+            // can be dropped, and the kernel retries it for about two minutes.
+            conn = tokio::time::timeout(KEEPALIVE_TIMEOUT, HttpConn::connect(gw))
+                .await
+                .ok()
+                .and_then(Result::ok);
         }
         if let Some(c) = conn.as_mut() {
             match tokio::time::timeout(KEEPALIVE_TIMEOUT, c.get(host, path)).await {
