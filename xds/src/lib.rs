@@ -29,4 +29,4 @@ pub mod translate;
 pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
-pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation};
+pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation, UdpProxy};
