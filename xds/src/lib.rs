@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod diagnostics;
 mod envoy;
 pub mod manifests;
+pub mod migrate;
 pub mod model;
 mod sources;
 
