@@ -58,6 +58,10 @@ pub struct TenantGatewaySpec {
     /// TCP proxy ports: each maps a listener port to a Service in a claimed namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp_proxies: Vec<TcpProxy>,
+    /// UDP proxy ports: each maps a listener port to a UDP port of a Service in a
+    /// claimed namespace (a port number may be both a TCP and a UDP proxy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp_proxies: Vec<UdpProxy>,
     /// Generate a NetworkPolicy for the gateway pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySettings>,
@@ -66,7 +70,7 @@ pub struct TenantGatewaySpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicySettings {
-    /// Admit traffic to the gateway pods only on their listener, TCP-proxy,
+    /// Admit traffic to the gateway pods only on their listener, TCP/UDP-proxy,
     /// health and metrics ports (default false: no NetworkPolicy).
     #[serde(default)]
     pub enabled: bool,
@@ -201,6 +205,17 @@ pub struct TcpProxyBackend {
     pub port: u16,
 }
 
+/// A UDP listener port on the gateway; datagrams go to a UDP port of a Service.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UdpProxy {
+    /// Listener port on the gateway (UDP).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// The Service and its port, which must have `protocol: UDP`.
+    pub service: TcpProxyBackend,
+}
+
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantGatewayStatus {
@@ -281,5 +296,40 @@ mod tests {
         assert_eq!(spec.listeners.https(), 8443);
         assert_eq!(spec.ingress_class.class_name(), "tenant-gateway");
         assert!(spec.ingress_class.serves_unclassed());
+        assert!(spec.udp_proxies.is_empty());
+    }
+
+    #[test]
+    fn udp_proxies_parse_like_tcp_proxies() {
+        let spec: TenantGatewaySpec = serde_json::from_str(
+            r#"{"udpProxies": [{"port": 53, "service": {"namespace": "shop", "name": "dns", "port": 5353}}],
+                "tcpProxies": [{"port": 53, "service": {"namespace": "shop", "name": "dns", "port": 5353}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.udp_proxies,
+            vec![UdpProxy {
+                port: 53,
+                service: TcpProxyBackend {
+                    namespace: "shop".into(),
+                    name: "dns".into(),
+                    port: 5353
+                }
+            }]
+        );
+        assert_eq!(spec.tcp_proxies[0].port, 53);
+        let schema = serde_json::to_value(TenantGateway::crd()).unwrap();
+        let udp = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["udpProxies"]["items"];
+        assert_eq!(udp["required"], serde_json::json!(["port", "service"]));
+        assert_eq!(udp["properties"]["port"]["maximum"], 65535.0);
+        // A port out of range or a missing Service is refused when parsing.
+        assert!(serde_json::from_str::<TenantGatewaySpec>(
+            r#"{"udpProxies": [{"port": 70000, "service": {"namespace": "a", "name": "b", "port": 1}}]}"#
+        )
+        .is_err());
+        assert!(
+            serde_json::from_str::<TenantGatewaySpec>(r#"{"udpProxies": [{"port": 53}]}"#).is_err()
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod gateway;
 pub mod leader;
 pub mod metrics;
+pub mod migrate;
 pub mod reconcile;
 pub mod render;
 pub mod sidecar;

@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod diagnostics;
 mod envoy;
 pub mod manifests;
+pub mod migrate;
 pub mod model;
 mod sources;
 
@@ -29,4 +30,4 @@ pub mod translate;
 pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
-pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation};
+pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation, UdpProxy};

@@ -212,12 +212,14 @@ impl Snapshot {
 impl EnvoyResources {
     /// Every reference to a resource these resources do not hold; empty when
     /// the configuration is consistent (see [`Snapshot::consistency_problems`]),
-    /// and every listener Envoy would refuse for having no filter chain.
+    /// and every listener Envoy would refuse for having no filter chain (UDP
+    /// listeners have none: their listener filter is their pipeline).
     pub fn consistency_problems(&self) -> Vec<String> {
         let mut problems = Snapshot::from(self).consistency_problems();
         problems.extend(
             self.listeners
                 .iter()
+                .filter(|l| l.udp_listener_config.is_none())
                 .filter(|l| l.filter_chains.is_empty() && l.default_filter_chain.is_none())
                 .map(|l| format!("listener {:?} has no filter chain", l.name)),
         );
@@ -293,15 +295,20 @@ impl From<&EnvoyResources> for Snapshot {
 
 /// Resources in which every kind of reference occurs once: an HTTPS listener
 /// naming its SDS secret and RDS table, a TCP proxy listener naming its
-/// cluster, a route to a cluster and one to weighted clusters, EDS clusters.
+/// cluster, a UDP proxy listener naming its cluster, a route to a cluster and
+/// one to weighted clusters, EDS clusters.
 #[cfg(test)]
 pub(crate) fn every_reference_fixture() -> EnvoyResources {
     use envoy_types::pb::envoy::config::cluster::v3::cluster::{
         ClusterDiscoveryType, DiscoveryType,
     };
-    let names = ["a", "b", "db"];
+    let names = ["a", "b", "db", "dns"];
     EnvoyResources {
-        listeners: vec![fixture::https_listener(), fixture::tcp_listener()],
+        listeners: vec![
+            fixture::https_listener(),
+            fixture::tcp_listener(),
+            fixture::udp_listener(),
+        ],
         routes: vec![fixture::routes()],
         clusters: names
             .iter()
@@ -398,6 +405,41 @@ mod fixture {
         }
     }
 
+    pub(super) fn udp_listener() -> Listener {
+        use envoy_types::pb::envoy::config::listener::v3::{listener_filter, ListenerFilter};
+        use envoy_types::pb::envoy::extensions::filters::udp::udp_proxy::v3::{
+            udp_proxy_config::RouteSpecifier, Route, UdpProxyConfig,
+        };
+        use envoy_types::pb::xds::core::v3::TypedExtensionConfig;
+        use envoy_types::pb::xds::r#type::matcher::v3::{matcher, Matcher};
+        let route = matcher::OnMatch {
+            on_match: Some(matcher::on_match::OnMatch::Action(TypedExtensionConfig {
+                name: "route".into(),
+                typed_config: Some(pack(&Route {
+                    cluster: "dns".into(),
+                })),
+            })),
+            ..Default::default()
+        };
+        let udp = UdpProxyConfig {
+            route_specifier: Some(RouteSpecifier::Matcher(Matcher {
+                on_no_match: Some(Box::new(route)),
+                matcher_type: None,
+            })),
+            ..Default::default()
+        };
+        Listener {
+            name: "udp-53".into(),
+            udp_listener_config: Some(Default::default()),
+            listener_filters: vec![ListenerFilter {
+                name: "udp".into(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(pack(&udp))),
+                filter_disabled: None,
+            }],
+            ..Default::default()
+        }
+    }
+
     pub(super) fn routes() -> RouteConfiguration {
         let to = |spec| Route {
             action: Some(route::Action::Route(RouteAction {
@@ -439,11 +481,13 @@ mod tests {
     fn consistency_problems_name_every_dangling_reference_and_none_when_complete() {
         let full = every_reference_fixture();
         assert_eq!(full.consistency_problems(), Vec::<String>::new());
-        // `a` is routed, `b` only weighted, `db` only TCP-proxied.
+        // `a` is routed, `b` only weighted, `db` only TCP-proxied, `dns`
+        // only UDP-proxied (and its listener, without filter chains, is fine).
         let dropped = [
             (ResourceType::Cluster, "a"),
             (ResourceType::Cluster, "b"),
             (ResourceType::Cluster, "db"),
+            (ResourceType::Cluster, "dns"),
             (ResourceType::Endpoint, "b"),
             (ResourceType::Secret, "shop/cert"),
             (ResourceType::Route, "https"),

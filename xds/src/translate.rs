@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 pub(crate) use crate::envoy::ads_config_source;
 pub use crate::envoy::{HTTPS_LISTENER, HTTPS_ROUTE_CONFIG, HTTP_LISTENER, HTTP_ROUTE_CONFIG};
 pub use crate::sources::tcp::{TcpProxy, TcpProxyParseError};
+pub use crate::sources::udp::UdpProxy;
 
 /// Everything translation reads for one tenant.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +44,8 @@ pub struct GatewayOptions {
     pub tenant: String,
     /// TCP listeners (`spec.tcpProxies`), in spec order.
     pub tcp_proxies: Vec<TcpProxy>,
+    /// UDP listeners (`spec.udpProxies`), in spec order.
+    pub udp_proxies: Vec<UdpProxy>,
 }
 
 impl Default for GatewayOptions {
@@ -56,6 +59,7 @@ impl Default for GatewayOptions {
             namespaces: None,
             tenant: String::new(),
             tcp_proxies: Vec::new(),
+            udp_proxies: Vec::new(),
         }
     }
 }
@@ -69,6 +73,7 @@ impl GatewayOptions {
             ingress_class: spec.ingress_class.class_name().to_string(),
             serve_unclassed: spec.ingress_class.serves_unclassed(),
             tcp_proxies: spec.tcp_proxies.iter().map(TcpProxy::from).collect(),
+            udp_proxies: spec.udp_proxies.iter().map(UdpProxy::from).collect(),
             ..Self::default()
         }
     }

@@ -59,20 +59,25 @@ fn options_of(v: &Value) -> GatewayOptions {
                 .collect()
         }),
         tenant: s("tenant"),
-        tcp_proxies: v["tcpProxies"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| {
-                        p.as_str()
-                            .expect("tcp proxy")
-                            .parse::<TcpProxy>()
-                            .expect("tcp proxy")
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        tcp_proxies: proxies(&v["tcpProxies"]),
+        udp_proxies: proxies(&v["udpProxies"]),
     }
+}
+
+/// `tcpProxies` or `udpProxies`: sidecar arguments (`<port>=<ns>/<svc>:<port>`).
+fn proxies(v: &Value) -> Vec<TcpProxy> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    p.as_str()
+                        .expect("proxy")
+                        .parse::<TcpProxy>()
+                        .expect("proxy")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What a case asserts: each resource's canonical version, by type and name,

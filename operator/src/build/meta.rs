@@ -209,18 +209,19 @@ impl<'a> Fleet<'a> {
     }
 
     /// The ports Envoy listens on, with the Service port each is exposed as:
-    /// the tenant's HTTP and HTTPS listeners and TCP proxies, or a Gateway's
+    /// the tenant's HTTP and HTTPS listeners, TCP and UDP proxies, or a Gateway's
     /// listener ports (port p on container port [`names::container_port`]).
     pub fn ports(&self) -> Vec<FleetPort> {
         let Some(g) = &self.gateway else {
             let spec = &self.gw.spec;
-            let named = |name: &str, service: i32, container: u16| FleetPort {
+            let named_as = |name: &str, service: i32, container: u16, protocol| FleetPort {
                 name: name.to_string(),
                 service_port: service,
                 container_port: i32::from(container),
                 target: IntOrString::String(name.to_string()),
-                protocol: "TCP",
+                protocol,
             };
+            let named = |name: &str, service, container| named_as(name, service, container, "TCP");
             let mut out = vec![
                 named("http", names::SERVICE_HTTP_PORT, spec.listeners.http()),
                 named("https", names::SERVICE_HTTPS_PORT, spec.listeners.https()),
@@ -228,6 +229,10 @@ impl<'a> Fleet<'a> {
             out.extend(spec.tcp_proxies.iter().map(|p| {
                 let name = names::tcp_proxy_port_name(p.port);
                 named(&name, i32::from(p.port), p.port)
+            }));
+            out.extend(spec.udp_proxies.iter().map(|p| {
+                let name = names::udp_proxy_port_name(p.port);
+                named_as(&name, i32::from(p.port), p.port, "UDP")
             }));
             return out;
         };

@@ -163,6 +163,11 @@ pub fn tcp_proxy_port_name(port: u16) -> String {
     format!("tcp-{port}")
 }
 
+/// Name of the container (and Service) port of the UDP proxy on `port`.
+pub fn udp_proxy_port_name(port: u16) -> String {
+    format!("udp-{port}")
+}
+
 /// Longest Kubernetes object name that is a DNS-1035 label (Service names).
 const MAX_LABEL_LEN: usize = 63;
 

@@ -21,7 +21,7 @@ fn service_type(t: Option<ServiceType>) -> &'static str {
 }
 
 /// The tenant's fleet: `http` 80 and `https` 443 to the listeners' named
-/// container ports, plus one port per TCP proxy (same number outside and
+/// container ports, plus one port per TCP or UDP proxy (same number outside and
 /// inside). A Gateway's fleet: each listener port p to container port
 /// [`names::container_port`]`(p)`.
 pub fn build_service(t: &Fleet<'_>) -> Service {
@@ -74,7 +74,7 @@ pub fn build_pdb(t: &Fleet<'_>) -> Option<PodDisruptionBudget> {
 }
 
 /// Only when `spec.networkPolicy.enabled`: the gateway pods accept traffic on
-/// their listener and TCP-proxy ports, Envoy's readiness port, the sidecar's
+/// their listener and TCP- and UDP-proxy ports, Envoy's readiness port, the sidecar's
 /// health and metrics ports, and nothing else (Envoy admin and xDS never listen
 /// on the pod network anyway; this is defense in depth).
 pub fn build_network_policy(t: &Fleet<'_>) -> Option<NetworkPolicy> {
@@ -166,6 +166,10 @@ mod tests {
             port: 5432,
             service: TcpProxyBackend::default(),
         }];
+        gw.spec.udp_proxies = vec![crds::UdpProxy {
+            port: 5432,
+            service: TcpProxyBackend::default(),
+        }];
         gw.spec.service.annotations =
             [("example.com/lb".to_string(), "internal".to_string())].into();
         let svc = with(&gw, build_service);
@@ -199,6 +203,12 @@ mod tests {
                     5432,
                     IntOrString::String(s("tcp-5432")),
                     s("TCP")
+                ),
+                (
+                    s("udp-5432"),
+                    5432,
+                    IntOrString::String(s("udp-5432")),
+                    s("UDP")
                 ),
             ]
         );

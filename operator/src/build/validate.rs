@@ -74,6 +74,7 @@ pub fn validate(gw: &TenantGateway) -> Result<(), Vec<SpecError>> {
     validate_namespaces(gw, &mut errs);
     let listener_ports = validate_listeners(gw, &mut errs);
     validate_tcp_proxies(gw, &listener_ports, &mut errs);
+    validate_udp_proxies(gw, &mut errs);
 
     for key in spec.service.annotations.keys() {
         if let Err(m) = qualified_name(key) {
@@ -97,30 +98,29 @@ pub fn validate(gw: &TenantGateway) -> Result<(), Vec<SpecError>> {
     }
 }
 
-/// Checks that need the claim decision: a TCP proxy may only point into a
+/// Checks that need the claim decision: a TCP or UDP proxy may only point into a
 /// namespace the tenant holds (its sidecar cannot read any other).
 pub fn validate_against_claims(
     gw: &TenantGateway,
     claims: &ClaimDecision,
 ) -> Result<(), Vec<SpecError>> {
-    let errs: Vec<SpecError> = gw
-        .spec
-        .tcp_proxies
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !claims.claimed.contains(&p.service.namespace))
-        .map(|(i, p)| {
+    let tcp = gw.spec.tcp_proxies.iter().map(|p| &p.service);
+    let udp = gw.spec.udp_proxies.iter().map(|p| &p.service);
+    let errs: Vec<SpecError> = (tcp.enumerate().map(|(i, s)| ("tcpProxies", i, s)))
+        .chain(udp.enumerate().map(|(i, s)| ("udpProxies", i, s)))
+        .filter(|(_, _, s)| !claims.claimed.contains(&s.namespace))
+        .map(|(list, i, s)| {
             let held_by = claims
                 .conflicts
                 .iter()
-                .find(|c| c.namespace == p.service.namespace)
+                .find(|c| c.namespace == s.namespace)
                 .map(|c| format!(" (held by TenantGateway {})", c.holder))
                 .unwrap_or_default();
             SpecError::new(
-                format!("spec.tcpProxies[{i}].service.namespace"),
+                format!("spec.{list}[{i}].service.namespace"),
                 format!(
                     "{:?} is not a namespace this tenant holds{held_by}",
-                    p.service.namespace
+                    s.namespace
                 ),
             )
         })
@@ -237,19 +237,43 @@ fn validate_tcp_proxies(
         }
         seen.entry(port).or_insert(i);
 
-        let svc = format!("spec.tcpProxies[{i}].service");
-        if let Err(m) = dns1123_label(&p.service.namespace) {
-            errs.push(SpecError::new(format!("{svc}.namespace"), m));
-        }
-        if let Err(m) = dns1035_label(&p.service.name) {
-            errs.push(SpecError::new(format!("{svc}.name"), m));
-        }
-        if p.service.port == 0 {
+        validate_proxy_backend(&format!("spec.tcpProxies[{i}].service"), &p.service, errs);
+    }
+}
+
+/// The Service of a TCP or UDP proxy, `svc` its field.
+fn validate_proxy_backend(svc: &str, s: &crds::TcpProxyBackend, errs: &mut Vec<SpecError>) {
+    if let Err(m) = dns1123_label(&s.namespace) {
+        errs.push(SpecError::new(format!("{svc}.namespace"), m));
+    }
+    if let Err(m) = dns1035_label(&s.name) {
+        errs.push(SpecError::new(format!("{svc}.name"), m));
+    }
+    if s.port == 0 {
+        errs.push(SpecError::new(
+            format!("{svc}.port"),
+            "must be between 1 and 65535",
+        ));
+    }
+}
+
+/// UDP ports are apart from the TCP ones (listeners, TCP proxies, the
+/// sidecar's and Envoy's own ports, the Service's 80 and 443): only another
+/// UDP proxy can collide with one.
+fn validate_udp_proxies(gw: &TenantGateway, errs: &mut Vec<SpecError>) {
+    let mut seen: BTreeMap<u16, usize> = BTreeMap::new();
+    for (i, p) in gw.spec.udp_proxies.iter().enumerate() {
+        let field = format!("spec.udpProxies[{i}].port");
+        if p.port == 0 {
+            errs.push(SpecError::new(&field, "must be between 1 and 65535"));
+        } else if let Some(first) = seen.get(&p.port) {
             errs.push(SpecError::new(
-                format!("{svc}.port"),
-                "must be between 1 and 65535",
+                &field,
+                format!("{} duplicates spec.udpProxies[{first}].port", p.port),
             ));
         }
+        seen.entry(p.port).or_insert(i);
+        validate_proxy_backend(&format!("spec.udpProxies[{i}].service"), &p.service, errs);
     }
 }
 
@@ -330,7 +354,7 @@ fn label_value(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crds::{NamespaceConflict, TcpProxy, TcpProxyBackend, TenantGatewaySpec};
+    use crds::{NamespaceConflict, TcpProxy, TcpProxyBackend, TenantGatewaySpec, UdpProxy};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     fn base() -> TenantGateway {
@@ -355,6 +379,11 @@ mod tests {
                 port: 5432,
             },
         }
+    }
+
+    fn udp(port: u16, ns: &str, name: &str) -> UdpProxy {
+        let TcpProxy { service, .. } = proxy(port, ns, name);
+        UdpProxy { port, service }
     }
 
     fn expr(op: &str, values: Option<&[&str]>) -> LabelSelector {
@@ -390,6 +419,12 @@ mod tests {
         .into();
         g.spec.gateway_namespace = Some("acme-gw".into());
         g.spec.replicas = Some(0);
+        assert_eq!(validate(&g), Ok(()));
+        // A UDP port may share its number with a TCP proxy, a listener or a
+        // reserved (TCP) port.
+        g.spec.udp_proxies = [5432, 8080, 443, 9901]
+            .map(|p| udp(p, "acme-shop", "dns"))
+            .into();
         assert_eq!(validate(&g), Ok(()));
     }
 
@@ -453,6 +488,20 @@ mod tests {
             (
                 |g| g.spec.tcp_proxies = vec![proxy(5432, "acme-shop", "1db")],
                 "spec.tcpProxies[0].service.name: \"1db\" is not a DNS-1035 label",
+            ),
+            (
+                |g| {
+                    g.spec.udp_proxies = vec![udp(53, "acme-shop", "dns"), udp(53, "acme-shop", "dns2")]
+                },
+                "spec.udpProxies[1].port: 53 duplicates spec.udpProxies[0].port",
+            ),
+            (
+                |g| g.spec.udp_proxies = vec![udp(0, "acme-shop", "dns")],
+                "spec.udpProxies[0].port: must be between",
+            ),
+            (
+                |g| g.spec.udp_proxies = vec![udp(53, "acme-shop", "Dns")],
+                "spec.udpProxies[0].service.name: \"Dns\" is not a DNS-1035 label",
             ),
             (
                 |g| g.spec.gateway_namespace = Some("Bad_NS".into()),
@@ -535,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn tcp_proxy_must_target_a_held_namespace() {
+    fn tcp_and_udp_proxies_must_target_a_held_namespace() {
         let mut g = base();
         g.spec.tcp_proxies = vec![
             proxy(5432, "acme-shop", "db"),
@@ -563,6 +612,11 @@ mod tests {
         );
         g.spec.tcp_proxies.truncate(1);
         assert_eq!(validate_against_claims(&g, &claims), Ok(()));
+        g.spec.udp_proxies = vec![udp(53, "acme-shop", "dns"), udp(54, "contested", "dns")];
+        assert_eq!(
+            validate_against_claims(&g, &claims).unwrap_err()[0].to_string(),
+            "spec.udpProxies[1].service.namespace: \"contested\" is not a namespace this tenant holds (held by TenantGateway globex)"
+        );
     }
 
     #[test]

@@ -228,11 +228,15 @@ fn xds_sidecar(t: &Fleet<'_>) -> Container {
     .map(|s| s.to_string())
     .collect();
     match t.gateway_fleet() {
-        // The TCP listeners the sidecar serves (the ports are on both containers' Service).
+        // The TCP and UDP listeners the sidecar serves (the ports are on both containers' Service).
         None => {
             for p in &spec.tcp_proxies {
                 args.push("--tcp-proxy".into());
                 args.push(xds::TcpProxy::from(p).to_string());
+            }
+            for p in &spec.udp_proxies {
+                args.push("--udp-proxy".into());
+                args.push(xds::UdpProxy::from(p).to_string());
             }
         }
         // The tenant's TCP proxies stay on its Ingress fleet: a Gateway
@@ -616,12 +620,65 @@ mod tests {
     }
 
     #[test]
+    fn sidecar_gets_one_udp_proxy_arg_per_entry_after_the_tcp_ones() {
+        let mut gw = tenant("acme");
+        let backend = |name: &str, port: u16| TcpProxyBackend {
+            namespace: "acme-shop".into(),
+            name: name.into(),
+            port,
+        };
+        gw.spec.tcp_proxies = vec![TcpProxy {
+            port: 53,
+            service: backend("dns", 53),
+        }];
+        gw.spec.udp_proxies = vec![
+            crds::UdpProxy {
+                port: 53,
+                service: backend("dns", 53),
+            },
+            crds::UdpProxy {
+                port: 514,
+                service: backend("syslog", 5514),
+            },
+        ];
+        let d = deployment(&gw);
+        let xds = &pod(&d).init_containers.as_ref().unwrap()[0];
+        let tail: Vec<&str> = xds.args.as_ref().unwrap()[15..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "--tcp-proxy",
+                "53=acme-shop/dns:53",
+                "--udp-proxy",
+                "53=acme-shop/dns:53",
+                "--udp-proxy",
+                "514=acme-shop/syslog:5514"
+            ]
+        );
+        let parsed: Vec<xds::UdpProxy> = tail[2..]
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(parsed, xds::GatewayOptions::from_spec(&gw.spec).udp_proxies);
+    }
+
+    #[test]
     fn envoy_container_command_ports_probes() {
         let mut gw = tenant("acme");
         gw.spec.listeners.http_port = Some(18080);
         gw.spec.envoy.log_level = Some(EnvoyLogLevel::Debug);
         gw.spec.envoy.image = Some("example.com/envoy:custom".into());
         gw.spec.tcp_proxies = vec![TcpProxy {
+            port: 5432,
+            service: TcpProxyBackend::default(),
+        }];
+        // The same number as a TCP proxy: a UDP port of its own.
+        gw.spec.udp_proxies = vec![crds::UdpProxy {
             port: 5432,
             service: TcpProxyBackend::default(),
         }];
@@ -638,14 +695,22 @@ mod tests {
             .ports
             .iter()
             .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.container_port, p.host_port))
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap(),
+                    p.container_port,
+                    p.protocol.as_deref().unwrap(),
+                    p.host_port,
+                )
+            })
             .collect();
         assert_eq!(
             ports,
             [
-                ("http", 18080, None),
-                ("https", 8443, None),
-                ("tcp-5432", 5432, None)
+                ("http", 18080, "TCP", None),
+                ("https", 8443, "TCP", None),
+                ("tcp-5432", 5432, "TCP", None),
+                ("udp-5432", 5432, "UDP", None)
             ]
         );
         let ready = envoy

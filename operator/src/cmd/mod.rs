@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bootstrap;
 pub mod crds;
+pub mod migrate;
 pub mod operator;
 pub mod render;
 pub mod xds;
@@ -53,6 +54,19 @@ pub enum Command {
     /// Audit tenants' effective RBAC, namespace claims and gateway Deployments
     /// (cluster admin). Exit status: 0 clean, 1 findings at or above --fail-on, 2 errors.
     Audit(audit::Args),
+    /// Check Ingresses written for ingress-nginx before moving them: one verdict per
+    /// annotation (`supported`, `supported, differs: …`, `not supported`, `refused (…)`),
+    /// from the same annotation table and translation the gateway runs, and a summary
+    /// per tenant.
+    ///
+    /// Reads the live cluster (the kubeconfig in use; all namespaces, `--namespace`, or
+    /// `--tenant` for the namespaces a TenantGateway holds) or manifests (`-f`, with the
+    /// Services, Secrets and TenantGateways in them as context). Every Ingress is judged,
+    /// whatever its class. Exit status: 0 when no annotation is at or worse than
+    /// `--fail-on` (always 0 without it), 1 when one is, 2 when the Ingresses cannot
+    /// be read (bad manifests, cluster unreachable, unknown tenant).
+    #[command(verbatim_doc_comment)]
+    Migrate(migrate::Args),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -64,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Operator(a) => operator::run(a),
         Command::Xds(a) => xds::run(*a),
         Command::Audit(a) => audit::run(a),
+        Command::Migrate(a) => migrate::run(a),
     }
 }
 

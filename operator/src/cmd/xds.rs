@@ -51,6 +51,10 @@ pub struct XdsArgs {
     /// A TCP listener: `<port>=<namespace>/<service>:<port>` (repeatable).
     #[arg(long = "tcp-proxy", value_name = "PORT=NS/SVC:PORT")]
     tcp_proxies: Vec<xds::TcpProxy>,
+    /// A UDP listener: `<port>=<namespace>/<service>:<port>` (repeatable; the
+    /// Service port must be UDP).
+    #[arg(long = "udp-proxy", value_name = "PORT=NS/SVC:PORT")]
+    udp_proxies: Vec<xds::UdpProxy>,
 }
 
 impl XdsArgs {
@@ -70,6 +74,7 @@ impl XdsArgs {
                 serve_unclassed: self.serve_unclassed,
                 tenant: self.tenant.clone(),
                 tcp_proxies: self.tcp_proxies,
+                udp_proxies: self.udp_proxies,
                 ..xds::GatewayOptions::default()
             },
             tenant: self.tenant,

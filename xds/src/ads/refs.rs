@@ -5,7 +5,7 @@
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
-use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{filter, listener_filter, Listener};
 use envoy_types::pb::envoy::config::route::v3::{route, route_action, RouteConfiguration};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::RouteSpecifier, HttpConnectionManager,
@@ -71,6 +71,11 @@ impl References {
     }
 
     fn add_listener(&mut self, l: &Listener) {
+        for f in &l.listener_filters {
+            if let Some(listener_filter::ConfigType::TypedConfig(cfg)) = &f.config_type {
+                self.add_udp_proxy(cfg);
+            }
+        }
         for chain in l.filter_chains.iter().chain(l.default_filter_chain.iter()) {
             if let Some(ts) = &chain.transport_socket {
                 self.add_transport_socket(ts);
@@ -99,6 +104,34 @@ impl References {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A UDP proxy's cluster: the route of its matcher's `on_no_match` (the
+    /// only form we serve).
+    fn add_udp_proxy(&mut self, cfg: &Any) {
+        use envoy_types::pb::envoy::extensions::filters::udp::udp_proxy::v3::{
+            udp_proxy_config::RouteSpecifier, Route, UdpProxyConfig,
+        };
+        use envoy_types::pb::xds::r#type::matcher::v3::matcher::on_match::OnMatch;
+        if cfg.type_url != UdpProxyConfig::type_url() {
+            return;
+        }
+        let Ok(proxy) = UdpProxyConfig::decode(cfg.value.as_slice()) else {
+            return;
+        };
+        let Some(RouteSpecifier::Matcher(m)) = &proxy.route_specifier else {
+            return;
+        };
+        let action = m.on_no_match.as_ref().and_then(|o| o.on_match.as_ref());
+        if let Some(OnMatch::Action(a)) = action {
+            let route = a
+                .typed_config
+                .as_ref()
+                .filter(|t| t.type_url == Route::type_url());
+            if let Some(Ok(r)) = route.map(|t| Route::decode(t.value.as_slice())) {
+                self.clusters.insert(r.cluster);
             }
         }
     }
@@ -244,14 +277,15 @@ mod tests {
     #[test]
     fn references_cover_routes_weighted_clusters_and_listener_secrets() {
         // The fixture routes to `a`, splits a route over `a` and `b` (so `b`
-        // is only a weighted cluster), proxies TCP to `db` and serves TLS with `shop/cert`.
+        // is only a weighted cluster), proxies TCP to `db`, UDP to `dns` and
+        // serves TLS with `shop/cert`.
         let snapshot = crate::Snapshot::from(&crate::snapshot::every_reference_fixture());
         let mut refs = References::default();
         for ty in crate::ResourceType::ALL {
             snapshot.resources(ty).for_each(|(_, a)| refs.add(a));
         }
         let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-        assert_eq!(refs.clusters, set(&["a", "b", "db"]));
+        assert_eq!(refs.clusters, set(&["a", "b", "db", "dns"]));
         assert_eq!(refs.secrets, set(&["shop/cert"]));
         let listener = snapshot.get(crate::ResourceType::Listener, "https");
         assert_eq!(listener.map(rds_names), Some(vec!["https".to_string()]));

@@ -1,5 +1,6 @@
 //! LDS: the HTTP listener, the HTTPS listener (one filter chain per
-//! certificate, selected by SNI) and one listener per TCP route.
+//! certificate, selected by SNI), one listener per TCP route and one UDP
+//! listener per UDP route.
 
 use super::filters::{gateway_chain, HttpFilters};
 use super::{
@@ -124,6 +125,55 @@ pub(super) fn tcp(model: &Model, port: u16, cluster: &str) -> Listener {
                 config_type: Some(filter::ConfigType::TypedConfig(any(&proxy))),
             }],
             ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// `udp-<port>`: a UDP listener whose datagrams go to the Service port's
+/// endpoints (one upstream per client address and port, Envoy's UDP session).
+/// A UDP listener has no filter chains: the `udp_proxy` listener filter is
+/// the whole pipeline.
+pub(super) fn udp(model: &Model, port: u16, cluster: &str) -> Listener {
+    use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+    use envoy_types::pb::envoy::config::listener::v3::UdpListenerConfig;
+    use envoy_types::pb::envoy::extensions::filters::udp::udp_proxy::v3::{
+        udp_proxy_config, Route, UdpProxyConfig,
+    };
+    use envoy_types::pb::xds::core::v3::TypedExtensionConfig;
+    use envoy_types::pb::xds::r#type::matcher::v3::{matcher, Matcher};
+    let name = format!("udp-{port}");
+    // Every datagram matches no rule, so `on_no_match` routes them all
+    // (the `cluster` field this replaces is deprecated).
+    let route = matcher::OnMatch {
+        keep_matching: false,
+        on_match: Some(matcher::on_match::OnMatch::Action(TypedExtensionConfig {
+            name: "route".into(),
+            typed_config: Some(any(&Route {
+                cluster: cluster.to_string(),
+            })),
+        })),
+    };
+    let proxy = UdpProxyConfig {
+        stat_prefix: name.clone(),
+        route_specifier: Some(udp_proxy_config::RouteSpecifier::Matcher(Matcher {
+            on_no_match: Some(Box::new(route)),
+            matcher_type: None,
+        })),
+        ..Default::default()
+    };
+    let mut address = socket(&model.listeners.bind_address, port);
+    if let Some(address::Address::SocketAddress(a)) = &mut address.address {
+        a.protocol = socket_address::Protocol::Udp as i32;
+    }
+    Listener {
+        name,
+        address: Some(address),
+        udp_listener_config: Some(UdpListenerConfig::default()),
+        listener_filters: vec![ListenerFilter {
+            name: "envoy.filters.udp_listener.udp_proxy".into(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(&proxy))),
+            filter_disabled: None,
         }],
         ..Default::default()
     }

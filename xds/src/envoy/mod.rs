@@ -56,6 +56,12 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
             .iter()
             .map(|(port, tcp)| listener::tcp(model, *port, &tcp.backend)),
     );
+    listeners.extend(
+        model
+            .udp
+            .iter()
+            .map(|(port, udp)| listener::udp(model, *port, &udp.backend)),
+    );
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     EnvoyResources {
         // The https route table only exists when an https listener uses it:

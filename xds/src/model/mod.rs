@@ -293,6 +293,10 @@ pub struct TcpRoute {
     pub provenance: Provenance,
 }
 
+/// A UDP listener port forwarded to a backend (its datagrams, per client
+/// session): the same shape as a TCP route.
+pub type UdpRoute = TcpRoute;
+
 /// Where the listeners bind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerAddresses {
@@ -312,6 +316,8 @@ pub struct Model {
     pub backends: BTreeMap<String, Backend>,
     /// Listener port → where its connections go.
     pub tcp: BTreeMap<u16, TcpRoute>,
+    /// UDP listener port → where its datagrams go.
+    pub udp: BTreeMap<u16, UdpRoute>,
     /// TLS connections of these SNI names go untouched to the chain's
     /// backends, on the HTTPS listener (no certificates), sorted by name.
     pub passthrough: Vec<TcpChain>,
@@ -399,6 +405,7 @@ impl Model {
             certificates: BTreeMap::new(),
             backends: BTreeMap::new(),
             tcp: BTreeMap::new(),
+            udp: BTreeMap::new(),
             passthrough: Vec::new(),
             ports: Vec::new(),
         }

@@ -114,9 +114,12 @@ impl<'a> BackendIndex<'a> {
             port.and_then(|p| p.number),
             port.and_then(|p| p.name.as_deref()),
         ) {
+            // A TCP port before a UDP one of the same number (a DNS Service
+            // has both): the TCP proxies and HTTP routes go to TCP.
             (Some(n), _) => ports
                 .iter()
-                .find(|p| p.port == n)
+                .filter(|p| p.port == n)
+                .min_by_key(|p| p.protocol.as_deref() == Some("UDP"))
                 .ok_or_else(|| BackendError::PortNumberNotFound(backend.name.clone(), n))?,
             (None, Some(name)) if !name.is_empty() => ports
                 .iter()
@@ -126,11 +129,29 @@ impl<'a> BackendIndex<'a> {
                 })?,
             _ => return Err(BackendError::NoPort(backend.name.clone())),
         };
+        let endpoints = self.ready_endpoints(namespace, &backend.name, svc_port);
+        Ok(Backend {
+            name: cluster_name(namespace, &backend.name, svc_port.port),
+            namespace: namespace.to_string(),
+            service: backend.name.clone(),
+            endpoints,
+            settings: ClusterSettings::default(),
+        })
+    }
+
+    /// The ready (address, target port) pairs of one Service port, from the
+    /// EndpointSlices' port of the same name.
+    fn ready_endpoints(
+        &self,
+        namespace: &str,
+        service: &str,
+        svc_port: &ServicePort,
+    ) -> BTreeSet<(String, u16)> {
         let port_name = svc_port.name.as_deref().unwrap_or("");
         let mut endpoints = BTreeSet::new();
         for es in self
             .slices
-            .get(&key(namespace, &backend.name))
+            .get(&key(namespace, service))
             .map(Vec::as_slice)
             .unwrap_or(&[])
         {
@@ -161,11 +182,47 @@ impl<'a> BackendIndex<'a> {
                 }
             }
         }
+        endpoints
+    }
+
+    /// Resolve the UDP port `port` of a Service in `namespace` (a TenantGateway's
+    /// `udpProxies`): the cluster is `<namespace>/<service>/<port>/udp`, apart
+    /// from a TCP port of the same number. `Err` says what is wrong, naming the
+    /// Service and port.
+    pub(crate) fn resolve_udp_service(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+    ) -> Result<Backend, String> {
+        let svc = self
+            .service(namespace, service)
+            .ok_or_else(|| format!("Service {service:?} not found"))?;
+        let spec = svc.spec.as_ref();
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            return Err(BackendError::ExternalName(service.to_string()).to_string());
+        }
+        let ports: &[ServicePort] = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
+        let numbered: Vec<&ServicePort> =
+            ports.iter().filter(|p| p.port == i32::from(port)).collect();
+        let protocol = |p: &ServicePort| p.protocol.clone().unwrap_or_else(|| "TCP".into());
+        let svc_port = match numbered.iter().find(|p| protocol(p) == "UDP") {
+            Some(p) => *p,
+            None if numbered.is_empty() => {
+                return Err(format!("Service {service:?} has no port {port}"))
+            }
+            None => {
+                return Err(format!(
+                    "Service {service:?} port {port} has protocol {}, not UDP",
+                    protocol(numbered[0])
+                ))
+            }
+        };
         Ok(Backend {
-            name: cluster_name(namespace, &backend.name, svc_port.port),
+            name: format!("{}/udp", cluster_name(namespace, service, svc_port.port)),
             namespace: namespace.to_string(),
-            service: backend.name.clone(),
-            endpoints,
+            service: service.to_string(),
+            endpoints: self.ready_endpoints(namespace, service, svc_port),
             settings: ClusterSettings::default(),
         })
     }

@@ -1,11 +1,12 @@
 //! Sources of routes, each lowering its Kubernetes objects into the model:
-//! Ingresses ([`ingress`]) and the TenantGateway's TCP proxies ([`tcp`]),
+//! Ingresses ([`ingress`]) and the TenantGateway's TCP and UDP proxies ([`tcp`], [`udp`]),
 //! over one index of the tenant's Services, EndpointSlices and Secrets.
 
 pub(crate) mod backends;
 pub mod gateway;
 pub(crate) mod ingress;
 pub(crate) mod tcp;
+pub(crate) mod udp;
 
 use crate::diagnostics::Diagnostics;
 use crate::model::{ListenerAddresses, Model};
@@ -31,6 +32,7 @@ pub(crate) fn lower(
     });
     let served_ingresses = ingress::lower(objects, options, &index, &mut model, diags);
     tcp::lower(options, &index, &mut model, diags);
+    udp::lower(options, &index, &mut model, diags);
     Lowered {
         model,
         served_ingresses,

@@ -92,27 +92,8 @@ pub(crate) fn lower(
             );
             continue;
         }
-        if let Some(first) = seen.get(&p.port) {
-            diags.error(
-                &obj,
-                field.clone(),
-                format!(
-                    "port {} duplicates spec.tcpProxies[{first}]; no TCP listener",
-                    p.port
-                ),
-            );
-            continue;
-        }
-        seen.insert(p.port, i);
-        if !options.in_scope(&p.namespace) {
-            diags.error(
-                &obj,
-                field.clone(),
-                format!(
-                    "namespace {:?} is not one of the tenant's namespaces; no TCP listener on port {}",
-                    p.namespace, p.port
-                ),
-            );
+        if let Err(e) = check_entry(options, p, (i, "tcpProxies", "TCP"), &mut seen) {
+            diags.error(&obj, field.clone(), e);
             continue;
         }
         let backend = IngressServiceBackend {
@@ -147,6 +128,31 @@ pub(crate) fn lower(
             }
         }
     }
+}
+
+/// What a TCP or UDP proxy entry (`i` of `list`, for `proto`) must pass before
+/// its Service is resolved: a port not taken in its list (`seen`, port →
+/// first entry), a namespace of the tenant. `Err` is the diagnostic message.
+pub(super) fn check_entry(
+    options: &GatewayOptions,
+    p: &TcpProxy,
+    (i, list, proto): (usize, &str, &str),
+    seen: &mut BTreeMap<u16, usize>,
+) -> Result<(), String> {
+    if let Some(first) = seen.get(&p.port) {
+        return Err(format!(
+            "port {} duplicates spec.{list}[{first}]; no {proto} listener",
+            p.port
+        ));
+    }
+    seen.insert(p.port, i);
+    if !options.in_scope(&p.namespace) {
+        return Err(format!(
+            "namespace {:?} is not one of the tenant's namespaces; no {proto} listener on port {}",
+            p.namespace, p.port
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use crate::translate::{GatewayOptions, TenantObjects};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+pub(crate) const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
 /// The tenant's Ingresses of this gateway's class, oldest first.
 pub(super) fn served_ingresses<'o>(
@@ -37,7 +37,8 @@ fn creation_key(ing: &Ingress) -> (Option<&Time>, &str, &str) {
     )
 }
 
-fn is_ours(ing: &Ingress, options: &GatewayOptions) -> bool {
+/// The class an Ingress names: `spec.ingressClassName`, else the legacy annotation.
+pub(crate) fn class_of(ing: &Ingress) -> Option<&str> {
     let class = ing
         .spec
         .as_ref()
@@ -48,7 +49,11 @@ fn is_ours(ing: &Ingress, options: &GatewayOptions) -> bool {
         .as_ref()
         .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
         .map(String::as_str);
-    match class.or(legacy) {
+    class.or(legacy)
+}
+
+fn is_ours(ing: &Ingress, options: &GatewayOptions) -> bool {
+    match class_of(ing) {
         Some(c) => c == options.ingress_class,
         None => options.serve_unclassed,
     }

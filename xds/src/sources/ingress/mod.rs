@@ -5,7 +5,7 @@
 
 pub(crate) mod annotations;
 mod canary;
-mod class;
+pub(crate) mod class;
 mod hosts;
 mod lower;
 mod rules;

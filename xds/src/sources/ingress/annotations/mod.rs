@@ -199,7 +199,7 @@ pub(crate) struct Parsed {
     pub drop_rules: bool,
 }
 
-mod table;
+pub(crate) mod table;
 use table::*;
 
 #[cfg(test)]
