@@ -85,7 +85,12 @@ fn every_annotation_of_the_corpus_gets_its_verdict() {
         ),
         ("shop/grpc", "backend-protocol", "differs", "GRPC"),
         ("shop/limited", "limit-burst-multiplier", "supported", ""),
-        ("shop/limited", "limit-connections", "not supported", ""),
+        (
+            "shop/limited",
+            "limit-connections",
+            "differs",
+            "circuit breaker",
+        ),
         ("shop/limited", "limit-rps", "differs", "each Envoy replica"),
         ("shop/main-canary", "canary", "supported", ""),
         ("shop/main-canary", "canary-by-header", "supported", ""),
@@ -113,11 +118,21 @@ fn every_annotation_of_the_corpus_gets_its_verdict() {
             "raw proxy configuration",
         ),
         ("shop/sticky", "affinity", "differs", "ring hash"),
-        ("shop/sticky", "session-cookie-expires", "not supported", ""),
+        (
+            "shop/sticky",
+            "session-cookie-expires",
+            "differs",
+            "Max-Age",
+        ),
         ("shop/sticky", "session-cookie-max-age", "supported", ""),
         ("shop/sticky", "session-cookie-name", "supported", ""),
         ("legacy/errors", "custom-http-errors", "not supported", ""),
-        ("legacy/errors", "default-backend", "not supported", ""),
+        (
+            "legacy/errors",
+            "default-backend",
+            "differs",
+            "served without a fallback",
+        ),
     ];
     // auth-url, auth-type and auth-secret follow the table, which is changing:
     // refused while the table refuses them, never ignored once it reads them.

@@ -12,13 +12,45 @@ use std::time::Duration;
 /// `GET /sleep/<ms>` waits that long before answering (timeouts);
 /// `GET /healthz` answers 200, or 503 once `healthy` is set to false;
 /// every request answers 500 while `failing` is true; `GET /text/<n>`
-/// answers `text/plain` with the usual line repeated n times (compression).
+/// answers `text/plain` with the usual line repeated n times (compression);
+/// `GET /status/<code>` answers that status. Every request is recorded in
+/// `seen` (mirrors, headers a backend received).
 pub struct Backend {
     pub id: String,
     pub addr: SocketAddr,
     pub healthy: Arc<std::sync::atomic::AtomicBool>,
     pub failing: Arc<std::sync::atomic::AtomicBool>,
+    pub seen: Arc<std::sync::Mutex<Vec<SeenRequest>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A request as a [`Backend`] received it.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Names lowercase, in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Backend {
+    /// The requests received so far, health checks left out.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen
+            .lock()
+            .map(|s| s.iter().filter(|r| r.uri != "/healthz").cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Backend {
@@ -30,17 +62,37 @@ impl Backend {
         let ident = id.to_owned();
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (h, f) = (healthy.clone(), failing.clone());
+        let seen: Arc<std::sync::Mutex<Vec<SeenRequest>>> = Arc::default();
+        let (h, f, log) = (healthy.clone(), failing.clone(), seen.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let ident = ident.clone();
-                let (healthy, failing) = (h.clone(), f.clone());
+                let (healthy, failing, log) = (h.clone(), f.clone(), log.clone());
                 tokio::spawn(async move {
                     let svc =
                         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            if let Ok(mut log) = log.lock() {
+                                log.push(SeenRequest {
+                                    method: req.method().to_string(),
+                                    uri: req
+                                        .uri()
+                                        .path_and_query()
+                                        .map_or("/".into(), |p| p.to_string()),
+                                    headers: req
+                                        .headers()
+                                        .iter()
+                                        .map(|(k, v)| {
+                                            (
+                                                k.as_str().to_owned(),
+                                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                            )
+                                        })
+                                        .collect(),
+                                });
+                            }
                             let host = req
                                 .headers()
                                 .get(hyper::header::HOST)
@@ -64,7 +116,12 @@ impl Backend {
                                 .map(Duration::from_millis);
                             use std::sync::atomic::Ordering::SeqCst;
                             let path = req.uri().path().to_owned();
-                            let status = if failing.load(SeqCst)
+                            let asked = path
+                                .strip_prefix("/status/")
+                                .and_then(|c| c.parse::<u16>().ok());
+                            let status = if let Some(code) = asked {
+                                code
+                            } else if failing.load(SeqCst)
                                 || (path == "/healthz" && !healthy.load(SeqCst))
                             {
                                 if path == "/healthz" {
@@ -113,6 +170,7 @@ impl Backend {
             addr,
             healthy,
             failing,
+            seen,
             task,
         }
     }

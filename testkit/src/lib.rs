@@ -11,7 +11,7 @@ pub mod objects;
 pub mod wait;
 
 pub use ads::AdsFixture;
-pub use backend::Backend;
+pub use backend::{Backend, SeenRequest};
 pub use envoy::{assert_envoy_accepts, bootstrap_yaml, envoy_bin, validate_bootstrap, Envoy};
 pub use http::{
     get_then_reset, http_get, http_post, served_by, HttpConn, HttpError, HttpResponse, Timeouts,

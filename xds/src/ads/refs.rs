@@ -43,6 +43,7 @@ impl References {
                 if let Some(ts) = &c.transport_socket {
                     self.add_transport_socket(ts);
                 }
+                self.add_aggregate(&c);
             }
         }
     }
@@ -66,6 +67,24 @@ impl References {
                 for m in &action.request_mirror_policies {
                     self.clusters.insert(m.cluster.clone());
                 }
+            }
+        }
+    }
+
+    /// The clusters an aggregate cluster spreads over.
+    fn add_aggregate(&mut self, c: &Cluster) {
+        use envoy_types::pb::envoy::config::cluster::v3::cluster::CustomClusterType;
+        use envoy_types::pb::envoy::extensions::clusters::aggregate::v3::ClusterConfig;
+        let Some(ClusterDiscoveryType::ClusterType(CustomClusterType {
+            typed_config: Some(cfg),
+            ..
+        })) = &c.cluster_discovery_type
+        else {
+            return;
+        };
+        if cfg.type_url == ClusterConfig::type_url() {
+            if let Ok(agg) = ClusterConfig::decode(cfg.value.as_slice()) {
+                self.clusters.extend(agg.clusters);
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::{ads_config_source, any, dur, inline_bytes, secs};
 use crate::model::Backend;
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, CircuitBreakers, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     transport_socket, HealthCheck, Http2ProtocolOptions, TransportSocket,
 };
@@ -83,7 +83,31 @@ fn protocol_options(c: &Backend, cluster: &mut Cluster) {
     });
 }
 
+/// An aggregate cluster: each request goes to the first of the backends
+/// that has healthy endpoints (all of them by priority, as Envoy spills
+/// over), through that backend's own load balancer.
+fn fallback_cluster(c: &Backend) -> Cluster {
+    use envoy_types::pb::envoy::extensions::clusters::aggregate::v3::ClusterConfig;
+    Cluster {
+        name: c.name.clone(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::ClusterType(
+            cluster::CustomClusterType {
+                name: "envoy.clusters.aggregate".into(),
+                typed_config: Some(any(&ClusterConfig {
+                    clusters: c.fallbacks.clone(),
+                })),
+            },
+        )),
+        connect_timeout: Some(secs(5)),
+        lb_policy: cluster::LbPolicy::ClusterProvided as i32,
+        ..Default::default()
+    }
+}
+
 pub(super) fn cluster(c: &Backend) -> Cluster {
+    if !c.fallbacks.is_empty() {
+        return fallback_cluster(c);
+    }
     let mut cluster = Cluster {
         name: c.name.clone(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -103,7 +127,24 @@ pub(super) fn cluster(c: &Backend) -> Cluster {
     };
     protocol_options(c, &mut cluster);
     health(c, &mut cluster);
+    if let Some(limit) = &c.settings.max_requests {
+        cluster.circuit_breakers = Some(concurrency_limit(limit.max_requests));
+    }
     cluster
+}
+
+/// At most `max` requests in flight to the cluster (each Envoy replica on
+/// its own); more are answered 503 at once (no queue, no retry).
+fn concurrency_limit(max: u32) -> CircuitBreakers {
+    use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+    CircuitBreakers {
+        thresholds: vec![Thresholds {
+            // Checked as a request is given a connection, for HTTP/1.1 too.
+            max_requests: Some(UInt32Value { value: max }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// Active HTTP health checks and passive outlier detection (`health-check-*`,

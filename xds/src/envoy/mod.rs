@@ -80,9 +80,11 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
 fn backends_and_secrets(model: &Model) -> EnvoyResources {
     EnvoyResources {
         clusters: model.backends.values().map(cluster::cluster).collect(),
+        // Fallback (aggregate) clusters have no endpoints of their own.
         endpoints: model
             .backends
             .values()
+            .filter(|b| b.fallbacks.is_empty())
             .map(endpoint::load_assignment)
             .collect(),
         secrets: model.certificates.values().map(secret::secret).collect(),

@@ -14,9 +14,10 @@ use envoy_types::pb::envoy::config::core::v3::{
     header_value_option, HeaderValue, HeaderValueOption,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher, query_parameter_matcher, redirect_action, route, route_action, route_match,
-    weighted_cluster, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction,
-    RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+    header_matcher, query_parameter_matcher, redirect_action, retry_policy, route, route_action,
+    route_match, weighted_cluster, DirectResponseAction, HeaderMatcher, QueryParameterMatcher,
+    RedirectAction, RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    WeightedCluster,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher, RegexMatchAndSubstitute, RegexMatcher, StringMatcher,
@@ -272,7 +273,10 @@ fn route_name(r: &ModelRoute, host: &HostMatch) -> String {
 /// route. Several entries are fine: snapshots encode these maps sorted by key.
 fn per_filter_configs(p: &RoutePolicy) -> Vec<(String, Any)> {
     [
-        (rbac::NAME, rbac::per_route(&p.access)),
+        (
+            rbac::NAME,
+            rbac::per_route(&p.access, p.rate_limit.as_ref().map_or(&[], |r| &r.exempt)),
+        ),
         (buffer::NAME, buffer::per_route(p.max_body_bytes)),
         (cors::NAME, p.cors.as_ref().map(cors::per_route)),
     ]
@@ -618,6 +622,9 @@ fn mirror_policy(m: &Mirror) -> route_action::RequestMirrorPolicy {
                 ..Default::default()
             }),
         },
+        // nginx sends the mirror's own Host; Envoy would append `-shadow`.
+        host_rewrite_literal: m.host.clone().unwrap_or_default(),
+        disable_shadow_host_suffix_append: m.host.is_some(),
         ..Default::default()
     }
 }
@@ -686,6 +693,12 @@ fn route_action(
             }),
             retriable_status_codes: p.retry.status_codes.clone(),
             per_try_timeout: p.timeouts.backend_request.map(dur),
+            retry_host_predicate: retry_other_host(&p.affinity),
+            host_selection_retry_max_attempts: if retry_other_host(&p.affinity).is_empty() {
+                0
+            } else {
+                HOST_SELECTION_ATTEMPTS
+            },
             ..Default::default()
         });
     }
@@ -714,6 +727,24 @@ fn route_action(
     a
 }
 
+/// Attempts at picking a host not tried yet before a retry takes a tried one.
+const HOST_SELECTION_ATTEMPTS: i64 = 5;
+
+/// `session-cookie-change-on-failure`: a retry avoids the endpoints already
+/// tried (Envoy's ring hash would pick the same one again).
+fn retry_other_host(affinity: &Affinity) -> Vec<retry_policy::RetryHostPredicate> {
+    use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+    match affinity {
+        Affinity::Cookie(c) if c.change_on_failure => vec![retry_policy::RetryHostPredicate {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            config_type: Some(retry_policy::retry_host_predicate::ConfigType::TypedConfig(
+                super::any(&PreviousHostsPredicate::default()),
+            )),
+        }],
+        _ => vec![],
+    }
+}
+
 fn hash_policy(affinity: &Affinity) -> Vec<route_action::HashPolicy> {
     use route_action::hash_policy;
     let specifier =
@@ -731,6 +762,11 @@ fn hash_policy(affinity: &Affinity) -> Vec<route_action::HashPolicy> {
                         name: "SameSite".into(),
                         value: v.clone(),
                     })
+                    // An empty value is sent as the bare attribute name.
+                    .chain(c.secure.then(|| hash_policy::CookieAttribute {
+                        name: "Secure".into(),
+                        value: String::new(),
+                    }))
                     .collect(),
             }),
             Affinity::SourceIp => hash_policy::PolicySpecifier::ConnectionProperties(

@@ -67,6 +67,7 @@ fn backend(name: &str) -> Backend {
         service: name.into(),
         endpoints: [("10.0.0.1".to_string(), 8080)].into(),
         settings: ClusterSettings::default(),
+        fallbacks: Vec::new(),
     }
 }
 
@@ -203,6 +204,7 @@ fn gateway_api_matches_redirects_timeouts_and_mirrors_lower_to_envoy() {
         backend: "m".into(),
         percent: 25,
         per_million: None,
+        host: None,
     }];
     let mut matched = route(
         PathMatch::RegularExpression("/v[0-9]+/items".into()),

@@ -88,6 +88,38 @@ pub(crate) const DIFFERS: &[(&str, &str)] = &[
         "tenantgateway.io/upstream-vhost",
         "a host name (and port), no nginx variables",
     ),
+    (
+        "tenantgateway.io/retry-timeout",
+        "an Envoy route timeout: bounds the whole request (a try in progress is cut too), 504; 0 = none",
+    ),
+    (
+        "tenantgateway.io/session-cookie-expires",
+        "sent as Max-Age (no Expires date); max-age wins when both are set",
+    ),
+    (
+        "tenantgateway.io/session-cookie-change-on-failure",
+        "retries avoid the failed endpoint; the cookie is not re-issued",
+    ),
+    (
+        "tenantgateway.io/canary-by-header-pattern",
+        "RE2, not PCRE; unanchored as nginx; a canary-by-header-value set too wins",
+    ),
+    (
+        "tenantgateway.io/limit-connections",
+        "requests in flight per Ingress and Service for all clients together (circuit breaker), not per client address; 503 at once",
+    ),
+    (
+        "tenantgateway.io/default-backend",
+        "serves a path while its Service has no healthy endpoint (Envoy aggregate cluster); a missing Service still answers 503",
+    ),
+    (
+        "tenantgateway.io/mirror-target",
+        "a Service of the tenant only (else refused); the request's own path, no fixed path",
+    ),
+    (
+        "tenantgateway.io/mirror-request-body",
+        "the body is always mirrored (off is reported)",
+    ),
 ];
 
 /// The note of a row key, if its behaviour differs.

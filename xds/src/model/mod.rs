@@ -231,6 +231,9 @@ pub struct Backend {
     /// Ready (address, port), sorted and deduplicated.
     pub endpoints: BTreeSet<(String, u16)>,
     pub settings: ClusterSettings,
+    /// Not empty: no endpoints of its own, requests go to the first of these
+    /// backends (keys of [`Model::backends`]) that has healthy endpoints.
+    pub fallbacks: Vec<String>,
 }
 
 /// A TLS certificate and its key (PEM).

@@ -36,6 +36,11 @@ pub struct CookieAffinity {
     /// None: a session cookie (no expiry).
     pub max_age: Option<Duration>,
     pub same_site: Option<String>,
+    /// The cookie carries `Secure`.
+    pub secure: bool,
+    /// A retry goes to another endpoint than the one that failed (the cookie
+    /// is not re-issued: Envoy's hash keeps mapping it as before).
+    pub change_on_failure: bool,
 }
 
 /// Retries: Envoy `retry_on` conditions and the number of retries.
@@ -150,6 +155,19 @@ pub struct ClusterSettings {
     pub tls_ca: Option<Vec<u8>>,
     pub health_check: Option<HealthCheck>,
     pub outlier: Option<Outlier>,
+    /// Requests in flight to the cluster at once (more get 503); a cluster
+    /// of its own per `bucket`.
+    pub max_requests: Option<ConcurrencyLimit>,
+    /// Route to the Service's cluster IP instead of its endpoints.
+    pub service_upstream: bool,
+}
+
+/// A concurrency limit (circuit breaker) and the owner it belongs to: routes
+/// of one owner to one backend share it, other owners get their own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConcurrencyLimit {
+    pub bucket: String,
+    pub max_requests: u32,
 }
 
 impl ClusterSettings {
@@ -211,6 +229,8 @@ impl AccessList {
 pub struct RateLimitPolicy {
     pub bucket: String,
     pub limit: RateLimit,
+    /// Client ranges the limit does not apply to.
+    pub exempt: Vec<Cidr>,
 }
 
 /// Stream timeouts of a route.
@@ -299,4 +319,7 @@ pub struct Mirror {
     pub percent: u32,
     /// A finer share than `percent` when set: numerator per million.
     pub per_million: Option<u32>,
+    /// The Host sent to the mirror; None: the request's, with Envoy's
+    /// `-shadow` suffix.
+    pub host: Option<String>,
 }

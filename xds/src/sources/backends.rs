@@ -108,27 +108,7 @@ impl<'a> BackendIndex<'a> {
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             return Err(BackendError::ExternalName(backend.name.clone()));
         }
-        let ports: &[ServicePort] = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
-        let port = backend.port.as_ref();
-        let svc_port = match (
-            port.and_then(|p| p.number),
-            port.and_then(|p| p.name.as_deref()),
-        ) {
-            // A TCP port before a UDP one of the same number (a DNS Service
-            // has both): the TCP proxies and HTTP routes go to TCP.
-            (Some(n), _) => ports
-                .iter()
-                .filter(|p| p.port == n)
-                .min_by_key(|p| p.protocol.as_deref() == Some("UDP"))
-                .ok_or_else(|| BackendError::PortNumberNotFound(backend.name.clone(), n))?,
-            (None, Some(name)) if !name.is_empty() => ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(name))
-                .ok_or_else(|| {
-                    BackendError::PortNameNotFound(backend.name.clone(), name.to_string())
-                })?,
-            _ => return Err(BackendError::NoPort(backend.name.clone())),
-        };
+        let svc_port = service_port(svc, backend)?;
         let endpoints = self.ready_endpoints(namespace, &backend.name, svc_port);
         Ok(Backend {
             name: cluster_name(namespace, &backend.name, svc_port.port),
@@ -136,6 +116,7 @@ impl<'a> BackendIndex<'a> {
             service: backend.name.clone(),
             endpoints,
             settings: ClusterSettings::default(),
+            fallbacks: Vec::new(),
         })
     }
 
@@ -224,7 +205,40 @@ impl<'a> BackendIndex<'a> {
             service: service.to_string(),
             endpoints: self.ready_endpoints(namespace, service, svc_port),
             settings: ClusterSettings::default(),
+            fallbacks: Vec::new(),
         })
+    }
+
+    /// The cluster IP and port of a service backend (`service-upstream`);
+    /// `Err` when the Service is headless or has no cluster IP.
+    pub(crate) fn cluster_ip(
+        &self,
+        namespace: &str,
+        backend: &IngressServiceBackend,
+    ) -> Result<(String, u16), String> {
+        let svc = self
+            .services
+            .get(&key(namespace, &backend.name))
+            .ok_or_else(|| BackendError::ServiceNotFound(backend.name.clone()).to_string())?;
+        let port = service_port(svc, backend).map_err(|e| e.to_string())?;
+        let ip = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.as_deref())
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+            .ok_or_else(|| {
+                format!(
+                    "Service {:?} has no cluster IP (headless or not yet assigned)",
+                    backend.name
+                )
+            })?;
+        let port = u16::try_from(port.port).map_err(|_| {
+            format!(
+                "Service {:?} port {} is out of range",
+                backend.name, port.port
+            )
+        })?;
+        Ok((ip.to_string(), port))
     }
 
     /// The `ca.crt` of a `kubernetes.io/tls` Secret (the only type the
@@ -303,6 +317,36 @@ impl<'a> BackendIndex<'a> {
             cert_chain: cert,
             private_key: key,
         })
+    }
+}
+
+/// The Service port a backend names, by number or by name.
+fn service_port<'s>(
+    svc: &'s Service,
+    backend: &IngressServiceBackend,
+) -> Result<&'s ServicePort, BackendError> {
+    let ports: &[ServicePort] = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or(&[]);
+    let port = backend.port.as_ref();
+    match (
+        port.and_then(|p| p.number),
+        port.and_then(|p| p.name.as_deref()),
+    ) {
+        // A TCP port before a UDP one of the same number (a DNS Service
+        // has both): the TCP proxies and HTTP routes go to TCP.
+        (Some(n), _) => ports
+            .iter()
+            .filter(|p| p.port == n)
+            .min_by_key(|p| p.protocol.as_deref() == Some("UDP"))
+            .ok_or_else(|| BackendError::PortNumberNotFound(backend.name.clone(), n)),
+        (None, Some(name)) if !name.is_empty() => ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name))
+            .ok_or_else(|| BackendError::PortNameNotFound(backend.name.clone(), name.to_string())),
+        _ => Err(BackendError::NoPort(backend.name.clone())),
     }
 }
 

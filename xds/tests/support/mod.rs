@@ -2,5 +2,6 @@
 //! harness itself (Envoy, ADS server, backends, HTTP client) is `testkit`.
 #![allow(dead_code)]
 
+pub mod ingress_gateway;
 pub mod resources;
 pub mod tls;

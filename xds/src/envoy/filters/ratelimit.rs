@@ -37,40 +37,76 @@ fn limit_windows(l: &RateLimit) -> Vec<(&'static str, u32, i64)> {
 
 /// Route descriptors `[generic_key=<ingress|window>, remote_address=<client>]`,
 /// matched by the listener's local_ratelimit descriptors (one bucket per client).
+/// With exempt ranges, `limited=<rbac shadow result>` between the two:
+/// the route's RBAC shadow rules say `allowed` for an exempt client, whose
+/// descriptor then matches none of the listener's (which want `denied`).
 pub(in crate::envoy) fn route_rate_limits(policy: &RoutePolicy) -> Vec<RouteRateLimit> {
-    let Some(RateLimitPolicy { bucket, limit: l }) = &policy.rate_limit else {
+    let Some(RateLimitPolicy {
+        bucket,
+        limit: l,
+        exempt,
+    }) = &policy.rate_limit
+    else {
         return vec![];
     };
     use rate_limit::action::{ActionSpecifier, GenericKey, RemoteAddress};
     limit_windows(l)
         .into_iter()
         .map(|(window, _, _)| RouteRateLimit {
-            actions: vec![
-                rate_limit::Action {
-                    action_specifier: Some(ActionSpecifier::GenericKey(GenericKey {
-                        descriptor_value: limit_key(bucket, window),
-                        ..Default::default()
-                    })),
-                },
-                rate_limit::Action {
-                    action_specifier: Some(ActionSpecifier::RemoteAddress(RemoteAddress {})),
-                },
-            ],
+            actions: std::iter::once(rate_limit::Action {
+                action_specifier: Some(ActionSpecifier::GenericKey(GenericKey {
+                    descriptor_value: limit_key(bucket, window),
+                    ..Default::default()
+                })),
+            })
+            .chain((!exempt.is_empty()).then(exemption_check))
+            .chain(std::iter::once(rate_limit::Action {
+                action_specifier: Some(ActionSpecifier::RemoteAddress(RemoteAddress {})),
+            }))
+            .collect(),
             ..Default::default()
         })
         .collect()
 }
 
-/// Rate limits of the model by status code, then by bucket.
-pub(super) type LimitsByStatus = BTreeMap<u16, BTreeMap<String, RateLimit>>;
+/// The descriptor entry of the exemption check and the value that is limited.
+const EXEMPTION_KEY: &str = "limited";
+const NOT_EXEMPT: &str = "denied";
+
+/// The RBAC filter's shadow result as a descriptor entry; absent (the
+/// filter did not run) counts as not exempt.
+fn exemption_check() -> rate_limit::Action {
+    use envoy_types::pb::envoy::r#type::metadata::v3::{metadata_key, MetadataKey};
+    use rate_limit::action::{meta_data, ActionSpecifier, MetaData};
+    rate_limit::Action {
+        action_specifier: Some(ActionSpecifier::Metadata(MetaData {
+            descriptor_key: EXEMPTION_KEY.into(),
+            metadata_key: Some(MetadataKey {
+                key: super::rbac::NAME.into(),
+                path: vec![metadata_key::PathSegment {
+                    segment: Some(metadata_key::path_segment::Segment::Key(
+                        super::rbac::SHADOW_RESULT.into(),
+                    )),
+                }],
+            }),
+            default_value: NOT_EXEMPT.into(),
+            source: meta_data::Source::Dynamic as i32,
+            skip_if_absent: false,
+        })),
+    }
+}
+
+/// Rate limits of the model by status code, then by bucket (with whether
+/// the bucket has exempt clients).
+pub(super) type LimitsByStatus = BTreeMap<u16, BTreeMap<String, (RateLimit, bool)>>;
 
 pub(super) fn limits_of(model: &Model) -> LimitsByStatus {
     let mut out = LimitsByStatus::new();
     for r in model.routes.routes() {
-        if let Some(RateLimitPolicy { bucket, limit }) = &r.policy.rate_limit {
-            out.entry(limit.status)
+        if let Some(p) = &r.policy.rate_limit {
+            out.entry(p.limit.status)
                 .or_default()
-                .insert(bucket.clone(), limit.clone());
+                .insert(p.bucket.clone(), (p.limit.clone(), !p.exempt.is_empty()));
         }
     }
     out
@@ -97,21 +133,24 @@ pub(super) fn filters(limits: &LimitsByStatus) -> Vec<HttpFilter> {
         .map(|(status, by_ingress)| {
             let descriptors = by_ingress
                 .iter()
-                .flat_map(|(bucket, l)| {
+                .flat_map(|(bucket, (l, has_exempt))| {
                     limit_windows(l)
                         .into_iter()
                         .map(move |(window, n, secs_per)| LocalRateLimitDescriptor {
-                            entries: vec![
-                                rate_limit_descriptor::Entry {
-                                    key: "generic_key".into(),
-                                    value: limit_key(bucket, window),
-                                },
-                                // Blank value: one token bucket per client address.
-                                rate_limit_descriptor::Entry {
-                                    key: "remote_address".into(),
-                                    value: String::new(),
-                                },
-                            ],
+                            entries: std::iter::once(rate_limit_descriptor::Entry {
+                                key: "generic_key".into(),
+                                value: limit_key(bucket, window),
+                            })
+                            .chain(has_exempt.then(|| rate_limit_descriptor::Entry {
+                                key: EXEMPTION_KEY.into(),
+                                value: NOT_EXEMPT.into(),
+                            }))
+                            // Blank value: one token bucket per client address.
+                            .chain(std::iter::once(rate_limit_descriptor::Entry {
+                                key: "remote_address".into(),
+                                value: String::new(),
+                            }))
+                            .collect(),
                             token_bucket: Some(TokenBucket {
                                 max_tokens: n.saturating_mul(l.burst_multiplier),
                                 tokens_per_fill: Some(UInt32Value { value: n }),

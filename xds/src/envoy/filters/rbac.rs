@@ -13,6 +13,9 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::google::protobuf::{Any, UInt32Value};
 
 pub(in crate::envoy) const NAME: &str = "envoy.filters.http.rbac";
+/// The key of the shadow rules' result (`allowed`/`denied`) in the dynamic
+/// metadata the filter writes under [`NAME`].
+pub(in crate::envoy) const SHADOW_RESULT: &str = "shadow_engine_result";
 
 /// Off unless a route enables it with its own policy.
 pub(super) fn disabled_filter() -> HttpFilter {
@@ -41,11 +44,39 @@ fn any_of(ranges: &[Cidr]) -> Principal {
     }
 }
 
-/// Source ranges as one ALLOW policy (so the proto map holds one entry and
-/// encodes deterministically): in an allowed range and in no denied one.
-pub(in crate::envoy) fn per_route(access: &AccessList) -> Option<Any> {
-    if access.is_empty() {
+/// One ALLOW policy of these principals (so the proto map holds one
+/// entry and encodes deterministically).
+fn allow_only(name: &str, principal: Principal) -> RbacRules {
+    let policy = Policy {
+        permissions: vec![Permission {
+            rule: Some(permission::Rule::Any(true)),
+        }],
+        principals: vec![principal],
+        ..Default::default()
+    };
+    RbacRules {
+        action: rbac::Action::Allow as i32,
+        policies: [(name.to_string(), policy)].into_iter().collect(),
+        ..Default::default()
+    }
+}
+
+/// Source ranges as one ALLOW policy: in an allowed range and in no denied
+/// one. Clients in `rate_limit_exempt` get `allowed` as the shadow result
+/// (read by the rate limits), the others `denied`; nothing is enforced by it.
+pub(in crate::envoy) fn per_route(access: &AccessList, rate_limit_exempt: &[Cidr]) -> Option<Any> {
+    if access.is_empty() && rate_limit_exempt.is_empty() {
         return None;
+    }
+    let shadow_rules = (!rate_limit_exempt.is_empty())
+        .then(|| allow_only("rate-limit-exempt", any_of(rate_limit_exempt)));
+    if access.is_empty() {
+        return Some(any(&RbacPerRoute {
+            rbac: Some(Rbac {
+                shadow_rules,
+                ..Default::default()
+            }),
+        }));
     }
     let mut ids = Vec::new();
     if !access.allow.is_empty() {
@@ -56,25 +87,16 @@ pub(in crate::envoy) fn per_route(access: &AccessList) -> Option<Any> {
             identifier: Some(principal::Identifier::NotId(Box::new(any_of(&access.deny)))),
         });
     }
-    let policy = Policy {
-        permissions: vec![Permission {
-            rule: Some(permission::Rule::Any(true)),
-        }],
-        principals: vec![Principal {
+    let rules = allow_only(
+        "source-ranges",
+        Principal {
             identifier: Some(principal::Identifier::AndIds(principal::Set { ids })),
-        }],
-        ..Default::default()
-    };
-    let rules = RbacRules {
-        action: rbac::Action::Allow as i32,
-        policies: [("source-ranges".to_string(), policy)]
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    };
+        },
+    );
     Some(any(&RbacPerRoute {
         rbac: Some(Rbac {
             rules: Some(rules),
+            shadow_rules,
             ..Default::default()
         }),
     }))

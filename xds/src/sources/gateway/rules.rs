@@ -728,6 +728,7 @@ fn mirror(backend: String, m: &spec::Mirror) -> Mirror {
         backend,
         percent,
         per_million: per_million.filter(|p| *p < 1_000_000),
+        host: None,
     }
 }
 

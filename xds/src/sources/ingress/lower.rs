@@ -58,7 +58,9 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         timeouts: Timeouts {
             idle: s.idle_timeout,
             websocket_idle: s.websocket_idle_timeout,
-            request: None,
+            // nginx stops trying further backends after it; Envoy's
+            // route timeout bounds the whole request (documented).
+            request: s.retry_timeout,
             backend_request: None,
         },
         retry: s.retry.clone(),
@@ -71,6 +73,7 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         rate_limit: s.rate_limit.clone().map(|limit| RateLimitPolicy {
             bucket: owner.to_string(),
             limit,
+            exempt: s.limit_exempt.clone(),
         }),
         headers: header_edits(s),
         max_body_bytes: s.max_body_bytes,
@@ -209,9 +212,16 @@ fn canary_alternatives(main: &Action, c: &AttachedCanary) -> Vec<Alternative> {
     let k = &c.canary;
     let mut out = Vec::new();
     if let Some(h) = &k.by_header {
-        match &k.by_header_value {
-            Some(v) => out.push(alternative("canary:header", vec![header_is(h, v)], &canary)),
-            None => {
+        match (&k.by_header_value, &k.by_header_pattern) {
+            (Some(v), _) => out.push(alternative("canary:header", vec![header_is(h, v)], &canary)),
+            (None, Some(re)) => {
+                let matching = vec![HeaderMatch::Regex {
+                    name: h.clone(),
+                    regex: re.clone(),
+                }];
+                out.push(alternative("canary:header-pattern", matching, &canary));
+            }
+            (None, None) => {
                 let always = vec![header_is(h, "always")];
                 out.push(alternative("canary:header-always", always, &canary));
                 let never = vec![header_is(h, "never")];

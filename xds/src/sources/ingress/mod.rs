@@ -8,19 +8,24 @@ mod canary;
 pub(crate) mod class;
 mod hosts;
 mod lower;
+#[cfg(test)]
+mod nginx_rest_tests;
 mod rules;
 #[cfg(test)]
 mod tests;
 mod tls;
 
-use super::backends::BackendIndex;
+use super::backends::{BackendError, BackendIndex};
 use crate::diagnostics::{Diagnostics, ObjectRef};
 use crate::model::{
-    ClientAuth, ClusterSettings, HostMatch, Model, PathMatch, Provenance, RoutePolicy,
+    Backend, BackendProtocol, ClientAuth, ClusterSettings, HostMatch, Mirror, Model, PathMatch,
+    Provenance, RoutePolicy,
 };
 use crate::translate::{GatewayOptions, TenantObjects};
 use annotations::{IngressSettings, Parsed};
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{
+    Ingress, IngressBackend, IngressServiceBackend, ServiceBackendPort,
+};
 use lower::{IngressRoute, Target};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,6 +102,8 @@ struct IngressContext<'i> {
     cluster_settings: ClusterSettings,
     /// `auth-tls-*` with the CA Secret resolved.
     client_auth: Option<Arc<ClientAuth>>,
+    /// The cluster of `default-backend`, resolved.
+    fallback: Option<String>,
 }
 
 struct Collector<'a, 'o> {
@@ -166,7 +173,7 @@ impl Collector<'_, '_> {
         obj: &'i Arc<ObjectRef>,
     ) -> Option<IngressContext<'i>> {
         let owner = format!("{}/{}", obj.namespace, obj.name);
-        let mut cluster_settings = settings.cluster();
+        let mut cluster_settings = settings.cluster(&owner);
         if let Some(secret) = &settings.proxy_ssl.secret {
             match self.index.resolve_ca(&obj.namespace, secret) {
                 Ok(ca) if settings.proxy_ssl.verify => cluster_settings.tls_ca = Some(ca),
@@ -197,9 +204,36 @@ impl Collector<'_, '_> {
                 }
             },
         };
+        let mut policy = lower::route_policy(&settings, &owner);
+        if let Some(m) = &settings.mirror {
+            match self.mirror_backend(m) {
+                Ok(backend) => {
+                    policy.mirrors = vec![Mirror {
+                        backend,
+                        percent: 100,
+                        per_million: None,
+                        host: Some(m.host.clone()),
+                    }];
+                }
+                Err(e) => {
+                    let key = annotation_key(ing, "mirror-target");
+                    self.diags.error(
+                        obj,
+                        annotations::field(&key),
+                        format!("{e}; the Ingress's rules are not served"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let fallback = settings
+            .default_backend
+            .as_deref()
+            .and_then(|svc| self.fallback_backend(ing, obj, svc));
         Some(IngressContext {
+            fallback,
             obj,
-            policy: Arc::new(lower::route_policy(&settings, &owner)),
+            policy: Arc::new(policy),
             owner,
             settings: Arc::new(settings),
             cluster_settings,
@@ -323,15 +357,39 @@ impl Collector<'_, '_> {
         };
         match self.index.resolve_service(&cx.obj.namespace, svc) {
             Ok(mut backend) => {
-                let settings = &cx.cluster_settings;
-                if !settings.is_default() {
-                    // A distinct cluster per settings; default ones keep their name.
-                    backend.name = format!("{}/{}", backend.name, settings_hash(settings));
-                    backend.settings = settings.clone();
+                let mut settings = cx.cluster_settings.clone();
+                if settings.service_upstream {
+                    match self.index.cluster_ip(&cx.obj.namespace, svc) {
+                        Ok(ip_port) => backend.endpoints = [ip_port].into(),
+                        Err(e) => {
+                            settings.service_upstream = false;
+                            self.diags.push(
+                                crate::diagnostics::Severity::Warning,
+                                cx.obj,
+                                format!("{field}.service.name"),
+                                format!("{e}: service-upstream is not applied, the Service's endpoints are used"),
+                            );
+                        }
+                    }
                 }
-                let name = backend.name.clone();
-                self.model.backends.entry(name.clone()).or_insert(backend);
-                Target::Cluster(name)
+                let (namespace, service) = (backend.namespace.clone(), backend.service.clone());
+                let main = self.add_backend(backend, &settings);
+                match &cx.fallback {
+                    Some(fallback) if *fallback != main => {
+                        let name = format!("{main}|or|{fallback}");
+                        let aggregate = Backend {
+                            name: name.clone(),
+                            namespace,
+                            service,
+                            endpoints: Default::default(),
+                            settings: ClusterSettings::default(),
+                            fallbacks: vec![main, fallback.clone()],
+                        };
+                        self.model.backends.entry(name.clone()).or_insert(aggregate);
+                        Target::Cluster(name)
+                    }
+                    _ => Target::Cluster(main),
+                }
             }
             Err(e) => {
                 self.diags.error(
@@ -342,6 +400,92 @@ impl Collector<'_, '_> {
                 Target::Unavailable
             }
         }
+    }
+
+    /// A backend with its settings in the model; its cluster name.
+    fn add_backend(&mut self, mut backend: Backend, settings: &ClusterSettings) -> String {
+        if !settings.is_default() {
+            // A distinct cluster per settings; default ones keep their name.
+            backend.name = format!("{}/{}", backend.name, settings_hash(settings));
+            backend.settings = settings.clone();
+        }
+        let name = backend.name.clone();
+        self.model.backends.entry(name.clone()).or_insert(backend);
+        name
+    }
+
+    /// The cluster of `default-backend` (its Service's first port); None,
+    /// with a warning naming the annotation, when it does not resolve.
+    fn fallback_backend(&mut self, ing: &Ingress, obj: &ObjectRef, svc: &str) -> Option<String> {
+        let first_port = self
+            .index
+            .service(&obj.namespace, svc)
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.ports.as_ref())
+            .and_then(|p| p.first())
+            .map(|p| p.port);
+        let resolved = match first_port {
+            None => Err(format!(
+                "Service {svc:?} not found in the Ingress's namespace, or it has no port"
+            )),
+            Some(port) => {
+                let backend = IngressServiceBackend {
+                    name: svc.to_string(),
+                    port: Some(ServiceBackendPort {
+                        number: Some(port),
+                        name: None,
+                    }),
+                };
+                self.index
+                    .resolve_service(&obj.namespace, &backend)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match resolved {
+            Ok(backend) => Some(self.add_backend(backend, &ClusterSettings::default())),
+            Err(e) => {
+                let key = annotation_key(ing, "default-backend");
+                self.diags.push(
+                    crate::diagnostics::Severity::Warning,
+                    obj,
+                    annotations::field(&key),
+                    format!("{e}; served without a fallback"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The cluster of a `mirror-target`: a Service port of the tenant only
+    /// (the index holds only the tenant's namespaces).
+    fn mirror_backend(&mut self, m: &annotations::MirrorTarget) -> Result<String, String> {
+        let svc = IngressServiceBackend {
+            name: m.service.clone(),
+            port: Some(ServiceBackendPort {
+                number: Some(i32::from(m.port)),
+                name: None,
+            }),
+        };
+        let backend = self
+            .index
+            .resolve_service(&m.namespace, &svc)
+            .map_err(|e| match e {
+                BackendError::ServiceNotFound(_) => format!(
+                    "Service {}/{} is not a Service of the tenant (none in its namespaces); \
+                     requests are mirrored only to the tenant's Services",
+                    m.namespace, m.service
+                ),
+                e => format!("mirror Service {}/{}: {e}", m.namespace, m.service),
+            })?;
+        let settings = ClusterSettings {
+            protocol: if m.https {
+                BackendProtocol::Https
+            } else {
+                BackendProtocol::Http
+            },
+            ..ClusterSettings::default()
+        };
+        Ok(self.add_backend(backend, &settings))
     }
 
     /// Routes in precedence order, lowered into the model.
@@ -379,6 +523,11 @@ fn annotation_key(ing: &Ingress, suffix: &str) -> String {
 
 /// A short, stable hash of non-default cluster settings, for the cluster name.
 fn settings_hash(settings: &ClusterSettings) -> String {
-    // Debug output of our own plain types is stable.
-    hex::encode(&Sha256::digest(format!("{settings:?}").as_bytes())[..4])
+    // Debug output of our own plain types is stable. Fields added later are
+    // left out while unset, so clusters named before them keep their names.
+    let mut text = format!("{settings:?}");
+    for unset in [", max_requests: None", ", service_upstream: false"] {
+        text = text.replacen(unset, "", 1);
+    }
+    hex::encode(&Sha256::digest(text.as_bytes())[..4])
 }

@@ -142,7 +142,7 @@ pub(crate) fn slice(
 }
 
 /// A Service `name` with port 80 → endpoints on 8080.
-fn svc_with_eps(ns: &str, name: &str, ip: &str) -> (Service, EndpointSlice) {
+pub(super) fn svc_with_eps(ns: &str, name: &str, ip: &str) -> (Service, EndpointSlice) {
     (
         service(ns, name, &[(None, 80)]),
         slice(ns, name, None, 8080, &[(ip, Some(true))]),
@@ -241,7 +241,7 @@ fn route_request(rc: &RouteConfiguration, host: &str, path: &str) -> Outcome {
     Outcome::NoRoute
 }
 
-fn http_routes(t: &Translation) -> &RouteConfiguration {
+pub(super) fn http_routes(t: &Translation) -> &RouteConfiguration {
     t.resources
         .routes
         .iter()
@@ -249,7 +249,7 @@ fn http_routes(t: &Translation) -> &RouteConfiguration {
         .expect("http route config")
 }
 
-fn errors(t: &Translation) -> Vec<&Diagnostic> {
+pub(super) fn errors(t: &Translation) -> Vec<&Diagnostic> {
     t.diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -502,7 +502,7 @@ fn service_port_by_name_resolves_through_the_endpoint_slice_port_name() {
     assert_eq!(addrs, vec![("10.1.0.5".to_string(), 8080)]);
 }
 
-fn endpoint_addrs(t: &Translation, cluster: &str) -> Vec<(String, u32)> {
+pub(super) fn endpoint_addrs(t: &Translation, cluster: &str) -> Vec<(String, u32)> {
     use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
     use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint;
     let cla = t
@@ -1091,7 +1091,7 @@ fn output_is_byte_identical_whatever_the_input_order() {
 
 // ---------- annotations ----------
 
-fn annotated(mut ing: Ingress, pairs: &[(&str, &str)]) -> Ingress {
+pub(super) fn annotated(mut ing: Ingress, pairs: &[(&str, &str)]) -> Ingress {
     ing.metadata.annotations = Some(
         pairs
             .iter()

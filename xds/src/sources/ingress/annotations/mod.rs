@@ -20,8 +20,8 @@ pub(crate) const CONTOUR: &str = "projectcontour.io/";
 
 pub(crate) use crate::model::{
     Affinity, Algorithm, BackendProtocol, Cidr, ClientVerify, ClusterSettings, Compression,
-    CookieAffinity, Cors, HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier, RateLimit,
-    Redirect, RedirectPath, Retry, TlsVersion,
+    ConcurrencyLimit, CookieAffinity, Cors, HeaderEdits, HealthCheck, Hsts, OriginMatch, Outlier,
+    RateLimit, Redirect, RedirectPath, Retry, TlsVersion,
 };
 
 /// ingress-nginx canary semantics.
@@ -32,6 +32,20 @@ pub(crate) struct Canary {
     pub by_header: Option<String>,
     pub by_header_value: Option<String>,
     pub by_cookie: Option<String>,
+    /// `canary-by-header-pattern`, as a full-match RE2 regex (used when
+    /// there is no `by_header_value`).
+    pub by_header_pattern: Option<String>,
+}
+
+/// `mirror-target` (and `mirror-host`): a Service port of the tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MirrorTarget {
+    pub https: bool,
+    pub namespace: String,
+    pub service: String,
+    pub port: u16,
+    /// The Host sent to the mirror.
+    pub host: String,
 }
 
 /// Upstream TLS verification asked by `proxy-ssl-secret`/`proxy-ssl-verify`.
@@ -134,6 +148,19 @@ pub(crate) struct IngressSettings {
     pub upstream_vhost: Option<String>,
     /// `x-forwarded-prefix`, `%` already escaped.
     pub x_forwarded_prefix: Option<String>,
+    /// `proxy-next-upstream-timeout`: the deadline of the request, retries included.
+    pub retry_timeout: Option<Duration>,
+    /// `limit-connections`: requests in flight per backend of the Ingress.
+    pub max_connections: Option<u32>,
+    /// `limit-allowlist`: clients the rate limits do not apply to.
+    pub limit_exempt: Vec<Cidr>,
+    /// `service-upstream`: the Service's cluster IP instead of its endpoints.
+    pub service_upstream: bool,
+    /// `mirror-target`: a copy of every request goes there.
+    pub mirror: Option<MirrorTarget>,
+    /// `default-backend`: a Service (of the Ingress's namespace) serving the
+    /// Ingress's paths while their own Service has no ready endpoints.
+    pub default_backend: Option<String>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -173,12 +200,19 @@ impl Default for IngressSettings {
             server_aliases: vec![],
             upstream_vhost: None,
             x_forwarded_prefix: None,
+            retry_timeout: None,
+            max_connections: None,
+            limit_exempt: vec![],
+            service_upstream: false,
+            mirror: None,
+            default_backend: None,
         }
     }
 }
 
 impl IngressSettings {
-    pub(crate) fn cluster(&self) -> ClusterSettings {
+    /// `owner` (`namespace/name`) scopes a concurrency limit to this Ingress.
+    pub(crate) fn cluster(&self, owner: &str) -> ClusterSettings {
         ClusterSettings {
             connect_timeout: self.connect_timeout,
             hashed: !matches!(self.affinity, Affinity::None),
@@ -188,6 +222,11 @@ impl IngressSettings {
             tls_ca: None,
             health_check: self.health_check.clone(),
             outlier: self.outlier.clone(),
+            max_requests: self.max_connections.map(|max_requests| ConcurrencyLimit {
+                bucket: owner.to_string(),
+                max_requests,
+            }),
+            service_upstream: self.service_upstream,
         }
     }
 }
@@ -314,10 +353,12 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     read_access_lists(r, &mut s);
     // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
     s.rate_limit = parse_rate_limit(r);
+    read_limit_extras(r, &mut s);
     // Backend protocol and upstream TLS: all strict (a backend reached in
     // plain text, or unverified, when the tenant asked otherwise is weaker).
     s.backend_protocol = r.read(&BACKEND_PROTOCOL).unwrap_or_default();
     parse_proxy_ssl(r, &mut s);
+    s.service_upstream = r.read(&SERVICE_UPSTREAM).unwrap_or(false);
     // Headers and body size: strict (a security header not added, a header
     // not stripped, or an unlimited body would be weaker than asked).
     s.headers = read_header_edits(r);
@@ -335,7 +376,71 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     // closed (the defaults allow more than asked); the rest are lenient.
     s.cors = read_cors(r);
     read_redirects(r, &mut s);
+    s.mirror = read_mirror(r);
+    s.default_backend = r.read(&DEFAULT_BACKEND);
     s
+}
+
+/// `mirror-target` fails closed (a copy sent elsewhere than asked, or
+/// outside the tenant, is refused); `mirror-host` and `-request-body` are lenient.
+fn read_mirror(r: &mut Reader<'_>) -> Option<MirrorTarget> {
+    let target = r.read(&MIRROR_TARGET);
+    let host = r.read(&MIRROR_HOST);
+    let body = r.read(&MIRROR_REQUEST_BODY);
+    if body == Some(false) {
+        r.reject_as(
+            MIRROR_REQUEST_BODY.row,
+            "Envoy cannot mirror a request without its body: the mirror receives the body",
+            OnInvalid::Lenient,
+        );
+    }
+    let Some(mut target) = target else {
+        if r.get(MIRROR_TARGET.row).is_none() {
+            let no_effect = [
+                (MIRROR_HOST.row, host.is_some()),
+                (MIRROR_REQUEST_BODY.row, body == Some(true)),
+            ];
+            for (row, _) in no_effect.into_iter().filter(|(_, valid)| *valid) {
+                r.reject_as(
+                    row,
+                    "has no effect without mirror-target",
+                    OnInvalid::Lenient,
+                );
+            }
+        }
+        return None;
+    };
+    if let Some(host) = host {
+        target.host = host;
+    }
+    Some(target)
+}
+
+/// `limit-connections` (strict: unlimited is weaker) and `limit-allowlist`
+/// (lenient: without it no one is exempt, which limits more).
+fn read_limit_extras(r: &mut Reader<'_>, s: &mut IngressSettings) {
+    s.max_connections = r.read(&LIMIT_CONNECTIONS);
+    for list in [&LIMIT_ALLOWLIST, &LIMIT_WHITELIST] {
+        if let Some(ranges) = r.read(list) {
+            if s.limit_exempt.is_empty() {
+                s.limit_exempt = ranges;
+            }
+        }
+    }
+    if s.rate_limit.is_none() {
+        for row in [LIMIT_ALLOWLIST.row, LIMIT_WHITELIST.row] {
+            if r.get(row)
+                .is_some_and(|(_, v)| parse_cidrs(v.trim()).is_ok())
+            {
+                r.reject_as(
+                    row,
+                    "has no effect without limit-rps or limit-rpm",
+                    OnInvalid::Lenient,
+                );
+            }
+        }
+        s.limit_exempt.clear();
+    }
 }
 
 const NOT_ENABLED_CORS: &str = "has no effect: CORS is not enabled (enable-cors is not \"true\")";
@@ -550,6 +655,7 @@ fn read_timeouts(r: &mut Reader<'_>, s: &mut IngressSettings) {
         s.idle_timeout = t;
     }
     s.websocket_idle_timeout = r.read(&WEBSOCKET_IDLE_TIMEOUT);
+    s.retry_timeout = r.read(&RETRY_TIMEOUT).flatten();
 }
 
 fn read_retry(r: &mut Reader<'_>) -> Retry {
@@ -572,6 +678,87 @@ fn read_retry(r: &mut Reader<'_>) -> Retry {
     retry
 }
 
+/// `proxy-next-upstream-timeout`: seconds or a duration, at most a day; `0`: no limit.
+pub(crate) fn parse_retry_timeout(v: &str) -> Result<Option<Duration>, String> {
+    if v.trim_end_matches('s') == "0" {
+        return Ok(None);
+    }
+    parse_duration(v, Duration::from_millis(1), Duration::from_secs(86_400)).map(Some)
+}
+
+/// `canary-by-header-pattern`: an RE2 regex found anywhere in the value
+/// (nginx's `ngx.re.match`, unanchored), as Envoy's full-match regex.
+pub(crate) fn parse_header_pattern(v: &str) -> Result<String, String> {
+    check_regex(v)?;
+    Ok(format!(".*(?:{v}).*"))
+}
+
+/// A Service: `name` or `namespace/name`, the namespace the Ingress's own.
+pub(crate) fn parse_service_ref(v: &str, namespace: &str) -> Result<String, String> {
+    let (ns, name) = v.split_once('/').unwrap_or((namespace, v));
+    if ns != namespace {
+        return Err(format!(
+            "the Service must be in the Ingress's namespace {namespace:?}"
+        ));
+    }
+    if !crds::names::is_dns1123_label(name) {
+        return Err("not a valid Service name".into());
+    }
+    Ok(name.to_string())
+}
+
+/// `mirror-target`: `http(s)://<service>.<namespace>[.svc[.cluster.local]][:port]`,
+/// optionally followed by `$request_uri` (Envoy mirrors the request's own
+/// path and query, which is what that asks). A bare `<service>` is in the
+/// Ingress's namespace. Any other host is refused: the gateway copies
+/// requests only to the tenant's Services (checked when resolved).
+pub(crate) fn parse_mirror_target(v: &str, namespace: &str) -> Result<MirrorTarget, String> {
+    let lower = v.to_ascii_lowercase();
+    let (https, rest) = if let Some(rest) = lower.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = lower.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err("must be an http:// or https:// URL of a Service".into());
+    };
+    let authority = rest
+        .strip_suffix("/$request_uri")
+        .or_else(|| rest.strip_suffix("$request_uri"))
+        .unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '$', '@']) {
+        return Err(
+            "a path is not possible: Envoy mirrors the request's own path and query              (use no path, or $request_uri)"
+                .into(),
+        );
+    }
+    let (host, port) = host_and_port(authority)?;
+    let labels: Vec<&str> = host.split('.').collect();
+    let (service, ns) = match labels.as_slice() {
+        [svc] => (*svc, namespace),
+        [svc, ns] | [svc, ns, "svc"] | [svc, ns, "svc", "cluster", "local"] => (*svc, *ns),
+        _ => {
+            return Err(format!(
+                "{host:?} is not a Service name (<service>.<namespace>[.svc[.cluster.local]]);                  requests are mirrored only to the tenant's Services"
+            ))
+        }
+    };
+    let dns_label = |l: &str| crds::names::is_dns1123_label(l);
+    if !dns_label(service) || !dns_label(ns) {
+        return Err(format!("{host:?} does not name a Service"));
+    }
+    let authority = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    Ok(MirrorTarget {
+        https,
+        namespace: ns.to_string(),
+        service: service.to_string(),
+        port: port.unwrap_or(if https { 443 } else { 80 }),
+        host: authority,
+    })
+}
+
 fn read_canary(r: &mut Reader<'_>) -> Option<Canary> {
     if r.read(&CANARY).unwrap_or(false) {
         return parse_canary(r);
@@ -584,6 +771,7 @@ fn read_canary(r: &mut Reader<'_>) -> Option<Canary> {
         CANARY_BY_HEADER.row,
         CANARY_BY_HEADER_VALUE.row,
         CANARY_BY_COOKIE.row,
+        CANARY_BY_HEADER_PATTERN.row,
     ] {
         r.reject_as(
             row,
@@ -696,8 +884,15 @@ fn parse_affinity(r: &mut Reader<'_>) -> Affinity {
                 .read(&SESSION_COOKIE_NAME)
                 .unwrap_or_else(|| "INGRESSCOOKIE".into()),
             path: r.read(&SESSION_COOKIE_PATH),
-            max_age: r.read(&SESSION_COOKIE_MAX_AGE),
+            // Envoy sends Max-Age only; browsers prefer it over Expires anyway.
+            max_age: {
+                let max_age = r.read(&SESSION_COOKIE_MAX_AGE);
+                let expires = r.read(&SESSION_COOKIE_EXPIRES);
+                max_age.or(expires)
+            },
             same_site: r.read(&SESSION_COOKIE_SAMESITE),
+            secure: r.read(&SESSION_COOKIE_SECURE).unwrap_or(false),
+            change_on_failure: r.read(&SESSION_COOKIE_CHANGE_ON_FAILURE).unwrap_or(false),
         }),
         Some(AffinityKind::SourceIp) => Affinity::SourceIp,
         None => hash_by.unwrap_or_default(),
@@ -717,7 +912,23 @@ fn parse_canary(r: &mut Reader<'_>) -> Option<Canary> {
     let by_header = r.read(&CANARY_BY_HEADER);
     let by_header_value = r.read(&CANARY_BY_HEADER_VALUE);
     let by_cookie = r.read(&CANARY_BY_COOKIE);
+    let mut by_header_pattern = r.read(&CANARY_BY_HEADER_PATTERN);
+    if by_header_pattern.is_some() {
+        // As ingress-nginx: an exact value wins; without a header, nothing to match.
+        let why = match (&by_header, &by_header_value) {
+            (None, _) => Some("has no effect without canary-by-header"),
+            (Some(_), Some(_)) => {
+                Some("ignored: canary-by-header-value is also set and wins (as in ingress-nginx)")
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            r.reject_as(CANARY_BY_HEADER_PATTERN.row, why, OnInvalid::Lenient);
+            by_header_pattern = None;
+        }
+    }
     Some(Canary {
+        by_header_pattern,
         weight: u32::try_from(weight).ok()?,
         weight_total: u32::try_from(weight_total).ok()?,
         by_header,
@@ -1493,3 +1704,6 @@ pub(crate) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod nginx_rest_tests;

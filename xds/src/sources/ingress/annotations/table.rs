@@ -24,6 +24,9 @@ use super::{
     parse_redirect_code, parse_redirect_url, parse_server_aliases, parse_upstream_vhost,
     parse_verify_client, ClientVerify,
 };
+use super::{
+    parse_header_pattern, parse_mirror_target, parse_retry_timeout, parse_service_ref, MirrorTarget,
+};
 use std::time::Duration;
 
 /// An ingress-nginx key, written out so that rows hold `&'static str` keys.
@@ -73,6 +76,8 @@ pub(crate) enum Group {
     HealthChecks,
     Cors,
     Redirects,
+    Mirror,
+    DefaultBackend,
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
@@ -93,6 +98,8 @@ impl Group {
             Group::HealthChecks => "health-checks",
             Group::Cors => "cors",
             Group::Redirects => "redirects",
+            Group::Mirror => "mirror",
+            Group::DefaultBackend => "default-backend",
         }
     }
 
@@ -327,6 +334,11 @@ annotation_table! {
         key: "tenantgateway.io/retry-tries", aliases: &[nginx!("proxy-next-upstream-tries")],
         on_invalid: Lenient, group: G::Timeouts, value: "0..10", default: "3 tries",
     }
+    RETRY_TIMEOUT: Option<Duration> = Parser::Plain(parse_retry_timeout) => {
+        key: "tenantgateway.io/retry-timeout", aliases: &[nginx!("proxy-next-upstream-timeout")],
+        on_invalid: Lenient, group: G::Timeouts,
+        value: "duration ≤ 24h; `0` = no limit", default: "no limit",
+    }
 
     // ---------- session affinity ----------
     AFFINITY: Option<AffinityKind> = Parser::Plain(parse_affinity_kind) => {
@@ -359,6 +371,23 @@ annotation_table! {
         on_invalid: Lenient, group: G::Affinity,
         value: "`Strict`, `Lax`, `None`", default: "not set",
     }
+    SESSION_COOKIE_EXPIRES: Duration =
+        Parser::Plain(|v| parse_u64(v, 1, 10 * 365 * 24 * 3600).map(Duration::from_secs)) => {
+        key: "tenantgateway.io/session-cookie-expires",
+        aliases: &[nginx!("session-cookie-expires")],
+        on_invalid: Lenient, group: G::Affinity,
+        value: "seconds (sent as `Max-Age`)", default: "session cookie",
+    }
+    SESSION_COOKIE_SECURE: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/session-cookie-secure",
+        aliases: &[nginx!("session-cookie-secure")],
+        on_invalid: Lenient, group: G::Affinity, value: "bool", default: "`false`",
+    }
+    SESSION_COOKIE_CHANGE_ON_FAILURE: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/session-cookie-change-on-failure",
+        aliases: &[nginx!("session-cookie-change-on-failure")],
+        on_invalid: Lenient, group: G::Affinity, value: "bool", default: "`false`",
+    }
 
     // ---------- canary ----------
     CANARY: bool = Parser::Plain(parse_bool) => {
@@ -385,6 +414,12 @@ annotation_table! {
     CANARY_BY_COOKIE: String = Parser::Plain(parse_cookie_name) => {
         key: "tenantgateway.io/canary-by-cookie", aliases: &[nginx!("canary-by-cookie")],
         on_invalid: Strict, group: G::Canary, value: "cookie name", default: "none",
+    }
+    CANARY_BY_HEADER_PATTERN: String = Parser::Plain(parse_header_pattern) => {
+        key: "tenantgateway.io/canary-by-header-pattern",
+        aliases: &[nginx!("canary-by-header-pattern")],
+        on_invalid: Strict, group: G::Canary,
+        value: "RE2 regex, found anywhere in the value", default: "none",
     }
 
     // ---------- access control ----------
@@ -428,6 +463,24 @@ annotation_table! {
         on_invalid: LenientServing("429"), group: G::RateLimiting,
         value: "400, 403, 404, 429, 500, 502, 503, 504", default: "429",
     }
+    LIMIT_CONNECTIONS: u32 = Parser::Plain(|v| u32_in(v, 1, 1_000_000)) => {
+        key: "tenantgateway.io/limit-connections", aliases: &[nginx!("limit-connections")],
+        on_invalid: Strict, group: G::RateLimiting,
+        value: "requests in flight per backend Service, 1..1000000 (not per client)",
+        default: "no limit",
+    }
+    LIMIT_ALLOWLIST: Vec<Cidr> = Parser::Plain(parse_cidrs) => {
+        key: "tenantgateway.io/limit-allowlist", aliases: &[nginx!("limit-allowlist")],
+        on_invalid: LenientServing("no one exempt"), group: G::RateLimiting,
+        value: "comma-separated CIDRs / addresses exempt from `limit-rps`/`limit-rpm`",
+        default: "no one exempt",
+    }
+    // The older name is a row of its own, as the source ranges.
+    LIMIT_WHITELIST: Vec<Cidr> = Parser::Plain(parse_cidrs) => {
+        key: "tenantgateway.io/limit-whitelist", aliases: &[nginx!("limit-whitelist")],
+        on_invalid: LenientServing("no one exempt"), group: G::RateLimiting,
+        value: "same (older name)", default: "no one exempt",
+    }
 
     // ---------- backend protocol and upstream TLS ----------
     BACKEND_PROTOCOL: BackendProtocol = Parser::Plain(parse_backend_protocol) => {
@@ -449,6 +502,11 @@ annotation_table! {
         key: "tenantgateway.io/proxy-ssl-name", aliases: &[nginx!("proxy-ssl-name")],
         on_invalid: Strict, group: G::BackendProtocol,
         value: "DNS name", default: "`<service>.<namespace>.svc`",
+    }
+    SERVICE_UPSTREAM: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/service-upstream", aliases: &[nginx!("service-upstream")],
+        on_invalid: LenientServing("endpoints"), group: G::BackendProtocol,
+        value: "bool (the Service's cluster IP instead of its endpoints)", default: "`false`",
     }
 
     // ---------- headers and request body size ----------
@@ -616,6 +674,32 @@ annotation_table! {
         key: "tenantgateway.io/server-alias", aliases: &[nginx!("server-alias")],
         on_invalid: LenientServing("no aliases"), group: G::Redirects,
         value: "host names, comma separated (no wildcards)", default: "none",
+    }
+
+    // ---------- mirroring ----------
+    MIRROR_TARGET: MirrorTarget = Parser::InNamespace(parse_mirror_target) => {
+        key: "tenantgateway.io/mirror-target", aliases: &[nginx!("mirror-target")],
+        on_invalid: Strict, group: G::Mirror,
+        value: "`http(s)://<service>.<namespace>[.svc[.cluster.local]][:port]`, optionally followed by `$request_uri`; a Service of the tenant only",
+        default: "no mirror",
+    }
+    MIRROR_REQUEST_BODY: bool = Parser::Plain(parse_on_off) => {
+        key: "tenantgateway.io/mirror-request-body", aliases: &[nginx!("mirror-request-body")],
+        on_invalid: LenientServing("on"), group: G::Mirror,
+        value: "`on` (`off` is refused: Envoy always mirrors the body)", default: "`on`",
+    }
+    MIRROR_HOST: String = Parser::Plain(parse_upstream_vhost) => {
+        key: "tenantgateway.io/mirror-host", aliases: &[nginx!("mirror-host")],
+        on_invalid: LenientServing("the target's host"), group: G::Mirror,
+        value: "host name, optionally `:port`", default: "the target's host",
+    }
+
+    // ---------- default backend ----------
+    DEFAULT_BACKEND: String = Parser::InNamespace(parse_service_ref) => {
+        key: "tenantgateway.io/default-backend", aliases: &[nginx!("default-backend")],
+        on_invalid: LenientServing("no fallback"), group: G::DefaultBackend,
+        value: "`name` or `namespace/name` of a Service; the Ingress's namespace only",
+        default: "no fallback",
     }
 }
 

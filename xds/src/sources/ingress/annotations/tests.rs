@@ -249,7 +249,7 @@ fn annotation_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn parse_map(pairs: &[(&str, &str)]) -> (Parsed, Vec<Diagnostic>) {
+pub(super) fn parse_map(pairs: &[(&str, &str)]) -> (Parsed, Vec<Diagnostic>) {
     let map = annotation_map(pairs);
     let mut diags = Diagnostics::default();
     let obj = ObjectRef::new("Ingress", "shop", "web");
@@ -323,6 +323,8 @@ fn every_annotation_parses_into_its_typed_setting() {
                         path: Some("/app".into()),
                         max_age: Some(d(3_600_000)),
                         same_site: Some("Lax".into()),
+                        secure: false,
+                        change_on_failure: false,
                     })
             },
         ),
@@ -344,6 +346,7 @@ fn every_annotation_parses_into_its_typed_setting() {
                         by_header: Some("x-canary".into()),
                         by_header_value: None,
                         by_cookie: Some("canary".into()),
+                        by_header_pattern: None,
                     })
             },
         ),
@@ -581,6 +584,7 @@ const ENABLING: &[(&str, &str)] = &[
     ("tenantgateway.io/compression", "gzip"),
     ("tenantgateway.io/enable-cors", "true"),
     ("tenantgateway.io/auth-tls-secret", "ca"),
+    ("tenantgateway.io/mirror-target", "http://mirror.shop"),
 ];
 
 #[test]
@@ -893,7 +897,10 @@ fn proxy_ssl_settings_and_defaults() {
     ]);
     assert!(!p.settings.proxy_ssl.verify);
     assert_eq!(p.settings.proxy_ssl.name.as_deref(), Some("api.internal"));
-    assert_eq!(p.settings.cluster().protocol, BackendProtocol::Grpcs);
+    assert_eq!(
+        p.settings.cluster("shop/web").protocol,
+        BackendProtocol::Grpcs
+    );
 }
 
 #[test]
@@ -997,7 +1004,7 @@ fn health_checks_and_outlier_detection_parse_with_defaults() {
         unhealthy_threshold: 3,
     };
     assert_eq!(p.settings.health_check, Some(hc.clone()));
-    assert_eq!(p.settings.cluster().health_check, Some(hc));
+    assert_eq!(p.settings.cluster("shop/web").health_check, Some(hc));
     let (p, diags) = parse_map(&[
         (&ours("health-check-path"), "/ready"),
         (&ours("health-check-interval"), "2s"),
@@ -1027,10 +1034,10 @@ fn health_checks_and_outlier_detection_parse_with_defaults() {
             base_ejection_time: d(60_000),
         })
     );
-    assert!(!p.settings.cluster().is_default());
+    assert!(!p.settings.cluster("shop/web").is_default());
     // Nothing asked: default cluster.
     let (p, _) = parse_map(&[]);
-    assert!(p.settings.cluster().is_default());
+    assert!(p.settings.cluster("shop/web").is_default());
 }
 
 #[test]
