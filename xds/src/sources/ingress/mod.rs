@@ -4,6 +4,9 @@
 //! (aliases, www redirects), lowered into the model.
 
 pub(crate) mod annotations;
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod canary;
 mod class;
 mod hosts;
@@ -41,6 +44,7 @@ pub(crate) fn lower(
     let parsed = parse_annotations(class::served_ingresses(objects, options), diags);
     let mut c = Collector {
         index,
+        namespaces: options.namespaces.as_ref(),
         diags,
         model,
         hosts: BTreeMap::new(),
@@ -101,6 +105,8 @@ struct IngressContext<'i> {
 
 struct Collector<'a, 'o> {
     index: &'a BackendIndex<'o>,
+    /// The tenant's namespaces (None: every namespace is in scope).
+    namespaces: Option<&'a BTreeSet<String>>,
     diags: &'a mut Diagnostics,
     model: &'a mut Model,
     hosts: BTreeMap<HostMatch, Vec<IngressRoute>>,
@@ -197,9 +203,14 @@ impl Collector<'_, '_> {
                 }
             },
         };
+        let auth = self.auth_policy(ing, settings.auth.as_ref(), obj).ok()?;
+        let policy = RoutePolicy {
+            auth,
+            ..lower::route_policy(&settings, &owner)
+        };
         Some(IngressContext {
             obj,
-            policy: Arc::new(lower::route_policy(&settings, &owner)),
+            policy: Arc::new(policy),
             owner,
             settings: Arc::new(settings),
             cluster_settings,

@@ -134,6 +134,8 @@ pub(crate) struct IngressSettings {
     pub upstream_vhost: Option<String>,
     /// `x-forwarded-prefix`, `%` already escaped.
     pub x_forwarded_prefix: Option<String>,
+    /// `auth-type: basic` or `auth-url` (Secret and Service not yet resolved).
+    pub auth: Option<AuthSettings>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -173,6 +175,7 @@ impl Default for IngressSettings {
             server_aliases: vec![],
             upstream_vhost: None,
             x_forwarded_prefix: None,
+            auth: None,
         }
     }
 }
@@ -199,7 +202,11 @@ pub(crate) struct Parsed {
     pub drop_rules: bool,
 }
 
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod table;
+pub(crate) use auth::{AuthSecretType, AuthSettings, ExternalAuthSettings};
 use table::*;
 
 #[cfg(test)]
@@ -312,6 +319,8 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     s.affinity = parse_affinity(r);
     s.canary = read_canary(r);
     read_access_lists(r, &mut s);
+    // Authentication: a bad secret, URL or header list fails closed.
+    s.auth = auth::read_auth(r);
     // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
     s.rate_limit = parse_rate_limit(r);
     // Backend protocol and upstream TLS: all strict (a backend reached in
