@@ -435,3 +435,46 @@ async fn auth_url_allows_denies_redirects_and_fails_closed_when_the_service_is_d
         "no denied request reached the backend"
     );
 }
+
+// ---------- static render ----------
+
+#[test]
+fn a_rendered_static_bootstrap_with_auth_names_the_authz_cluster_and_envoy_accepts_it() {
+    let yaml = local_service_yaml("shop", "echo", &[8080])
+        + &ingress_yaml(
+            "staff",
+            "staff.example.com",
+            &[("auth-type", "basic"), ("auth-secret", "staff")],
+        )
+        + &htpasswd_secret(&format!("apr1:{}\n", USERS[0].1));
+    let t = translate(&objects(&yaml), &options());
+    let rendered = to_yaml(&xds::bootstrap::static_bootstrap(
+        &t.resources,
+        "r",
+        "shop",
+        0,
+    ))
+    .unwrap();
+    assert!(rendered.contains(xds::bootstrap::AUTHZ_CLUSTER));
+    assert!(
+        !rendered.contains(&USERS[0].1[6..]),
+        "no hash in the rendered config"
+    );
+    testkit::assert_envoy_accepts(&rendered);
+    // Without auth, no cluster for it.
+    let open = translate(
+        &objects(
+            &(local_service_yaml("shop", "echo", &[8080])
+                + &ingress_yaml("o", "o.example.com", &[])),
+        ),
+        &options(),
+    );
+    let rendered = to_yaml(&xds::bootstrap::static_bootstrap(
+        &open.resources,
+        "r",
+        "shop",
+        0,
+    ))
+    .unwrap();
+    assert!(!rendered.contains(xds::bootstrap::AUTHZ_CLUSTER));
+}
