@@ -117,7 +117,7 @@ where
 }
 
 /// Reads the live cluster with the kubeconfig in use: the Ingresses,
-/// Services, EndpointSlices and TLS Secrets (the only Secrets the gateway
+/// Services, EndpointSlices and TLS and Opaque Secrets (the only Secrets the gateway
 /// reads) of one namespace or all, and the TenantGateways with the Namespaces
 /// when there are TenantGateways to read (a cluster without the CRD has none).
 pub async fn read_cluster(selection: &Selection) -> Result<Inputs, MigrateError> {
@@ -142,12 +142,17 @@ pub async fn read_cluster(selection: &Selection) -> Result<Inputs, MigrateError>
         }
     }
     let ns = selection.namespace.as_deref();
+    // The Secrets the gateway reads: TLS ones, and Opaque ones (basic auth's
+    // htpasswd); never tokens or registry credentials.
     let tls = ListParams::default().fields("type=kubernetes.io/tls");
+    let opaque = ListParams::default().fields("type=Opaque");
+    let mut secrets = list_with(api::<Secret>(&client, ns), "TLS Secrets", &tls).await?;
+    secrets.extend(list_with(api::<Secret>(&client, ns), "Opaque Secrets", &opaque).await?);
     let objects = TenantObjects {
         ingresses: list(api::<Ingress>(&client, ns), "Ingresses").await?,
         services: list(api::<Service>(&client, ns), "Services").await?,
         endpoint_slices: list(api::<EndpointSlice>(&client, ns), "EndpointSlices").await?,
-        secrets: list_with(api::<Secret>(&client, ns), "TLS Secrets", &tls).await?,
+        secrets,
         ingress_classes: Vec::new(),
     };
     Ok(Inputs {

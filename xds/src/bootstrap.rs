@@ -39,6 +39,75 @@ use std::sync::OnceLock;
 /// Name of the bootstrap cluster that reaches the xDS sidecar.
 pub const XDS_CLUSTER: &str = "tenant-gateway-xds";
 
+/// Name of the bootstrap cluster that reaches the sidecar's authorization
+/// server (ext_authz checks of routes with an auth policy).
+pub const AUTHZ_CLUSTER: &str = "tenant-gateway-authz";
+
+/// The authorization server's socket: `authz.sock` beside the ADS socket,
+/// in the emptyDir Envoy and the sidecar share.
+pub fn authz_socket_path(ads_socket: &str) -> String {
+    match ads_socket.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/authz.sock"),
+        None => "authz.sock".to_string(),
+    }
+}
+
+/// Where a static bootstrap expects the authorization server (the pod's).
+const STATIC_AUTHZ_SOCKET: &str = "/var/run/tenant-gateway/authz.sock";
+
+/// A static HTTP/2 (gRPC) cluster reaching the sidecar on a Unix socket.
+fn grpc_pipe_cluster(name: &str, socket_path: &str) -> Cluster {
+    let http2 = HttpProtocolOptions {
+        upstream_protocol_options: Some(
+            http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                http_protocol_options::ExplicitHttpConfig {
+                    protocol_config: Some(
+                        http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                            Http2ProtocolOptions::default(),
+                        ),
+                    ),
+                },
+            ),
+        ),
+        ..Default::default()
+    };
+    Cluster {
+        name: name.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        connect_timeout: Some(Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
+        typed_extension_protocol_options: [(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            pack(&http2),
+        )]
+        .into(),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(Address {
+                            address: Some(address::Address::Pipe(Pipe {
+                                path: socket_path.to_string(),
+                                mode: 0,
+                            })),
+                        }),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 static DESCRIPTORS: &[u8] = include_bytes!("../descriptors/envoy-types-0.7.7.bin.gz");
 
 #[derive(Debug, thiserror::Error)]
@@ -194,55 +263,8 @@ pub fn ads_bootstrap(
     admin_port: u16,
     health_port: Option<u16>,
 ) -> Bootstrap {
-    let http2 = HttpProtocolOptions {
-        upstream_protocol_options: Some(
-            http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
-                http_protocol_options::ExplicitHttpConfig {
-                    protocol_config: Some(
-                        http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
-                            Http2ProtocolOptions::default(),
-                        ),
-                    ),
-                },
-            ),
-        ),
-        ..Default::default()
-    };
-    let xds_cluster = Cluster {
-        name: XDS_CLUSTER.into(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::Static as i32,
-        )),
-        connect_timeout: Some(Duration {
-            seconds: 1,
-            nanos: 0,
-        }),
-        typed_extension_protocol_options: [(
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
-            pack(&http2),
-        )]
-        .into(),
-        load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: XDS_CLUSTER.into(),
-            endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints: vec![LbEndpoint {
-                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(Address {
-                            address: Some(address::Address::Pipe(Pipe {
-                                path: socket_path.to_string(),
-                                mode: 0,
-                            })),
-                        }),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let xds_cluster = grpc_pipe_cluster(XDS_CLUSTER, socket_path);
+    let authz_cluster = grpc_pipe_cluster(AUTHZ_CLUSTER, &authz_socket_path(socket_path));
     // Stay initializing until the sidecar's first complete config arrives,
     // rather than going live empty after the default 15 s.
     let ads = ConfigSource {
@@ -256,7 +278,7 @@ pub fn ads_bootstrap(
         node: Some(node(node_id, tenant)),
         admin: Some(admin(admin_port)),
         static_resources: Some(bootstrap::StaticResources {
-            clusters: vec![xds_cluster],
+            clusters: vec![xds_cluster, authz_cluster],
             listeners: health_port.map(health_listener).into_iter().collect(),
             ..Default::default()
         }),
@@ -309,6 +331,10 @@ pub fn static_bootstrap(
         .iter()
         .map(|l| inline_listener(l, &routes))
         .collect();
+    // Auth checks need the sidecar: a static config without one answers
+    // them 500 (the filter fails closed), but must name the cluster.
+    let authz =
+        (!resources.auth.is_empty()).then(|| grpc_pipe_cluster(AUTHZ_CLUSTER, STATIC_AUTHZ_SOCKET));
     let clusters = resources
         .clusters
         .iter()
@@ -328,6 +354,7 @@ pub fn static_bootstrap(
             }
             c
         })
+        .chain(authz)
         .collect();
     Bootstrap {
         node: Some(node(node_id, tenant)),

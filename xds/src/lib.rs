@@ -9,6 +9,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod ads;
+pub mod authz;
 pub mod snapshot;
 
 pub use ads::{serve_tcp, serve_unix, AdsError, AdsServer, AdsStats};

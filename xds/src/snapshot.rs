@@ -1,6 +1,7 @@
 //! The seam between translation and the ADS server: a tenant's complete Envoy
 //! configuration, as typed resources and as packed `Any`s keyed by type and name.
 
+use crate::authz::AuthTable;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -10,6 +11,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The xDS resource types we serve, in make-before-break push order:
 /// secrets and clusters/endpoints before the listeners and routes using them.
@@ -68,6 +70,9 @@ pub struct EnvoyResources {
     pub clusters: Vec<Cluster>,
     pub endpoints: Vec<ClusterLoadAssignment>,
     pub secrets: Vec<Secret>,
+    /// Auth policies the routes name, for the sidecar's authorization
+    /// server (never sent to Envoy).
+    pub auth: AuthTable,
 }
 
 /// Packed resources by type and name. Encoding is deterministic (route
@@ -76,6 +81,8 @@ pub struct EnvoyResources {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     resources: BTreeMap<ResourceType, BTreeMap<String, Any>>,
+    /// Published with the resources, so a route and its policy change together.
+    auth: Arc<AuthTable>,
 }
 
 fn pack<M: Message + prost::Name>(m: &M) -> Any {
@@ -168,6 +175,11 @@ mod canonical {
 }
 
 impl Snapshot {
+    /// The auth policies of this snapshot's routes.
+    pub fn auth(&self) -> &AuthTable {
+        &self.auth
+    }
+
     pub fn insert(&mut self, ty: ResourceType, name: impl Into<String>, any: Any) {
         self.resources
             .entry(ty)
@@ -289,6 +301,7 @@ impl From<&EnvoyResources> for Snapshot {
         for sec in &r.secrets {
             s.insert(ResourceType::Secret, sec.name.clone(), pack(sec));
         }
+        s.auth = Arc::new(r.auth.clone());
         s
     }
 }
@@ -329,6 +342,7 @@ pub(crate) fn every_reference_fixture() -> EnvoyResources {
             name: "shop/cert".into(),
             ..Default::default()
         }],
+        auth: AuthTable::default(),
     }
 }
 

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use xds::ads::{serve_unix, AdsServer, AdsStats, DrainSignal};
+use xds::authz::AuthzServer;
+use xds::bootstrap::authz_socket_path;
 use xds::{translate, Diagnostic, GatewayOptions, ResourceType, Snapshot};
 
 /// Follow one named object in the gateway namespace (RBAC: resourceNames).
@@ -99,24 +101,48 @@ struct TranslationSummary {
 }
 
 /// The ADS server: not listening until the first snapshot is published.
+/// The authorization server (ext_authz checks) starts and stops with it,
+/// on its own socket beside the ADS one.
 struct AdsLifecycle {
     socket: PathBuf,
     pending: Option<(AdsServer, oneshot::Receiver<()>)>,
     stop: Option<oneshot::Sender<()>>,
     drain: DrainSignal,
     task: Option<JoinHandle<()>>,
+    authz: Option<(AuthzServer, oneshot::Receiver<()>)>,
+    authz_stop: Option<oneshot::Sender<()>>,
+    authz_task: Option<JoinHandle<()>>,
 }
 
 impl AdsLifecycle {
-    fn new(server: AdsServer, socket: PathBuf) -> Self {
+    fn new(server: AdsServer, authz: AuthzServer, socket: PathBuf) -> Self {
         let (stop, stopped) = oneshot::channel();
+        let (authz_stop, authz_stopped) = oneshot::channel();
         Self {
             socket,
             drain: server.drain_signal(),
             pending: Some((server, stopped)),
             stop: Some(stop),
             task: None,
+            authz: Some((authz, authz_stopped)),
+            authz_stop: Some(authz_stop),
+            authz_task: None,
         }
+    }
+
+    fn start_authz(&mut self) {
+        let Some((server, stop_rx)) = self.authz.take() else {
+            return;
+        };
+        let socket = authz_socket_path(&self.socket.to_string_lossy());
+        self.authz_task = Some(tokio::spawn(async move {
+            let stopped = async {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = xds::authz::serve_unix(&socket, server, stopped).await {
+                tracing::error!(error = %e, "authorization server failed");
+            }
+        }));
     }
 
     fn start(&mut self) {
@@ -133,6 +159,8 @@ impl AdsLifecycle {
             }
         }));
         tracing::info!(socket = %self.socket.display(), "serving ADS");
+        // Before Envoy can see a route that needs it.
+        self.start_authz();
     }
 
     async fn stop(&mut self) {
@@ -142,6 +170,12 @@ impl AdsLifecycle {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(stop) = self.authz_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.authz_task.take() {
             let _ = task.await;
         }
     }
@@ -185,6 +219,7 @@ impl ClusterEffects {
             WatchMode::Ingress
         };
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let authz = AuthzServer::new(snapshot_rx.clone());
         let (server, stats) = AdsServer::new(snapshot_rx);
         let recorder = Recorder::new(
             client.clone(),
@@ -206,7 +241,7 @@ impl ClusterEffects {
             stats,
             configured: Arc::new(AtomicBool::new(false)),
             snapshots,
-            ads: AdsLifecycle::new(server, cfg.socket.clone()),
+            ads: AdsLifecycle::new(server, authz, cfg.socket.clone()),
             round_started: Instant::now(),
             last_translation: None,
         }

@@ -216,9 +216,10 @@ mod tests {
             let _ = stopped.await;
         };
         // Look for the socket while the sidecar runs: it is removed on shutdown.
+        let authz = dir.path().join("authz.sock");
         let listened_before_shutdown = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let listened = socket.exists();
+            let listened = socket.exists() || authz.exists();
             let _ = stop.send(());
             listened
         };
@@ -228,6 +229,9 @@ mod tests {
         );
         let (ran, listened) = tokio::join!(sidecar, listened_before_shutdown);
         assert!(matches!(ran, Ok(Ok(()))), "run ends on shutdown: {ran:?}");
-        assert!(!listened, "no ADS socket without a complete snapshot");
+        assert!(
+            !listened,
+            "no ADS (nor authz) socket without a complete snapshot"
+        );
     }
 }

@@ -42,13 +42,14 @@ const GRPC_ROUTES: u16 = 1 << 5;
 const REFERENCE_GRANTS: u16 = 1 << 6;
 const TLS_ROUTES: u16 = 1 << 7;
 const TCP_ROUTES: u16 = 1 << 8;
+const OPAQUE_SECRETS: u16 = 1 << 9;
 
 impl WatchMode {
     /// The sync bits a namespace must have before its objects are translated.
     fn all_synced(self) -> u16 {
         let common = SERVICES | SLICES | SECRETS;
         match self {
-            WatchMode::Ingress => common | INGRESSES,
+            WatchMode::Ingress => common | INGRESSES | OPAQUE_SECRETS,
             WatchMode::GatewayApi => {
                 common | HTTP_ROUTES | GRPC_ROUTES | TLS_ROUTES | TCP_ROUTES | REFERENCE_GRANTS
             }
@@ -76,6 +77,8 @@ struct NamespaceWatch {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
+    /// `Opaque` Secrets (basic-auth htpasswd), Ingress fleets only.
+    opaque_secrets: Option<Store<Secret>>,
     /// One bit per kind, set once that kind's first list is complete.
     synced: Arc<AtomicU16>,
     all_synced: u16,
@@ -244,11 +247,19 @@ impl TenantWatch {
         let reference_grants = gateway_api.then(|| s.watch(all.clone(), REFERENCE_GRANTS));
         let services = s.watch(all.clone(), SERVICES);
         let slices = s.watch(all, SLICES);
-        // Only TLS Secrets: nothing else is ever read into memory.
+        // TLS Secrets, and (below, Ingress fleets) Opaque ones: never service-account
+        // tokens, registry credentials or other types.
         let secrets = s.watch(
             watcher::Config::default().fields("type=kubernetes.io/tls"),
             SECRETS,
         );
+        // And Opaque ones for basic auth (`auth-secret`), as ingress-nginx reads them.
+        let opaque_secrets = (!gateway_api).then(|| {
+            s.watch(
+                watcher::Config::default().fields("type=Opaque"),
+                OPAQUE_SECRETS,
+            )
+        });
         let (synced, tasks) = (s.synced, s.tasks);
         self.watches.insert(
             ns.to_string(),
@@ -262,6 +273,7 @@ impl TenantWatch {
                 services,
                 slices,
                 secrets,
+                opaque_secrets,
                 synced,
                 all_synced: self.mode.all_synced(),
                 tasks,
@@ -294,6 +306,7 @@ impl TenantWatch {
             o.services.extend(cloned(Some(&w.services)));
             o.endpoint_slices.extend(cloned(Some(&w.slices)));
             o.secrets.extend(cloned(Some(&w.secrets)));
+            o.secrets.extend(cloned(w.opaque_secrets.as_ref()));
         }
         o
     }

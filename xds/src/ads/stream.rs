@@ -466,6 +466,7 @@ mod tests {
                 })
                 .collect(),
             secrets: vec![],
+            auth: Default::default(),
         })
     }
 

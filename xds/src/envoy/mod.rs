@@ -72,6 +72,7 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
             )
             .collect(),
         listeners,
+        auth: crate::authz::AuthTable::of(model),
         ..backends_and_secrets(model)
     }
 }

@@ -2,7 +2,7 @@
 //! each route's Envoy routes (alternatives, WebSocket, the route itself) with
 //! its policies as route actions and per-filter configurations.
 
-use super::filters::{buffer, compressor, cors, fault, ratelimit, rbac};
+use super::filters::{buffer, compressor, cors, ext_authz, fault, ratelimit, rbac};
 use super::{dur, secs, Scheme, SNI_HEADER};
 use crate::model::{
     Action, Affinity, ClientAuth, ClientVerify, HeaderEdits, HeaderMatch, HostMatch, HostRoutes,
@@ -279,6 +279,10 @@ fn per_filter_configs(p: &RoutePolicy) -> Vec<(String, Any)> {
         ),
         (buffer::NAME, buffer::per_route(p.max_body_bytes)),
         (cors::NAME, p.cors.as_ref().map(cors::per_route)),
+        (
+            ext_authz::NAME,
+            p.auth.as_ref().map(|a| ext_authz::per_route(&a.id)),
+        ),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))

@@ -31,6 +31,7 @@ fn policy() -> Arc<RoutePolicy> {
         mirrors: Vec::new(),
         host_rewrite: None,
         cors: None,
+        auth: None,
     })
 }
 

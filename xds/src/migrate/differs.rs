@@ -120,6 +120,14 @@ pub(crate) const DIFFERS: &[(&str, &str)] = &[
         "tenantgateway.io/mirror-request-body",
         "the body is always mirrored (off is reported)",
     ),
+    (
+        "tenantgateway.io/auth-url",
+        "the auth service must be a Service of the tenant by cluster DNS name, http:// only, no nginx variables; no response cache; 500 when it is unreachable or answers other than 2xx/401/403",
+    ),
+    (
+        "tenantgateway.io/auth-always-set-cookie",
+        "an allowed request's Set-Cookie is added to every response, not only 2xx/3xx",
+    ),
 ];
 
 /// The note of a row key, if its behaviour differs.

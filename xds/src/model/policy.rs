@@ -2,6 +2,8 @@
 //! plain values, whatever source asked for them (Ingress annotations today,
 //! Gateway API filters and policies later).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Minimum TLS version of an HTTPS filter chain.
@@ -282,6 +284,9 @@ pub struct RoutePolicy {
     pub host_rewrite: Option<String>,
     /// Cross-origin resource sharing answered by the gateway (Gateway API `CORS`).
     pub cors: Option<Cors>,
+    /// Who may use the route, checked by the sidecar's authorization server
+    /// (Envoy sees only the policy's id).
+    pub auth: Option<Arc<AuthPolicy>>,
 }
 
 /// A CORS policy: preflights answered and response headers added by Envoy.
@@ -322,4 +327,66 @@ pub struct Mirror {
     /// The Host sent to the mirror; None: the request's, with Envoy's
     /// `-shadow` suffix.
     pub host: Option<String>,
+}
+
+/// An authentication policy (ingress-nginx `auth-type: basic`, `auth-url`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AuthPolicy {
+    /// Unique and stable per source object (`ingress:<namespace>/<name>`), so
+    /// a Secret change updates the policy in place.
+    pub id: String,
+    pub check: AuthCheck,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AuthCheck {
+    Basic(BasicAuth),
+    External(ExternalAuth),
+}
+
+/// HTTP basic authentication against htpasswd hashes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BasicAuth {
+    /// Sent as `WWW-Authenticate: Basic realm="<realm>"`.
+    pub realm: String,
+    /// User → password hash (validated), sorted.
+    pub users: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    /// Without the hashes: they never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("realm", &self.realm)
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// An external authentication service (ingress-nginx `auth-url`): a Service
+/// of the tenant, asked about every request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExternalAuth {
+    /// The URL as written, for messages.
+    pub url: String,
+    /// Host header of the subrequest (the URL's host and port).
+    pub host: String,
+    /// Path and query of the subrequest.
+    pub path: String,
+    /// Ready endpoints of the Service port, sorted.
+    pub endpoints: Vec<(String, u16)>,
+    /// Method of the subrequest (`GET` unless `auth-method`).
+    pub method: String,
+    /// Where a 401 sends the client (302, with `rd=`), with nginx variables
+    /// (`$host`, `$escaped_request_uri`, …) still to expand.
+    pub signin: Option<String>,
+    /// The signin URL's parameter carrying the original URL.
+    pub signin_redirect_param: String,
+    /// Headers copied from the auth response onto the upstream request
+    /// (lowercase); a request's own copies are removed.
+    pub response_headers: Vec<String>,
+    /// `X-Auth-Request-Redirect` of the subrequest; None: the request URI.
+    pub request_redirect: Option<String>,
+    /// The auth response's `Set-Cookie` also on denied requests.
+    pub always_set_cookie: bool,
 }

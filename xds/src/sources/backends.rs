@@ -241,6 +241,30 @@ impl<'a> BackendIndex<'a> {
         Ok((ip.to_string(), port))
     }
 
+    /// Every key of a Secret and its value (`data`, then `stringData`), or None
+    /// when the tenant has no such Secret.
+    pub(crate) fn secret_values(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<BTreeMap<String, Vec<u8>>> {
+        let secret = self.secrets.get(&key(namespace, name))?;
+        let mut out: BTreeMap<String, Vec<u8>> = secret
+            .string_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        out.extend(
+            secret
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone())),
+        );
+        Some(out)
+    }
+
     /// The `ca.crt` of a `kubernetes.io/tls` Secret (the only type the
     /// sidecar may read), as validated PEM.
     pub(crate) fn resolve_ca(&self, namespace: &str, name: &str) -> Result<Vec<u8>, String> {

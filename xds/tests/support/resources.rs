@@ -168,5 +168,6 @@ pub fn http_config(
         clusters: clusters.iter().map(|(n, _)| eds_cluster(n)).collect(),
         endpoints: clusters.iter().map(|(n, a)| endpoints(n, &[*a])).collect(),
         secrets: vec![],
+        auth: Default::default(),
     }
 }

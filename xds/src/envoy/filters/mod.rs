@@ -5,6 +5,7 @@
 pub(super) mod buffer;
 pub(super) mod compressor;
 pub(super) mod cors;
+pub(crate) mod ext_authz;
 pub(super) mod fault;
 pub(super) mod ratelimit;
 pub(super) mod rbac;
@@ -23,6 +24,8 @@ pub(super) struct HttpFilters {
     compressors: BTreeSet<Compression>,
     /// Some route has a CORS policy.
     cors: bool,
+    /// Some route has an authentication policy.
+    auth: bool,
 }
 
 impl HttpFilters {
@@ -31,6 +34,7 @@ impl HttpFilters {
             limits: ratelimit::limits_of(model),
             compressors: compressor::compressors_of(model),
             cors: model.routes.routes().any(|r| r.policy.cors.is_some()),
+            auth: model.routes.routes().any(|r| r.policy.auth.is_some()),
         }
     }
 
@@ -44,6 +48,10 @@ impl HttpFilters {
             .chain(std::iter::once(rbac::disabled_filter()))
             // After RBAC: a refused request does not use a client's tokens.
             .chain(ratelimit::filters(&self.limits))
+            // After rate limits, as nginx authenticates in its access phase
+            // (after preaccess limits): a limited client never reaches the
+            // auth service.
+            .chain(self.auth.then(ext_authz::disabled_filter))
             .chain(self.compressors.iter().map(compressor::filter))
             .chain([buffer::disabled_filter(), router()])
             .collect()

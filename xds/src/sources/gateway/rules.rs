@@ -480,6 +480,7 @@ impl<'a> Cx<'a> {
             mirrors: f.mirrors,
             host_rewrite: f.rewrite.and_then(|rw| rw.hostname.clone()),
             cors: f.cors,
+            auth: None,
         });
         let action = if let Some(status) = f.fail {
             RuleAction::Fail(status)

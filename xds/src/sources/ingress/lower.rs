@@ -89,6 +89,8 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
             }
             c
         }),
+        // Resolved with the Ingress's Secret or auth Service by the caller.
+        auth: None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! (aliases, www redirects), lowered into the model.
 
 pub(crate) mod annotations;
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod canary;
 pub(crate) mod class;
 mod hosts;
@@ -46,6 +49,7 @@ pub(crate) fn lower(
     let parsed = parse_annotations(class::served_ingresses(objects, options), diags);
     let mut c = Collector {
         index,
+        namespaces: options.namespaces.as_ref(),
         diags,
         model,
         hosts: BTreeMap::new(),
@@ -108,6 +112,8 @@ struct IngressContext<'i> {
 
 struct Collector<'a, 'o> {
     index: &'a BackendIndex<'o>,
+    /// The tenant's namespaces (None: every namespace is in scope).
+    namespaces: Option<&'a BTreeSet<String>>,
     diags: &'a mut Diagnostics,
     model: &'a mut Model,
     hosts: BTreeMap<HostMatch, Vec<IngressRoute>>,
@@ -204,7 +210,11 @@ impl Collector<'_, '_> {
                 }
             },
         };
-        let mut policy = lower::route_policy(&settings, &owner);
+        let auth = self.auth_policy(ing, settings.auth.as_ref(), obj).ok()?;
+        let mut policy = RoutePolicy {
+            auth,
+            ..lower::route_policy(&settings, &owner)
+        };
         if let Some(m) = &settings.mirror {
             match self.mirror_backend(m) {
                 Ok(backend) => {

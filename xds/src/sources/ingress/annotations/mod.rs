@@ -161,6 +161,8 @@ pub(crate) struct IngressSettings {
     /// `default-backend`: a Service (of the Ingress's namespace) serving the
     /// Ingress's paths while their own Service has no ready endpoints.
     pub default_backend: Option<String>,
+    /// `auth-type: basic` or `auth-url` (Secret and Service not yet resolved).
+    pub auth: Option<AuthSettings>,
 }
 
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -206,6 +208,7 @@ impl Default for IngressSettings {
             service_upstream: false,
             mirror: None,
             default_backend: None,
+            auth: None,
         }
     }
 }
@@ -238,7 +241,11 @@ pub(crate) struct Parsed {
     pub drop_rules: bool,
 }
 
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 pub(crate) mod table;
+pub(crate) use auth::{AuthSecretType, AuthSettings, ExternalAuthSettings};
 use table::*;
 
 #[cfg(test)]
@@ -351,6 +358,8 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     s.affinity = parse_affinity(r);
     s.canary = read_canary(r);
     read_access_lists(r, &mut s);
+    // Authentication: a bad secret, URL or header list fails closed.
+    s.auth = auth::read_auth(r);
     // Rate limiting: a bad limit fails closed (serving unlimited is weaker).
     s.rate_limit = parse_rate_limit(r);
     read_limit_extras(r, &mut s);

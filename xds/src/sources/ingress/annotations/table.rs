@@ -11,6 +11,10 @@
 //! while a row is not read); regenerate the doc
 //! (`TG_UPDATE_DOCS=1 cargo test -p tenant-gateway-xds --lib annotations`).
 
+use super::auth::{
+    parse_auth_secret_type, parse_auth_type, parse_auth_url, parse_method, parse_query_param,
+    parse_realm, parse_signin_url, AuthSecretType, AuthType, AuthUrl,
+};
 use super::{
     parse_abs_path, parse_affinity_kind, parse_algorithm, parse_backend_protocol, parse_body_size,
     parse_bool, parse_cidrs, parse_cookie_name, parse_dns_name, parse_duration, parse_hash_by,
@@ -441,6 +445,71 @@ annotation_table! {
         aliases: &[nginx!("denylist-source-range")],
         on_invalid: Strict, group: G::AccessControl, value: "same", default: "no one",
     }
+    AUTH_TYPE: AuthType = Parser::Plain(parse_auth_type) => {
+        key: "tenantgateway.io/auth-type", aliases: &[nginx!("auth-type")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "`basic` (`digest` is refused: the rules are not served)", default: "none",
+    }
+    AUTH_SECRET: String = Parser::InNamespace(parse_secret_ref) => {
+        key: "tenantgateway.io/auth-secret", aliases: &[nginx!("auth-secret")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "`namespace/name` or `name` of an `Opaque` Secret; the Ingress's namespace only",
+        default: "none",
+    }
+    AUTH_SECRET_TYPE: AuthSecretType = Parser::Plain(parse_auth_secret_type) => {
+        key: "tenantgateway.io/auth-secret-type", aliases: &[nginx!("auth-secret-type")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "`auth-file` (key `auth`: htpasswd lines), `auth-map` (keys: users, values: hashes)",
+        default: "`auth-file`",
+    }
+    AUTH_REALM: String = Parser::Plain(parse_realm) => {
+        key: "tenantgateway.io/auth-realm", aliases: &[nginx!("auth-realm")],
+        on_invalid: LenientServing("empty realm"), group: G::AccessControl,
+        value: "printable ASCII, no quotes", default: "empty",
+    }
+    AUTH_URL: AuthUrl = Parser::Plain(parse_auth_url) => {
+        key: "tenantgateway.io/auth-url", aliases: &[nginx!("auth-url")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "`http://<service>.<namespace>.svc.cluster.local[:port]/path` (or `.svc`, or `<service>.<namespace>`): a Service of the tenant; no IP, `localhost`, other host, `https` or variables",
+        default: "none",
+    }
+    AUTH_SIGNIN: String = Parser::Plain(parse_signin_url) => {
+        key: "tenantgateway.io/auth-signin", aliases: &[nginx!("auth-signin")],
+        on_invalid: LenientServing("401 without redirect"), group: G::AccessControl,
+        value: "`http(s)://…` URL; variables `$host`, `$http_host`, `$scheme`, `$request_uri`, `$escaped_request_uri`",
+        default: "401 passed to the client",
+    }
+    AUTH_SIGNIN_REDIRECT_PARAM: String = Parser::Plain(parse_query_param) => {
+        key: "tenantgateway.io/auth-signin-redirect-param",
+        aliases: &[nginx!("auth-signin-redirect-param")],
+        on_invalid: LenientServing("rd"), group: G::AccessControl,
+        value: "query parameter name", default: "`rd`",
+    }
+    AUTH_RESPONSE_HEADERS: Vec<String> = Parser::Plain(parse_header_names) => {
+        key: "tenantgateway.io/auth-response-headers",
+        aliases: &[nginx!("auth-response-headers")],
+        on_invalid: Strict, group: G::AccessControl,
+        value: "header names, comma separated (the client's own copies are removed)",
+        default: "none",
+    }
+    AUTH_REQUEST_REDIRECT: String = Parser::Plain(parse_header_value) => {
+        key: "tenantgateway.io/auth-request-redirect",
+        aliases: &[nginx!("auth-request-redirect")],
+        on_invalid: LenientServing("the request URI"), group: G::AccessControl,
+        value: "printable ASCII (the `X-Auth-Request-Redirect` value)",
+        default: "the request URI",
+    }
+    AUTH_METHOD: String = Parser::Plain(parse_method) => {
+        key: "tenantgateway.io/auth-method", aliases: &[nginx!("auth-method")],
+        on_invalid: LenientServing("GET"), group: G::AccessControl,
+        value: "`GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`", default: "`GET`",
+    }
+    AUTH_ALWAYS_SET_COOKIE: bool = Parser::Plain(parse_bool) => {
+        key: "tenantgateway.io/auth-always-set-cookie",
+        aliases: &[nginx!("auth-always-set-cookie")],
+        on_invalid: LenientServing("only when allowed"), group: G::AccessControl,
+        value: "bool", default: "`false`",
+    }
 
     // ---------- rate limiting ----------
     LIMIT_RPS: u32 = Parser::Plain(|v| u32_in(v, 1, 1_000_000)) => {
@@ -721,9 +790,6 @@ pub(crate) const REFUSED: &[(&str, Refusal)] = &[
     (nginx!("auth-snippet"), Refusal::Snippet),
     (nginx!("stream-snippet"), Refusal::Snippet),
     (nginx!("modsecurity-snippet"), Refusal::Snippet),
-    (nginx!("auth-type"), Refusal::FailClosed),
-    (nginx!("auth-url"), Refusal::FailClosed),
-    (nginx!("auth-secret"), Refusal::FailClosed),
     (nginx!("auth-tls-match-cn"), Refusal::FailClosed),
     (nginx!("satisfy"), Refusal::FailClosed),
 ];

@@ -549,9 +549,14 @@ fn every_refused_annotation_gets_its_own_diagnostic_as_the_doc_table_says() {
 
 #[test]
 fn unsupported_authentication_fails_closed() {
-    let (p, diags) = parse_map(&[(&ng("auth-url"), "http://auth.example/check")]);
-    assert!(p.drop_rules);
-    assert_eq!(diags[0].severity, Severity::Error);
+    for (key, value) in [
+        ("auth-type", "digest"),
+        ("auth-url", "http://auth.example.com/check"),
+    ] {
+        let (p, diags) = parse_map(&[(&ng(key), value)]);
+        assert!(p.drop_rules, "{key}");
+        assert_eq!(diags[0].severity, Severity::Error, "{key}");
+    }
 }
 
 /// Values no row accepts all of; each row must refuse at least one.
