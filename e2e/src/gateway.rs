@@ -84,7 +84,24 @@ pub fn obj<T: k8s_openapi::serde::de::DeserializeOwned>(v: serde_json::Value) ->
 }
 
 pub async fn deploy_echo(ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
+    deploy_echo_with_env(ns, name, replicas, &[]).await
+}
+
+/// [`deploy_echo`] with extra environment variables for the echo server
+/// (`ECHO_HEADERS`, `AUTH_TOKEN`: see `src/bin/echo-server.rs`).
+pub async fn deploy_echo_with_env(
+    ns: &TestNamespace,
+    name: &str,
+    replicas: i32,
+    env: &[(&str, &str)],
+) -> Result<()> {
     let labels = serde_json::json!({"app": name});
+    let mut container = crate::echo_container(&[]);
+    if let Some(vars) = container["env"].as_array_mut() {
+        for (k, v) in env {
+            vars.push(serde_json::json!({"name": k, "value": v}));
+        }
+    }
     let d: Deployment = obj(serde_json::json!({
         "metadata": {"name": name},
         "spec": {
@@ -92,7 +109,7 @@ pub async fn deploy_echo(ns: &TestNamespace, name: &str, replicas: i32) -> Resul
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [crate::echo_container(&[])]}
+                "spec": {"containers": [container]}
             }
         }
     }));

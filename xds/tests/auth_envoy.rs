@@ -296,6 +296,63 @@ async fn basic_auth_asks_for_credentials_and_lets_each_htpasswd_format_in() {
     }
 }
 
+/// `htpasswd -nb<flag> user password` from Debian's apache2-utils (hack/test
+/// installs it): one line `user:hash`.
+fn real_htpasswd(flag: &str, user: &str, password: &str) -> String {
+    let out = std::process::Command::new("htpasswd")
+        .arg(format!("-nb{flag}"))
+        .args([user, password])
+        .output()
+        .expect("htpasswd (apt-get install apache2-utils; hack/test installs it)");
+    assert!(out.status.success(), "htpasswd -nb{flag}: {out:?}");
+    let line = String::from_utf8(out.stdout).expect("htpasswd prints text");
+    line.trim().to_string()
+}
+
+#[tokio::test]
+async fn hashes_made_by_the_real_htpasswd_in_every_format_let_their_user_in() {
+    // -m apr1 (htpasswd's default), -B bcrypt, -s SHA-1, -d crypt, -2/-5 SHA-256/512 crypt.
+    let formats = [
+        ("m", "apr1"),
+        ("B", "bcrypt"),
+        ("s", "sha"),
+        ("d", "crypt"),
+        ("2", "sha256"),
+        ("5", "sha512"),
+    ];
+    let password = "pw-1234"; // crypt reads 8 characters at most
+    let lines: String = formats
+        .iter()
+        .map(|(flag, user)| real_htpasswd(flag, user, password) + "\n")
+        .collect();
+    let echo = Local::start(echo).await;
+    let gw = Gateway::start(&basic_tenant(&echo, &htpasswd_secret(&lines))).await;
+    for (flag, user) in formats {
+        let r = gw
+            .get(
+                "staff.example.com",
+                &[("authorization", &basic_header(user, password))],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.backend()),
+            (200, "echo"),
+            "htpasswd -{flag} ({user}): {}",
+            r.body
+        );
+        let r = gw
+            .get(
+                "staff.example.com",
+                &[("authorization", &basic_header(user, "pw-9999"))],
+            )
+            .await;
+        assert_eq!(
+            r.status, 401,
+            "htpasswd -{flag} ({user}) with a wrong password"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_changed_password_applies_without_restarting_envoy() {
     let echo = Local::start(echo).await;

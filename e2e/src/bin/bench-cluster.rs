@@ -79,7 +79,10 @@ impl Report {
 /// NodePort measures SYN retransmits (1 s) after conntrack port reuse instead
 /// of the gateway.
 async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<Instant> {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
+    // BENCH_TRACE=1: every try on stderr (answer, close, error), to debug a probe.
+    let trace = std::env::var_os("BENCH_TRACE").is_some();
     let mut conn: Option<HttpConn> = None;
     loop {
         if conn.is_none() {
@@ -91,11 +94,22 @@ async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) ->
                 .and_then(Result::ok);
         }
         if let Some(c) = conn.as_mut() {
-            match tokio::time::timeout(KEEPALIVE_TIMEOUT, c.get(host, path)).await {
+            let got = tokio::time::timeout(KEEPALIVE_TIMEOUT, c.get(host, path)).await;
+            if trace {
+                let what = match &got {
+                    Ok(Ok(a)) => format!("{} close={}", a.status, a.close),
+                    Ok(Err(e)) => format!("error {e}"),
+                    Err(_) => "timeout".to_string(),
+                };
+                eprintln!("probe {host}{path} +{:?}: {what}", start.elapsed());
+            }
+            match got {
                 Ok(Ok(answer)) if answer.status == 200 => return Ok(Instant::now()),
                 Ok(Ok(answer)) if !answer.close => {}
                 _ => conn = None,
             }
+        } else if trace {
+            eprintln!("probe {host}{path} +{:?}: no connection", start.elapsed());
         }
         if Instant::now() > deadline {
             return Err(anyhow!("{host}{path} never answered 200"));

@@ -10,6 +10,11 @@
 //! `/healthz` answers `ok`. The same values are also sent as `x-pod-name` and
 //! `x-pod-namespace` response headers. SIGTERM/SIGINT stop it at once.
 //!
+//! `ECHO_HEADERS=a,b` appends ` a=<value>` for each of those request headers
+//! that came (to see what a proxy added). `AUTH_TOKEN=t` makes it an external
+//! auth service: `Authorization: Bearer t` gets 200 with `x-auth-user:
+//! e2e-user`, anything else 401.
+//!
 //! `echo-server probe-apiserver` connects to the API server through the in-cluster
 //! service environment (`KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT`), verifies
 //! TLS with the pod's service-account CA, sends `GET /version` with the pod's token,
@@ -34,6 +39,8 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 struct Identity {
     pod: String,
     namespace: String,
+    echo_headers: Vec<String>,
+    auth_token: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +72,13 @@ fn serve() -> anyhow::Result<()> {
     let id = Arc::new(Identity {
         pod: std::env::var("POD_NAME").unwrap_or_else(|_| "unknown".into()),
         namespace: std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "unknown".into()),
+        echo_headers: std::env::var("ECHO_HEADERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        auth_token: std::env::var("AUTH_TOKEN").ok().filter(|t| !t.is_empty()),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,6 +122,25 @@ async fn answer(
     id: Arc<Identity>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(token) = id.auth_token.as_deref() {
+        let allowed = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(format!("Bearer {token}").as_str());
+        let resp = Response::builder()
+            .status(if allowed { 200 } else { 401 })
+            .header("x-pod-namespace", id.namespace.as_str());
+        let resp = if allowed {
+            resp.header("x-auth-user", "e2e-user")
+        } else {
+            resp
+        };
+        let body = if allowed { "allowed\n" } else { "denied\n" };
+        return Ok(resp
+            .body(Full::new(Bytes::from(body)))
+            .expect("valid response"));
+    }
     let body = if req.uri().path() == "/healthz" {
         "ok\n".to_string()
     } else {
@@ -116,8 +149,14 @@ async fn answer(
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
+        let mut echoed = String::new();
+        for name in &id.echo_headers {
+            if let Some(v) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
+                echoed.push_str(&format!(" {name}={v}"));
+            }
+        }
         format!(
-            "pod={} ns={} request={} {} {:?}\n",
+            "pod={} ns={} request={} {} {:?}{echoed}\n",
             id.pod,
             id.namespace,
             req.method(),
