@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use e2e::gateway::*;
 use e2e::{client, guarded, skip_requested, TestNamespace};
 use operator::migrate::{read_cluster, read_manifests, render, report, OutputFormat, Selection};
-use std::path::PathBuf;
 
 /// The corpus with its namespaces and tenant renamed to this run's.
 fn corpus_for(shop: &str, legacy: &str, tenant: &str, dir: &std::path::Path) -> Result<()> {
@@ -63,7 +62,7 @@ async fn migrate_reads_the_live_cluster_as_it_reads_the_same_manifests() -> Resu
     let shop = TestNamespace::create("shop").await?;
     let legacy = TestNamespace::create("legacy").await?;
     let tenant = format!("storefront-{}", &shop.name[shop.name.len() - 6..]);
-    let dir = PathBuf::from(std::env::temp_dir()).join(format!("migrate-corpus-{}", shop.name));
+    let dir = std::env::temp_dir().join(format!("migrate-corpus-{}", shop.name));
     corpus_for(&shop.name, &legacy.name, &tenant, &dir)?;
     let result = guarded(async {
         let mut apply = kubectl();
