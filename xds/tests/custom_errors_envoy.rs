@@ -12,22 +12,31 @@ fn n(k: &str) -> String {
     format!("nginx.ingress.kubernetes.io/{k}")
 }
 
+/// Ingress `name` (host, path `/`-prefixed `path` → `app`) whose `codes`
+/// are answered by the Service `errors`, with more annotations.
+fn errors_ingress(
+    name: &str,
+    host: &str,
+    path: &str,
+    codes: &str,
+    more: &[(&str, &str)],
+) -> String {
+    let keys: Vec<(String, &str)> = [("custom-http-errors", codes), ("default-backend", "errors")]
+        .iter()
+        .chain(more)
+        .map(|(k, v)| (n(k), *v))
+        .collect();
+    let refs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    ingress_yaml(name, 0, &refs, &[(host, path, "Prefix", "app")], None)
+}
+
 /// `app` answers `/status/404` with 404 and `/` with 200; `errors` answers
 /// everything with 200 and its `backend=errors path=...` body.
 async fn gateway(app: &Backend, errors: &Backend) -> Gateway {
     let yaml = [
         service_yaml("shop", "app", &[app]),
         service_yaml("shop", "errors", &[errors]),
-        ingress_yaml(
-            "with-errors",
-            0,
-            &[
-                (&n("custom-http-errors"), "404,503"),
-                (&n("default-backend"), "errors"),
-            ],
-            &[("shop.example.com", "/status", "Prefix", "app")],
-            None,
-        ),
+        errors_ingress("with-errors", "shop.example.com", "/status", "404,503", &[]),
         // The app's 404 path again, through a rewrite.
         ingress_yaml(
             "without",
@@ -159,4 +168,49 @@ async fn a_request_with_a_body_gets_the_error_page_as_a_get_without_it() {
         (last.method.as_str(), last.header("content-length")),
         ("GET", None)
     );
+}
+
+/// The gateway's own error answer (403 of an access list, sent by a filter
+/// after custom_response) is replaced too, as nginx's error_page does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_403_is_replaced_too() {
+    let (app, errors) = (Backend::start("app").await, Backend::start("errors").await);
+    let yaml = [
+        service_yaml("shop", "app", &[&app]),
+        service_yaml("shop", "errors", &[&errors]),
+        errors_ingress(
+            "office",
+            "office.example.com",
+            "/",
+            "403",
+            &[("whitelist-source-range", "10.0.0.0/8")],
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start("custom-errors-403", &yaml).await;
+    let r = get(gw.http(), "office.example.com", "/").await;
+    assert_eq!((r.status, r.backend()), (200, "errors"), "{r:?}");
+    assert!(app.requests().is_empty());
+    let last = errors
+        .requests()
+        .last()
+        .cloned()
+        .expect("error backend hit");
+    assert_eq!(last.header("x-code"), Some("403"));
+}
+
+/// A static render with custom errors passes `envoy --mode validate`.
+#[test]
+fn a_static_render_with_custom_errors_validates() {
+    use xds::bootstrap::{static_bootstrap, to_yaml};
+    let yaml = [
+        testkit::objects::local_service_yaml("shop", "app", &[8080]),
+        testkit::objects::local_service_yaml("shop", "errors", &[8081]),
+        errors_ingress("with-errors", "shop.example.com", "/", "404,500,503", &[]),
+    ]
+    .concat();
+    let (t, _) = support::ingress_gateway::translated(&yaml);
+    assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
+    let yaml = to_yaml(&static_bootstrap(&t.resources, "render", "shop", 0)).unwrap();
+    testkit::assert_envoy_accepts(&yaml);
 }

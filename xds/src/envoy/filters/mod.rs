@@ -47,8 +47,8 @@ impl HttpFilters {
 
     /// The filter chain of an HTTP connection manager, in evaluation order.
     pub(super) fn chain(&self) -> Vec<HttpFilter> {
-        // Custom errors first: it sees every answer last, after the other
-        // filters (nginx's error_page also applies to nginx's own errors).
+        // Custom errors first: it sees every answer last, the other filters'
+        // own (403, 429) included, as nginx's error_page does.
         self.custom_errors
             .then(custom_response::disabled_filter)
             .into_iter()
