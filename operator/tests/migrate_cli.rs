@@ -131,7 +131,12 @@ fn every_annotation_of_the_corpus_gets_its_verdict() {
         ),
         ("shop/sticky", "session-cookie-max-age", "supported", ""),
         ("shop/sticky", "session-cookie-name", "supported", ""),
-        ("legacy/errors", "custom-http-errors", "not supported", ""),
+        (
+            "legacy/errors",
+            "custom-http-errors",
+            "differs",
+            "no default-backend Service answers the errors",
+        ),
         (
             "legacy/errors",
             "default-backend",

@@ -2,7 +2,9 @@
 //! each route's Envoy routes (alternatives, WebSocket, the route itself) with
 //! its policies as route actions and per-filter configurations.
 
-use super::filters::{buffer, compressor, cors, ext_authz, fault, ratelimit, rbac};
+use super::filters::{
+    buffer, compressor, cors, custom_response, ext_authz, fault, ratelimit, rbac,
+};
 use super::{dur, secs, Scheme, SNI_HEADER};
 use crate::model::{
     Action, Affinity, ClientAuth, ClientVerify, HeaderEdits, HeaderMatch, HostMatch, HostRoutes,
@@ -121,6 +123,10 @@ fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
             },
         );
     }
+    // A rule host spelled like an internal one (`*.custom-errors.invalid`) keeps its own.
+    for (host, vhost) in custom_errors_hosts(model) {
+        vhosts.entry(host).or_insert(vhost);
+    }
     let mut out: Vec<VirtualHost> = vhosts.into_values().collect();
     out.push(VirtualHost {
         name: "*".into(),
@@ -128,6 +134,54 @@ fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
         routes: catch_all,
         ..Default::default()
     });
+    out
+}
+
+/// A virtual host per internal error host of `custom-http-errors`: its one
+/// route sends the redirected request to the error backend with path `/`
+/// (query kept) and ingress-nginx's headers. The host name cannot be an
+/// Ingress host; a client that sends it itself only ever gets that
+/// Ingress's error backend.
+fn custom_errors_hosts(model: &Model) -> BTreeMap<String, VirtualHost> {
+    let mut out = BTreeMap::new();
+    for e in model
+        .routes
+        .routes()
+        .filter_map(|r| r.policy.custom_errors.as_deref())
+    {
+        out.entry(e.host.clone()).or_insert_with(|| VirtualHost {
+            name: e.host.clone(),
+            domains: vec![e.host.clone()],
+            routes: vec![Route {
+                name: format!("custom-errors|{}", e.host),
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    ..Default::default()
+                }),
+                action: Some(route::Action::Route(RouteAction {
+                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                        e.backend.clone(),
+                    )),
+                    // nginx's `rewrite (.*) / break`.
+                    regex_rewrite: Some(RegexMatchAndSubstitute {
+                        pattern: Some(RegexMatcher {
+                            regex: ".*".into(),
+                            ..Default::default()
+                        }),
+                        substitution: "/".into(),
+                    }),
+                    ..Default::default()
+                })),
+                // Evaluated before the rewrite: the client's path and query.
+                request_headers_to_add: vec![
+                    set_header("x-original-uri", "%REQ(:PATH)%"),
+                    set_header("x-format", "%REQ(ACCEPT)%"),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
     out
 }
 
@@ -282,6 +336,10 @@ fn per_filter_configs(p: &RoutePolicy) -> Vec<(String, Any)> {
         (
             ext_authz::NAME,
             p.auth.as_ref().map(|a| ext_authz::per_route(&a.id)),
+        ),
+        (
+            custom_response::NAME,
+            p.custom_errors.as_deref().map(custom_response::per_route),
         ),
     ]
     .into_iter()
@@ -861,7 +919,7 @@ fn append_header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn set_header(key: &str, value: &str) -> HeaderValueOption {
+pub(super) fn set_header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
             key: key.into(),

@@ -32,6 +32,7 @@ fn policy() -> Arc<RoutePolicy> {
         host_rewrite: None,
         cors: None,
         auth: None,
+        custom_errors: None,
     })
 }
 

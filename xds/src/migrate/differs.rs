@@ -113,6 +113,10 @@ pub(crate) const DIFFERS: &[(&str, &str)] = &[
         "serves a path while its Service has no healthy endpoint (Envoy aggregate cluster); a missing Service still answers 503",
     ),
     (
+        "tenantgateway.io/custom-http-errors",
+        "only with the Ingress's default-backend (no global one: else ignored, warned); the error backend gets a GET without body, Host <namespace>.<ingress>.custom-errors.invalid",
+    ),
+    (
         "tenantgateway.io/mirror-target",
         "a Service of the tenant only (else refused); the request's own path, no fixed path",
     ),

@@ -90,6 +90,7 @@ fn each_annotation_gets_the_table_s_verdict_and_the_translation_s_reason() {
     let got = verdicts(&report, "app");
     let use_regex = differs::note("tenantgateway.io/use-regex").unwrap();
     let ssl_redirect = differs::note("tenantgateway.io/ssl-redirect").unwrap();
+    let custom_errors = differs::note("tenantgateway.io/custom-http-errors").unwrap();
     let want: BTreeMap<String, String> = [
         (nginx("rewrite-target"), "supported".to_string()),
         (
@@ -106,7 +107,10 @@ fn each_annotation_gets_the_table_s_verdict_and_the_translation_s_reason() {
             "supported, differs: ignored: tenantgateway.io/ssl-redirect is also set and wins"
                 .into(),
         ),
-        (nginx("custom-http-errors"), "not supported".into()),
+        (
+            nginx("custom-http-errors"),
+            format!("supported, differs: {custom_errors}"),
+        ),
     ]
     .into_iter()
     .collect();

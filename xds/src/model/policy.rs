@@ -287,6 +287,26 @@ pub struct RoutePolicy {
     /// Who may use the route, checked by the sidecar's authorization server
     /// (Envoy sees only the policy's id).
     pub auth: Option<Arc<AuthPolicy>>,
+    /// Answers with these codes are replaced by another backend's
+    /// (ingress-nginx's `custom-http-errors`).
+    pub custom_errors: Option<Arc<CustomErrors>>,
+}
+
+/// Backend answers whose status is one of `codes` are replaced by the answer
+/// of `backend` to the same request, internally redirected: ingress-nginx's
+/// `custom-http-errors` with the Ingress's `default-backend`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CustomErrors {
+    /// Statuses intercepted (400–599), sorted and deduplicated.
+    pub codes: Vec<u16>,
+    /// The internal host the redirected requests are routed by: a virtual
+    /// host of its own, a name no Ingress rule can have.
+    pub host: String,
+    /// A key of [`Model::backends`](crate::model::Model::backends): the error pages.
+    pub backend: String,
+    /// Headers the error backend receives as they are (the Ingress, the
+    /// Service of the path).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A CORS policy: preflights answered and response headers added by Envoy.

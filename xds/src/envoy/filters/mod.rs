@@ -5,6 +5,7 @@
 pub(super) mod buffer;
 pub(super) mod compressor;
 pub(super) mod cors;
+pub(super) mod custom_response;
 pub(crate) mod ext_authz;
 pub(super) mod fault;
 pub(super) mod ratelimit;
@@ -26,6 +27,8 @@ pub(super) struct HttpFilters {
     cors: bool,
     /// Some route has an authentication policy.
     auth: bool,
+    /// Some route replaces error answers (`custom-http-errors`).
+    custom_errors: bool,
 }
 
 impl HttpFilters {
@@ -35,16 +38,23 @@ impl HttpFilters {
             compressors: compressor::compressors_of(model),
             cors: model.routes.routes().any(|r| r.policy.cors.is_some()),
             auth: model.routes.routes().any(|r| r.policy.auth.is_some()),
+            custom_errors: model
+                .routes
+                .routes()
+                .any(|r| r.policy.custom_errors.is_some()),
         }
     }
 
     /// The filter chain of an HTTP connection manager, in evaluation order.
     pub(super) fn chain(&self) -> Vec<HttpFilter> {
-        // CORS first: preflights are answered before access lists and rate
-        // limits, as nginx answers them in its rewrite phase.
-        self.cors
-            .then(cors::filter)
+        // Custom errors first: it sees every answer last, the other filters'
+        // own (403, 429) included, as nginx's error_page does.
+        self.custom_errors
+            .then(custom_response::disabled_filter)
             .into_iter()
+            // CORS next: preflights are answered before access lists and
+            // rate limits, as nginx answers them in its rewrite phase.
+            .chain(self.cors.then(cors::filter))
             .chain(std::iter::once(rbac::disabled_filter()))
             // After RBAC: a refused request does not use a client's tokens.
             .chain(ratelimit::filters(&self.limits))

@@ -481,6 +481,7 @@ impl<'a> Cx<'a> {
             host_rewrite: f.rewrite.and_then(|rw| rw.hostname.clone()),
             cors: f.cors,
             auth: None,
+            custom_errors: None,
         });
         let action = if let Some(status) = f.fail {
             RuleAction::Fail(status)

@@ -3,11 +3,12 @@
 //! and weighted backends, app-root and the redirect annotations as redirects.
 
 use crate::model::{
-    AccessList, Action, Alternative, HeaderEdits, HeaderMatch, HttpsRedirect, PathMatch,
-    PathRewrite, Provenance, RateLimitPolicy, Redirect, RedirectPath, Route, RouteConditions,
-    RoutePolicy, Timeouts, WeightedBackend,
+    AccessList, Action, Alternative, CustomErrors, HeaderEdits, HeaderMatch, HttpsRedirect,
+    ObjectRef, PathMatch, PathRewrite, Provenance, RateLimitPolicy, Redirect, RedirectPath, Route,
+    RouteConditions, RoutePolicy, Timeouts, WeightedBackend,
 };
 use crate::sources::ingress::annotations::{Canary, IngressSettings};
+use k8s_openapi::api::networking::v1::IngressServiceBackend;
 use std::sync::Arc;
 
 /// Where an Ingress path sends its requests, before lowering.
@@ -91,7 +92,38 @@ pub(super) fn route_policy(s: &IngressSettings, owner: &str) -> RoutePolicy {
         }),
         // Resolved with the Ingress's Secret or auth Service by the caller.
         auth: None,
+        // Resolved with the default backend by the caller.
+        custom_errors: None,
     }
+}
+
+/// `custom-http-errors` of the Ingress `obj`, answered by `backend`. The
+/// internal host has an `_`, which no Ingress host (a DNS name) can have.
+pub(super) fn custom_errors(obj: &ObjectRef, codes: &[u16], backend: &str) -> CustomErrors {
+    CustomErrors {
+        codes: codes.to_vec(),
+        host: format!("{}.{}.custom-errors.invalid", obj.namespace, obj.name),
+        backend: backend.to_string(),
+        headers: vec![
+            ("x-namespace".into(), obj.namespace.clone()),
+            ("x-ingress-name".into(), obj.name.clone()),
+        ],
+    }
+}
+
+/// The Ingress's custom errors for one path: with its Service's name and
+/// port (as the Ingress writes it: a number or a name).
+pub(super) fn with_service(errors: &CustomErrors, svc: &IngressServiceBackend) -> CustomErrors {
+    let port = svc
+        .port
+        .as_ref()
+        .and_then(|p| p.number.map(|n| n.to_string()).or_else(|| p.name.clone()));
+    let mut out = errors.clone();
+    out.headers
+        .push(("x-service-name".into(), svc.name.clone()));
+    out.headers
+        .extend(port.map(|p| ("x-service-port".into(), p)));
+    out
 }
 
 /// Headers ingress-nginx sends upstream with client certificates, from

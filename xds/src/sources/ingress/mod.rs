@@ -9,6 +9,8 @@ mod auth;
 mod auth_tests;
 mod canary;
 pub(crate) mod class;
+#[cfg(test)]
+mod custom_errors_tests;
 mod hosts;
 mod lower;
 #[cfg(test)]
@@ -21,8 +23,8 @@ mod tls;
 use super::backends::{BackendError, BackendIndex};
 use crate::diagnostics::{Diagnostics, ObjectRef};
 use crate::model::{
-    Backend, BackendProtocol, ClientAuth, ClusterSettings, HostMatch, Mirror, Model, PathMatch,
-    Provenance, RoutePolicy,
+    Backend, BackendProtocol, ClientAuth, ClusterSettings, CustomErrors, HostMatch, Mirror, Model,
+    PathMatch, Provenance, RoutePolicy,
 };
 use crate::translate::{GatewayOptions, TenantObjects};
 use annotations::{IngressSettings, Parsed};
@@ -240,6 +242,8 @@ impl Collector<'_, '_> {
             .default_backend
             .as_deref()
             .and_then(|svc| self.fallback_backend(ing, obj, svc));
+        policy.custom_errors =
+            self.custom_errors(ing, obj, &settings.custom_http_errors, fallback.as_deref());
         Some(IngressContext {
             fallback,
             obj,
@@ -307,7 +311,13 @@ impl Collector<'_, '_> {
         }
         let target = self.target_or_redirect(p.backend, cx, &format!("{}.backend", p.field));
         self.claimed.insert(slot, cx.owner.clone());
-        let route = self.route(cx, p.field, p.path, target);
+        let mut route = self.route(cx, p.field, p.path, target);
+        if let (Some(errors), Some(svc)) = (&cx.policy.custom_errors, &p.backend.service) {
+            route.policy = Arc::new(RoutePolicy {
+                custom_errors: Some(Arc::new(lower::with_service(errors, svc))),
+                ..(*cx.policy).clone()
+            });
+        }
         self.hosts.entry(p.host).or_default().push(route);
     }
 
@@ -464,6 +474,33 @@ impl Collector<'_, '_> {
                 None
             }
         }
+    }
+
+    /// `custom-http-errors` answered by the `default-backend` cluster; None,
+    /// with a warning, when there is none (ingress-nginx would use its
+    /// global default backend, which a tenant's gateway does not have).
+    fn custom_errors(
+        &mut self,
+        ing: &Ingress,
+        obj: &ObjectRef,
+        codes: &[u16],
+        fallback: Option<&str>,
+    ) -> Option<Arc<CustomErrors>> {
+        if codes.is_empty() {
+            return None;
+        }
+        let Some(backend) = fallback else {
+            let key = annotation_key(ing, "custom-http-errors");
+            self.diags.push(
+                crate::diagnostics::Severity::Warning,
+                obj,
+                annotations::field(&key),
+                "ignored: no default-backend Service answers the errors; \
+                 the backend's answers reach the client as they are",
+            );
+            return None;
+        };
+        Some(Arc::new(lower::custom_errors(obj, codes, backend)))
     }
 
     /// The cluster of a `mirror-target`: a Service port of the tenant only

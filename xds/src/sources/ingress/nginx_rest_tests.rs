@@ -13,12 +13,12 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::route::v3::{route, Route, RouteAction};
 use k8s_openapi::api::networking::v1::Ingress;
 
-fn n(k: &str) -> String {
+pub(super) fn n(k: &str) -> String {
     format!("nginx.ingress.kubernetes.io/{k}")
 }
 
 /// Ingress `name` for `host` `/` → `svc`, with nginx annotations.
-fn ing(name: &str, age: i64, host: &str, svc: &str, pairs: &[(&str, &str)]) -> Ingress {
+pub(super) fn ing(name: &str, age: i64, host: &str, svc: &str, pairs: &[(&str, &str)]) -> Ingress {
     let keys: Vec<(String, &str)> = pairs.iter().map(|(k, v)| (n(k), *v)).collect();
     let refs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     annotated(
@@ -36,7 +36,11 @@ fn ing(name: &str, age: i64, host: &str, svc: &str, pairs: &[(&str, &str)]) -> I
 }
 
 /// The tenant `shop` (and `other`, outside it when `scoped`) with Services.
-fn tenant(ingresses: Vec<Ingress>, services: &[(&str, &str)], scoped: bool) -> Translation {
+pub(super) fn tenant(
+    ingresses: Vec<Ingress>,
+    services: &[(&str, &str)],
+    scoped: bool,
+) -> Translation {
     let mut o = TenantObjects {
         ingresses,
         ..Default::default()
@@ -54,7 +58,7 @@ fn tenant(ingresses: Vec<Ingress>, services: &[(&str, &str)], scoped: bool) -> T
 }
 
 /// The Envoy route answering `/` of `host` (the last one: after alternatives).
-fn main_route<'t>(t: &'t Translation, host: &str) -> &'t Route {
+pub(super) fn main_route<'t>(t: &'t Translation, host: &str) -> &'t Route {
     http_routes(t)
         .virtual_hosts
         .iter()
@@ -63,7 +67,7 @@ fn main_route<'t>(t: &'t Translation, host: &str) -> &'t Route {
         .unwrap_or_else(|| panic!("no route for {host}"))
 }
 
-fn action(r: &Route) -> &RouteAction {
+pub(super) fn action(r: &Route) -> &RouteAction {
     match r.action.as_ref() {
         Some(route::Action::Route(a)) => a,
         other => panic!("{other:?}"),

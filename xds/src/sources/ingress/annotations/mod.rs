@@ -161,6 +161,9 @@ pub(crate) struct IngressSettings {
     /// `default-backend`: a Service (of the Ingress's namespace) serving the
     /// Ingress's paths while their own Service has no ready endpoints.
     pub default_backend: Option<String>,
+    /// `custom-http-errors`: statuses (sorted, deduplicated) answered by
+    /// the `default-backend` Service instead.
+    pub custom_http_errors: Vec<u16>,
     /// `auth-type: basic` or `auth-url` (Secret and Service not yet resolved).
     pub auth: Option<AuthSettings>,
 }
@@ -208,6 +211,7 @@ impl Default for IngressSettings {
             service_upstream: false,
             mirror: None,
             default_backend: None,
+            custom_http_errors: vec![],
             auth: None,
         }
     }
@@ -387,6 +391,8 @@ fn read_settings(r: &mut Reader<'_>) -> IngressSettings {
     read_redirects(r, &mut s);
     s.mirror = read_mirror(r);
     s.default_backend = r.read(&DEFAULT_BACKEND);
+    // Lenient: without it the backend's own error answers reach the client.
+    s.custom_http_errors = r.read(&CUSTOM_HTTP_ERRORS).unwrap_or_default();
     s
 }
 
@@ -714,6 +720,24 @@ pub(crate) fn parse_service_ref(v: &str, namespace: &str) -> Result<String, Stri
         return Err("not a valid Service name".into());
     }
     Ok(name.to_string())
+}
+
+/// `custom-http-errors`: `404,503`, each code 400–599 (ingress-nginx
+/// refuses others), returned sorted and deduplicated.
+pub(crate) fn parse_error_codes(v: &str) -> Result<Vec<u16>, String> {
+    let mut codes = Vec::new();
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u16>() {
+            Ok(c) if (400..=599).contains(&c) => codes.push(c),
+            _ => return Err(format!("{part:?} is not a status code from 400 to 599")),
+        }
+    }
+    if codes.is_empty() {
+        return Err("expected status codes, comma separated".into());
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    Ok(codes)
 }
 
 /// `mirror-target`: `http(s)://<service>.<namespace>[.svc[.cluster.local]][:port]`,
@@ -1714,5 +1738,7 @@ pub(crate) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod custom_errors_tests;
 #[cfg(test)]
 mod nginx_rest_tests;

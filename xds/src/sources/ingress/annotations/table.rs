@@ -29,7 +29,8 @@ use super::{
     parse_verify_client, ClientVerify,
 };
 use super::{
-    parse_header_pattern, parse_mirror_target, parse_retry_timeout, parse_service_ref, MirrorTarget,
+    parse_error_codes, parse_header_pattern, parse_mirror_target, parse_retry_timeout,
+    parse_service_ref, MirrorTarget,
 };
 use std::time::Duration;
 
@@ -769,6 +770,12 @@ annotation_table! {
         on_invalid: LenientServing("no fallback"), group: G::DefaultBackend,
         value: "`name` or `namespace/name` of a Service; the Ingress's namespace only",
         default: "no fallback",
+    }
+    CUSTOM_HTTP_ERRORS: Vec<u16> = Parser::Plain(parse_error_codes) => {
+        key: "tenantgateway.io/custom-http-errors", aliases: &[nginx!("custom-http-errors")],
+        on_invalid: LenientServing("the backend's answers as they are"), group: G::DefaultBackend,
+        value: "status codes 400–599, comma separated; answered by the `default-backend` Service",
+        default: "none",
     }
 }
 
