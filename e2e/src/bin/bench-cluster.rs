@@ -13,11 +13,12 @@
 
 use anyhow::{anyhow, Result};
 use e2e::gateway::*;
-use e2e::{client, wait_until, TestNamespace};
+use e2e::{client, node_internal_ip, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -387,12 +388,33 @@ async fn propagation_httproute(c: &Client, report: &mut Report, runs: usize) -> 
             },
         )
         .await?;
-        let gw: SocketAddr = format!("{ip}:80").parse()?;
+        // Probe the Gateway's Service by its NodePort on the node, as the
+        // Ingress run does, not by the ClusterIP in status.addresses (`ip`):
+        // on this machine a SYN to a ClusterIP that kube-proxy has not
+        // programmed yet leaves by the default route, and the VM's network
+        // answers it, 404 on a kept-alive connection that never reaches Envoy.
+        let svc = Api::<Service>::namespaced(c.clone(), &ns.name)
+            .list(&ListParams::default().labels("gateway.networking.k8s.io/gateway-name=gw"))
+            .await?
+            .items
+            .into_iter()
+            .find(|s| s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some(ip.as_str()))
+            .ok_or_else(|| anyhow!("no Service of Gateway gw has the address {ip}"))?;
+        let node_port = svc
+            .spec
+            .and_then(|s| s.ports)
+            .into_iter()
+            .flatten()
+            .find(|p| p.port == 80)
+            .and_then(|p| p.node_port)
+            .ok_or_else(|| anyhow!("the Gateway's Service has no NodePort for port 80"))?;
+        let gw: SocketAddr = format!("{}:{node_port}", node_internal_ip(c).await?).parse()?;
         let api = http_routes_api(c, &ns.name);
         let per = 100;
         let mut held = 0usize;
         for existing in [1usize, 100, 3000] {
-            for k in held.div_ceil(per)..existing.div_ceil(per) {
+            // From the last chunk, which may be partly filled (1 route, then 100).
+            for k in held / per..existing.div_ceil(per) {
                 let r = http_route_with_paths(
                     &ns.name,
                     &format!("base-{k}"),
