@@ -293,27 +293,6 @@ fn operator_cluster_role_is_least_privilege() {
             "gateways/finalizers",
             &["update"],
         ),
-        // Routes naming another tenant's Gateway: read, and their status written.
-        (
-            "gateway.networking.k8s.io",
-            "httproutes",
-            &["get", "list", "watch"],
-        ),
-        (
-            "gateway.networking.k8s.io",
-            "grpcroutes",
-            &["get", "list", "watch"],
-        ),
-        (
-            "gateway.networking.k8s.io",
-            "httproutes/status",
-            &["get", "update", "patch"],
-        ),
-        (
-            "gateway.networking.k8s.io",
-            "grpcroutes/status",
-            &["get", "update", "patch"],
-        ),
     ] {
         for verb in verbs {
             assert!(
@@ -334,9 +313,27 @@ fn operator_cluster_role_is_least_privilege() {
             "{verb}"
         );
     }
+    // Routes naming another tenant's Gateway, of every kind a fleet reads:
+    // read, and their status written.
+    use crate::gateway::routes::REPORTED_ROUTE_KINDS;
+    for res in REPORTED_ROUTE_KINDS {
+        for verb in ["get", "list", "watch"] {
+            assert!(
+                grants("gateway.networking.k8s.io", res, verb),
+                "operator lacks {verb} {res}"
+            );
+        }
+        for verb in ["get", "update", "patch"] {
+            let status = format!("{res}/status");
+            assert!(
+                grants("gateway.networking.k8s.io", &status, verb),
+                "operator lacks {verb} {status}"
+            );
+        }
+    }
     // Routes are read (and their status written) only for the cross-tenant
-    // entries: never written, nor any other route kind or ReferenceGrant read.
-    for res in ["httproutes", "grpcroutes"] {
+    // entries: never written, nor a ReferenceGrant read.
+    for res in REPORTED_ROUTE_KINDS.iter().copied() {
         for verb in ["create", "update", "patch", "delete", "deletecollection"] {
             assert!(
                 !grants("gateway.networking.k8s.io", res, verb),
@@ -351,33 +348,40 @@ fn operator_cluster_role_is_least_privilege() {
             );
         }
     }
-    for res in ["tlsroutes", "tcproutes", "udproutes", "referencegrants"] {
+    for res in ["referencegrants", "backendtlspolicies"] {
         assert!(!grants("gateway.networking.k8s.io", res, "list"), "{res}");
     }
     let gateway_api_lines: BTreeSet<String> = grant_lines(rules)
         .into_iter()
         .filter(|l| l.contains("gateway.networking.k8s.io") && l.contains("routes"))
         .collect();
+    let expected: BTreeSet<String> = REPORTED_ROUTE_KINDS
+        .iter()
+        .flat_map(|res| {
+            ["get", "list", "watch"]
+                .map(|v| format!("{v} gateway.networking.k8s.io/{res}"))
+                .into_iter()
+                .chain(
+                    ["get", "update", "patch"]
+                        .map(|v| format!("{v} gateway.networking.k8s.io/{res}/status")),
+                )
+        })
+        .collect();
     assert_eq!(
-        gateway_api_lines,
-        [
-            "get gateway.networking.k8s.io/grpcroutes",
-            "list gateway.networking.k8s.io/grpcroutes",
-            "watch gateway.networking.k8s.io/grpcroutes",
-            "get gateway.networking.k8s.io/grpcroutes/status",
-            "update gateway.networking.k8s.io/grpcroutes/status",
-            "patch gateway.networking.k8s.io/grpcroutes/status",
-            "get gateway.networking.k8s.io/httproutes",
-            "list gateway.networking.k8s.io/httproutes",
-            "watch gateway.networking.k8s.io/httproutes",
-            "get gateway.networking.k8s.io/httproutes/status",
-            "update gateway.networking.k8s.io/httproutes/status",
-            "patch gateway.networking.k8s.io/httproutes/status",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect(),
+        gateway_api_lines, expected,
         "the operator's route grants, nothing more"
+    );
+    // Exactly the route kinds a Gateway fleet reads (its reader role).
+    let fleet_routes: BTreeSet<String> = rules_of(&rbac.cluster_roles, GATEWAY_READER_CLUSTER_ROLE)
+        .iter()
+        .flat_map(|r| r.resources.iter().flatten())
+        .filter(|r| r.ends_with("routes"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        fleet_routes,
+        REPORTED_ROUTE_KINDS.iter().map(|r| r.to_string()).collect(),
+        "a route kind the fleets read but the operator does not report on (or the reverse)"
     );
     assert!(!grants(
         "rbac.authorization.k8s.io",

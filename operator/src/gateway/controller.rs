@@ -28,6 +28,9 @@ use gwapi::gatewayclasses::GatewayClass;
 use gwapi::gateways::{Gateway, GatewayStatus};
 use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
+use gwapi::tcproutes::TcpRoute;
+use gwapi::tlsroutes::TlsRoute;
+use gwapi::udproutes::UdpRoute;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -276,11 +279,13 @@ pub async fn run(
         return;
     };
     let served = gateway_api_resources(&client).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not list the Gateway API resources: watching both route kinds");
-        vec!["httproutes".into(), "grpcroutes".into()]
+        tracing::warn!(error = %e, "could not list the Gateway API resources: watching every route kind");
+        super::routes::REPORTED_ROUTE_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
     });
     let serves = |plural: &str| served.iter().any(|r| r == plural);
-    let (http, grpc) = (serves("httproutes"), serves("grpcroutes"));
     let ctx = Arc::new(GatewayContext {
         client: client.clone(),
         build,
@@ -290,24 +295,27 @@ pub async fn run(
         gateways,
         metrics,
     });
-    let (c, s) = (ctx.clone(), shutdown.clone());
-    let http_routes = async move {
-        if http {
-            run_route_controller::<HttpRoute>(c, s).await;
-        }
-    };
-    let (c, s) = (ctx.clone(), shutdown.clone());
-    let grpc_routes = async move {
-        if grpc {
-            run_route_controller::<GrpcRoute>(c, s).await;
-        }
-    };
+    // One controller per route kind whose CRD is installed (a cluster may
+    // have the core kinds only).
+    macro_rules! route_controller {
+        ($kind:ty, $plural:expr) => {{
+            let (c, s, on) = (ctx.clone(), shutdown.clone(), serves($plural));
+            async move {
+                if on {
+                    run_route_controller::<$kind>(c, s).await;
+                }
+            }
+        }};
+    }
     tokio::join!(
         sweep_deleted_gateways(client.clone(), shutdown.clone()),
         run_class_controller(ctx.clone(), shutdown.clone()),
+        route_controller!(HttpRoute, "httproutes"),
+        route_controller!(GrpcRoute, "grpcroutes"),
+        route_controller!(TlsRoute, "tlsroutes"),
+        route_controller!(TcpRoute, "tcproutes"),
+        route_controller!(UdpRoute, "udproutes"),
         run_gateway_controller(ctx, shutdown),
-        http_routes,
-        grpc_routes,
     );
 }
 

@@ -43,6 +43,7 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "TCPRoute",
     "TLSRouteModeMixed",
     "TLSRouteModeTerminate",
+    "UDPRoute",
 ];
 
 /// [`SUPPORTED_FEATURES`] as the status field wants them: sorted by name

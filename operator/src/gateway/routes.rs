@@ -28,6 +28,9 @@ use futures::StreamExt;
 use gwapi::gateways::Gateway;
 use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
+use gwapi::tcproutes::TcpRoute;
+use gwapi::tlsroutes::TlsRoute;
+use gwapi::udproutes::UdpRoute;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
@@ -235,17 +238,29 @@ fn as_json<T: Serialize>(items: Option<&Vec<T>>) -> Vec<Value> {
         .collect()
 }
 
-impl ParentedRoute for HttpRoute {
-    fn parent_refs(&self) -> Vec<Value> {
-        as_json(self.spec.parent_refs.as_ref())
-    }
+/// Every route kind's `spec.parentRefs` is an optional list.
+macro_rules! parented_route {
+    ($($kind:ty),*) => {$(
+        impl ParentedRoute for $kind {
+            fn parent_refs(&self) -> Vec<Value> {
+                as_json(self.spec.parent_refs.as_ref())
+            }
+        }
+    )*};
 }
 
-impl ParentedRoute for GrpcRoute {
-    fn parent_refs(&self) -> Vec<Value> {
-        as_json(self.spec.parent_refs.as_ref())
-    }
-}
+parented_route!(HttpRoute, GrpcRoute, TlsRoute, TcpRoute, UdpRoute);
+
+/// The plural of every route kind a Gateway fleet reads, each of which the
+/// operator watches cluster-wide for cross-tenant parentRefs (its ClusterRole
+/// grants exactly these, `config/rbac/cluster_role.yaml`).
+pub const REPORTED_ROUTE_KINDS: &[&str] = &[
+    "httproutes",
+    "grpcroutes",
+    "tlsroutes",
+    "tcproutes",
+    "udproutes",
+];
 
 impl GatewayContext {
     /// Whether Gateway `namespace/name` is in the store, of a class we serve.

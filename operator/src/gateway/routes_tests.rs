@@ -362,3 +362,67 @@ async fn nothing_is_written_for_a_same_tenant_route_or_an_unchanged_one() {
     let seen = route("beta-shop", json!([to_acme()]), json!(done));
     assert!(pass(seen.clone(), seen, 0).await.is_empty());
 }
+
+/// The fixture route as a `kind` (TLSRoutes need hostnames; every kind rules).
+fn as_kind(route: &mut Value, kind: &str) {
+    route["kind"] = json!(kind);
+    route["spec"]["rules"] = json!([{"backendRefs": [{"name": "backend", "port": 443}]}]);
+    if kind == "TLSRoute" {
+        route["spec"]["hostnames"] = json!(["shop.example.com"]);
+    }
+}
+
+/// One pass over a route of kind `K` seen as `seen` (and read fresh as the same).
+async fn pass_of<K: ParentedRoute>(seen: Value) -> Vec<Request> {
+    let (client, log) = fake_api(seen.clone(), 0).await;
+    let route: K = serde_json::from_value(seen).unwrap();
+    let action = route_pass(Arc::new(route), context(client)).await.unwrap();
+    assert_eq!(action, Action::requeue(REPLAN * 5));
+    let log = log.lock().unwrap().clone();
+    log
+}
+
+#[tokio::test]
+async fn tls_tcp_and_udp_routes_naming_another_tenants_gateway_are_reported_too() {
+    for (kind, plural) in [
+        ("TLSRoute", "tlsroutes"),
+        ("TCPRoute", "tcproutes"),
+        ("UDPRoute", "udproutes"),
+    ] {
+        let mut seen = route("beta-shop", json!([to_acme()]), json!([]));
+        as_kind(&mut seen, kind);
+        let log = match kind {
+            "TLSRoute" => pass_of::<TlsRoute>(seen).await,
+            "TCPRoute" => pass_of::<TcpRoute>(seen).await,
+            _ => pass_of::<UdpRoute>(seen).await,
+        };
+        assert_eq!(log.len(), 1, "{kind}: {log:#?}");
+        assert_eq!(
+            (log[0].method.as_str(), log[0].path.as_str()),
+            (
+                "PUT",
+                format!(
+                    "/apis/gateway.networking.k8s.io/v1/namespaces/beta-shop/{plural}/intruder/status"
+                )
+                .as_str()
+            ),
+            "{kind}"
+        );
+        let parents = log[0].body["status"]["parents"].as_array().unwrap();
+        assert_eq!(parents[0]["parentRef"], to_acme(), "{kind}");
+        assert_eq!(
+            accepted(&parents[0])["reason"],
+            "NotAllowedByListeners",
+            "{kind}"
+        );
+        // The same route in acme's own namespace is its fleet's: no write.
+        let mut own = route("acme-shop", json!([{"name": "web"}]), json!([]));
+        as_kind(&mut own, kind);
+        let log = match kind {
+            "TLSRoute" => pass_of::<TlsRoute>(own).await,
+            "TCPRoute" => pass_of::<TcpRoute>(own).await,
+            _ => pass_of::<UdpRoute>(own).await,
+        };
+        assert!(log.is_empty(), "{kind}: {log:#?}");
+    }
+}

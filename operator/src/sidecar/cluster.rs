@@ -296,6 +296,7 @@ impl ClusterEffects {
             grpc_routes: routes.grpc_routes,
             tls_routes: routes.tls_routes,
             tcp_routes: routes.tcp_routes,
+            udp_routes: routes.udp_routes,
             reference_grants: routes.reference_grants,
             services: core.services,
             endpoint_slices: core.endpoint_slices,

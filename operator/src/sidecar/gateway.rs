@@ -12,6 +12,7 @@ use gwapi::grpcroutes::GrpcRoute;
 use gwapi::httproutes::HttpRoute;
 use gwapi::tcproutes::TcpRoute;
 use gwapi::tlsroutes::TlsRoute;
+use gwapi::udproutes::UdpRoute;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -93,6 +94,9 @@ impl StatusWriter<'_> {
         }
         for r in &routes.tcp_routes {
             self.route::<TcpRoute>(r, &wanted).await;
+        }
+        for r in &routes.udp_routes {
+            self.route::<UdpRoute>(r, &wanted).await;
         }
     }
 

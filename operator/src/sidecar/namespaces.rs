@@ -8,6 +8,7 @@ use gwapi::httproutes::HttpRoute;
 use gwapi::referencegrants::ReferenceGrant;
 use gwapi::tcproutes::TcpRoute;
 use gwapi::tlsroutes::TlsRoute;
+use gwapi::udproutes::UdpRoute;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -43,6 +44,7 @@ const REFERENCE_GRANTS: u16 = 1 << 6;
 const TLS_ROUTES: u16 = 1 << 7;
 const TCP_ROUTES: u16 = 1 << 8;
 const OPAQUE_SECRETS: u16 = 1 << 9;
+const UDP_ROUTES: u16 = 1 << 10;
 
 impl WatchMode {
     /// The sync bits a namespace must have before its objects are translated.
@@ -51,7 +53,13 @@ impl WatchMode {
         match self {
             WatchMode::Ingress => common | INGRESSES | OPAQUE_SECRETS,
             WatchMode::GatewayApi => {
-                common | HTTP_ROUTES | GRPC_ROUTES | TLS_ROUTES | TCP_ROUTES | REFERENCE_GRANTS
+                common
+                    | HTTP_ROUTES
+                    | GRPC_ROUTES
+                    | TLS_ROUTES
+                    | TCP_ROUTES
+                    | UDP_ROUTES
+                    | REFERENCE_GRANTS
             }
         }
     }
@@ -64,6 +72,7 @@ pub struct GatewayApiRoutes {
     pub grpc_routes: Vec<GrpcRoute>,
     pub tls_routes: Vec<TlsRoute>,
     pub tcp_routes: Vec<TcpRoute>,
+    pub udp_routes: Vec<UdpRoute>,
     pub reference_grants: Vec<ReferenceGrant>,
 }
 
@@ -73,6 +82,7 @@ struct NamespaceWatch {
     grpc_routes: Option<Store<GrpcRoute>>,
     tls_routes: Option<Store<TlsRoute>>,
     tcp_routes: Option<Store<TcpRoute>>,
+    udp_routes: Option<Store<UdpRoute>>,
     reference_grants: Option<Store<ReferenceGrant>>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -244,6 +254,7 @@ impl TenantWatch {
         let grpc_routes = gateway_api.then(|| s.watch(all.clone(), GRPC_ROUTES));
         let tls_routes = gateway_api.then(|| s.watch(all.clone(), TLS_ROUTES));
         let tcp_routes = gateway_api.then(|| s.watch(all.clone(), TCP_ROUTES));
+        let udp_routes = gateway_api.then(|| s.watch(all.clone(), UDP_ROUTES));
         let reference_grants = gateway_api.then(|| s.watch(all.clone(), REFERENCE_GRANTS));
         let services = s.watch(all.clone(), SERVICES);
         let slices = s.watch(all, SLICES);
@@ -269,6 +280,7 @@ impl TenantWatch {
                 grpc_routes,
                 tls_routes,
                 tcp_routes,
+                udp_routes,
                 reference_grants,
                 services,
                 slices,
@@ -329,6 +341,7 @@ impl TenantWatch {
             o.grpc_routes.extend(cloned(w.grpc_routes.as_ref()));
             o.tls_routes.extend(cloned(w.tls_routes.as_ref()));
             o.tcp_routes.extend(cloned(w.tcp_routes.as_ref()));
+            o.udp_routes.extend(cloned(w.udp_routes.as_ref()));
             o.reference_grants
                 .extend(cloned(w.reference_grants.as_ref()));
         }

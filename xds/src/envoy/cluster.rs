@@ -133,6 +133,35 @@ pub(super) fn cluster(c: &Backend) -> Cluster {
     cluster
 }
 
+/// The cluster of a Gateway's UDP port: EDS, one locality per backend of
+/// its UDPRoute, each weighted as its backendRef (Envoy picks the locality
+/// by weight, then an endpoint in it, per client session). A backend without
+/// ready endpoints takes no share.
+pub(super) fn weighted_udp(name: &str) -> Cluster {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::common_lb_config::{
+        LocalityConfigSpecifier, LocalityWeightedLbConfig,
+    };
+    Cluster {
+        name: name.to_string(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        )),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads_config_source()),
+            service_name: String::new(),
+        }),
+        connect_timeout: Some(secs(5)),
+        lb_policy: cluster::LbPolicy::RoundRobin as i32,
+        common_lb_config: Some(cluster::CommonLbConfig {
+            locality_config_specifier: Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                LocalityWeightedLbConfig {},
+            )),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// At most `max` requests in flight to the cluster (each Envoy replica on
 /// its own); more are answered 503 at once (no queue, no retry).
 fn concurrency_limit(max: u32) -> CircuitBreakers {

@@ -135,6 +135,16 @@ pub(super) fn tcp(model: &Model, port: u16, cluster: &str) -> Listener {
 /// A UDP listener has no filter chains: the `udp_proxy` listener filter is
 /// the whole pipeline.
 pub(super) fn udp(model: &Model, port: u16, cluster: &str) -> Listener {
+    udp_listener(
+        format!("udp-{port}"),
+        &model.listeners.bind_address,
+        port,
+        cluster,
+    )
+}
+
+/// A UDP listener named `name` on `address:port`, every datagram to `cluster`.
+fn udp_listener(name: String, address: &str, port: u16, cluster: &str) -> Listener {
     use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
     use envoy_types::pb::envoy::config::listener::v3::UdpListenerConfig;
     use envoy_types::pb::envoy::extensions::filters::udp::udp_proxy::v3::{
@@ -142,7 +152,6 @@ pub(super) fn udp(model: &Model, port: u16, cluster: &str) -> Listener {
     };
     use envoy_types::pb::xds::core::v3::TypedExtensionConfig;
     use envoy_types::pb::xds::r#type::matcher::v3::{matcher, Matcher};
-    let name = format!("udp-{port}");
     // Every datagram matches no rule, so `on_no_match` routes them all
     // (the `cluster` field this replaces is deprecated).
     let route = matcher::OnMatch {
@@ -162,7 +171,7 @@ pub(super) fn udp(model: &Model, port: u16, cluster: &str) -> Listener {
         })),
         ..Default::default()
     };
-    let mut address = socket(&model.listeners.bind_address, port);
+    let mut address = socket(address, port);
     if let Some(address::Address::SocketAddress(a)) = &mut address.address {
         a.protocol = socket_address::Protocol::Udp as i32;
     }
@@ -260,6 +269,14 @@ fn client_validation(c: &ClientAuth) -> common_tls_context::ValidationContextTyp
 /// filter chain (and route table) per HTTPS listener and one TCP proxy chain
 /// per SNI set of its TLS listeners, chosen by SNI.
 pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
+    if let PortProtocol::Udp(_) = &port.protocol {
+        return udp_listener(
+            gateway_udp_listener_name(port.port),
+            &model.listeners.bind_address,
+            port.bind_port,
+            &gateway_udp_cluster_name(port.port),
+        );
+    }
     let name = gateway_listener_name(port.port);
     let (filter_chains, listener_filters) = match &port.protocol {
         PortProtocol::Http(routes) => (
@@ -305,6 +322,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
             }],
             vec![],
         ),
+        PortProtocol::Udp(_) => (vec![], vec![]),
     };
     let mut filter_chains = filter_chains;
     if filter_chains.is_empty() {
@@ -352,6 +370,17 @@ fn sni_match(server_names: &[String]) -> Option<FilterChainMatch> {
 
 pub(crate) fn gateway_listener_name(port: u16) -> String {
     format!("gateway-{port}")
+}
+
+/// A Gateway's UDP port: apart from a TCP listener of the same number.
+pub(crate) fn gateway_udp_listener_name(port: u16) -> String {
+    format!("gateway-udp-{port}")
+}
+
+/// The cluster of a Gateway's UDP port: its backends, one locality each,
+/// weighted as the UDPRoute says (see `cluster::weighted_udp`).
+pub(crate) fn gateway_udp_cluster_name(port: u16) -> String {
+    format!("gateway-udp-{port}")
 }
 
 /// A network filter that closes the connection at once, sending nothing:

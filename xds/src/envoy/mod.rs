@@ -112,15 +112,33 @@ pub(crate) fn build_gateway(model: &Model) -> EnvoyResources {
                 .iter()
                 .map(|c| route::host_routes_configuration(&c.routes))
                 .collect(),
-            PortProtocol::Tcp(_) => vec![],
+            PortProtocol::Tcp(_) | PortProtocol::Udp(_) => vec![],
         })
         .collect();
     routes.sort_by(|a, b| a.name.cmp(&b.name));
-    EnvoyResources {
+    let mut resources = EnvoyResources {
         listeners,
         routes,
         ..backends_and_secrets(model)
+    };
+    // Envoy's UDP proxy takes one cluster, not weighted ones: each UDP port
+    // gets a cluster of its own with one locality per backend, weighted.
+    for p in &model.ports {
+        if let PortProtocol::Udp(chain) = &p.protocol {
+            let name = listener::gateway_udp_cluster_name(p.port);
+            resources.clusters.push(cluster::weighted_udp(&name));
+            resources.endpoints.push(endpoint::weighted_load_assignment(
+                &name,
+                model,
+                &chain.backends,
+            ));
+        }
     }
+    resources.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    resources
+        .endpoints
+        .sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    resources
 }
 
 fn any<M: Message + Name>(m: &M) -> Any {

@@ -353,6 +353,9 @@ pub enum PortProtocol {
     },
     /// Plain TCP: every connection to the chain's backends.
     Tcp(TcpChain),
+    /// UDP: every client session (address and port) to one of the chain's
+    /// backends, chosen by weight (no SNI, no certificates).
+    Udp(TcpChain),
 }
 
 /// Virtual hosts with Gateway API host semantics: a `Wildcard` matches any

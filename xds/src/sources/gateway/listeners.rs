@@ -19,6 +19,8 @@ pub(super) enum Protocol {
     TlsTerminate,
     /// Plain TCP (TCPRoute).
     Tcp,
+    /// UDP datagrams (UDPRoute).
+    Udp,
 }
 
 impl Protocol {
@@ -33,8 +35,15 @@ impl Protocol {
         match self {
             Protocol::Http => 0,
             Protocol::Tcp => 2,
+            Protocol::Udp => 3,
             _ => 1,
         }
+    }
+
+    /// The transport a listener binds: a UDP listener and a TCP-based one
+    /// may share a port number (DNS on 53 over both).
+    pub(super) fn is_udp(self) -> bool {
+        self == Protocol::Udp
     }
 }
 
@@ -148,6 +157,7 @@ fn default_kinds(protocol: Option<Protocol>) -> Vec<RouteKind> {
         Some(Protocol::Http | Protocol::Https) => vec![RouteKind::Http, RouteKind::Grpc],
         Some(Protocol::TlsPassthrough | Protocol::TlsTerminate) => vec![RouteKind::Tls],
         Some(Protocol::Tcp) => vec![RouteKind::Tcp],
+        Some(Protocol::Udp) => vec![RouteKind::Udp],
         None => vec![],
     }
 }
@@ -165,9 +175,10 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
         .map(|(i, l)| listener(cx, i, l))
         .collect();
     let mut names = BTreeSet::new();
-    let mut port_protocol: BTreeMap<u16, u8> = BTreeMap::new();
-    let mut bound: BTreeMap<u16, u16> = BTreeMap::new();
-    let mut hostnames: BTreeSet<(u16, Option<String>)> = BTreeSet::new();
+    // Keyed by (UDP, port): UDP ports are apart from TCP ones.
+    let mut port_protocol: BTreeMap<(bool, u16), u8> = BTreeMap::new();
+    let mut bound: BTreeMap<(bool, u16), u16> = BTreeMap::new();
+    let mut hostnames: BTreeSet<(bool, u16, Option<String>)> = BTreeSet::new();
     for l in &mut out {
         if !names.insert(l.name.clone()) {
             l.not_accepted = problem(
@@ -180,7 +191,8 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
             continue;
         };
         let bind = container_port(l.port);
-        if cx.options.reserved_ports.contains(&bind) {
+        let udp = protocol.is_udp();
+        if !udp && cx.options.reserved_ports.contains(&bind) {
             l.not_accepted = problem(
                 "PortUnavailable",
                 format!(
@@ -190,7 +202,7 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
             );
             continue;
         }
-        match bound.get(&bind) {
+        match bound.get(&(udp, bind)) {
             Some(p) if *p != l.port => {
                 l.not_accepted = problem(
                     "PortUnavailable",
@@ -202,10 +214,10 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
                 continue;
             }
             _ => {
-                bound.insert(bind, l.port);
+                bound.insert((udp, bind), l.port);
             }
         }
-        match port_protocol.get(&l.port) {
+        match port_protocol.get(&(udp, l.port)) {
             Some(p) if *p != protocol.port_class() => {
                 l.conflicted = problem(
                     "ProtocolConflict",
@@ -217,10 +229,10 @@ pub(super) fn listeners(cx: &mut Cx<'_>) -> Vec<Listener> {
                 continue;
             }
             _ => {
-                port_protocol.insert(l.port, protocol.port_class());
+                port_protocol.insert((udp, l.port), protocol.port_class());
             }
         }
-        if !hostnames.insert((l.port, l.hostname.clone())) {
+        if !hostnames.insert((udp, l.port, l.hostname.clone())) {
             l.conflicted = problem(
                 "HostnameConflict",
                 format!(
@@ -271,6 +283,7 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
     out.protocol = match (l.protocol.as_str(), mode) {
         ("HTTP", _) => Some(Protocol::Http),
         ("TCP", _) => Some(Protocol::Tcp),
+        ("UDP", _) => Some(Protocol::Udp),
         ("HTTPS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::Https),
         ("TLS", Some(GatewayListenersTlsMode::Passthrough)) => Some(Protocol::TlsPassthrough),
         ("TLS", None | Some(GatewayListenersTlsMode::Terminate)) => Some(Protocol::TlsTerminate),
@@ -284,7 +297,7 @@ fn listener(cx: &mut Cx<'_>, index: usize, l: &GatewayListeners) -> Listener {
         (other, _) => {
             out.not_accepted = problem(
                 "UnsupportedProtocol",
-                format!("protocol {other:?} is not supported (HTTP, HTTPS, TLS, TCP)"),
+                format!("protocol {other:?} is not supported (HTTP, HTTPS, TLS, TCP, UDP)"),
             );
             None
         }

@@ -46,6 +46,7 @@ pub struct GatewayApiObjects {
     pub grpc_routes: Vec<gwapi::grpcroutes::GrpcRoute>,
     pub tls_routes: Vec<gwapi::tlsroutes::TlsRoute>,
     pub tcp_routes: Vec<gwapi::tcproutes::TcpRoute>,
+    pub udp_routes: Vec<gwapi::udproutes::UdpRoute>,
     pub reference_grants: Vec<gwapi::referencegrants::ReferenceGrant>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -105,6 +106,7 @@ pub(crate) enum RouteKind {
     Grpc,
     Tls,
     Tcp,
+    Udp,
 }
 
 impl RouteKind {
@@ -114,7 +116,13 @@ impl RouteKind {
             RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tls => "TLSRoute",
             RouteKind::Tcp => "TCPRoute",
+            RouteKind::Udp => "UDPRoute",
         }
+    }
+
+    /// Routes of whole connections or sessions: no hostnames, no HTTP rules.
+    pub(crate) fn is_stream(self) -> bool {
+        matches!(self, RouteKind::Tls | RouteKind::Tcp | RouteKind::Udp)
     }
 
     fn parse(group: &str, kind: &str) -> Option<Self> {
@@ -126,6 +134,7 @@ impl RouteKind {
             RouteKind::Grpc,
             RouteKind::Tls,
             RouteKind::Tcp,
+            RouteKind::Udp,
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)
@@ -262,6 +271,9 @@ fn route_objects(objects: &GatewayApiObjects) -> Vec<RouteObject> {
     }
     for r in &objects.tcp_routes {
         push(RouteKind::Tcp, &r.metadata, spec::view(&r.spec));
+    }
+    for r in &objects.udp_routes {
+        push(RouteKind::Udp, &r.metadata, spec::view(&r.spec));
     }
     // One object per kind/namespace/name (a list holds each once; should it
     // not, the choice must not depend on the order).
@@ -674,7 +686,7 @@ fn build_ports(
             let (r, Some(l)) = (&routes[a.route], &lowered[a.route]) else {
                 continue;
             };
-            if matches!(r.kind, RouteKind::Tls | RouteKind::Tcp) {
+            if r.kind.is_stream() {
                 continue;
             }
             for h in &a.hostnames {
@@ -688,11 +700,13 @@ fn build_ports(
         }
         out
     };
-    let mut by_port: BTreeMap<u16, Vec<&Listener>> = BTreeMap::new();
+    // A UDP listener is apart from the TCP-based ones of its port number.
+    let mut by_port: BTreeMap<(u16, bool), Vec<&Listener>> = BTreeMap::new();
     for l in listeners.iter().filter(|l| l.programmed()) {
-        by_port.entry(l.port).or_default().push(l);
+        let udp = l.protocol.is_some_and(Protocol::is_udp);
+        by_port.entry((l.port, udp)).or_default().push(l);
     }
-    for (port, ls) in by_port {
+    for ((port, _), ls) in by_port {
         let name = format!("gateway-{port}");
         let protocol = match ls[0].protocol {
             Some(Protocol::Http) => {
@@ -710,16 +724,20 @@ fn build_ports(
                 }
                 PortProtocol::Http(table)
             }
-            Some(Protocol::Tcp) => {
-                // One TCP listener per port (a second is a HostnameConflict);
-                // no route, no listener.
+            Some(p @ (Protocol::Tcp | Protocol::Udp)) => {
+                // One TCP (or UDP) listener per port (a second is a
+                // HostnameConflict); no route, no listener.
                 let Some(chain) = tcp_chains(ls[0], routes, lowered, attachments)
                     .into_iter()
                     .next()
                 else {
                     continue;
                 };
-                PortProtocol::Tcp(chain)
+                if p == Protocol::Udp {
+                    PortProtocol::Udp(chain)
+                } else {
+                    PortProtocol::Tcp(chain)
+                }
             }
             Some(_) => PortProtocol::Tls {
                 http: ls
@@ -763,7 +781,7 @@ fn tcp_chains(
     let mut order: Vec<(usize, &Attachment)> = attachments
         .iter()
         .filter(|a| a.listener == listener.index)
-        .filter(|a| matches!(routes[a.route].kind, RouteKind::Tls | RouteKind::Tcp))
+        .filter(|a| routes[a.route].kind.is_stream())
         .map(|a| (routes[a.route].order, a))
         .collect();
     order.sort_by_key(|(o, _)| *o);
@@ -779,9 +797,9 @@ fn tcp_chains(
             rules::RuleAction::Forward { backends, .. } => backends.clone(),
             _ => Vec::new(),
         };
-        // TCP has no hostnames: the listener's connections, all of them.
+        // TCP and UDP have no hostnames: the listener's connections, all of them.
         let hosts = match routes[a.route].kind {
-            RouteKind::Tcp => vec![None],
+            RouteKind::Tcp | RouteKind::Udp => vec![None],
             _ => a.hostnames.clone(),
         };
         for h in hosts {
@@ -822,6 +840,7 @@ impl GatewayApiObjects {
                 "GRPCRoute" => out.grpc_routes.push(parse(doc)?),
                 "TLSRoute" => out.tls_routes.push(parse(doc)?),
                 "TCPRoute" => out.tcp_routes.push(parse(doc)?),
+                "UDPRoute" => out.udp_routes.push(parse(doc)?),
                 "ReferenceGrant" => out.reference_grants.push(parse(doc)?),
                 "Service" => out.services.push(parse(doc)?),
                 "EndpointSlice" => out.endpoint_slices.push(parse(doc)?),

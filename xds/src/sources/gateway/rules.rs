@@ -363,6 +363,26 @@ impl<'a> Cx<'a> {
                 format!("the reference to {target} names no port"),
             );
         };
+        if r.kind == RouteKind::Udp {
+            // The Service's UDP port of that number (a DNS Service has a TCP one too).
+            let udp = u16::try_from(port)
+                .map_err(|_| format!("port {port} is not a valid port"))
+                .and_then(|p| self.index.resolve_udp_service(&ns, &b.name, p));
+            return match udp {
+                Ok(backend) => {
+                    let name = backend.name.clone();
+                    self.model.backends.entry(name.clone()).or_insert(backend);
+                    Resolved::Backend(name)
+                }
+                Err(e) => Resolved::Problem(
+                    "BackendNotFound",
+                    format!(
+                        "{target}: {}",
+                        e.replace(&format!("Service {:?} ", b.name), "")
+                    ),
+                ),
+            };
+        }
         let svc = k8s_openapi::api::networking::v1::IngressServiceBackend {
             name: b.name.clone(),
             port: Some(k8s_openapi::api::networking::v1::ServiceBackendPort {

@@ -108,6 +108,8 @@ fn reversed(o: &GatewayApiObjects) -> GatewayApiObjects {
     r.http_routes.reverse();
     r.grpc_routes.reverse();
     r.tls_routes.reverse();
+    r.tcp_routes.reverse();
+    r.udp_routes.reverse();
     r.reference_grants.reverse();
     r.services.reverse();
     r.endpoint_slices.reverse();
@@ -138,6 +140,8 @@ fn translate_objects(o: &GatewayApiObjects) -> GatewayTranslation {
 fn translate(docs: &[&str]) -> GatewayTranslation {
     translate_objects(&objects(docs))
 }
+
+mod udp;
 
 fn route_status<'a>(t: &'a GatewayTranslation, name: &str) -> &'a RouteStatusModel {
     t.routes
@@ -354,14 +358,14 @@ fn listener_status_lists_its_supported_kinds_and_four_conditions() {
 #[test]
 fn an_unsupported_protocol_is_not_accepted_and_not_served() {
     let t = translate(&[&gateway(
-        "[{name: http, port: 80, protocol: HTTP}, {name: udp, port: 5353, protocol: UDP}]",
+        "[{name: http, port: 80, protocol: HTTP}, {name: quic, port: 5353, protocol: example.com/QUIC}]",
     )]);
     assert_eq!(
-        listener_cond(&t, "udp", "Accepted"),
+        listener_cond(&t, "quic", "Accepted"),
         is("False", "UnsupportedProtocol")
     );
     assert_eq!(
-        listener_cond(&t, "udp", "Programmed"),
+        listener_cond(&t, "quic", "Programmed"),
         is("False", "Invalid")
     );
     assert_eq!(
