@@ -65,6 +65,172 @@ pub struct TenantGatewaySpec {
     /// Generate a NetworkPolicy for the gateway pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySettings>,
+    /// Envoy's access log, on every fleet of the tenant (default: one JSON
+    /// object per request on Envoy's stdout, with the default fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogSettings>,
+}
+
+/// How every Envoy of the tenant logs requests (HTTP) and connections (TCP)
+/// on its stdout; the sidecar's own log is its own container's.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogSettings {
+    /// `json` (default): one JSON object per line; `text`: the fields'
+    /// values separated by spaces, in order; `off`: no access log.
+    #[serde(default)]
+    pub format: AccessLogFormat,
+    /// The fields, in order (default: time, request_id, client, method,
+    /// authority, path, protocol, status, response_flags, duration_ms,
+    /// bytes_received, bytes_sent, upstream_host, route).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<AccessLogField>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    #[default]
+    Json,
+    Text,
+    Off,
+}
+
+impl AccessLogFormat {
+    pub const ALL: [Self; 3] = [Self::Json, Self::Text, Self::Off];
+
+    /// As the spec and the sidecar's `--access-log` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Text => "text",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for AccessLogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("{s:?} is not an access log format (json, text, off)"))
+    }
+}
+
+/// One field of an access log entry (a fixed vocabulary: never a raw Envoy
+/// format string).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogField {
+    /// When the request started (RFC 3339, UTC).
+    Time,
+    /// `X-Request-ID` (Envoy makes one when the client sent none).
+    RequestId,
+    /// The client's address (the peer of the connection).
+    Client,
+    Method,
+    /// The request's `Host`/`:authority`.
+    Authority,
+    /// The path as the client sent it (before any rewrite).
+    Path,
+    /// HTTP/1.1, HTTP/2, ...
+    Protocol,
+    /// The response status code.
+    Status,
+    /// Envoy's response flags (`NR` no route, `UF` upstream connect failure, ...).
+    ResponseFlags,
+    DurationMs,
+    BytesReceived,
+    BytesSent,
+    /// The backend endpoint that answered (address:port).
+    UpstreamHost,
+    /// The backend cluster (`<namespace>/<service>/<port>`).
+    UpstreamCluster,
+    /// The route that served the request: `<namespace>/<name>|<host>|<path>`
+    /// for an Ingress, `<Kind> <namespace>/<name>|<host>|<rule>` for a
+    /// Gateway API route.
+    Route,
+    UserAgent,
+    XForwardedFor,
+    /// The TLS SNI name of the connection.
+    Sni,
+}
+
+impl AccessLogField {
+    pub const ALL: [Self; 18] = [
+        Self::Time,
+        Self::RequestId,
+        Self::Client,
+        Self::Method,
+        Self::Authority,
+        Self::Path,
+        Self::Protocol,
+        Self::Status,
+        Self::ResponseFlags,
+        Self::DurationMs,
+        Self::BytesReceived,
+        Self::BytesSent,
+        Self::UpstreamHost,
+        Self::UpstreamCluster,
+        Self::Route,
+        Self::UserAgent,
+        Self::XForwardedFor,
+        Self::Sni,
+    ];
+
+    /// The fields logged when the spec names none.
+    pub const DEFAULT: [Self; 14] = [
+        Self::Time,
+        Self::RequestId,
+        Self::Client,
+        Self::Method,
+        Self::Authority,
+        Self::Path,
+        Self::Protocol,
+        Self::Status,
+        Self::ResponseFlags,
+        Self::DurationMs,
+        Self::BytesReceived,
+        Self::BytesSent,
+        Self::UpstreamHost,
+        Self::Route,
+    ];
+
+    /// As the spec, the sidecar's `--access-log-fields` and the JSON keys spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Time => "time",
+            Self::RequestId => "request_id",
+            Self::Client => "client",
+            Self::Method => "method",
+            Self::Authority => "authority",
+            Self::Path => "path",
+            Self::Protocol => "protocol",
+            Self::Status => "status",
+            Self::ResponseFlags => "response_flags",
+            Self::DurationMs => "duration_ms",
+            Self::BytesReceived => "bytes_received",
+            Self::BytesSent => "bytes_sent",
+            Self::UpstreamHost => "upstream_host",
+            Self::UpstreamCluster => "upstream_cluster",
+            Self::Route => "route",
+            Self::UserAgent => "user_agent",
+            Self::XForwardedFor => "x_forwarded_for",
+            Self::Sni => "sni",
+        }
+    }
+}
+
+impl std::str::FromStr for AccessLogField {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("{s:?} is not an access log field"))
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -287,6 +453,46 @@ mod tests {
             cols.contains(&"Ready") && cols.contains(&"Address"),
             "{cols:?}"
         );
+    }
+
+    #[test]
+    fn access_log_names_are_the_serde_names_and_parse_back() {
+        for f in AccessLogField::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+            assert_eq!(f.name().parse::<AccessLogField>(), Ok(f));
+        }
+        for f in AccessLogFormat::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+            assert_eq!(f.name().parse::<AccessLogFormat>(), Ok(f));
+        }
+        assert!("%REQ(:PATH)%".parse::<AccessLogField>().is_err());
+        // The API server refuses what is not in the vocabulary.
+        let schema = serde_json::to_value(TenantGateway::crd()).unwrap();
+        let log = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["accessLog"]["properties"];
+        assert_eq!(
+            log["format"]["enum"],
+            serde_json::json!(["json", "text", "off"])
+        );
+        assert_eq!(
+            log["fields"]["items"]["enum"].as_array().map(Vec::len),
+            Some(AccessLogField::ALL.len())
+        );
+        let spec: TenantGatewaySpec = serde_json::from_str(
+            r#"{"accessLog": {"format": "text", "fields": ["status", "route"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.access_log,
+            Some(AccessLogSettings {
+                format: AccessLogFormat::Text,
+                fields: vec![AccessLogField::Status, AccessLogField::Route],
+            })
+        );
+        assert!(serde_json::from_str::<TenantGatewaySpec>(
+            r#"{"accessLog": {"fields": ["%REQ(:PATH)%"]}}"#
+        )
+        .is_err());
     }
 
     #[test]

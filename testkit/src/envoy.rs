@@ -137,7 +137,7 @@ impl Envoy {
             ])
             .args(["--drain-time-s", "1"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("envoy.stdout")).expect("stdout file"))
             .stderr(log)
             .spawn()
             .expect("spawn envoy");
@@ -163,6 +163,11 @@ impl Envoy {
             .parse()
             .expect("admin address");
         envoy
+    }
+
+    /// What Envoy wrote on its stdout (its access logs) so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.stdout")).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {

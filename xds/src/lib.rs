@@ -31,4 +31,5 @@ pub mod translate;
 pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
+pub use model::AccessLog;
 pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation, UdpProxy};

@@ -46,6 +46,8 @@ pub struct GatewayOptions {
     pub tcp_proxies: Vec<TcpProxy>,
     /// UDP listeners (`spec.udpProxies`), in spec order.
     pub udp_proxies: Vec<UdpProxy>,
+    /// Envoy's access log (`spec.accessLog`).
+    pub access_log: crate::model::AccessLog,
 }
 
 impl Default for GatewayOptions {
@@ -60,6 +62,7 @@ impl Default for GatewayOptions {
             tenant: String::new(),
             tcp_proxies: Vec::new(),
             udp_proxies: Vec::new(),
+            access_log: crate::model::AccessLog::default(),
         }
     }
 }
@@ -74,6 +77,7 @@ impl GatewayOptions {
             serve_unclassed: spec.ingress_class.serves_unclassed(),
             tcp_proxies: spec.tcp_proxies.iter().map(TcpProxy::from).collect(),
             udp_proxies: spec.udp_proxies.iter().map(UdpProxy::from).collect(),
+            access_log: crate::model::AccessLog::from_settings(spec.access_log.as_ref()),
             ..Self::default()
         }
     }

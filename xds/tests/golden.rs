@@ -61,6 +61,7 @@ fn options_of(v: &Value) -> GatewayOptions {
         tenant: s("tenant"),
         tcp_proxies: proxies(&v["tcpProxies"]),
         udp_proxies: proxies(&v["udpProxies"]),
+        access_log: Default::default(),
     }
 }
 

@@ -101,6 +101,7 @@ fn options() -> GatewayApiOptions {
         bind_address: "127.0.0.1".into(),
         tenant: "acme".into(),
         reserved_ports: vec![],
+        access_log: Default::default(),
     }
 }
 

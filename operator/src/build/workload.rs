@@ -227,6 +227,21 @@ fn xds_sidecar(t: &Fleet<'_>) -> Container {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Every fleet of the tenant logs as its spec says (absent: the sidecar's default, JSON).
+    if let Some(log) = &spec.access_log {
+        args.push("--access-log".into());
+        args.push(log.format.name().into());
+        if !log.fields.is_empty() {
+            args.push("--access-log-fields".into());
+            args.push(
+                log.fields
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
     match t.gateway_fleet() {
         // The TCP and UDP listeners the sidecar serves (the ports are on both containers' Service).
         None => {
@@ -617,6 +632,40 @@ mod tests {
             .map(|a| a.parse().unwrap())
             .collect();
         assert_eq!(parsed, xds::GatewayOptions::from_spec(&gw.spec).tcp_proxies);
+    }
+
+    #[test]
+    fn the_access_log_spec_reaches_the_sidecar_and_parses_back() {
+        use crds::{AccessLogField, AccessLogFormat, AccessLogSettings};
+        let args = |gw: &crds::TenantGateway| {
+            let d = deployment(gw);
+            pod(&d).init_containers.as_ref().unwrap()[0]
+                .args
+                .clone()
+                .unwrap()
+        };
+        let mut gw = tenant("acme");
+        // Absent: no flag, the sidecar's default (JSON, default fields).
+        assert!(!args(&gw).iter().any(|a| a.starts_with("--access-log")));
+        gw.spec.access_log = Some(AccessLogSettings {
+            format: AccessLogFormat::Text,
+            fields: vec![AccessLogField::Status, AccessLogField::Route],
+        });
+        let a = args(&gw);
+        let at = a.iter().position(|x| x == "--access-log").unwrap();
+        assert_eq!(
+            a[at..at + 4],
+            [
+                "--access-log",
+                "text",
+                "--access-log-fields",
+                "status,route"
+            ]
+        );
+        let fields: Vec<AccessLogField> =
+            a[at + 3].split(',').map(|f| f.parse().unwrap()).collect();
+        assert_eq!(fields, [AccessLogField::Status, AccessLogField::Route]);
+        assert_eq!(a[at + 1].parse(), Ok(AccessLogFormat::Text));
     }
 
     #[test]

@@ -55,6 +55,12 @@ pub struct XdsArgs {
     /// Service port must be UDP).
     #[arg(long = "udp-proxy", value_name = "PORT=NS/SVC:PORT")]
     udp_proxies: Vec<xds::UdpProxy>,
+    /// Envoy's access log on stdout: json, text or off.
+    #[arg(long = "access-log", default_value = "json")]
+    access_log: crds::AccessLogFormat,
+    /// Its fields, in order, comma-separated (default: the TenantGateway's defaults).
+    #[arg(long = "access-log-fields", value_delimiter = ',')]
+    access_log_fields: Vec<crds::AccessLogField>,
 }
 
 impl XdsArgs {
@@ -75,6 +81,10 @@ impl XdsArgs {
                 tenant: self.tenant.clone(),
                 tcp_proxies: self.tcp_proxies,
                 udp_proxies: self.udp_proxies,
+                access_log: xds::AccessLog::from_settings(Some(&crds::AccessLogSettings {
+                    format: self.access_log,
+                    fields: self.access_log_fields,
+                })),
                 ..xds::GatewayOptions::default()
             },
             tenant: self.tenant,

@@ -313,6 +313,7 @@ impl ClusterEffects {
             bind_address: self.options.bind_address.clone(),
             tenant: self.options.tenant.clone(),
             reserved_ports: crate::build::names::RESERVED_POD_PORTS.to_vec(),
+            access_log: self.options.access_log.clone(),
         };
         let t = xds::translate_gateway(&objects, &options);
         self.metrics

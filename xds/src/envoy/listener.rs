@@ -2,14 +2,15 @@
 //! certificate, selected by SNI), one listener per TCP route and one UDP
 //! listener per UDP route.
 
+use super::access_log::access_logs;
 use super::filters::{gateway_chain, HttpFilters};
 use super::{
     ads_config_source, any, inline_bytes, socket, HTTPS_LISTENER, HTTPS_ROUTE_CONFIG,
     HTTP_LISTENER, HTTP_ROUTE_CONFIG, SNI_HEADER,
 };
 use crate::model::{
-    ClientAuth, ClientVerify, Model, PortListener, PortProtocol, SniCertificate, TcpChain,
-    TlsVersion, WeightedBackend,
+    AccessLog, ClientAuth, ClientVerify, Model, PortListener, PortProtocol, SniCertificate,
+    TcpChain, TlsVersion, WeightedBackend,
 };
 use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
 use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
@@ -65,8 +66,9 @@ fn http_connection_manager(
     stat_prefix: &str,
     route_config: &str,
     http_filters: Vec<HttpFilter>,
+    log: &AccessLog,
 ) -> Filter {
-    http_connection_manager_with(stat_prefix, route_config, http_filters, false)
+    http_connection_manager_with(stat_prefix, route_config, http_filters, false, log)
 }
 
 /// [`http_connection_manager`], setting [`SNI_HEADER`] when `sni_header`.
@@ -75,8 +77,10 @@ fn http_connection_manager_with(
     route_config: &str,
     http_filters: Vec<HttpFilter>,
     sni_header: bool,
+    log: &AccessLog,
 ) -> Filter {
     let hcm = HttpConnectionManager {
+        access_log: access_logs(log),
         early_header_mutation_extensions: sni_header
             .then(sni_header_mutation)
             .into_iter()
@@ -114,6 +118,7 @@ pub(super) fn tcp(model: &Model, port: u16, cluster: &str) -> Listener {
     let proxy = TcpProxy {
         stat_prefix: name.clone(),
         cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.to_string())),
+        access_log: access_logs(&model.access_log),
         ..Default::default()
     };
     Listener {
@@ -200,6 +205,7 @@ pub(super) fn http(model: &Model, filters: &HttpFilters) -> Listener {
                 HTTP_LISTENER,
                 HTTP_ROUTE_CONFIG,
                 filters.chain(),
+                &model.access_log,
             )],
             ..Default::default()
         }],
@@ -285,6 +291,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                     &name,
                     &routes.name,
                     gateway_chain(),
+                    &model.access_log,
                 )],
                 ..Default::default()
             }],
@@ -305,10 +312,11 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                         &name,
                         &c.routes.name,
                         gateway_chain(),
+                        &model.access_log,
                     )],
                     ..Default::default()
                 })
-                .chain(tcp.iter().map(|c| tcp_chain(&name, c)))
+                .chain(tcp.iter().map(|c| tcp_chain(&name, c, &model.access_log)))
                 .collect(),
             vec![tls_inspector()],
         ),
@@ -317,7 +325,11 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
         PortProtocol::Tcp(c) => (
             vec![FilterChain {
                 name: c.name.clone(),
-                filters: vec![tcp_proxy_filter(&format!("{name}|{}", c.name), &c.backends)],
+                filters: vec![tcp_proxy_filter(
+                    &format!("{name}|{}", c.name),
+                    &c.backends,
+                    &model.access_log,
+                )],
                 ..Default::default()
             }],
             vec![],
@@ -346,7 +358,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
 
 /// The filter chain of a TCP chain on a TLS listener: its SNI names to its
 /// backends, TLS terminated with its certificates or passed through.
-fn tcp_chain(listener: &str, c: &TcpChain) -> FilterChain {
+fn tcp_chain(listener: &str, c: &TcpChain, log: &AccessLog) -> FilterChain {
     FilterChain {
         name: c.name.clone(),
         filter_chain_match: sni_match(&c.server_names),
@@ -355,6 +367,7 @@ fn tcp_chain(listener: &str, c: &TcpChain) -> FilterChain {
         filters: vec![tcp_proxy_filter(
             &format!("{listener}|{}", c.name),
             &c.backends,
+            log,
         )],
         ..Default::default()
     }
@@ -395,7 +408,7 @@ fn close_connection() -> Filter {
 
 /// The TCP proxy to these backends; none (every backend failed to resolve):
 /// connections are closed.
-fn tcp_proxy_filter(stat_prefix: &str, backends: &[WeightedBackend]) -> Filter {
+fn tcp_proxy_filter(stat_prefix: &str, backends: &[WeightedBackend], log: &AccessLog) -> Filter {
     use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
         tcp_proxy, TcpProxy,
     };
@@ -416,6 +429,7 @@ fn tcp_proxy_filter(stat_prefix: &str, backends: &[WeightedBackend]) -> Filter {
     let proxy = TcpProxy {
         stat_prefix: stat_prefix.to_string(),
         cluster_specifier: Some(cluster_specifier),
+        access_log: access_logs(log),
         ..Default::default()
     };
     Filter {
@@ -484,6 +498,7 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
                 HTTPS_ROUTE_CONFIG,
                 filters.chain(),
                 client_auth,
+                &model.access_log,
             )],
             ..Default::default()
         }
@@ -491,7 +506,7 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
     let filter_chains = model
         .passthrough
         .iter()
-        .map(|c| tcp_chain(HTTPS_LISTENER, c))
+        .map(|c| tcp_chain(HTTPS_LISTENER, c, &model.access_log))
         .chain(terminated)
         .collect();
     Some(Listener {

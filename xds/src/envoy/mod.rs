@@ -2,6 +2,7 @@
 //! ADS), one file per resource or HTTP filter. Knows no source: only
 //! [`crate::model`].
 
+mod access_log;
 mod cluster;
 mod endpoint;
 mod filters;
@@ -144,6 +145,14 @@ pub(crate) fn build_gateway(model: &Model) -> EnvoyResources {
 fn any<M: Message + Name>(m: &M) -> Any {
     Any {
         type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+/// [`any`] for a message this crate mirrors (wire-compatible, own type).
+fn any_named<M: Message>(type_name: &str, m: &M) -> Any {
+    Any {
+        type_url: format!("type.googleapis.com/{type_name}"),
         value: m.encode_to_vec(),
     }
 }

@@ -308,6 +308,43 @@ pub struct ListenerAddresses {
     pub https_port: u16,
 }
 
+pub use crds::{AccessLogField, AccessLogFormat};
+
+/// How Envoy logs each request and connection on its stdout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLog {
+    pub format: AccessLogFormat,
+    /// In order; each a JSON key or a column of the text line.
+    pub fields: Vec<AccessLogField>,
+}
+
+impl Default for AccessLog {
+    /// JSON with the default fields.
+    fn default() -> Self {
+        Self {
+            format: AccessLogFormat::Json,
+            fields: AccessLogField::DEFAULT.to_vec(),
+        }
+    }
+}
+
+impl AccessLog {
+    /// A TenantGateway's `spec.accessLog` (absent, or no fields: the defaults).
+    pub fn from_settings(s: Option<&crds::AccessLogSettings>) -> Self {
+        let Some(s) = s else {
+            return Self::default();
+        };
+        Self {
+            format: s.format,
+            fields: if s.fields.is_empty() {
+                AccessLogField::DEFAULT.to_vec()
+            } else {
+                s.fields.clone()
+            },
+        }
+    }
+}
+
 /// One tenant's complete routing, from all its sources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
@@ -327,6 +364,8 @@ pub struct Model {
     /// Gateway API listeners, one per port (empty for the Ingress layout of
     /// `listeners`/`routes`/`tls`, which a Gateway's model leaves empty).
     pub ports: Vec<PortListener>,
+    /// Envoy's access log on every listener.
+    pub access_log: AccessLog,
 }
 
 /// One Envoy listener of a Gateway API Gateway: the Gateway listeners that
@@ -414,6 +453,7 @@ impl Model {
             udp: BTreeMap::new(),
             passthrough: Vec::new(),
             ports: Vec::new(),
+            access_log: AccessLog::default(),
         }
     }
 

@@ -30,6 +30,7 @@ pub(crate) fn lower(
         http_port: options.http_port,
         https_port: options.https_port,
     });
+    model.access_log = options.access_log.clone();
     let served_ingresses = ingress::lower(objects, options, &index, &mut model, diags);
     tcp::lower(options, &index, &mut model, diags);
     udp::lower(options, &index, &mut model, diags);

@@ -65,6 +65,8 @@ pub struct GatewayApiOptions {
     /// Container ports the pod already uses (Envoy admin and readiness, the
     /// sidecar's): a listener binding one is `PortUnavailable`.
     pub reserved_ports: Vec<u16>,
+    /// Envoy's access log (the TenantGateway's `spec.accessLog`).
+    pub access_log: crate::model::AccessLog,
 }
 
 impl Default for GatewayApiOptions {
@@ -73,6 +75,7 @@ impl Default for GatewayApiOptions {
             bind_address: "0.0.0.0".into(),
             tenant: String::new(),
             reserved_ports: Vec::new(),
+            access_log: crate::model::AccessLog::default(),
         }
     }
 }
@@ -379,11 +382,14 @@ impl<'a> Cx<'a> {
                 |ns| objects.namespaces.contains_key(ns),
             ),
             grants: Grants::new(objects, &mut diags),
-            model: Model::new(ListenerAddresses {
-                bind_address: options.bind_address.clone(),
-                http_port: 0,
-                https_port: 0,
-            }),
+            model: Model {
+                access_log: options.access_log.clone(),
+                ..Model::new(ListenerAddresses {
+                    bind_address: options.bind_address.clone(),
+                    http_port: 0,
+                    https_port: 0,
+                })
+            },
             diags,
         }
     }

@@ -100,6 +100,7 @@ fn options() -> GatewayApiOptions {
         bind_address: "0.0.0.0".into(),
         tenant: "acme".into(),
         reserved_ports: vec![],
+        access_log: Default::default(),
     }
 }
 
@@ -479,6 +480,7 @@ fn a_port_the_pod_itself_uses_is_unavailable() {
     )]);
     let opts = GatewayApiOptions {
         reserved_ports: vec![8081, 9901],
+        access_log: Default::default(),
         ..options()
     };
     let t = translate_gateway(&o, &opts);
