@@ -69,6 +69,73 @@ pub struct TenantGatewaySpec {
     /// object per request on Envoy's stdout, with the default fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLogSettings>,
+    /// Where the gateway pods run (every fleet of the tenant): node selector,
+    /// tolerations, affinity, topology spread, priority class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSettings>,
+    /// Run Envoy in the node's network namespace: it listens on the node's
+    /// addresses on the listener ports of the spec (`listeners`, TCP and UDP
+    /// proxies), with `dnsPolicy: ClusterFirstWithHostNet`; at most one replica
+    /// per node. The operator must be started with `--allow-host-network`
+    /// and the gateway namespace must admit privileged pods (hostNetwork is
+    /// outside the baseline and restricted Pod Security profiles).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    /// A HorizontalPodAutoscaler for every fleet of the tenant, scaling on
+    /// CPU; `replicas` must then be unset (the autoscaler owns it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSettings>,
+}
+
+/// Scheduling of the gateway pods, as in a PodSpec.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementSettings {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<k8s_openapi::api::core::v1::Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<k8s_openapi::api::core::v1::Affinity>,
+    /// Replaces the default, which spreads a fleet's replicas across nodes
+    /// (`kubernetes.io/hostname`, maxSkew 1, ScheduleAnyway); an empty list
+    /// means no constraint. A constraint without a labelSelector gets the
+    /// fleet's pod selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints:
+        Option<Vec<k8s_openapi::api::core::v1::TopologySpreadConstraint>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// An `autoscaling/v2` HorizontalPodAutoscaler on the Envoy Deployment.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSettings {
+    /// Lower bound (default 2); the PodDisruptionBudget exists when it is above 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min_replicas: Option<i32>,
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// Average CPU utilization of the pods' requests to aim for (default 80).
+    /// Envoy gets a CPU request of 100m when `envoy.resources` sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+}
+
+impl AutoscalingSettings {
+    pub const DEFAULT_MIN_REPLICAS: i32 = 2;
+    pub const DEFAULT_TARGET_CPU: i32 = 80;
+
+    pub fn min(&self) -> i32 {
+        self.min_replicas.unwrap_or(Self::DEFAULT_MIN_REPLICAS)
+    }
+    pub fn target_cpu(&self) -> i32 {
+        self.target_cpu_utilization_percentage
+            .unwrap_or(Self::DEFAULT_TARGET_CPU)
+    }
 }
 
 /// How every Envoy of the tenant logs requests (HTTP) and connections (TCP)

@@ -275,7 +275,15 @@ async fn reconcile_pass(
         // Owner references let the garbage collector remove everything.
         return Ok(Action::await_change());
     }
-    if let Err(errors) = build::validate(&gw) {
+    let mut errors = build::validate_with(&gw, &ctx.build)
+        .err()
+        .unwrap_or_default();
+    {
+        let all = ctx.gateways.state();
+        let all: Vec<&TenantGateway> = all.iter().map(|g| &**g).collect();
+        errors.extend(build::host_network_conflicts(&gw, &all));
+    }
+    if !errors.is_empty() {
         return reject_invalid_spec(&ctx, &gw, &errors, started).await;
     }
     let decision = current_claims(&ctx, &gw, stage)?;

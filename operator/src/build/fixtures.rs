@@ -11,6 +11,7 @@ pub fn ctx() -> BuildContext {
         image: "localhost/tenant-gateway:dev".into(),
         envoy_image: "localhost/envoy:1.40".into(),
         image_pull_policy: Some("IfNotPresent".into()),
+        allow_host_network: false,
     }
 }
 

@@ -246,6 +246,13 @@ fn operator_cluster_role_is_least_privilege() {
             ],
         ),
         (
+            "autoscaling",
+            "horizontalpodautoscalers",
+            &[
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ],
+        ),
+        (
             "rbac.authorization.k8s.io",
             "roles",
             &[

@@ -9,6 +9,7 @@
 mod config_maps;
 mod meta;
 pub mod names;
+mod placement;
 mod rbac;
 mod service;
 mod validate;
@@ -21,6 +22,8 @@ mod gateway_fleet_tests;
 #[cfg(test)]
 mod install_manifests_tests;
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod pss;
 #[cfg(test)]
 mod tests;
@@ -29,6 +32,10 @@ pub use config_maps::{build_bootstrap_config_map, build_claims_config_map, envoy
 pub use meta::{
     common_labels, gateway_owner_reference, gateway_selector_labels, owner_reference,
     selector_labels, Fleet, FleetNames, FleetPort, GatewayFleet,
+};
+pub use placement::{
+    build_hpa, deployment_replicas, host_network_conflicts, host_ports, min_replicas,
+    uses_host_network,
 };
 pub use rbac::{
     build_reader_role_bindings, build_self_role, build_self_role_binding, build_service_account,
@@ -41,6 +48,7 @@ use crate::claims::ClaimDecision;
 use crds::TenantGateway;
 use gwapi::gateways::Gateway;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -61,6 +69,8 @@ pub struct BuildContext {
     /// Envoy image when `spec.envoy.image` is unset.
     pub envoy_image: String,
     pub image_pull_policy: Option<String>,
+    /// `--allow-host-network`: TenantGateways may set `spec.hostNetwork`.
+    pub allow_host_network: bool,
 }
 
 impl BuildContext {
@@ -71,6 +81,7 @@ impl BuildContext {
             image: names::SIDECAR_IMAGE.into(),
             envoy_image: names::ENVOY_IMAGE.into(),
             image_pull_policy: None,
+            allow_host_network: false,
         }
     }
 }
@@ -194,6 +205,7 @@ managed_kinds! {
     Service watched: true,
     PodDisruptionBudget watched: false,
     Deployment watched: true,
+    HorizontalPodAutoscaler watched: false,
     IngressClass watched: false,
     NetworkPolicy watched: false,
 }
@@ -228,7 +240,7 @@ pub fn build_all(
     claims: &ClaimDecision,
     ctx: &BuildContext,
 ) -> Result<Vec<Desired>, BuildError> {
-    validate(gw).map_err(BuildError::Invalid)?;
+    validate_with(gw, ctx).map_err(BuildError::Invalid)?;
     let t = Fleet::tenant(gw, ctx)?;
     let mut out = build_fleet(&t, claims)?;
     out.extend(build_ingress_class(&t).map(Desired::IngressClass));
@@ -248,12 +260,30 @@ pub fn build_gateway_fleet(
     gateway: &Gateway,
     namespaces: &[Namespace],
 ) -> Result<Vec<Desired>, BuildError> {
-    validate(gw).map_err(BuildError::Invalid)?;
+    validate_with(gw, ctx).map_err(BuildError::Invalid)?;
     let labels = claimed_namespace_labels(claims, namespaces);
     let f = Fleet::gateway(gw, ctx, gateway, labels)?;
     let mut out = build_fleet(&f, claims)?;
     out.extend(build_network_policy(&f).map(Desired::NetworkPolicy));
     Ok(out)
+}
+
+/// [`validate`], and what the operator's settings allow: `spec.hostNetwork`
+/// only with `--allow-host-network`.
+pub fn validate_with(gw: &TenantGateway, ctx: &BuildContext) -> Result<(), Vec<SpecError>> {
+    let mut errs = validate(gw).err().unwrap_or_default();
+    if gw.spec.host_network && !ctx.allow_host_network {
+        errs.push(SpecError::new(
+            "spec.hostNetwork",
+            "this operator does not allow hostNetwork gateways (an admin starts it with \
+             --allow-host-network, and the gateway namespace must admit privileged pods)",
+        ));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
 }
 
 /// The labels of each claimed namespace (none for one not in `namespaces`).
@@ -288,6 +318,7 @@ fn build_fleet(f: &Fleet<'_>, claims: &ClaimDecision) -> Result<Vec<Desired>, Bu
     out.push(Desired::Service(build_service(f)));
     out.extend(build_pdb(f).map(Desired::PodDisruptionBudget));
     out.push(Desired::Deployment(build_envoy_deployment(f, &bootstrap)));
+    out.extend(build_hpa(f).map(Desired::HorizontalPodAutoscaler));
     Ok(out)
 }
 

@@ -55,10 +55,8 @@ pub fn build_service(t: &Fleet<'_>) -> Service {
 /// Only with more than one replica: a PDB on a single replica would block
 /// node drains forever.
 pub fn build_pdb(t: &Fleet<'_>) -> Option<PodDisruptionBudget> {
-    let replicas =
-        t.gw.spec
-            .replicas
-            .unwrap_or(super::workload::DEFAULT_REPLICAS);
+    // Under an autoscaler: its lower bound.
+    let replicas = super::placement::min_replicas(t.gw);
     (replicas > 1).then(|| PodDisruptionBudget {
         metadata: t.meta_in_gateway_ns(t.names().workload.clone()),
         spec: Some(PodDisruptionBudgetSpec {

@@ -346,6 +346,12 @@ fn network_policy_only_when_enabled_and_only_the_serving_ports() {
 fn every_built_kind_is_a_managed_kind() {
     let mut gw = full_tenant();
     gw.spec.network_policy = Some(crds::NetworkPolicySettings { enabled: true });
+    gw.spec.replicas = None;
+    gw.spec.autoscaling = Some(crds::AutoscalingSettings {
+        min_replicas: Some(2),
+        max_replicas: 4,
+        target_cpu_utilization_percentage: None,
+    });
     let objs = build_all(&gw, &claims(&["acme-shop"], &[]), &ctx()).unwrap();
     let built: std::collections::BTreeSet<&str> = objs.iter().map(|d| d.kind()).collect();
     let table: std::collections::BTreeSet<&str> = MANAGED_KINDS.iter().map(|k| k.kind).collect();

@@ -16,7 +16,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
@@ -75,6 +75,7 @@ pub fn validate(gw: &TenantGateway) -> Result<(), Vec<SpecError>> {
     let listener_ports = validate_listeners(gw, &mut errs);
     validate_tcp_proxies(gw, &listener_ports, &mut errs);
     validate_udp_proxies(gw, &mut errs);
+    super::placement::validate_placement(gw, &mut errs);
 
     for key in spec.service.annotations.keys() {
         if let Err(m) = qualified_name(key) {
@@ -343,7 +344,7 @@ fn name_chars_ok(s: &str) -> bool {
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-fn label_value(s: &str) -> Result<(), String> {
+pub(crate) fn label_value(s: &str) -> Result<(), String> {
     if s.is_empty() || (s.len() <= 63 && name_chars_ok(s)) {
         Ok(())
     } else {

@@ -3,8 +3,8 @@
 
 use super::meta::Fleet;
 use super::names::{
-    BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER, ENVOY_HEALTH_PORT,
-    HEALTH_PORT, METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
+    ADMIN_PORT, BOOTSTRAP_DIR, BOOTSTRAP_HASH_ANNOTATION, BOOTSTRAP_KEY, ENVOY_CONTAINER,
+    ENVOY_HEALTH_PORT, HEALTH_PORT, METRICS_PORT, SIDECAR_CONTAINER, SOCKET_DIR, SOCKET_PATH,
 };
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -14,8 +14,7 @@ use k8s_openapi::api::core::v1::{
     DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PodSecurityContext,
     PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
-    SecurityContext, ServiceAccountTokenProjection, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeProjection,
+    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -55,19 +54,13 @@ pub fn build_envoy_deployment(t: &Fleet<'_>, bootstrap_yaml: &str) -> Deployment
     Deployment {
         metadata: t.meta_in_gateway_ns(t.names().workload.clone()),
         spec: Some(DeploymentSpec {
-            replicas: Some(t.gw.spec.replicas.unwrap_or(DEFAULT_REPLICAS)),
+            // Unset under an autoscaler: it owns the count.
+            replicas: super::placement::deployment_replicas(t.gw),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 match_expressions: None,
             },
-            // Surge first: a new pod is Ready before an old one drains.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
+            strategy: Some(rollout(t)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -82,7 +75,31 @@ pub fn build_envoy_deployment(t: &Fleet<'_>, bootstrap_yaml: &str) -> Deployment
     }
 }
 
+/// Surge first: a new pod is Ready before an old one drains. On the host
+/// network a surge pod would find its node's ports taken: replace in place,
+/// one node at a time (the PDB still bounds voluntary evictions).
+fn rollout(t: &Fleet<'_>) -> DeploymentStrategy {
+    let (surge, unavailable) = if super::placement::uses_host_network(t) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(surge)),
+            max_unavailable: Some(IntOrString::Int(unavailable)),
+        }),
+    }
+}
+
 fn pod_spec(t: &Fleet<'_>, selector: std::collections::BTreeMap<String, String>) -> PodSpec {
+    let mut pod = base_pod_spec(t);
+    super::placement::apply_placement(t, &selector, &mut pod);
+    pod
+}
+
+fn base_pod_spec(t: &Fleet<'_>) -> PodSpec {
     PodSpec {
         service_account_name: Some(t.names().workload.clone()),
         automount_service_account_token: Some(false),
@@ -103,16 +120,6 @@ fn pod_spec(t: &Fleet<'_>, selector: std::collections::BTreeMap<String, String>)
         init_containers: Some(vec![xds_sidecar(t)]),
         containers: vec![envoy(t)],
         volumes: Some(volumes(t)),
-        topology_spread_constraints: Some(vec![TopologySpreadConstraint {
-            max_skew: 1,
-            topology_key: "kubernetes.io/hostname".into(),
-            when_unsatisfiable: "ScheduleAnyway".into(),
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector),
-                match_expressions: None,
-            }),
-            ..Default::default()
-        }]),
         ..Default::default()
     }
 }
@@ -318,11 +325,18 @@ fn envoy(t: &Fleet<'_>) -> Container {
         "immediate",
         "--disable-hot-restart",
     ];
-    let ports = t
+    let mut ports: Vec<ContainerPort> = t
         .ports()
         .into_iter()
         .map(|p| container_port(p.name, p.container_port, p.protocol))
         .collect();
+    if super::placement::uses_host_network(t) {
+        // Declared so that the scheduler reserves them on the node (a
+        // hostNetwork pod's container ports are its host ports); admin still
+        // listens on 127.0.0.1 only.
+        ports.push(tcp_port("envoy-ready".into(), ENVOY_HEALTH_PORT));
+        ports.push(tcp_port("envoy-admin".into(), ADMIN_PORT));
+    }
     Container {
         name: ENVOY_CONTAINER.into(),
         image: Some(
@@ -348,7 +362,7 @@ fn envoy(t: &Fleet<'_>) -> Container {
             }),
             ..Default::default()
         }),
-        resources: spec.envoy.resources.clone(),
+        resources: envoy_resources(t),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![
             mount(BOOTSTRAP_VOLUME, BOOTSTRAP_DIR, true),
@@ -357,6 +371,24 @@ fn envoy(t: &Fleet<'_>) -> Container {
         ]),
         ..Default::default()
     }
+}
+
+/// Envoy's CPU request under an autoscaler when `envoy.resources` sets none.
+pub const AUTOSCALED_ENVOY_CPU_REQUEST: &str = "100m";
+
+/// `spec.envoy.resources`; under an autoscaler with a CPU request (the HPA's
+/// utilization is relative to the pods' requests).
+fn envoy_resources(t: &Fleet<'_>) -> Option<ResourceRequirements> {
+    let mut r = t.gw.spec.envoy.resources.clone();
+    if t.gw.spec.autoscaling.is_some() {
+        let req = r
+            .get_or_insert_with(Default::default)
+            .requests
+            .get_or_insert_with(Default::default);
+        req.entry("cpu".into())
+            .or_insert_with(|| Quantity(AUTOSCALED_ENVOY_CPU_REQUEST.into()));
+    }
+    r
 }
 
 fn empty_dir(name: &str) -> Volume {

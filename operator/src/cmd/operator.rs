@@ -25,6 +25,11 @@ pub struct Args {
     envoy_image: String,
     #[arg(long, env = "TG_IMAGE_PULL_POLICY")]
     image_pull_policy: Option<String>,
+    /// Let TenantGateways run Envoy on the host network (`spec.hostNetwork`);
+    /// their gateway namespace must admit privileged pods.
+    #[arg(long, env = "TG_ALLOW_HOST_NETWORK", action = clap::ArgAction::Set,
+          num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    allow_host_network: bool,
     /// /healthz and /metrics.
     #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::UNSPECIFIED, names::OPERATOR_HTTP_PORT)))]
     http_addr: SocketAddr,
@@ -38,6 +43,7 @@ impl Args {
             image: self.image.clone(),
             envoy_image: self.envoy_image.clone(),
             image_pull_policy: self.image_pull_policy.clone(),
+            allow_host_network: self.allow_host_network,
         }
     }
 
@@ -67,6 +73,7 @@ impl Args {
             image: defaults.image,
             envoy_image: defaults.envoy_image,
             image_pull_policy: defaults.image_pull_policy,
+            allow_host_network: defaults.allow_host_network,
             http_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, names::OPERATOR_HTTP_PORT)),
         }
     }
@@ -235,6 +242,51 @@ mod tests {
             assert_eq!(ctx.envoy_image, envoy_image, "{name}");
             assert_eq!(ctx.image_pull_policy.as_deref(), pull, "{name}");
         }
+    }
+
+    #[test]
+    fn allow_host_network_from_flag_or_env() {
+        let cases = [
+            ("default", container(&[], &["operator"], vec![]), false),
+            (
+                "bare flag",
+                container(&[], &["operator", "--allow-host-network"], vec![]),
+                true,
+            ),
+            (
+                "flag with value",
+                container(&[], &["operator", "--allow-host-network=false"], vec![]),
+                false,
+            ),
+            (
+                "env",
+                container(
+                    &[],
+                    &["operator"],
+                    vec![env("TG_ALLOW_HOST_NETWORK", "true")],
+                ),
+                true,
+            ),
+            (
+                "flag over env, other settings still read",
+                container(
+                    &[],
+                    &["operator", "--allow-host-network=false", "--image=reg/tg:9"],
+                    vec![env("TG_ALLOW_HOST_NETWORK", "true")],
+                ),
+                false,
+            ),
+        ];
+        for (name, c, want) in cases {
+            let ctx = Args::of_container(&c).build_context();
+            assert_eq!(ctx.allow_host_network, want, "{name}");
+        }
+        let c = container(
+            &[],
+            &["operator", "--allow-host-network", "--image=reg/tg:9"],
+            vec![],
+        );
+        assert_eq!(Args::of_container(&c).build_context().image, "reg/tg:9");
     }
 
     #[test]

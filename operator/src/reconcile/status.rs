@@ -73,7 +73,14 @@ pub fn applied(
 ) -> StatusUpdate {
     let old = gw.status.clone().unwrap_or_default();
     let generation = gw.metadata.generation;
-    let replicas = gw.spec.replicas.unwrap_or(DEFAULT_REPLICAS);
+    // Under an autoscaler: what it last asked the Deployment for.
+    let replicas = match &gw.spec.autoscaling {
+        Some(a) => deployment
+            .and_then(|d| d.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .unwrap_or(a.min()),
+        None => gw.spec.replicas.unwrap_or(DEFAULT_REPLICAS),
+    };
     let (ready, ready_msg) = deployment_ready(deployment, replicas);
     let conflicts = decision.conflicts.clone();
     let conds = conditions::merge(

@@ -226,6 +226,29 @@ fn applied_status_table() {
     }
 }
 
+/// Under an autoscaler the wanted count is what it last set on the
+/// Deployment (its minimum before it has set any).
+#[test]
+fn autoscaled_ready_message_counts_against_the_deployment_replicas() {
+    let mut gw = gateway(1, None);
+    gw.spec.autoscaling = Some(crds::AutoscalingSettings {
+        min_replicas: Some(2),
+        max_replicas: 8,
+        target_cpu_utilization_percentage: None,
+    });
+    let ready_message = |d: &Deployment| {
+        let u = applied(&gw, &claims(&["acme-shop"], &[]), Some(d), None, &at(0));
+        condition_named(&u.status, "Ready").message.clone()
+    };
+    let mut d = deployment(3, 5);
+    assert_eq!(ready_message(&d), "3/2 replicas available, 5 updated");
+    d.spec = Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+        replicas: Some(5),
+        ..Default::default()
+    });
+    assert_eq!(ready_message(&d), "3/5 replicas available, 5 updated");
+}
+
 /// A second pass over the same world writes nothing, keeps every transition
 /// time, and does not repeat the conflict Event; a flip moves only its time.
 #[test]
