@@ -85,6 +85,12 @@ pub struct TenantGatewaySpec {
     /// CPU; `replicas` must then be unset (the autoscaler owns it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSettings>,
+    /// The addresses (IPs or DNS names) to publish in the status of the
+    /// tenant's Ingresses and of this TenantGateway instead of the computed
+    /// ones (as ingress-nginx's `--publish-status-address`): e.g. the address
+    /// of a load balancer the cluster does not manage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish_status_addresses: Vec<String>,
 }
 
 /// Scheduling of the gateway pods, as in a PodSpec.
@@ -479,6 +485,10 @@ pub struct GatewayAddress {
     #[serde(rename = "type")]
     pub type_: String,
     pub value: String,
+    /// The ports to use at this address where they are not 80 and 443
+    /// (NodePorts; a hostNetwork gateway's listener ports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<i32>,
 }
 
 /// The CRD manifest as YAML, exactly as checked in under `config/crd/`.

@@ -13,7 +13,7 @@ use crate::metrics::OperatorMetrics;
 use crds::{TenantGateway, TenantGatewayStatus, LABEL_MANAGED_BY, LABEL_TENANT, MANAGER};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -92,6 +92,10 @@ pub struct Context {
     pub build: BuildContext,
     pub gateways: Store<TenantGateway>,
     pub namespaces: Store<Namespace>,
+    /// For the addresses NodePort and hostNetwork gateways publish.
+    pub nodes: Store<Node>,
+    /// The operator's own Services (managed-by label), read without a request.
+    pub services: Store<Service>,
     pub recorder: Recorder,
     pub metrics: Arc<OperatorMetrics>,
     /// [`RECONCILE_TIMEOUT`] in the operator; short in tests.
@@ -287,7 +291,9 @@ async fn reconcile_pass(
         return reject_invalid_spec(&ctx, &gw, &errors, started).await;
     }
     let decision = current_claims(&ctx, &gw, stage)?;
-    let desired = build_all(&gw, &decision, &ctx.build)?;
+    let mut desired = build_all(&gw, &decision, &ctx.build)?;
+    let published = published_addresses(&ctx, &gw);
+    build::set_published_addresses(&mut desired, &published);
     apply_all(&ctx.client, &desired, stage).await?;
     stage.set("deleting stale objects");
     delete_stale(
@@ -355,6 +361,23 @@ fn current_claims(
     let reserved = ctx.build.operator_namespace.as_str();
     resolve_claims(&ctx.gateways.state(), &namespaces, reserved, &gw.name_any())
         .map_err(ReconcileError::Claims)
+}
+
+/// The addresses the tenant's fleet publishes, from the cached Service (its
+/// NodePorts, load-balancer ingress) and Nodes: no request, so a pass that
+/// has not seen the Service yet publishes what it can and the Service's own
+/// watch event brings the next pass.
+fn published_addresses(
+    ctx: &Context,
+    gw: &TenantGateway,
+) -> Vec<k8s_openapi::api::networking::v1::IngressLoadBalancerIngress> {
+    let tenant = gw.name_any();
+    let gw_ns = names::gateway_namespace(gw, &ctx.build.operator_namespace);
+    let svc = ctx
+        .services
+        .get(&ObjectRef::new(&names::service_name(&tenant)).within(&gw_ns));
+    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| (**n).clone()).collect();
+    build::published_addresses(gw, gw.spec.host_network, svc.as_deref(), &nodes)
 }
 
 /// The live Deployment and Service the status reports on.
@@ -449,6 +472,20 @@ pub async fn run(
     .reflect(ns_writer);
     tokio::spawn(ns_stream.for_each(|_| async {}));
 
+    // Nodes and the operator's own Services, for the published addresses.
+    let (node_store, node_writer) = kube::runtime::reflector::store::<Node>();
+    let node_stream = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|n: &mut Node| n.managed_fields_mut().clear())
+        .reflect(node_writer);
+    tokio::spawn(node_stream.for_each(|_| async {}));
+    let (svc_store, svc_writer) = kube::runtime::reflector::store::<Service>();
+    let svc_stream = watcher(Api::<Service>::all(client.clone()), managed.clone())
+        .default_backoff()
+        .modify(|s: &mut Service| s.managed_fields_mut().clear())
+        .reflect(svc_writer);
+    tokio::spawn(svc_stream.for_each(|_| async {}));
+
     // Claims are computed only from a complete view of the Namespaces: wait for
     // the first full list here, once, before any reconcile can run. (A Store's
     // `wait_until_ready` wakes only the last of several tasks waiting at once:
@@ -464,8 +501,17 @@ pub async fn run(
         }
         _ = shutdown.clone() => return,
     }
+    // Addresses too (a pass before would publish the cluster IP for a moment).
+    tokio::select! {
+        _ = async {
+            let _ = node_store.wait_until_ready().await;
+            let _ = svc_store.wait_until_ready().await;
+        } => {}
+        _ = shutdown.clone() => return,
+    }
     tracing::info!(
         namespaces = ns_store.state().len(),
+        nodes = node_store.state().len(),
         ms = t0.elapsed().as_millis() as u64,
         "Namespace cache synced"
     );
@@ -486,6 +532,7 @@ pub async fn run(
     let gw_store = controller.store();
     let for_ns = gw_store.clone();
     let for_gw = gw_store.clone();
+    let for_nodes = gw_store.clone();
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -498,6 +545,8 @@ pub async fn run(
         build,
         gateways: gw_store,
         namespaces: ns_store,
+        nodes: node_store.clone(),
+        services: svc_store,
         recorder,
         metrics,
         reconcile_timeout: RECONCILE_TIMEOUT,
@@ -516,6 +565,12 @@ pub async fn run(
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default(),
             move |_ns: Namespace| all_refs(&for_ns),
+        )
+        // A node joining, leaving or changing address moves published addresses.
+        .watches(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            move |_n: Node| all_refs(&for_nodes),
         )
         // One tenant's spec or deletion can hand namespaces to another.
         .watches(
@@ -608,6 +663,8 @@ mod tests {
             build: BuildContext::with_defaults(names::OPERATOR_NAMESPACE),
             gateways,
             namespaces,
+            nodes: kube::runtime::reflector::store::<Node>().0,
+            services: kube::runtime::reflector::store::<Service>().0,
             recorder: Recorder::new(
                 client,
                 Reporter {

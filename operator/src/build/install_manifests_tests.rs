@@ -210,6 +210,7 @@ fn operator_cluster_role_is_least_privilege() {
             &["get", "patch", "update"],
         ),
         ("", "namespaces", &["get", "list", "watch"]),
+        ("", "nodes", &["get", "list", "watch"]),
         (
             "",
             "serviceaccounts",

@@ -6,6 +6,7 @@
 //! sidecar never learns a namespace before it may read it), then Service, PDB,
 //! Deployment and IngressClass.
 
+mod addresses;
 mod config_maps;
 mod meta;
 pub mod names;
@@ -28,6 +29,10 @@ mod pss;
 #[cfg(test)]
 mod tests;
 
+pub use addresses::{
+    annotation_value, gateway_addresses, published_addresses, published_on,
+    PUBLISHED_ADDRESSES_ANNOTATION,
+};
 pub use config_maps::{build_bootstrap_config_map, build_claims_config_map, envoy_bootstrap_yaml};
 pub use meta::{
     common_labels, gateway_owner_reference, gateway_selector_labels, owner_reference,
@@ -266,6 +271,25 @@ pub fn build_gateway_fleet(
     let mut out = build_fleet(&f, claims)?;
     out.extend(build_network_policy(&f).map(Desired::NetworkPolicy));
     Ok(out)
+}
+
+/// Puts the published addresses (see [`published_addresses`]) on the fleet's
+/// Service in `desired`, for the sidecar and the status.
+pub fn set_published_addresses(
+    desired: &mut [Desired],
+    addresses: &[k8s_openapi::api::networking::v1::IngressLoadBalancerIngress],
+) {
+    for d in desired {
+        if let Desired::Service(s) = d {
+            s.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(
+                    PUBLISHED_ADDRESSES_ANNOTATION.to_string(),
+                    annotation_value(addresses),
+                );
+        }
+    }
 }
 
 /// [`validate`], and what the operator's settings allow: `spec.hostNetwork`

@@ -76,6 +76,14 @@ pub fn validate(gw: &TenantGateway) -> Result<(), Vec<SpecError>> {
     validate_tcp_proxies(gw, &listener_ports, &mut errs);
     validate_udp_proxies(gw, &mut errs);
     super::placement::validate_placement(gw, &mut errs);
+    for (i, a) in spec.publish_status_addresses.iter().enumerate() {
+        if a.parse::<std::net::IpAddr>().is_err() && dns1123_subdomain(a).is_err() {
+            errs.push(SpecError::new(
+                format!("spec.publishStatusAddresses[{i}]"),
+                format!("{a:?} is neither an IP address nor a DNS name"),
+            ));
+        }
+    }
 
     for key in spec.service.annotations.keys() {
         if let Err(m) = qualified_name(key) {

@@ -177,8 +177,15 @@ fn deployment_ready(d: Option<&Deployment>, want: i32) -> (bool, String) {
 }
 
 /// The load balancer's addresses, else the cluster IP.
+/// What the operator published on the Service (see
+/// [`crate::build::published_addresses`]); a Service without the
+/// annotation (an older operator's): its load-balancer ingress, else its
+/// cluster IP.
 fn service_addresses(s: Option<&Service>) -> Vec<GatewayAddress> {
     let Some(s) = s else { return vec![] };
+    if let Some(published) = crate::build::published_on(s) {
+        return crate::build::gateway_addresses(&published);
+    }
     let mut out: Vec<GatewayAddress> = s
         .status
         .as_ref()
@@ -205,6 +212,7 @@ fn address(type_: &str, value: &str) -> GatewayAddress {
     GatewayAddress {
         type_: type_.into(),
         value: value.into(),
+        ports: vec![],
     }
 }
 

@@ -9,6 +9,11 @@ use k8s_openapi::api::networking::v1::{
 /// when it has one, else its cluster IPs (documented; NodePort users can
 /// publish their own address through a LoadBalancer Service instead).
 pub fn published_addresses(svc: &Service) -> Vec<IngressLoadBalancerIngress> {
+    // What the operator published (node addresses for NodePort and
+    // hostNetwork, an admin override): it can read Nodes, the sidecar cannot.
+    if let Some(published) = crate::build::published_on(svc) {
+        return published;
+    }
     let lb: Vec<IngressLoadBalancerIngress> = svc
         .status
         .as_ref()
