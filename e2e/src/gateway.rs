@@ -63,20 +63,25 @@ pub fn install_operator() -> Result<()> {
             .args(["apply", "--server-side", "--force-conflicts", "-k"])
             .arg(repo().join("config"));
         run(apply).map_err(|e| format!("{e:#}"))?;
-        let mut wait = kubectl();
-        wait.args([
-            "-n",
-            SYSTEM_NS,
-            "rollout",
-            "status",
-            "deployment/tenant-gateway",
-            "--timeout=180s",
-        ]);
-        run(wait).map_err(|e| format!("{e:#}"))?;
+        wait_operator_rollout().map_err(|e| format!("{e:#}"))?;
         Ok(())
     })
     .clone()
     .map_err(|e| anyhow!(e))
+}
+
+/// Wait until the operator Deployment's rollout is complete (180 s).
+pub fn wait_operator_rollout() -> Result<()> {
+    let mut wait = kubectl();
+    wait.args([
+        "-n",
+        SYSTEM_NS,
+        "rollout",
+        "status",
+        "deployment/tenant-gateway",
+        "--timeout=180s",
+    ]);
+    run(wait).map(|_| ())
 }
 
 pub fn obj<T: k8s_openapi::serde::de::DeserializeOwned>(v: serde_json::Value) -> T {

@@ -8,7 +8,9 @@
 //! admin interface, the xDS socket in an emptyDir.
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use e2e::gateway::{get, install_operator, kubectl, obj, repo, run, tgw_api, API, SYSTEM_NS};
+use e2e::gateway::{
+    get, install_operator, obj, repo, tgw_api, wait_operator_rollout, API, SYSTEM_NS,
+};
 use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
@@ -27,19 +29,6 @@ use std::time::Duration;
 /// Ports a gateway pod may answer on from outside: listeners, Envoy's
 /// readiness listener, the sidecar's health and metrics.
 const ALLOWED_OPEN_PORTS: [u16; 5] = [8080, 8443, 8002, 8081, 9102];
-
-fn wait_operator_rollout() -> Result<()> {
-    let mut wait = kubectl();
-    wait.args([
-        "-n",
-        SYSTEM_NS,
-        "rollout",
-        "status",
-        "deployment/tenant-gateway",
-        "--timeout=180s",
-    ]);
-    run(wait).map(|_| ())
-}
 
 async fn create_tgw(c: &Client, name: &str, namespace: &str) -> Result<()> {
     let tgw: DynamicObject = obj(serde_json::json!({

@@ -180,17 +180,7 @@ fn set_operator_env(value: Option<&str>) -> Result<()> {
         None => set.arg("TG_ALLOW_HOST_NETWORK-"),
     };
     run(set)?;
-    let mut wait = kubectl();
-    wait.args([
-        "-n",
-        SYSTEM_NS,
-        "rollout",
-        "status",
-        "deployment/tenant-gateway",
-        "--timeout=180s",
-    ]);
-    run(wait)?;
-    Ok(())
+    wait_operator_rollout()
 }
 
 /// hostNetwork is refused until the operator allows it; then the fleet runs
