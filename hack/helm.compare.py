@@ -23,22 +23,28 @@ import yaml
 CONFIG_NAMESPACE = "tenant-gateway-system"
 
 
-def load(path):
+def key(o):
+    meta = o.get("metadata") or {}
+    return "{}/{}/{}/{}".format(
+        o.get("apiVersion"), o.get("kind"), meta.get("namespace", ""), meta.get("name")
+    )
+
+
+def keyed(docs, what):
     objs = {}
-    with open(path) as f:
-        for doc in yaml.safe_load_all(f):
-            if doc is None:
-                continue
-            meta = doc.get("metadata") or {}
-            key = "{}/{}/{}/{}".format(
-                doc.get("apiVersion"), doc.get("kind"), meta.get("namespace", ""), meta.get("name")
-            )
-            if key in objs:
-                sys.exit(f"{path}: {key} twice")
-            objs[key] = doc
+    for o in docs:
+        k = key(o)
+        if k in objs:
+            sys.exit(f"{what}: {k} twice")
+        objs[k] = o
     if not objs:
-        sys.exit(f"{path}: no objects")
+        sys.exit(f"{what}: no objects")
     return objs
+
+
+def load(path):
+    with open(path) as f:
+        return keyed([d for d in yaml.safe_load_all(f) if d is not None], path)
 
 
 def replace_namespace(v, ns):
@@ -66,10 +72,7 @@ def equal(args):
         rest = rest[2:]
     kust, helm = load(kust_path), load(helm_path)
     if ns:
-        kust = {
-            k.replace(f"/{CONFIG_NAMESPACE}/", f"/{ns}/"): replace_namespace(o, ns)
-            for k, o in kust.items()
-        }
+        kust = keyed([replace_namespace(o, ns) for o in kust.values()], kust_path)
     failed = False
     allowed_seen = set()
     for key in sorted(kust.keys() - helm.keys()):
@@ -143,4 +146,5 @@ def values(args):
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)
     {"equal": equal, "values": values}[sys.argv[1]](sys.argv[2:])
