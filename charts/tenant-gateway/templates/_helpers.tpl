@@ -25,15 +25,23 @@ app.kubernetes.io/name: tenant-gateway
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* A tag YAML read as a number (1.40 -> 1.4) would name another image: refuse it. */}}
+{{- define "tenant-gateway.tag" -}}
+{{- if kindIs "float64" .tag -}}
+{{- fail (printf "%s is the number %v (YAML reads a tag such as 1.40 as 1.4): quote the tag in the values file, or use --set-string" .what .tag) -}}
+{{- end -}}
+{{- .tag -}}
+{{- end }}
+
 {{- define "tenant-gateway.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | toString }}
+{{ .Values.image.repository }}:{{ include "tenant-gateway.tag" (dict "tag" .Values.image.tag "what" "image.tag") }}
 {{- end }}
 
 {{/* TG_IMAGE: sidecarImage, each part defaulting to the operator image's. */}}
 {{- define "tenant-gateway.sidecarImage" -}}
-{{ .Values.sidecarImage.repository | default .Values.image.repository }}:{{ .Values.sidecarImage.tag | default .Values.image.tag | toString }}
+{{ .Values.sidecarImage.repository | default .Values.image.repository }}:{{ include "tenant-gateway.tag" (dict "tag" (.Values.sidecarImage.tag | default .Values.image.tag) "what" "sidecarImage.tag") }}
 {{- end }}
 
 {{- define "tenant-gateway.envoyImage" -}}
-{{ .Values.envoyImage.repository }}:{{ .Values.envoyImage.tag | toString }}
+{{ .Values.envoyImage.repository }}:{{ include "tenant-gateway.tag" (dict "tag" .Values.envoyImage.tag "what" "envoyImage.tag") }}
 {{- end }}
