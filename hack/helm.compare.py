@@ -118,6 +118,7 @@ def values(args):
         ("TG_IMAGE (sidecar)", env.get("TG_IMAGE"), "reg.example/sidecar:1.2.3"),
         ("TG_ENVOY_IMAGE", env.get("TG_ENVOY_IMAGE"), "reg.example/envoy:1.40.1"),
         ("TG_IMAGE_PULL_POLICY", env.get("TG_IMAGE_PULL_POLICY"), "Always"),
+        ("TG_ALLOW_HOST_NETWORK", env.get("TG_ALLOW_HOST_NETWORK"), "true"),
         ("RUST_LOG", env.get("RUST_LOG"), "info,tenant_gateway=debug"),
         ("resources", c["resources"], {"limits": {"memory": "512Mi"}}),
         ("nodeSelector", pod["spec"].get("nodeSelector"), {"pool": "system"}),
