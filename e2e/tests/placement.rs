@@ -75,7 +75,8 @@ async fn wait_condition(c: &Client, name: &str, ty: &str, want: &str) -> Result<
 /// A fleet pinned by nodeSelector waits Pending until a node carries the
 /// label, then runs there and serves; autoscaling creates an HPA that the
 /// cluster's HPA controller acts on (the Deployment is created without
-/// replicas, the HPA raises it to minReplicas) and a PDB for minReplicas 2.
+/// replicas, the HPA raises it to minReplicas) and a PDB for minReplicas 2;
+/// the statuses publish the node address with the NodePorts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_selector_pins_the_fleet_and_the_hpa_owns_its_replicas() -> Result<()> {
     if skip_requested("node_selector_pins_the_fleet_and_the_hpa_owns_its_replicas") {
@@ -163,6 +164,58 @@ async fn node_selector_pins_the_fleet_and_the_hpa_owns_its_replicas() -> Result<
             let on = p.spec.as_ref().and_then(|s| s.node_name.clone());
             assert_eq!(on.as_deref(), Some(node.as_str()));
         }
+
+        // A NodePort gateway publishes the node's address with its NodePorts,
+        // in the TenantGateway status and in the Ingress status, not the
+        // unreachable-from-outside cluster IP.
+        let node_ip = addr.ip().to_string();
+        let t = wait_until(
+            "TenantGateway status shows the node address",
+            Duration::from_secs(60),
+            || async {
+                let t = tgw_api(&c).get(&tenant).await?;
+                let first = &t.data["status"]["addresses"][0];
+                Ok((first["value"] == node_ip.as_str()).then_some(first.clone()))
+            },
+        )
+        .await?;
+        assert_eq!(t["type"], "IPAddress");
+        assert_eq!(
+            t["ports"][0],
+            i64::from(addr.port()),
+            "the http NodePort first: {t}"
+        );
+        let ing = wait_until(
+            "Ingress status shows the node address",
+            Duration::from_secs(60),
+            || async {
+                let i = ns
+                    .api::<k8s_openapi::api::networking::v1::Ingress>()
+                    .get("web")
+                    .await?;
+                let lb = i
+                    .status
+                    .and_then(|s| s.load_balancer)
+                    .and_then(|l| l.ingress)
+                    .unwrap_or_default();
+                Ok(
+                    (lb.first().and_then(|a| a.ip.as_deref()) == Some(node_ip.as_str()))
+                        .then_some(lb),
+                )
+            },
+        )
+        .await?;
+        let ports: Vec<i32> = ing[0].ports.iter().flatten().map(|p| p.port).collect();
+        assert_eq!(ports.len(), 2, "http and https NodePorts: {ports:?}");
+        assert_eq!(ports[0], i32::from(addr.port()));
+        // The published address answers.
+        served_from(
+            SocketAddr::new(addr.ip(), ports[0] as u16),
+            "placed.example.com",
+            "/",
+            &ns.name,
+        )
+        .await?;
         Ok::<_, anyhow::Error>(())
     })
     .await;
