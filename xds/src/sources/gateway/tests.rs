@@ -101,6 +101,7 @@ fn options() -> GatewayApiOptions {
         tenant: "acme".into(),
         reserved_ports: vec![],
         access_log: Default::default(),
+        client_address: Default::default(),
     }
 }
 
@@ -481,6 +482,7 @@ fn a_port_the_pod_itself_uses_is_unavailable() {
     let opts = GatewayApiOptions {
         reserved_ports: vec![8081, 9901],
         access_log: Default::default(),
+        client_address: Default::default(),
         ..options()
     };
     let t = translate_gateway(&o, &opts);
