@@ -375,6 +375,59 @@ pub struct ListenerSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub https_port: Option<u16>,
+    /// Expect a PROXY protocol header (v1 or v2) at the start of every TCP
+    /// connection, as a load balancer configured for it sends: the address
+    /// in the header is the client's (default: off; a connection without
+    /// the header is then refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocolSettings>,
+    /// Which X-Forwarded-For entries to believe (default: none, the client is
+    /// the connection's peer, or the PROXY protocol's address).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "clientIPDetection"
+    )]
+    pub client_ip_detection: Option<ClientIpDetection>,
+}
+
+/// The PROXY protocol on the tenant's TCP listeners (HTTP, HTTPS, TCP
+/// proxies and Gateway API listeners; not UDP).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyProtocolSettings {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// How the client address of an HTTP request is found behind proxies that
+/// append to X-Forwarded-For.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientIpDetection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_forwarded_for: Option<XForwardedForSettings>,
+}
+
+/// One of `numTrustedHops` and `trustedCIDRs`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct XForwardedForSettings {
+    /// The number of proxies in front of the gateway that each append their
+    /// peer to X-Forwarded-For: the client is the entry that many places
+    /// from the right (before the gateway appends its own peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub num_trusted_hops: Option<u32>,
+    /// Peers (and X-Forwarded-For entries) in these ranges are trusted
+    /// proxies: the client is the rightmost entry outside them, believed
+    /// only when the connection's peer is in one of them.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        rename = "trustedCIDRs"
+    )]
+    pub trusted_cidrs: Vec<String>,
 }
 
 impl ListenerSettings {
@@ -394,6 +447,27 @@ pub struct ServiceSettings {
     pub type_: Option<ServiceType>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// `Local`: the load balancer sends to the nodes that run a gateway pod
+    /// only, and the pod sees the client's address (no SNAT); `Cluster`
+    /// (Kubernetes' default) spreads over every node. LoadBalancer and
+    /// NodePort Services only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<ExternalTrafficPolicy>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ExternalTrafficPolicy {
+    Cluster,
+    Local,
+}
+
+impl ExternalTrafficPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cluster => "Cluster",
+            Self::Local => "Local",
+        }
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -570,6 +644,58 @@ mod tests {
             r#"{"accessLog": {"fields": ["%REQ(:PATH)%"]}}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn client_address_settings_parse_with_their_api_names() {
+        let spec: TenantGatewaySpec = serde_json::from_str(
+            r#"{"listeners": {"proxyProtocol": {"enabled": true},
+                              "clientIPDetection": {"xForwardedFor": {"trustedCIDRs": ["10.0.0.0/8"]}}},
+                "service": {"type": "NodePort", "externalTrafficPolicy": "Local"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.listeners.proxy_protocol,
+            Some(ProxyProtocolSettings { enabled: true })
+        );
+        let xff = spec
+            .listeners
+            .client_ip_detection
+            .as_ref()
+            .and_then(|c| c.x_forwarded_for.as_ref())
+            .unwrap();
+        assert_eq!(xff.trusted_cidrs, ["10.0.0.0/8"]);
+        assert_eq!(xff.num_trusted_hops, None);
+        assert_eq!(
+            spec.service.external_traffic_policy,
+            Some(ExternalTrafficPolicy::Local)
+        );
+        // Serialised back with the same names.
+        let back = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            back["listeners"]["clientIPDetection"]["xForwardedFor"]["trustedCIDRs"][0],
+            "10.0.0.0/8"
+        );
+        assert!(serde_json::from_str::<TenantGatewaySpec>(
+            r#"{"service": {"externalTrafficPolicy": "Nearest"}}"#
+        )
+        .is_err());
+        // The API server refuses what the schema does not allow.
+        let schema = serde_json::to_value(TenantGateway::crd()).unwrap();
+        let spec = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"];
+        assert_eq!(
+            spec["service"]["properties"]["externalTrafficPolicy"]["enum"],
+            serde_json::json!(["Cluster", "Local", null])
+        );
+        let hops = &spec["listeners"]["properties"]["clientIPDetection"]["properties"]
+            ["xForwardedFor"]["properties"]["numTrustedHops"];
+        assert_eq!(hops["minimum"], 1.0);
+        // Absent by default: nothing trusted, no PROXY protocol.
+        let spec: TenantGatewaySpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec.listeners.proxy_protocol, None);
+        assert_eq!(spec.listeners.client_ip_detection, None);
+        assert_eq!(spec.service.external_traffic_policy, None);
     }
 
     #[test]

@@ -93,10 +93,18 @@ pub fn render(m: &Manifests, opts: &RenderOptions) -> Result<Rendered, RenderErr
         .collect();
     notes.append(&mut out_of_scope);
 
+    // `from_spec` would trust nothing on a client address setting that does not parse.
+    let client_address = xds::ClientAddress::from_settings(&gw.spec.listeners).map_err(|e| {
+        RenderError::InvalidSpec(
+            tenant.clone(),
+            format!("spec.listeners.clientIPDetection.xForwardedFor: {e}"),
+        )
+    })?;
     let options = GatewayOptions {
         bind_address: opts.bind_address.clone(),
         namespaces: Some(namespaces.clone()),
         tenant: tenant.clone(),
+        client_address,
         ..GatewayOptions::from_spec(&gw.spec)
     };
     let translation = translate(&m.objects, &options);

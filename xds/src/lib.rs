@@ -31,5 +31,5 @@ pub mod translate;
 pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
-pub use model::AccessLog;
+pub use model::{AccessLog, ClientAddress, ForwardedForTrust};
 pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation, UdpProxy};

@@ -48,6 +48,8 @@ pub struct GatewayOptions {
     pub udp_proxies: Vec<UdpProxy>,
     /// Envoy's access log (`spec.accessLog`).
     pub access_log: crate::model::AccessLog,
+    /// PROXY protocol and trusted X-Forwarded-For (`spec.listeners`).
+    pub client_address: crate::model::ClientAddress,
 }
 
 impl Default for GatewayOptions {
@@ -63,6 +65,7 @@ impl Default for GatewayOptions {
             tcp_proxies: Vec::new(),
             udp_proxies: Vec::new(),
             access_log: crate::model::AccessLog::default(),
+            client_address: crate::model::ClientAddress::default(),
         }
     }
 }
@@ -78,6 +81,9 @@ impl GatewayOptions {
             tcp_proxies: spec.tcp_proxies.iter().map(TcpProxy::from).collect(),
             udp_proxies: spec.udp_proxies.iter().map(UdpProxy::from).collect(),
             access_log: crate::model::AccessLog::from_settings(spec.access_log.as_ref()),
+            // A spec that does not parse is refused by the operator's validation.
+            client_address: crate::model::ClientAddress::from_settings(&spec.listeners)
+                .unwrap_or_default(),
             ..Self::default()
         }
     }

@@ -125,7 +125,10 @@ struct Gateway {
 
 impl Gateway {
     async fn start(yaml: &str) -> Self {
-        let options = options();
+        Self::start_with(yaml, options()).await
+    }
+
+    async fn start_with(yaml: &str, options: GatewayOptions) -> Self {
         let t = translate(&objects(yaml), &options);
         let problems: Vec<_> = t
             .diagnostics
@@ -494,6 +497,39 @@ async fn auth_url_allows_denies_redirects_and_fails_closed_when_the_service_is_d
 }
 
 // ---------- static render ----------
+
+/// With a trusted hop, the subrequest's X-Real-IP is the client Envoy
+/// computed (Envoy's check itself names the connection's peer); with none,
+/// a forged X-Forwarded-For does not change it.
+#[tokio::test]
+async fn auth_url_subrequests_name_the_computed_client_address() {
+    let echo = Local::start(echo).await;
+    let auth = Local::start(auth).await;
+    let url = "http://auth.shop.svc.cluster.local/check";
+    let yaml = local_service_yaml("shop", "echo", &[echo.addr.port()])
+        + &local_service_yaml("shop", "auth", &[auth.addr.port()])
+        + &ingress_yaml("app", "app.example.com", &[("auth-url", url)]);
+    for (trust, want) in [
+        (xds::ForwardedForTrust::TrustedHops(1), "203.0.113.7"),
+        (xds::ForwardedForTrust::None, "127.0.0.1"),
+    ] {
+        let options = GatewayOptions {
+            client_address: xds::ClientAddress {
+                proxy_protocol: false,
+                forwarded_for: trust.clone(),
+            },
+            ..options()
+        };
+        let gw = Gateway::start_with(&yaml, options).await;
+        let r = gw
+            .get("app.example.com", &[("x-forwarded-for", "203.0.113.7")])
+            .await;
+        assert_eq!(r.status, 200, "{trust:?}: {}", r.body);
+        let seen = auth.seen();
+        let sub = seen.last().expect("the auth service was asked");
+        assert_eq!(header(sub, "x-real-ip"), Some(want), "{trust:?}");
+    }
+}
 
 #[test]
 fn a_rendered_static_bootstrap_with_auth_names_the_authz_cluster_and_envoy_accepts_it() {

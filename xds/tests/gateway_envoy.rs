@@ -95,6 +95,7 @@ fn options() -> GatewayApiOptions {
         tenant: "acme".into(),
         reserved_ports: vec![],
         access_log: Default::default(),
+        client_address: Default::default(),
     }
 }
 

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use xds::{
-    translate, GatewayOptions, ResourceType, Snapshot, TcpProxy, TenantObjects, Translation,
+    translate, ClientAddress, ForwardedForTrust, GatewayOptions, ResourceType, Snapshot, TcpProxy,
+    TenantObjects, Translation,
 };
 
 fn cases_dir() -> PathBuf {
@@ -62,6 +63,29 @@ fn options_of(v: &Value) -> GatewayOptions {
         tcp_proxies: proxies(&v["tcpProxies"]),
         udp_proxies: proxies(&v["udpProxies"]),
         access_log: Default::default(),
+        client_address: client_address_of(&v["clientAddress"]),
+    }
+}
+
+/// `clientAddress` (absent in most cases: the default, nothing trusted):
+/// `proxyProtocol`, and `xffNumTrustedHops` or `xffTrustedCidrs`.
+fn client_address_of(v: &Value) -> ClientAddress {
+    let forwarded_for = match (
+        v["xffNumTrustedHops"].as_u64(),
+        v["xffTrustedCidrs"].as_array(),
+    ) {
+        (Some(n), _) => ForwardedForTrust::TrustedHops(n as u32),
+        (None, Some(cidrs)) => ForwardedForTrust::trusted_cidrs(
+            cidrs
+                .iter()
+                .map(|c| c.as_str().expect("cidr").parse().expect("cidr"))
+                .collect(),
+        ),
+        (None, None) => ForwardedForTrust::None,
+    };
+    ClientAddress {
+        proxy_protocol: v["proxyProtocol"].as_bool().unwrap_or(false),
+        forwarded_for,
     }
 }
 

@@ -440,6 +440,43 @@ fn tenant_spec_settings_apply_to_the_gateway_fleet() {
 }
 
 #[test]
+fn the_client_address_settings_apply_to_the_gateway_fleet() {
+    let mut gw = tenant("acme");
+    gw.spec.listeners.proxy_protocol = Some(crds::ProxyProtocolSettings { enabled: true });
+    gw.spec.listeners.client_ip_detection = Some(crds::ClientIpDetection {
+        x_forwarded_for: Some(crds::XForwardedForSettings {
+            num_trusted_hops: Some(1),
+            trusted_cidrs: vec![],
+        }),
+    });
+    gw.spec.service.external_traffic_policy = Some(crds::ExternalTrafficPolicy::Local);
+    let objs = build_gateway_fleet(&gw, &claims(&["acme-shop"], &[]), &ctx(), &web(), &[]).unwrap();
+    let args = pod(&objs).init_containers.as_ref().unwrap()[0]
+        .args
+        .clone()
+        .unwrap();
+    let options = crate::cmd::xds::options_of_args(&args).unwrap();
+    assert_eq!(
+        options.client_address,
+        xds::ClientAddress {
+            proxy_protocol: true,
+            forwarded_for: xds::ForwardedForTrust::TrustedHops(1),
+        }
+    );
+    let Desired::Service(svc) = find(&objs, "Service", "acme-shop") else {
+        unreachable!()
+    };
+    assert_eq!(
+        svc.spec
+            .as_ref()
+            .unwrap()
+            .external_traffic_policy
+            .as_deref(),
+        Some("Local")
+    );
+}
+
+#[test]
 fn a_gateway_fleet_needs_a_uid_and_a_namespace() {
     let mut g = web();
     g.metadata.uid = None;

@@ -44,6 +44,10 @@ pub fn build_service(t: &Fleet<'_>) -> Service {
         metadata: meta,
         spec: Some(ServiceSpec {
             type_: Some(service_type(spec.service.type_).into()),
+            external_traffic_policy: spec
+                .service
+                .external_traffic_policy
+                .map(|p| p.as_str().into()),
             selector: Some(t.selector().clone()),
             ports: Some(ports),
             ..Default::default()
@@ -154,6 +158,29 @@ mod tests {
                 Some(want),
                 "{spec_type:?}"
             );
+        }
+    }
+
+    #[test]
+    fn external_traffic_policy_only_when_the_spec_sets_it() {
+        let mut gw = tenant("acme");
+        let policy = |gw: &crds::TenantGateway| {
+            with(gw, build_service)
+                .spec
+                .unwrap()
+                .external_traffic_policy
+        };
+        // Absent: Kubernetes' default (Cluster), and SSA does not own the field.
+        assert_eq!(policy(&gw), None);
+        for (p, want) in [
+            (crds::ExternalTrafficPolicy::Local, "Local"),
+            (crds::ExternalTrafficPolicy::Cluster, "Cluster"),
+        ] {
+            gw.spec.service.external_traffic_policy = Some(p);
+            for t in [None, Some(ServiceType::NodePort)] {
+                gw.spec.service.type_ = t;
+                assert_eq!(policy(&gw).as_deref(), Some(want), "{t:?}");
+            }
         }
     }
 

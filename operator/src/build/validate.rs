@@ -99,6 +99,7 @@ pub fn validate(gw: &TenantGateway) -> Result<(), Vec<SpecError>> {
             errs.push(SpecError::new("spec.ingressClass.name", m));
         }
     }
+    validate_client_address(gw, &mut errs);
 
     if errs.is_empty() {
         Ok(())
@@ -213,6 +214,57 @@ fn validate_listeners(gw: &TenantGateway, errs: &mut Vec<SpecError>) -> [(&'stat
         ));
     }
     ports
+}
+
+/// `spec.service.externalTrafficPolicy` (a node-level setting: LoadBalancer
+/// and NodePort Services only) and `spec.listeners.clientIPDetection`.
+fn validate_client_address(gw: &TenantGateway, errs: &mut Vec<SpecError>) {
+    let spec = &gw.spec;
+    if let (Some(policy), Some(crds::ServiceType::ClusterIP)) =
+        (spec.service.external_traffic_policy, spec.service.type_)
+    {
+        errs.push(SpecError::new(
+            "spec.service.externalTrafficPolicy",
+            format!(
+                "{} needs a LoadBalancer or NodePort Service, not ClusterIP",
+                policy.as_str()
+            ),
+        ));
+    }
+    let Some(xff) = spec
+        .listeners
+        .client_ip_detection
+        .as_ref()
+        .and_then(|c| c.x_forwarded_for.as_ref())
+    else {
+        return;
+    };
+    let field = "spec.listeners.clientIPDetection.xForwardedFor";
+    match (xff.num_trusted_hops, xff.trusted_cidrs.is_empty()) {
+        (Some(_), false) => errs.push(SpecError::new(
+            field,
+            "numTrustedHops and trustedCIDRs are mutually exclusive",
+        )),
+        (None, true) => errs.push(SpecError::new(
+            field,
+            "set numTrustedHops or trustedCIDRs (or leave xForwardedFor out: trust none)",
+        )),
+        (Some(0), true) => errs.push(SpecError::new(
+            format!("{field}.numTrustedHops"),
+            "must be at least 1",
+        )),
+        _ => {}
+    }
+    for (i, c) in xff.trusted_cidrs.iter().enumerate() {
+        if let Err(m) = c.trim().parse::<xds::model::Cidr>() {
+            errs.push(SpecError::new(format!("{field}.trustedCIDRs[{i}]"), m));
+        } else if c.trim() != c {
+            errs.push(SpecError::new(
+                format!("{field}.trustedCIDRs[{i}]"),
+                format!("{c:?} has surrounding whitespace"),
+            ));
+        }
+    }
 }
 
 fn validate_tcp_proxies(
@@ -660,5 +712,99 @@ mod tests {
         for (s, ok) in qualified {
             assert_eq!(qualified_name(s).is_ok(), ok, "qualified {s:?}");
         }
+    }
+
+    fn xff(hops: Option<u32>, cidrs: &[&str]) -> Option<crds::ClientIpDetection> {
+        Some(crds::ClientIpDetection {
+            x_forwarded_for: Some(crds::XForwardedForSettings {
+                num_trusted_hops: hops,
+                trusted_cidrs: cidrs.iter().map(|c| c.to_string()).collect(),
+            }),
+        })
+    }
+
+    #[test]
+    fn client_address_settings_are_validated_naming_the_field() {
+        use crds::{ExternalTrafficPolicy, ServiceType};
+        let with = |f: &dyn Fn(&mut TenantGateway)| {
+            let mut g = base();
+            f(&mut g);
+            fields(&g)
+        };
+        // Valid: Local on the default (LoadBalancer) and NodePort types, Cluster
+        // anywhere but ClusterIP, hops or CIDRs alone, PROXY protocol.
+        for t in [
+            None,
+            Some(ServiceType::LoadBalancer),
+            Some(ServiceType::NodePort),
+        ] {
+            for p in [ExternalTrafficPolicy::Local, ExternalTrafficPolicy::Cluster] {
+                assert_eq!(
+                    with(&|g| {
+                        g.spec.service.type_ = t;
+                        g.spec.service.external_traffic_policy = Some(p);
+                    }),
+                    Vec::<String>::new(),
+                    "{t:?} {p:?}"
+                );
+            }
+        }
+        assert!(with(&|g| g.spec.service.type_ = Some(ServiceType::ClusterIP)).is_empty());
+        assert!(with(&|g| {
+            g.spec.listeners.proxy_protocol = Some(crds::ProxyProtocolSettings { enabled: true });
+            g.spec.listeners.client_ip_detection = xff(Some(2), &[]);
+        })
+        .is_empty());
+        assert!(with(&|g| g.spec.listeners.client_ip_detection =
+            xff(None, &["10.0.0.0/8", "192.0.2.1", "2001:db8::/32"]))
+        .is_empty());
+        // No xForwardedFor at all: trust none, valid.
+        assert!(with(
+            &|g| g.spec.listeners.client_ip_detection = Some(crds::ClientIpDetection::default())
+        )
+        .is_empty());
+
+        assert_eq!(
+            with(&|g| {
+                g.spec.service.type_ = Some(ServiceType::ClusterIP);
+                g.spec.service.external_traffic_policy = Some(ExternalTrafficPolicy::Local);
+            }),
+            ["spec.service.externalTrafficPolicy: Local needs a LoadBalancer or NodePort Service, not ClusterIP"]
+        );
+        let x = "spec.listeners.clientIPDetection.xForwardedFor";
+        assert_eq!(
+            with(&|g| g.spec.listeners.client_ip_detection = xff(Some(1), &["10.0.0.0/8"])),
+            [format!(
+                "{x}: numTrustedHops and trustedCIDRs are mutually exclusive"
+            )]
+        );
+        assert_eq!(
+            with(&|g| g.spec.listeners.client_ip_detection = xff(None, &[])),
+            [format!(
+                "{x}: set numTrustedHops or trustedCIDRs (or leave xForwardedFor out: trust none)"
+            )]
+        );
+        assert_eq!(
+            with(&|g| g.spec.listeners.client_ip_detection = xff(Some(0), &[])),
+            [format!("{x}.numTrustedHops: must be at least 1")]
+        );
+        assert_eq!(
+            with(&|g| g.spec.listeners.client_ip_detection = xff(
+                None,
+                &[
+                    "10.0.0.0/8",
+                    "10.0.0.0/33",
+                    "lb.example.com",
+                    " 10.1.0.0/16"
+                ]
+            )),
+            [
+                format!("{x}.trustedCIDRs[1]: \"10.0.0.0/33\" has an invalid prefix length"),
+                format!(
+                    "{x}.trustedCIDRs[2]: \"lb.example.com\" is not an IP address or CIDR range"
+                ),
+                format!("{x}.trustedCIDRs[3]: \" 10.1.0.0/16\" has surrounding whitespace"),
+            ]
+        );
     }
 }

@@ -249,6 +249,30 @@ fn xds_sidecar(t: &Fleet<'_>) -> Container {
             );
         }
     }
+    // How every fleet of the tenant finds the client address (absent: the peer).
+    if spec
+        .listeners
+        .proxy_protocol
+        .as_ref()
+        .is_some_and(|p| p.enabled)
+    {
+        args.push("--proxy-protocol".into());
+    }
+    if let Some(xff) = spec
+        .listeners
+        .client_ip_detection
+        .as_ref()
+        .and_then(|c| c.x_forwarded_for.as_ref())
+    {
+        if let Some(n) = xff.num_trusted_hops.filter(|n| *n > 0) {
+            args.push("--xff-num-trusted-hops".into());
+            args.push(n.to_string());
+        }
+        if !xff.trusted_cidrs.is_empty() {
+            args.push("--xff-trusted-cidrs".into());
+            args.push(xff.trusted_cidrs.join(","));
+        }
+    }
     match t.gateway_fleet() {
         // The TCP and UDP listeners the sidecar serves (the ports are on both containers' Service).
         None => {
@@ -698,6 +722,85 @@ mod tests {
             a[at + 3].split(',').map(|f| f.parse().unwrap()).collect();
         assert_eq!(fields, [AccessLogField::Status, AccessLogField::Route]);
         assert_eq!(a[at + 1].parse(), Ok(AccessLogFormat::Text));
+    }
+
+    #[test]
+    fn the_client_address_settings_reach_the_sidecar_and_parse_back() {
+        use crds::{ClientIpDetection, ProxyProtocolSettings, XForwardedForSettings};
+        let args = |gw: &crds::TenantGateway| {
+            let d = deployment(gw);
+            pod(&d).init_containers.as_ref().unwrap()[0]
+                .args
+                .clone()
+                .unwrap()
+        };
+        let xff = |hops: Option<u32>, cidrs: &[&str]| {
+            Some(ClientIpDetection {
+                x_forwarded_for: Some(XForwardedForSettings {
+                    num_trusted_hops: hops,
+                    trusted_cidrs: cidrs.iter().map(|c| c.to_string()).collect(),
+                }),
+            })
+        };
+        let mut gw = tenant("acme");
+        // Absent: no flags, the sidecar trusts nothing and expects no PROXY header.
+        let a = args(&gw);
+        assert!(!a
+            .iter()
+            .any(|x| x.starts_with("--proxy-protocol") || x.starts_with("--xff")));
+        assert_eq!(
+            crate::cmd::xds::options_of_args(&a).unwrap().client_address,
+            xds::ClientAddress::default()
+        );
+        let cases = [
+            (
+                true,
+                xff(Some(2), &[]),
+                vec!["--proxy-protocol", "--xff-num-trusted-hops", "2"],
+            ),
+            (
+                false,
+                xff(None, &["10.0.0.0/8", "2001:db8::/32"]),
+                vec!["--xff-trusted-cidrs", "10.0.0.0/8,2001:db8::/32"],
+            ),
+            (true, None, vec!["--proxy-protocol"]),
+        ];
+        for (proxy, detection, want) in cases {
+            gw.spec.listeners.proxy_protocol = Some(ProxyProtocolSettings { enabled: proxy });
+            gw.spec.listeners.client_ip_detection = detection;
+            let a = args(&gw);
+            let ours: Vec<&str> = a
+                .iter()
+                .enumerate()
+                .filter(|(i, x)| {
+                    x.starts_with("--proxy-protocol")
+                        || x.starts_with("--xff")
+                        || i.checked_sub(1).is_some_and(|p| a[p].starts_with("--xff"))
+                })
+                .map(|(_, x)| x.as_str())
+                .collect();
+            assert_eq!(ours, want);
+            // What the sidecar makes of them is what the spec says.
+            assert_eq!(
+                crate::cmd::xds::options_of_args(&a).unwrap().client_address,
+                xds::ClientAddress::from_settings(&gw.spec.listeners).unwrap(),
+                "{want:?}"
+            );
+        }
+        // The sidecar refuses both trust modes at once.
+        let both = [
+            "xds",
+            "--tenant",
+            "t",
+            "--gateway-namespace",
+            "g",
+            "--xff-num-trusted-hops",
+            "1",
+            "--xff-trusted-cidrs",
+            "10.0.0.0/8",
+        ]
+        .map(String::from);
+        assert!(crate::cmd::xds::options_of_args(&both).is_err());
     }
 
     #[test]

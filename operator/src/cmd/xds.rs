@@ -61,6 +61,15 @@ pub struct XdsArgs {
     /// Its fields, in order, comma-separated (default: the TenantGateway's defaults).
     #[arg(long = "access-log-fields", value_delimiter = ',')]
     access_log_fields: Vec<crds::AccessLogField>,
+    /// Every TCP listener expects a PROXY protocol header (v1 or v2).
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// Trust this many proxies' X-Forwarded-For entries.
+    #[arg(long, conflicts_with = "xff_trusted_cidrs")]
+    xff_num_trusted_hops: Option<u32>,
+    /// Trust X-Forwarded-For from peers in these ranges (comma-separated CIDRs).
+    #[arg(long, value_delimiter = ',')]
+    xff_trusted_cidrs: Vec<xds::model::Cidr>,
 }
 
 impl XdsArgs {
@@ -85,6 +94,13 @@ impl XdsArgs {
                     format: self.access_log,
                     fields: self.access_log_fields,
                 })),
+                client_address: xds::ClientAddress {
+                    proxy_protocol: self.proxy_protocol,
+                    forwarded_for: match self.xff_num_trusted_hops {
+                        Some(n) if n > 0 => xds::ForwardedForTrust::TrustedHops(n),
+                        _ => xds::ForwardedForTrust::trusted_cidrs(self.xff_trusted_cidrs),
+                    },
+                },
                 ..xds::GatewayOptions::default()
             },
             tenant: self.tenant,
@@ -104,4 +120,23 @@ pub fn run(args: XdsArgs) -> ExitCode {
         let client = kube::Client::try_default().await?;
         crate::sidecar::run(args.sidecar_config(), client, super::shutdown_signal()).await
     })
+}
+
+/// The gateway options the sidecar runs with, given the arguments the
+/// operator gives it (the first one `xds`).
+#[cfg(test)]
+pub(crate) fn options_of_args(args: &[String]) -> Result<xds::GatewayOptions, clap::Error> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Sidecar {
+        #[command(subcommand)]
+        command: Sub,
+    }
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        Xds(Box<XdsArgs>),
+    }
+    let argv = std::iter::once("tenant-gateway".to_string()).chain(args.iter().cloned());
+    let Sub::Xds(a) = Sidecar::try_parse_from(argv)?.command;
+    Ok(a.sidecar_config().options)
 }

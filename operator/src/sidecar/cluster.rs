@@ -314,6 +314,7 @@ impl ClusterEffects {
             tenant: self.options.tenant.clone(),
             reserved_ports: crate::build::names::RESERVED_POD_PORTS.to_vec(),
             access_log: self.options.access_log.clone(),
+            client_address: self.options.client_address.clone(),
         };
         let t = xds::translate_gateway(&objects, &options);
         self.metrics

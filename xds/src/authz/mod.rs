@@ -14,7 +14,7 @@ pub mod htpasswd;
 
 pub use external::SubrequestClient;
 
-use crate::model::{AuthCheck, AuthPolicy, BasicAuth, Model};
+use crate::model::{AuthCheck, AuthPolicy, BasicAuth, ClientAddress, Model};
 use crate::snapshot::Snapshot;
 use base64::Engine as _;
 use envoy_types::pb::envoy::config::core::v3::{
@@ -43,6 +43,9 @@ pub const POLICY_KEY: &str = "policy";
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthTable {
     policies: BTreeMap<String, Arc<AuthPolicy>>,
+    /// How Envoy computed the client address (Envoy's check names the
+    /// connection's peer; the subrequest's X-Real-IP is the computed one).
+    client: ClientAddress,
 }
 
 impl AuthTable {
@@ -54,7 +57,10 @@ impl AuthTable {
             .filter_map(|r| r.policy.auth.clone())
             .map(|p| (p.id.clone(), p))
             .collect();
-        Self { policies }
+        Self {
+            policies,
+            client: model.client_address.clone(),
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&AuthPolicy> {
@@ -283,8 +289,14 @@ impl Authorization for AuthzServer {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        let (policy, original) = Original::of(request.get_ref());
+        let (policy, mut original) = Original::of(request.get_ref());
         let snapshot = self.snapshots.borrow().clone();
+        // Envoy's check names the connection's peer (the PROXY header's
+        // address): the trusted X-Forwarded-For entry, as Envoy computed it.
+        original.remote_ip = snapshot.auth().client.computed(
+            &original.remote_ip,
+            original.headers.get("x-forwarded-for").map(String::as_str),
+        );
         let verdict = match policy.as_deref().and_then(|id| snapshot.auth().get(id)) {
             Some(p) => check(p, &original, &self.client).await,
             None => {

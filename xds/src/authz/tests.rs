@@ -427,3 +427,77 @@ fn the_subrequest_never_forwards_hop_by_hop_headers_or_forged_originals() {
     );
     assert_eq!(get("accept"), ["text/html"]);
 }
+
+/// The auth subrequest's X-Real-IP is the address Envoy computed: the same
+/// rules as the connection manager's, on the header as a filter sees it
+/// (Envoy's peer entry appended).
+#[test]
+fn the_checked_client_address_follows_the_trusted_forwarded_for() {
+    use crate::model::{Cidr, ClientAddress, ForwardedForTrust};
+    let with = |f: ForwardedForTrust| ClientAddress {
+        proxy_protocol: false,
+        forwarded_for: f,
+    };
+    let peer = "10.0.0.5";
+    let none = with(ForwardedForTrust::None);
+    assert_eq!(none.computed(peer, Some("203.0.113.7, 10.0.0.5")), peer);
+    assert_eq!(none.computed(peer, None), peer);
+    let one = with(ForwardedForTrust::TrustedHops(1));
+    assert_eq!(
+        one.computed(peer, Some("203.0.113.7,10.0.0.5")),
+        "203.0.113.7"
+    );
+    assert_eq!(
+        one.computed(peer, Some("198.51.100.9, 203.0.113.7, 10.0.0.5")),
+        "203.0.113.7",
+        "only the last entry before the peer"
+    );
+    assert_eq!(
+        one.computed(peer, Some("10.0.0.5")),
+        peer,
+        "fewer entries: the peer"
+    );
+    assert_eq!(
+        one.computed(peer, Some("junk, 10.0.0.5")),
+        peer,
+        "not an address"
+    );
+    let two = with(ForwardedForTrust::TrustedHops(2));
+    assert_eq!(
+        two.computed(peer, Some("198.51.100.9, 203.0.113.7, 10.0.0.5")),
+        "198.51.100.9"
+    );
+    let cidrs = with(ForwardedForTrust::trusted_cidrs(
+        ["10.0.0.0/8", "192.0.2.0/24"]
+            .iter()
+            .map(|c| c.parse::<Cidr>().unwrap())
+            .collect(),
+    ));
+    assert_eq!(
+        cidrs.computed(peer, Some("198.51.100.9, 203.0.113.7, 192.0.2.1, 10.0.0.5")),
+        "203.0.113.7",
+        "the rightmost entry outside the ranges"
+    );
+    assert_eq!(
+        cidrs.computed(peer, Some("192.0.2.1, 10.0.0.5")),
+        "192.0.2.1",
+        "all trusted: the leftmost"
+    );
+    assert_eq!(
+        cidrs.computed("198.51.100.1", Some("203.0.113.7")),
+        "198.51.100.1",
+        "an untrusted peer's header is not believed"
+    );
+    assert_eq!(cidrs.computed(peer, None), peer);
+    assert_eq!(
+        cidrs.computed(peer, Some("10.0.0.5")),
+        peer,
+        "nothing arrived"
+    );
+    // Only the appended entry is Envoy's: a trusted-looking last entry the
+    // client sent is judged like the others.
+    assert_eq!(
+        cidrs.computed(peer, Some("203.0.113.7, 10.9.9.9, 192.0.2.77")),
+        "203.0.113.7"
+    );
+}

@@ -9,8 +9,8 @@ use super::{
     HTTP_LISTENER, HTTP_ROUTE_CONFIG, SNI_HEADER,
 };
 use crate::model::{
-    AccessLog, ClientAuth, ClientVerify, Model, PortListener, PortProtocol, SniCertificate,
-    TcpChain, TlsVersion, WeightedBackend,
+    AccessLog, Cidr, ClientAddress, ClientAuth, ClientVerify, ForwardedForTrust, Model,
+    PortListener, PortProtocol, SniCertificate, TcpChain, TlsVersion, WeightedBackend,
 };
 use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
 use envoy_types::pb::envoy::config::core::v3::{transport_socket, TransportSocket};
@@ -66,9 +66,79 @@ fn http_connection_manager(
     stat_prefix: &str,
     route_config: &str,
     http_filters: Vec<HttpFilter>,
-    log: &AccessLog,
+    model: &Model,
 ) -> Filter {
-    http_connection_manager_with(stat_prefix, route_config, http_filters, false, log)
+    http_connection_manager_with(stat_prefix, route_config, http_filters, false, model)
+}
+
+/// The PROXY protocol's listener filter (v1 and v2 both), first of a TCP
+/// listener's filters when the tenant asks for it: Envoy's remote address
+/// is then the header's source. A connection without a header is closed.
+fn proxy_protocol() -> ListenerFilter {
+    use envoy_types::pb::envoy::extensions::filters::listener::proxy_protocol::v3::ProxyProtocol;
+    ListenerFilter {
+        name: "envoy.filters.listener.proxy_protocol".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &ProxyProtocol::default(),
+        ))),
+        filter_disabled: None,
+    }
+}
+
+/// A TCP listener's listener filters: the PROXY protocol's first (it must
+/// read the header before the TLS inspector reads the ClientHello), then `rest`.
+fn with_proxy_protocol(client: &ClientAddress, rest: Vec<ListenerFilter>) -> Vec<ListenerFilter> {
+    client
+        .proxy_protocol
+        .then(proxy_protocol)
+        .into_iter()
+        .chain(rest)
+        .collect()
+}
+
+fn cidr_range(c: &Cidr) -> envoy_types::pb::envoy::config::core::v3::CidrRange {
+    envoy_types::pb::envoy::config::core::v3::CidrRange {
+        address_prefix: c.addr.to_string(),
+        prefix_len: Some(UInt32Value { value: c.len }),
+    }
+}
+
+/// How the connection manager computes the client address (the remote
+/// address RBAC's `remote_ip`, the rate limits' `remote_address`, X-Real-IP
+/// and the access log see): `(use_remote_address, xff_num_trusted_hops,
+/// original_ip_detection_extensions)`. Envoy refuses the extensions together
+/// with either of the other two.
+fn client_address_detection(
+    client: &ClientAddress,
+) -> (Option<BoolValue>, u32, Vec<TypedExtensionConfig>) {
+    use envoy_types::pb::envoy::extensions::http::original_ip_detection::xff::v3::{
+        XffConfig, XffTrustedCidrs,
+    };
+    match &client.forwarded_for {
+        // The client's address is the peer: appended to X-Forwarded-For;
+        // X-Forwarded-Proto set; no forwarded header from a client believed.
+        ForwardedForTrust::None => (Some(BoolValue { value: true }), 0, vec![]),
+        // The peer appended to X-Forwarded-For, then the entry `n` from its
+        // right end (the peer itself when there are fewer).
+        ForwardedForTrust::TrustedHops(n) => (Some(BoolValue { value: true }), *n, vec![]),
+        // Only a peer in the ranges is believed: the rightmost entry outside
+        // them; any other peer is the client.
+        ForwardedForTrust::TrustedCidrs(cidrs) => (
+            None,
+            0,
+            vec![TypedExtensionConfig {
+                name: "envoy.http.original_ip_detection.xff".into(),
+                typed_config: Some(any(&XffConfig {
+                    xff_trusted_cidrs: Some(XffTrustedCidrs {
+                        cidrs: cidrs.iter().map(cidr_range).collect(),
+                    }),
+                    // Append the peer, as with `use_remote_address`.
+                    skip_xff_append: Some(BoolValue { value: false }),
+                    ..Default::default()
+                })),
+            }],
+        ),
+    }
 }
 
 /// [`http_connection_manager`], setting [`SNI_HEADER`] when `sni_header`.
@@ -77,8 +147,11 @@ fn http_connection_manager_with(
     route_config: &str,
     http_filters: Vec<HttpFilter>,
     sni_header: bool,
-    log: &AccessLog,
+    model: &Model,
 ) -> Filter {
+    let log = &model.access_log;
+    let (use_remote_address, xff_num_trusted_hops, original_ip_detection_extensions) =
+        client_address_detection(&model.client_address);
     let hcm = HttpConnectionManager {
         access_log: access_logs(log),
         early_header_mutation_extensions: sni_header
@@ -92,9 +165,9 @@ fn http_connection_manager_with(
             route_config_name: route_config.to_string(),
         })),
         http_filters,
-        // The client's address is the peer: append it to X-Forwarded-For and
-        // set X-Forwarded-Proto; trust no forwarded headers from clients.
-        use_remote_address: Some(BoolValue { value: true }),
+        use_remote_address,
+        xff_num_trusted_hops,
+        original_ip_detection_extensions,
         // RFC 3986 normalisation before matching: `/a/../admin` cannot dodge a rule.
         normalize_path: Some(BoolValue { value: true }),
         upgrade_configs: vec![http_connection_manager::UpgradeConfig {
@@ -124,6 +197,7 @@ pub(super) fn tcp(model: &Model, port: u16, cluster: &str) -> Listener {
     Listener {
         name,
         address: Some(socket(&model.listeners.bind_address, port)),
+        listener_filters: with_proxy_protocol(&model.client_address, vec![]),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
                 name: "envoy.filters.network.tcp_proxy".into(),
@@ -200,12 +274,13 @@ pub(super) fn http(model: &Model, filters: &HttpFilters) -> Listener {
             &model.listeners.bind_address,
             model.listeners.http_port,
         )),
+        listener_filters: with_proxy_protocol(&model.client_address, vec![]),
         filter_chains: vec![FilterChain {
             filters: vec![http_connection_manager(
                 HTTP_LISTENER,
                 HTTP_ROUTE_CONFIG,
                 filters.chain(),
-                &model.access_log,
+                model,
             )],
             ..Default::default()
         }],
@@ -291,7 +366,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                     &name,
                     &routes.name,
                     gateway_chain(),
-                    &model.access_log,
+                    model,
                 )],
                 ..Default::default()
             }],
@@ -312,7 +387,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
                         &name,
                         &c.routes.name,
                         gateway_chain(),
-                        &model.access_log,
+                        model,
                     )],
                     ..Default::default()
                 })
@@ -350,7 +425,7 @@ pub(super) fn gateway_port(model: &Model, port: &PortListener) -> Listener {
     Listener {
         name,
         address: Some(socket(&model.listeners.bind_address, port.bind_port)),
-        listener_filters,
+        listener_filters: with_proxy_protocol(&model.client_address, listener_filters),
         filter_chains,
         ..Default::default()
     }
@@ -498,7 +573,7 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
                 HTTPS_ROUTE_CONFIG,
                 filters.chain(),
                 client_auth,
-                &model.access_log,
+                model,
             )],
             ..Default::default()
         }
@@ -515,8 +590,12 @@ pub(super) fn https(model: &Model, filters: &HttpFilters) -> Option<Listener> {
             &model.listeners.bind_address,
             model.listeners.https_port,
         )),
-        listener_filters: vec![tls_inspector()],
+        listener_filters: with_proxy_protocol(&model.client_address, vec![tls_inspector()]),
         filter_chains,
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+#[path = "listener_client_address_tests.rs"]
+mod client_address_tests;

@@ -345,6 +345,118 @@ impl AccessLog {
     }
 }
 
+/// How Envoy finds a request's client address (what X-Real-IP, the access
+/// log's `client`, source-range allow lists, rate limits and source-IP
+/// affinity all see).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// Every TCP listener expects a PROXY protocol header (v1 or v2) and takes
+    /// the client's address from it; a connection without one is refused.
+    pub proxy_protocol: bool,
+    pub forwarded_for: ForwardedForTrust,
+}
+
+/// Which `X-Forwarded-For` entries are believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedForTrust {
+    /// None: the client is the connection's peer (or the PROXY header's address).
+    #[default]
+    None,
+    /// This many proxies in front append to it: the client is the entry
+    /// that many places from the right of the header as it arrived.
+    TrustedHops(u32),
+    /// A peer in these ranges is a trusted proxy: the client is the rightmost
+    /// entry outside them. Any other peer is the client itself. Sorted, deduplicated.
+    TrustedCidrs(Vec<Cidr>),
+}
+
+impl ClientAddress {
+    /// A TenantGateway's `spec.listeners` (the operator has validated it: an
+    /// entry that does not parse is an error here, never trusted).
+    pub fn from_settings(l: &crds::ListenerSettings) -> Result<Self, String> {
+        let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| p.enabled);
+        let xff = l
+            .client_ip_detection
+            .as_ref()
+            .and_then(|c| c.x_forwarded_for.as_ref());
+        let forwarded_for = match xff {
+            None => ForwardedForTrust::None,
+            Some(x) => match (x.num_trusted_hops, x.trusted_cidrs.as_slice()) {
+                (Some(_), [_, ..]) => {
+                    return Err("numTrustedHops and trustedCIDRs are mutually exclusive".into())
+                }
+                (Some(0) | None, []) => ForwardedForTrust::None,
+                (Some(n), []) => ForwardedForTrust::TrustedHops(n),
+                (None, cidrs) => ForwardedForTrust::trusted_cidrs(
+                    cidrs
+                        .iter()
+                        .map(|c| c.parse())
+                        .collect::<Result<Vec<Cidr>, String>>()?,
+                ),
+            },
+        };
+        Ok(Self {
+            proxy_protocol,
+            forwarded_for,
+        })
+    }
+}
+
+impl ClientAddress {
+    /// The client address Envoy computes for a request from `peer` (the
+    /// connection's, after the PROXY protocol) whose X-Forwarded-For is
+    /// `xff` as an HTTP filter sees it (Envoy's own peer entry appended).
+    /// An entry that is not an address: the peer, as Envoy falls back.
+    pub fn computed(&self, peer: &str, xff: Option<&str>) -> String {
+        let entries: Vec<&str> = xff
+            .map(|x| x.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        let is_ip = |e: &str| e.parse::<std::net::IpAddr>().is_ok();
+        let chosen = match &self.forwarded_for {
+            ForwardedForTrust::None => None,
+            // The entry `n` places left of the appended peer.
+            ForwardedForTrust::TrustedHops(n) => entries
+                .len()
+                .checked_sub(1 + *n as usize)
+                .map(|i| entries[i]),
+            ForwardedForTrust::TrustedCidrs(cidrs) => {
+                let trusted = |a: &str| {
+                    a.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| cidrs.iter().any(|c| c.contains(ip)))
+                };
+                // Envoy judged the header as it arrived, then appended one
+                // entry (the peer, or its own address for a loopback peer).
+                let arrived = &entries[..entries.len().saturating_sub(1)];
+                if !trusted(peer) || arrived.iter().any(|e| !is_ip(e)) {
+                    None
+                } else {
+                    // The rightmost untrusted entry; all trusted: the leftmost.
+                    arrived
+                        .iter()
+                        .rev()
+                        .find(|e| !trusted(e))
+                        .or(arrived.first())
+                        .copied()
+                }
+            }
+        };
+        chosen.filter(|e| is_ip(e)).unwrap_or(peer).to_string()
+    }
+}
+
+impl ForwardedForTrust {
+    /// Sorted and deduplicated, so equal sets translate to equal output.
+    pub fn trusted_cidrs(mut cidrs: Vec<Cidr>) -> Self {
+        cidrs.sort();
+        cidrs.dedup();
+        if cidrs.is_empty() {
+            Self::None
+        } else {
+            Self::TrustedCidrs(cidrs)
+        }
+    }
+}
+
 /// One tenant's complete routing, from all its sources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
@@ -366,6 +478,8 @@ pub struct Model {
     pub ports: Vec<PortListener>,
     /// Envoy's access log on every listener.
     pub access_log: AccessLog,
+    /// PROXY protocol and trusted X-Forwarded-For on every listener.
+    pub client_address: ClientAddress,
 }
 
 /// One Envoy listener of a Gateway API Gateway: the Gateway listeners that
@@ -454,6 +568,7 @@ impl Model {
             passthrough: Vec::new(),
             ports: Vec::new(),
             access_log: AccessLog::default(),
+            client_address: ClientAddress::default(),
         }
     }
 

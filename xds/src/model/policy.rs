@@ -73,6 +73,65 @@ pub struct Cidr {
     pub len: u32,
 }
 
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    /// `addr/len` or a bare address (a /32 or /128).
+    fn from_str(part: &str) -> Result<Self, String> {
+        let (ip, len) = match part.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (part, None),
+        };
+        let addr: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{part:?} is not an IP address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("{part:?} has an invalid prefix length"))?,
+        };
+        // Clear host bits so equal ranges compare equal.
+        let addr = match addr {
+            std::net::IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                std::net::IpAddr::V4((u32::from(a) & mask).into())
+            }
+            std::net::IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                std::net::IpAddr::V6((u128::from(a) & mask).into())
+            }
+        };
+        Ok(Cidr { addr, len })
+    }
+}
+
+impl Cidr {
+    /// `ip` is in the range (an IPv4 address is never in an IPv6 range).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - self.len).unwrap_or(0);
+                u32::from(a) & mask == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - self.len).unwrap_or(0);
+                u128::from(a) & mask == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
 /// Local rate limit per client address (ingress-nginx `limit-rps`/`limit-rpm`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RateLimit {

@@ -31,6 +31,7 @@ pub(crate) fn lower(
         https_port: options.https_port,
     });
     model.access_log = options.access_log.clone();
+    model.client_address = options.client_address.clone();
     let served_ingresses = ingress::lower(objects, options, &index, &mut model, diags);
     tcp::lower(options, &index, &mut model, diags);
     udp::lower(options, &index, &mut model, diags);

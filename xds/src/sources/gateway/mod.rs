@@ -67,6 +67,8 @@ pub struct GatewayApiOptions {
     pub reserved_ports: Vec<u16>,
     /// Envoy's access log (the TenantGateway's `spec.accessLog`).
     pub access_log: crate::model::AccessLog,
+    /// PROXY protocol and trusted X-Forwarded-For (the TenantGateway's `spec.listeners`).
+    pub client_address: crate::model::ClientAddress,
 }
 
 impl Default for GatewayApiOptions {
@@ -76,6 +78,7 @@ impl Default for GatewayApiOptions {
             tenant: String::new(),
             reserved_ports: Vec::new(),
             access_log: crate::model::AccessLog::default(),
+            client_address: crate::model::ClientAddress::default(),
         }
     }
 }
@@ -384,6 +387,7 @@ impl<'a> Cx<'a> {
             grants: Grants::new(objects, &mut diags),
             model: Model {
                 access_log: options.access_log.clone(),
+                client_address: options.client_address.clone(),
                 ..Model::new(ListenerAddresses {
                     bind_address: options.bind_address.clone(),
                     http_port: 0,

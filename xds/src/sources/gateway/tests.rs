@@ -101,6 +101,7 @@ fn options() -> GatewayApiOptions {
         tenant: "acme".into(),
         reserved_ports: vec![],
         access_log: Default::default(),
+        client_address: Default::default(),
     }
 }
 
@@ -481,6 +482,7 @@ fn a_port_the_pod_itself_uses_is_unavailable() {
     let opts = GatewayApiOptions {
         reserved_ports: vec![8081, 9901],
         access_log: Default::default(),
+        client_address: Default::default(),
         ..options()
     };
     let t = translate_gateway(&o, &opts);
@@ -490,6 +492,51 @@ fn a_port_the_pod_itself_uses_is_unavailable() {
     );
     assert_eq!(listener_cond(&t, "b", "Accepted"), is("True", "Accepted"));
     assert_eq!(t.resources.listeners.len(), 1);
+}
+
+/// The tenant's client address settings reach a Gateway's listeners: the
+/// PROXY protocol's listener filter first, the trusted hops on its HTTP
+/// connection manager.
+#[test]
+fn the_tenants_client_address_settings_apply_to_gateway_listeners() {
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use prost::Message;
+    let o = objects(&[&gateway("[{name: a, port: 80, protocol: HTTP}]")]);
+    let opts = GatewayApiOptions {
+        client_address: crate::model::ClientAddress {
+            proxy_protocol: true,
+            forwarded_for: crate::model::ForwardedForTrust::TrustedHops(2),
+        },
+        ..options()
+    };
+    let t = translate_gateway(&o, &opts);
+    let by_name = |n: &str| {
+        t.resources
+            .listeners
+            .iter()
+            .find(|l| l.name == n)
+            .unwrap_or_else(|| panic!("no listener {n}"))
+    };
+    let http = by_name("gateway-80");
+    assert_eq!(
+        http.listener_filters[0].name,
+        "envoy.filters.listener.proxy_protocol"
+    );
+    let Some(ConfigType::TypedConfig(any)) = &http.filter_chains[0].filters[0].config_type else {
+        panic!("no HCM")
+    };
+    let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+    assert_eq!(hcm.xff_num_trusted_hops, 2);
+    // The defaults: neither.
+    let t = translate_gateway(&o, &options());
+    let http = t
+        .resources
+        .listeners
+        .iter()
+        .find(|l| l.name == "gateway-80")
+        .unwrap();
+    assert!(http.listener_filters.is_empty());
 }
 
 #[test]

@@ -1698,34 +1698,7 @@ pub(crate) fn parse_retry_on(v: &str) -> Result<Retry, String> {
 pub(crate) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
     let mut out = Vec::new();
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (ip, len) = match part.split_once('/') {
-            Some((ip, len)) => (ip, Some(len)),
-            None => (part, None),
-        };
-        let addr: std::net::IpAddr = ip
-            .parse()
-            .map_err(|_| format!("{part:?} is not an IP address or CIDR range"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = match len {
-            None => max,
-            Some(l) => l
-                .parse::<u32>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("{part:?} has an invalid prefix length"))?,
-        };
-        // Clear host bits so equal ranges compare equal.
-        let addr = match addr {
-            std::net::IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-                std::net::IpAddr::V4((u32::from(a) & mask).into())
-            }
-            std::net::IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                std::net::IpAddr::V6((u128::from(a) & mask).into())
-            }
-        };
-        out.push(Cidr { addr, len });
+        out.push(part.parse::<Cidr>()?);
     }
     if out.is_empty() {
         return Err("no CIDR ranges".into());
