@@ -522,6 +522,8 @@ pub async fn run(
         client.clone(),
         build.clone(),
         ns_store.clone(),
+        node_store.clone(),
+        svc_store.clone(),
         metrics.clone(),
         shutdown.clone(),
     ));

@@ -15,7 +15,7 @@
 use super::class::{build_gateway_class, class_status, is_ours, rejection};
 use super::routes::run_route_controller;
 use super::status::{self, GatewayPlan};
-use crate::build::{build_gateway_fleet, names, BuildContext, BuildError, MANAGED_KINDS};
+use crate::build::{build_gateway_fleet, names, BuildContext, BuildError, Desired, MANAGED_KINDS};
 use crate::claims::{holders, resolve_all_claims};
 use crate::metrics::OperatorMetrics;
 use crate::reconcile::{
@@ -31,7 +31,7 @@ use gwapi::httproutes::HttpRoute;
 use gwapi::tcproutes::TcpRoute;
 use gwapi::tlsroutes::TlsRoute;
 use gwapi::udproutes::UdpRoute;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -73,6 +73,8 @@ pub async fn run_when_installed(
     client: Client,
     build: BuildContext,
     namespaces: Store<Namespace>,
+    nodes: Store<Node>,
+    services: Store<Service>,
     metrics: Arc<OperatorMetrics>,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
@@ -98,7 +100,10 @@ pub async fn run_when_installed(
     if said {
         tracing::info!("Gateway API CRDs installed: Gateway features on");
     }
-    run(client, build, namespaces, metrics, shutdown).await;
+    run(
+        client, build, namespaces, nodes, services, metrics, shutdown,
+    )
+    .await;
 }
 
 /// How long a trigger waits for the stores to catch up.
@@ -112,6 +117,9 @@ pub struct GatewayContext {
     pub build: BuildContext,
     pub tenants: Store<TenantGateway>,
     pub namespaces: Store<Namespace>,
+    /// Nodes and the operator's own Services: the addresses a fleet publishes.
+    pub nodes: Store<Node>,
+    pub services: Store<Service>,
     pub classes: Store<GatewayClass>,
     /// Every Gateway, for the routes' reconciles.
     pub gateways: Store<Gateway>,
@@ -258,6 +266,8 @@ pub async fn run(
     client: Client,
     build: BuildContext,
     namespaces: Store<Namespace>,
+    nodes: Store<Node>,
+    services: Store<Service>,
     metrics: Arc<OperatorMetrics>,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
@@ -291,6 +301,8 @@ pub async fn run(
         build,
         tenants,
         namespaces,
+        nodes,
+        services,
         classes,
         gateways,
         metrics,
@@ -511,8 +523,13 @@ pub(crate) async fn gateway_pass(
                 return Ok(Action::requeue(Duration::from_secs(5)));
             };
             let claims = decisions.get(&tenant).cloned().unwrap_or_default();
-            let desired = match build_gateway_fleet(tg, &claims, &ctx.build, &gateway, &namespaces)
-            {
+            let mut desired = match build_gateway_fleet(
+                tg,
+                &claims,
+                &ctx.build,
+                &gateway,
+                &namespaces,
+            ) {
                 Ok(d) => d,
                 // The tenant's reconcile reports its spec; the fleet stays as it was.
                 Err(BuildError::Invalid(errors)) => {
@@ -521,6 +538,8 @@ pub(crate) async fn gateway_pass(
                 }
                 Err(e) => return Err(e.into()),
             };
+            let published = fleet_addresses(&ctx, tg, &desired);
+            crate::build::set_published_addresses(&mut desired, &published);
             apply_all(&ctx.client, &desired, stage).await?;
             stage.set("deleting stale objects");
             delete_stale(&ctx.client, &fleet_selector(&gateway), &desired, false).await?;
@@ -534,6 +553,31 @@ pub(crate) async fn gateway_pass(
     };
     ctx.metrics.observe(started, None);
     Ok(action)
+}
+
+/// What a Gateway's fleet publishes in the Gateway's `status.addresses`:
+/// its Service's load-balancer ingress, else for a NodePort Service every
+/// Ready node's address (as Envoy Gateway does), else the cluster IP — from
+/// the cached Service and Nodes (no request). The tenant's
+/// `publishStatusAddresses` and `hostNetwork` are its Ingress fleet's.
+fn fleet_addresses(
+    ctx: &GatewayContext,
+    tg: &TenantGateway,
+    desired: &[Desired],
+) -> Vec<k8s_openapi::api::networking::v1::IngressLoadBalancerIngress> {
+    let svc = desired.iter().find_map(|d| match d {
+        Desired::Service(s) => Some(s),
+        _ => None,
+    });
+    let live = svc.and_then(|s| {
+        let name = s.metadata.name.as_deref()?;
+        let ns = s.metadata.namespace.as_deref()?;
+        ctx.services.get(&ObjectRef::new(name).within(ns))
+    });
+    let mut spec_only = tg.clone();
+    spec_only.spec.publish_status_addresses.clear();
+    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| (**n).clone()).collect();
+    crate::build::published_addresses(&spec_only, false, live.as_deref(), &nodes)
 }
 
 /// Deletes every object of `gateway`'s fleet; the ServiceAccount goes last

@@ -113,6 +113,8 @@ fn context(client: Client, classes: Vec<GatewayClass>) -> Arc<GatewayContext> {
             namespace("acme-shop", &[("team", "shop")]),
             namespace("lobby", &[]),
         ]),
+        nodes: store(vec![]),
+        services: store(vec![]),
         classes: store(classes),
         gateways: store(vec![]),
         metrics: Arc::new(OperatorMetrics::default()),
@@ -353,4 +355,74 @@ fn the_sweep_finds_each_gateway_its_fleet_objects_name_once() {
         super::fleet_selector_of("a", "web"),
         "app.kubernetes.io/managed-by=tenant-gateway,gateway.networking.k8s.io/gateway-name=web,tenantgateway.io/gateway-namespace=a"
     );
+}
+
+/// A Gateway fleet on a NodePort Service publishes the Ready nodes with its
+/// NodePorts (from the cached Service), not the tenant's Ingress override.
+#[tokio::test]
+async fn a_node_port_gateway_fleet_publishes_the_node_addresses() {
+    use k8s_openapi::api::core::v1::{
+        NodeAddress, NodeCondition, NodeStatus, ServicePort, ServiceSpec,
+    };
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = Client::try_from(config).unwrap();
+    let mut acme = crate::build::fixtures::tenant("acme");
+    acme.spec.service.type_ = Some(crds::ServiceType::NodePort);
+    acme.spec.publish_status_addresses = vec!["ingress.example.com".into()];
+    let gw = web("acme-shop");
+    let desired = crate::build::build_gateway_fleet(
+        &acme,
+        &crate::build::fixtures::claims(&["acme-shop"], &[]),
+        &build_ctx(),
+        &gw,
+        &[],
+    )
+    .unwrap();
+    let mut live = desired
+        .iter()
+        .find_map(|d| match d {
+            Desired::Service(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    live.spec = Some(ServiceSpec {
+        type_: Some("NodePort".into()),
+        cluster_ip: Some("10.96.0.44".into()),
+        ports: Some(vec![ServicePort {
+            name: Some("http".into()),
+            port: 80,
+            node_port: Some(30080),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some("n1".into()),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(NodeStatus {
+            addresses: Some(vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: "10.0.0.1".into(),
+            }]),
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    };
+    let mut ctx = Arc::into_inner(context(client, ours())).unwrap();
+    ctx.nodes = store(vec![node]);
+    ctx.services = store(vec![live]);
+    let got = fleet_addresses(&ctx, &acme, &desired);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(got[0].ports.as_ref().unwrap()[0].port, 30080);
+    // Without the cached Service yet: nothing known (no cluster IP either).
+    ctx.services = store(vec![]);
+    assert_eq!(fleet_addresses(&ctx, &acme, &desired), vec![]);
 }

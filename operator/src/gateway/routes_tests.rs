@@ -301,6 +301,8 @@ fn context(client: kube::Client) -> Arc<GatewayContext> {
             namespace("beta-shop", &[]),
             namespace("lobby", &[]),
         ]),
+        nodes: store(vec![]),
+        services: store(vec![]),
         classes: store(vec![build_gateway_class()]),
         gateways: store(vec![gateway("acme-shop", "web", &[("http", 80, "HTTP")])]),
         metrics: Arc::new(OperatorMetrics::default()),
