@@ -16,4 +16,4 @@ pub use envoy::{assert_envoy_accepts, bootstrap_yaml, envoy_bin, validate_bootst
 pub use http::{
     get_then_reset, http_get, http_post, served_by, HttpConn, HttpError, HttpResponse, Timeouts,
 };
-pub use wait::{free_port, time_until, wait_until};
+pub use wait::{free_port, free_tcp_and_udp_port, time_until, wait_until};

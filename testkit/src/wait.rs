@@ -12,6 +12,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port number free for both TCP and UDP on 127.0.0.1 right now. The two
+/// port spaces are separate: a UDP-free port may be a TCP listener's (an
+/// ephemeral port the kernel gave a test's own backend), so a listener that
+/// binds both (a UDP proxy beside a TCP proxy of the same number) needs both
+/// checked, held at once.
+pub fn free_tcp_and_udp_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp 127.0.0.1:0");
+        let port = udp.local_addr().expect("udp local addr").port();
+        if StdTcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP in 100 tries")
+}
+
 /// Polls `check` every 20 ms until it is true or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
 where

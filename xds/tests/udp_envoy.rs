@@ -12,13 +12,6 @@ use xds::bootstrap::{ads_bootstrap, to_yaml};
 use xds::{translate, GatewayOptions, Snapshot};
 
 /// A loopback UDP port that was free a moment ago.
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind udp 127.0.0.1:0")
-        .port()
-}
-
 /// A DNS-like server: a query is a 2-byte id and a name; the answer is the
 /// id, then `<name> is 10.0.0.<len> (for <peer port>)`, the peer being the
 /// address the query came from (Envoy's upstream socket of the session).
@@ -95,8 +88,9 @@ async fn udp_proxy_answers_each_client_from_the_service_endpoints() {
         local_service_yaml("shop", "web", &[echo_port]),
     ]
     .concat();
-    let port = free_udp_port();
-    let refused = free_udp_port();
+    // Both a TCP and a UDP proxy listen on `port`; `refused` has a TCP proxy too.
+    let port = testkit::free_tcp_and_udp_port();
+    let refused = testkit::free_tcp_and_udp_port();
     let options = GatewayOptions {
         bind_address: "127.0.0.1".into(),
         http_port: testkit::free_port(),
