@@ -376,8 +376,7 @@ fn published_addresses(
     let svc = ctx
         .services
         .get(&ObjectRef::new(&names::service_name(&tenant)).within(&gw_ns));
-    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| (**n).clone()).collect();
-    build::published_addresses(gw, gw.spec.host_network, svc.as_deref(), &nodes)
+    build::published_addresses(gw, gw.spec.host_network, svc.as_deref(), &ctx.nodes.state())
 }
 
 /// The live Deployment and Service the status reports on.

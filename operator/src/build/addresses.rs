@@ -32,7 +32,7 @@ pub fn published_addresses(
     gw: &crds::TenantGateway,
     host_network: bool,
     svc: Option<&Service>,
-    nodes: &[Node],
+    nodes: &[impl std::borrow::Borrow<Node>],
 ) -> Vec<IngressLoadBalancerIngress> {
     let spec = &gw.spec;
     if !spec.publish_status_addresses.is_empty() {
@@ -79,6 +79,18 @@ pub fn published_addresses(
     cluster_ips(svc)
 }
 
+/// What a Service alone offers: its load-balancer ingress when it has one,
+/// else its cluster IPs (rules 2 and 5; what a sidecar shows for a Service
+/// the operator has not annotated).
+pub fn service_addresses(svc: &Service) -> Vec<IngressLoadBalancerIngress> {
+    let lb = load_balancer(svc);
+    if lb.is_empty() {
+        cluster_ips(svc)
+    } else {
+        lb
+    }
+}
+
 fn entry(address: &str, ports: Vec<i32>) -> IngressLoadBalancerIngress {
     let is_ip = address.parse::<IpAddr>().is_ok();
     IngressLoadBalancerIngress {
@@ -104,7 +116,6 @@ fn load_balancer(svc: &Service) -> Vec<IngressLoadBalancerIngress> {
         .and_then(|lb| lb.ingress.as_ref())
         .into_iter()
         .flatten()
-        .filter(|i| i.ip.is_some() || i.hostname.is_some())
         .map(|i| IngressLoadBalancerIngress {
             ip: i.ip.clone(),
             hostname: i.hostname.clone(),
@@ -145,12 +156,13 @@ fn node_address(n: &Node) -> Option<String> {
 }
 
 fn node_entries(
-    nodes: &[Node],
+    nodes: &[impl std::borrow::Borrow<Node>],
     selector: &BTreeMap<String, String>,
     ports: &[i32],
 ) -> Vec<IngressLoadBalancerIngress> {
     let mut addrs: Vec<String> = nodes
         .iter()
+        .map(|n| n.borrow())
         .filter(|n| node_ready(n) && n.metadata.deletion_timestamp.is_none())
         .filter(|n| {
             let labels = n.metadata.labels.clone().unwrap_or_default();

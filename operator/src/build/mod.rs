@@ -30,7 +30,7 @@ mod pss;
 mod tests;
 
 pub use addresses::{
-    annotation_value, gateway_addresses, published_addresses, published_on,
+    annotation_value, gateway_addresses, published_addresses, published_on, service_addresses,
     PUBLISHED_ADDRESSES_ANNOTATION,
 };
 pub use config_maps::{build_bootstrap_config_map, build_claims_config_map, envoy_bootstrap_yaml};

@@ -497,6 +497,15 @@ mod tests {
         build_envoy_deployment(&t, &yaml)
     }
 
+    /// The xDS sidecar's arguments in the Deployment built for `gw`.
+    fn sidecar_args(gw: &crds::TenantGateway) -> Vec<String> {
+        let d = deployment(gw);
+        pod(&d).init_containers.as_ref().unwrap()[0]
+            .args
+            .clone()
+            .unwrap()
+    }
+
     fn pod(d: &Deployment) -> &PodSpec {
         d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
     }
@@ -693,13 +702,7 @@ mod tests {
     #[test]
     fn the_access_log_spec_reaches_the_sidecar_and_parses_back() {
         use crds::{AccessLogField, AccessLogFormat, AccessLogSettings};
-        let args = |gw: &crds::TenantGateway| {
-            let d = deployment(gw);
-            pod(&d).init_containers.as_ref().unwrap()[0]
-                .args
-                .clone()
-                .unwrap()
-        };
+        let args = sidecar_args;
         let mut gw = tenant("acme");
         // Absent: no flag, the sidecar's default (JSON, default fields).
         assert!(!args(&gw).iter().any(|a| a.starts_with("--access-log")));
@@ -727,13 +730,7 @@ mod tests {
     #[test]
     fn the_client_address_settings_reach_the_sidecar_and_parse_back() {
         use crds::{ClientIpDetection, ProxyProtocolSettings, XForwardedForSettings};
-        let args = |gw: &crds::TenantGateway| {
-            let d = deployment(gw);
-            pod(&d).init_containers.as_ref().unwrap()[0]
-                .args
-                .clone()
-                .unwrap()
-        };
+        let args = sidecar_args;
         let xff = |hops: Option<u32>, cidrs: &[&str]| {
             Some(ClientIpDetection {
                 x_forwarded_for: Some(XForwardedForSettings {

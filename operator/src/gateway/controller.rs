@@ -576,8 +576,7 @@ fn fleet_addresses(
     });
     let mut spec_only = tg.clone();
     spec_only.spec.publish_status_addresses.clear();
-    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| (**n).clone()).collect();
-    crate::build::published_addresses(&spec_only, false, live.as_deref(), &nodes)
+    crate::build::published_addresses(&spec_only, false, live.as_deref(), &ctx.nodes.state())
 }
 
 /// Deletes every object of `gateway`'s fleet; the ServiceAccount goes last

@@ -9,9 +9,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-/// Replicas when the spec names none (as the Deployment builder does).
-const DEFAULT_REPLICAS: i32 = 2;
-
 /// A Warning Event to publish with a status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusEvent {
@@ -74,13 +71,12 @@ pub fn applied(
     let old = gw.status.clone().unwrap_or_default();
     let generation = gw.metadata.generation;
     // Under an autoscaler: what it last asked the Deployment for.
-    let replicas = match &gw.spec.autoscaling {
-        Some(a) => deployment
+    let replicas = crate::build::deployment_replicas(gw).unwrap_or_else(|| {
+        deployment
             .and_then(|d| d.spec.as_ref())
             .and_then(|s| s.replicas)
-            .unwrap_or(a.min()),
-        None => gw.spec.replicas.unwrap_or(DEFAULT_REPLICAS),
-    };
+            .unwrap_or_else(|| crate::build::min_replicas(gw))
+    });
     let (ready, ready_msg) = deployment_ready(deployment, replicas);
     let conflicts = decision.conflicts.clone();
     let conds = conditions::merge(

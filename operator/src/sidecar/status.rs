@@ -14,35 +14,7 @@ pub fn published_addresses(svc: &Service) -> Vec<IngressLoadBalancerIngress> {
     if let Some(published) = crate::build::published_on(svc) {
         return published;
     }
-    let lb: Vec<IngressLoadBalancerIngress> = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|i| IngressLoadBalancerIngress {
-            ip: i.ip.clone(),
-            hostname: i.hostname.clone(),
-            ports: None,
-        })
-        .collect();
-    if !lb.is_empty() {
-        return lb;
-    }
-    let spec = svc.spec.as_ref();
-    let ips = spec
-        .and_then(|s| s.cluster_ips.clone())
-        .or_else(|| spec.and_then(|s| s.cluster_ip.clone()).map(|ip| vec![ip]))
-        .unwrap_or_default();
-    ips.into_iter()
-        .filter(|ip| !ip.is_empty() && ip != "None")
-        .map(|ip| IngressLoadBalancerIngress {
-            ip: Some(ip),
-            hostname: None,
-            ports: None,
-        })
-        .collect()
+    crate::build::service_addresses(svc)
 }
 
 /// The status to write, or None when the Ingress already shows it.
