@@ -156,10 +156,19 @@ impl SidecarState {
         vec![Effect::ArmDebounce(self.debounce)]
     }
 
-    /// The claimed namespaces, once every one has synced: translating a
-    /// half-listed tenant would serve 503s (or, on a restart, an empty config).
+    /// What to translate. Before the first snapshot: the claimed namespaces
+    /// once every one has synced (translating a half-listed tenant would
+    /// publish a partial config — on a restart, withdraw routes Envoy still
+    /// serves). After it: the claimed namespaces that have synced, so that a
+    /// newly claimed namespace still listing (or retrying a 403 while the
+    /// API server's authorizer catches up with its fresh RoleBinding) stalls
+    /// nothing else; its objects join when it has synced, and were not
+    /// served before it was claimed anyway.
     fn complete_namespaces(&self) -> Option<BTreeSet<String>> {
         let claimed = self.claimed.as_ref()?;
+        if self.published.is_some() {
+            return Some(claimed.intersection(&self.synced).cloned().collect());
+        }
         claimed.is_subset(&self.synced).then(|| claimed.clone())
     }
 
@@ -366,6 +375,43 @@ mod tests {
             Some(set(&["b", "c"])),
             "the released namespace is no longer translated"
         );
+    }
+
+    #[test]
+    fn once_serving_a_newly_claimed_namespace_still_listing_stalls_no_other_change() {
+        let mut s = synced(&["a"]);
+        assert_eq!(elapse(&mut s), Some(set(&["a"])));
+        let first = snapshot(&["a/web"]);
+        s.step(Input::Translated(outcome(first, &[])));
+        assert_eq!(
+            claim(&mut s, &["a", "new"]),
+            vec![start("new"), Effect::ArmDebounce(DEBOUNCE)]
+        );
+        assert_eq!(
+            elapse(&mut s),
+            Some(set(&["a"])),
+            "the claim itself translates what has synced"
+        );
+        // Changes in `a` keep going live while `new` lists (or retries a 403).
+        for _ in 0..3 {
+            assert_eq!(
+                round(&mut s),
+                vec![
+                    Effect::ArmDebounce(DEBOUNCE),
+                    Effect::Translate {
+                        namespaces: set(&["a"])
+                    }
+                ]
+            );
+        }
+        assert_eq!(
+            s.step(Input::NamespaceSynced("new".into())),
+            vec![Effect::ArmDebounce(DEBOUNCE)]
+        );
+        assert_eq!(elapse(&mut s), Some(set(&["a", "new"])));
+        // Releasing a namespace does not wait for one still listing either.
+        claim(&mut s, &["new", "later"]);
+        assert_eq!(elapse(&mut s), Some(set(&["new"])));
     }
 
     #[test]
