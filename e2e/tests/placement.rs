@@ -1,13 +1,13 @@
-//! Placement, autoscaling and hostNetwork on the real cluster (one node: the
-//! multi-node proofs of issue 14 — replicas on different nodes, a drain under
-//! load — need `hack/local-cluster up --nodes 2`, not built yet).
+//! Placement, autoscaling and hostNetwork on the real cluster (one node or
+//! more; the proofs that need two — replicas on different nodes, a drain under
+//! load, a tainted ingress node — are in nodes.rs).
 //!
 //! The two tests are serialized by a lock: the hostNetwork one restarts the
 //! operator with `TG_ALLOW_HOST_NETWORK=true` and restores it at the end.
 
 use anyhow::{anyhow, Result};
 use e2e::gateway::*;
-use e2e::{client, guarded, node_internal_ip, skip_requested, wait_until, TestNamespace};
+use e2e::{client, guarded, skip_requested, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -39,6 +39,25 @@ async fn the_node(c: &Client) -> Result<String> {
         .first()
         .and_then(|n| n.metadata.name.clone())
         .ok_or_else(|| anyhow!("no Node"))
+}
+
+/// The last node by name and its InternalIP: on a multi-node cluster an extra
+/// node (`tg-node-2`), in its own network namespace.
+async fn last_node(c: &Client) -> Result<(String, String)> {
+    let mut nodes = Api::<Node>::all(c.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let n = nodes.last().ok_or_else(|| anyhow!("no Node"))?;
+    let ip = n
+        .status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .ok_or_else(|| anyhow!("node without InternalIP"))?;
+    Ok((n.metadata.name.clone().unwrap_or_default(), ip))
 }
 
 async fn label_node(c: &Client, node: &str, key: &str, value: Option<&str>) -> Result<()> {
@@ -264,12 +283,15 @@ async fn host_network_fleet_answers_on_the_node_address() -> Result<()> {
         .await?;
     deploy_echo(&ns, "web", 1).await?;
     create_ingress(&ns, "web", "hostnet.example.com", "/", "web").await?;
+    // On the last node: with two nodes, the one in its own network namespace.
+    let (node, node_ip) = last_node(&c).await?;
     let spec = |http: u16| {
         serde_json::json!({
             "namespaces": {"names": [ns.name]},
             "gatewayNamespace": gw_ns,
             "replicas": 1,
             "service": {"type": "ClusterIP"},
+            "placement": {"nodeSelector": {"kubernetes.io/hostname": node}},
             "hostNetwork": true,
             "listeners": {"httpPort": http, "httpsPort": http + 363},
         })
@@ -286,7 +308,10 @@ async fn host_network_fleet_answers_on_the_node_address() -> Result<()> {
         let pods = fleet_pods(&c, &gw_ns, &first).await?;
         assert_eq!(pods.len(), 1);
         let pod = &pods[0];
-        let node_ip = node_internal_ip(&c).await?;
+        assert_eq!(
+            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+            Some(node.as_str())
+        );
         assert_eq!(pod.spec.as_ref().and_then(|s| s.host_network), Some(true));
         assert_eq!(
             pod.spec.as_ref().and_then(|s| s.dns_policy.as_deref()),
