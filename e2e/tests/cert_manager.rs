@@ -123,8 +123,19 @@ fn env_addr(env: &BTreeMap<String, String>, key: &str) -> Result<SocketAddr> {
         .with_context(|| format!("{key}={v} is not an address"))
 }
 
-/// challtestsrv answers A queries for `host` with `ip`.
+/// challtestsrv answers A queries for `host` with `ip` (only: `/add-a` adds
+/// to what the name had, so its addresses are cleared first).
 async fn set_a_record(mgmt: SocketAddr, host: &str, ip: &str) -> Result<()> {
+    let clear = json!({"host": format!("{host}.")}).to_string();
+    let r = testkit::HttpConn::connect(mgmt)
+        .await?
+        .post("challtestsrv", "/clear-a", clear.into_bytes())
+        .await?;
+    ensure!(
+        r.status == 200,
+        "challtestsrv /clear-a {host}: {}",
+        r.status
+    );
     let body = json!({"host": format!("{host}."), "addresses": [ip]}).to_string();
     let r = testkit::HttpConn::connect(mgmt)
         .await?
@@ -516,17 +527,35 @@ async fn http01_certificate_through_the_tenants_gateway_served_by_sni_and_renewe
         // pebble's validation request went through acme's gateway, answered 200.
         let token = order_token(&c, &acme_ns.name, &shop).await?;
         let challenge_path = format!("/.well-known/acme-challenge/{token}");
-        let lines = access_log(&acme)?;
-        let answered: Vec<_> = lines
-            .iter()
-            .filter(|l| field(l, "path") == challenge_path)
-            .collect();
-        ensure!(
-            answered.iter().any(|l| field(l, "status") == "200"
-                && field(l, "user_agent").contains("Pebble")
-                && field(l, "authority") == shop),
-            "no 200 to pebble's validation of {challenge_path} in {acme}'s access log: {answered:?}"
-        );
+        // (Envoy flushes its access log about once a second.)
+        let seen = wait_until(
+            &format!("pebble's validation of {challenge_path} answered 200 in {acme}'s access log"),
+            Duration::from_secs(30),
+            || async {
+                let lines = access_log(&acme)?;
+                let answered: Vec<_> = lines
+                    .iter()
+                    .filter(|l| field(l, "path") == challenge_path)
+                    .collect();
+                let pebble = answered.iter().any(|l| {
+                    field(l, "status") == "200"
+                        && field(l, "user_agent").contains("Pebble")
+                        && field(l, "authority").trim_end_matches(":80") == shop
+                });
+                ensure!(pebble, "not yet; the challenge's lines: {answered:?}");
+                Ok(Some(()))
+            },
+        )
+        .await;
+        if let Err(e) = seen {
+            eprintln!("DIAG: {e:#}");
+            let mut logs = kubectl();
+            logs.args(["-n", SYSTEM_NS, "logs", "-l", &format!("tenantgateway.io/tenant={acme},app.kubernetes.io/component=envoy"), "-c", "envoy", "--tail=-1"]);
+            eprintln!("DIAG acme envoy log:\n{}", run(logs).unwrap_or_default());
+            let mut logs = kubectl();
+            logs.args(["-n", "pebble", "logs", "deployment/pebble", "--tail=40"]);
+            eprintln!("DIAG pebble log:\n{}", run(logs).unwrap_or_default());
+        }
         ensure!(
             !access_log(&globex)?
                 .iter()
