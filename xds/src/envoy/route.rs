@@ -87,32 +87,43 @@ fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
             .and_then(|sni| sni.client_auth.as_deref())
             .map(|c| client_certificate_guard(model, c, host, scheme))
             .unwrap_or_default();
-        let (domain, mut list) = match host {
+        let (domain, authority) = match host {
             HostMatch::Any => continue,
-            HostMatch::Exact(h) => {
-                let mut list: Vec<Route> = routes
-                    .iter()
-                    .flat_map(|r| envoy_routes(r, host, None, scheme, tls))
-                    .collect();
+            HostMatch::Exact(h) => (h.clone(), None),
+            HostMatch::Wildcard(w) => (w.clone(), Some(one_label_authority(w))),
+        };
+        let expand = |rs: &mut dyn Iterator<Item = &ModelRoute>| -> Vec<Route> {
+            rs.flat_map(|r| envoy_routes(r, host, authority.as_ref(), scheme, tls))
+                .collect()
+        };
+        // Over plain HTTP, a host's client-certificate guard redirects every
+        // request to HTTPS; its ACME HTTP-01 challenge routes stay in front of
+        // it and are answered (see `PathMatch::is_acme_challenge`).
+        let (mut head, mut list) = if scheme == Scheme::Http && !guard.is_empty() {
+            (
+                expand(&mut routes.iter().filter(|r| r.path.is_acme_challenge())),
+                expand(&mut routes.iter().filter(|r| !r.path.is_acme_challenge())),
+            )
+        } else {
+            (Vec::new(), expand(&mut routes.iter()))
+        };
+        match &authority {
+            None => {
                 if table.fallback.is_some() {
                     list.extend(fallback_for(host, None));
                 }
-                (h.clone(), list)
             }
-            HostMatch::Wildcard(w) => {
-                let auth = one_label_authority(w);
-                let mut list: Vec<Route> = routes
-                    .iter()
-                    .flat_map(|r| envoy_routes(r, host, Some(&auth), scheme, tls))
-                    .collect();
-                list.extend(fallback_for(host, Some(&auth)));
+            Some(auth) => {
+                list.extend(fallback_for(host, Some(auth)));
                 // Deeper names (a.b.example.com) match no rule host: fall back.
                 list.extend(catch_all.iter().cloned());
-                (w.clone(), list)
             }
-        };
+        }
+        head.dedup();
         list.dedup();
-        list.splice(0..0, guard);
+        head.extend(guard);
+        head.extend(list);
+        let list = head;
         vhosts.insert(
             domain.clone(),
             VirtualHost {
@@ -420,7 +431,7 @@ fn envoy_routes_named(
         query_parameters: r.conditions.query.iter().map(query_matcher).collect(),
         ..Default::default()
     };
-    if scheme == Scheme::Http && p.https_redirect.applies(host_tls) {
+    if scheme == Scheme::Http && p.https_redirect.applies(host_tls) && !r.path.is_acme_challenge() {
         return vec![https_redirect(name, matcher(vec![]))];
     }
     let filter_configs = per_filter_configs(p);

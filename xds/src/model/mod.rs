@@ -83,6 +83,21 @@ impl PathMatch {
         }
     }
 
+    /// An ACME HTTP-01 challenge path: `Exact` or `Prefix` at or under
+    /// `/.well-known/acme-challenge` (what cert-manager's solver Ingress, or
+    /// its path added in place, asks for). As ingress-nginx's default
+    /// `no-tls-redirect-locations`, such routes are never redirected to HTTPS:
+    /// the challenge is answered over plain HTTP before any certificate exists.
+    pub fn is_acme_challenge(&self) -> bool {
+        const ACME: &str = "/.well-known/acme-challenge";
+        match self {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) => p
+                .strip_prefix(ACME)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+            PathMatch::Regex(_) | PathMatch::RegularExpression(_) => false,
+        }
+    }
+
     pub fn display(&self) -> String {
         match self {
             PathMatch::Exact(p) => format!("{p} (Exact)"),

@@ -2170,3 +2170,164 @@ fn ssl_passthrough_hosts_get_sni_tcp_chains_first_and_are_never_also_terminated(
         cluster("shop/a/80")
     );
 }
+
+// ---------- ACME HTTP-01 challenges (cert-manager) ----------
+
+/// cert-manager's HTTP-01 solver: its own Ingress for the host (path
+/// `ImplementationSpecific`, the tenant's class, the `whitelist-source-range`
+/// it sets), or its path added to the host's Ingress (`http01-edit-in-place`).
+/// The challenge is answered over plain HTTP before the host's Secret exists,
+/// and is never redirected to HTTPS — neither by `ssl-redirect` or
+/// `force-ssl-redirect` nor by a client-certificate host's redirect — as
+/// ingress-nginx's default `no-tls-redirect-locations` does. Every other path
+/// keeps its redirect.
+#[test]
+fn acme_http01_challenge_paths_are_answered_over_http_and_never_redirected() {
+    let ng = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let token = "/.well-known/acme-challenge/bWFkZS11cC10b2tlbg";
+    let solver = |name: &str, age: i64, host: &str| {
+        let mut ing = annotated(
+            ingress(
+                "shop",
+                name,
+                age,
+                vec![rule(
+                    Some(host),
+                    vec![path(token, "ImplementationSpecific", backend("solver", 80))],
+                )],
+            ),
+            &[(&ng("whitelist-source-range"), "0.0.0.0/0,::/0")],
+        );
+        ing.spec.as_mut().unwrap().ingress_class_name = Some("tenant-gateway".into());
+        ing
+    };
+    // new.test: the Certificate is not issued yet (Secret missing), ssl-redirect asked.
+    let new = annotated(
+        with_tls(one_path("new", 0, "new.test", "s0"), "new.test", "new-tls"),
+        &[(&ng("ssl-redirect"), "true")],
+    );
+    // forced.test: force-ssl-redirect, and the challenge path added in place.
+    let mut forced = annotated(
+        with_tls(
+            one_path("forced", 1, "forced.test", "s0"),
+            "forced.test",
+            "shop-tls",
+        ),
+        &[(&ng("force-ssl-redirect"), "true")],
+    );
+    forced.spec.as_mut().unwrap().rules.as_mut().unwrap()[0]
+        .http
+        .as_mut()
+        .unwrap()
+        .paths
+        .push(path(token, "ImplementationSpecific", backend("solver", 80)));
+    // mtls.test: client certificates `on` (plain HTTP is redirected to HTTPS).
+    let mtls = annotated(
+        with_tls(
+            one_path("mtls", 2, "mtls.test", "s0"),
+            "mtls.test",
+            "shop-tls",
+        ),
+        &[(&ng("auth-tls-secret"), "client-ca")],
+    );
+    let mut objs = objects(
+        vec![
+            new,
+            forced,
+            mtls,
+            solver("cm-acme-http-solver-new", 10, "new.test"),
+            solver("cm-acme-http-solver-mtls", 11, "mtls.test"),
+        ],
+        &["s0", "solver"],
+    );
+    objs.secrets.push(tls_secret("shop", "shop-tls"));
+    let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
+    objs.secrets.push(ca_secret(
+        "client-ca",
+        "kubernetes.io/tls",
+        Some(ca.cert.pem().as_bytes()),
+    ));
+    let t = translate(&objs, &tls_options());
+    // Only the missing Secret is reported; the solver Ingresses are clean.
+    let reported: Vec<(&str, &str)> = errors(&t)
+        .iter()
+        .map(|d| (d.object.name.as_str(), d.field.as_str()))
+        .collect();
+    assert_eq!(
+        reported,
+        [("new", "spec.tls[0].secretName")],
+        "{:?}",
+        t.diagnostics
+    );
+    let http = http_routes(&t);
+    let solver = cluster("shop/solver/80");
+    let redirect = Outcome::Redirect(String::new());
+    for (host, p, want) in [
+        // no certificate yet: plain HTTP serves the host and its challenge
+        ("new.test", token, &solver),
+        ("new.test", "/", &cluster("shop/s0/80")),
+        ("forced.test", token, &solver),
+        ("forced.test", "/", &redirect),
+        // a challenge path no solver serves is the host's ordinary route
+        (
+            "forced.test",
+            "/.well-known/acme-challenge/other",
+            &redirect,
+        ),
+        ("mtls.test", token, &solver),
+        ("mtls.test", "/", &redirect),
+        ("mtls.test", "/.well-known/acme-challenge/other", &redirect),
+    ] {
+        assert_eq!(&route_request(http, host, p), want, "http://{host}{p}");
+    }
+    // Over HTTPS the client-certificate checks stay first, the challenge included.
+    let https = t
+        .resources
+        .routes
+        .iter()
+        .find(|r| r.name == HTTPS_ROUTE_CONFIG)
+        .expect("https route config");
+    let vh = https
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "mtls.test")
+        .unwrap();
+    assert!(
+        vh.routes[0]
+            .name
+            .starts_with("client-certificate|mtls.test|"),
+        "{:?}",
+        vh.routes.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn acme_challenge_paths_are_those_at_or_under_the_well_known_prefix() {
+    use crate::model::PathMatch;
+    for (p, want) in [
+        (
+            PathMatch::Prefix("/.well-known/acme-challenge".into()),
+            true,
+        ),
+        (
+            PathMatch::Prefix("/.well-known/acme-challenge/t".into()),
+            true,
+        ),
+        (
+            PathMatch::Exact("/.well-known/acme-challenge/t".into()),
+            true,
+        ),
+        (
+            PathMatch::Prefix("/.well-known/acme-challenges".into()),
+            false,
+        ),
+        (PathMatch::Prefix("/.well-known".into()), false),
+        (PathMatch::Prefix("/".into()), false),
+        (
+            PathMatch::Regex("/.well-known/acme-challenge/.*".into()),
+            false,
+        ),
+    ] {
+        assert_eq!(p.is_acme_challenge(), want, "{p:?}");
+    }
+}
