@@ -129,6 +129,13 @@ pub struct AutoscalingSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
+    /// How long the HorizontalPodAutoscaler waits, in seconds, before it
+    /// scales down: it takes the highest replica count it wanted over this
+    /// window (its `behavior.scaleDown.stabilizationWindowSeconds`; unset:
+    /// the cluster's default, 300). Scaling up is never delayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: Option<i32>,
 }
 
 impl AutoscalingSettings {

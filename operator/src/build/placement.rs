@@ -13,8 +13,9 @@ use super::names::{ADMIN_PORT, ENVOY_HEALTH_PORT, HEALTH_PORT, METRICS_PORT};
 use super::validate::{dns1123_subdomain, label_value, qualified_name, SpecError};
 use crds::{AutoscalingSettings, TenantGateway};
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{PodSpec, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -115,9 +116,26 @@ pub fn build_hpa(t: &Fleet<'_>) -> Option<HorizontalPodAutoscaler> {
                 }),
                 ..Default::default()
             }]),
-            behavior: None,
+            behavior: hpa_behavior(a),
         }),
         status: None,
+    })
+}
+
+/// The longest scale-down stabilization window the HPA API accepts (one hour).
+pub const MAX_SCALE_DOWN_STABILIZATION_SECONDS: i32 = 3600;
+
+/// `scaleDownStabilizationSeconds` as the HPA's scale-down window; nothing
+/// else of the behavior is set, so the API server's defaults (its policies,
+/// scaling up at once) stay in force, and no field at all when it is unset.
+fn hpa_behavior(a: &AutoscalingSettings) -> Option<HorizontalPodAutoscalerBehavior> {
+    let window = a.scale_down_stabilization_seconds?;
+    Some(HorizontalPodAutoscalerBehavior {
+        scale_down: Some(HPAScalingRules {
+            stabilization_window_seconds: Some(window),
+            ..Default::default()
+        }),
+        scale_up: None,
     })
 }
 
@@ -237,6 +255,16 @@ pub fn validate_placement(gw: &TenantGateway, errs: &mut Vec<SpecError>) {
                 "spec.autoscaling.targetCPUUtilizationPercentage",
                 format!("must be between 1 and 100, got {}", a.target_cpu()),
             ));
+        }
+        if let Some(w) = a.scale_down_stabilization_seconds {
+            if !(0..=MAX_SCALE_DOWN_STABILIZATION_SECONDS).contains(&w) {
+                errs.push(SpecError::new(
+                    "spec.autoscaling.scaleDownStabilizationSeconds",
+                    format!(
+                        "must be between 0 and {MAX_SCALE_DOWN_STABILIZATION_SECONDS}, got {w}"
+                    ),
+                ));
+            }
         }
     }
     let Some(p) = &spec.placement else { return };

@@ -216,6 +216,7 @@ fn autoscaling_builds_an_hpa_leaves_replicas_to_it_and_the_pdb_follows_its_minim
         min_replicas: Some(3),
         max_replicas: 10,
         target_cpu_utilization_percentage: Some(60),
+        scale_down_stabilization_seconds: Some(30),
     });
     let objs = build(&gw);
     let d = deployment(&objs);
@@ -245,6 +246,13 @@ fn autoscaling_builds_an_hpa_leaves_replicas_to_it_and_the_pdb_follows_its_minim
     );
     assert_eq!(resource.target.type_, "Utilization");
     assert_eq!(resource.target.average_utilization, Some(60));
+    // The scale-down window and nothing else of the behavior: the API
+    // server's default policies stay, and scaling up is not slowed.
+    let behavior = spec.behavior.as_ref().expect("a behavior");
+    assert_eq!(behavior.scale_up, None);
+    let down = behavior.scale_down.as_ref().unwrap();
+    assert_eq!(down.stabilization_window_seconds, Some(30));
+    assert_eq!((&down.policies, &down.select_policy), (&None, &None));
     // The HPA comes after the Deployment it scales.
     let kinds: Vec<&str> = objs.iter().map(|o| o.kind()).collect();
     let pos = |k| kinds.iter().position(|x| *x == k).unwrap();
@@ -263,6 +271,7 @@ fn autoscaling_builds_an_hpa_leaves_replicas_to_it_and_the_pdb_follows_its_minim
         min_replicas: Some(1),
         max_replicas: 4,
         target_cpu_utilization_percentage: None,
+        ..Default::default()
     });
     gw.spec.envoy.resources = Some(ResourceRequirements {
         requests: Some(
@@ -287,6 +296,10 @@ fn autoscaling_builds_an_hpa_leaves_replicas_to_it_and_the_pdb_follows_its_minim
         Some(80),
         "default target"
     );
+    assert_eq!(
+        h.behavior, None,
+        "no window: the cluster's default behavior"
+    );
     let requests = envoy_container(&objs)
         .resources
         .as_ref()
@@ -306,6 +319,7 @@ fn autoscaling_with_default_minimum_has_a_pdb_and_reaches_gateway_fleets() {
         min_replicas: None,
         max_replicas: 5,
         target_cpu_utilization_percentage: None,
+        ..Default::default()
     });
     let web = gateway("acme-shop", "web", &[("http", 80, "HTTP")]);
     let objs = build_gateway_fleet(&gw, &claims(&["acme-shop"], &[]), &ctx(), &web, &[]).unwrap();
@@ -324,6 +338,7 @@ fn invalid_placement_and_autoscaling_are_named_by_field() {
         min_replicas: Some(6),
         max_replicas: 4,
         target_cpu_utilization_percentage: Some(0),
+        scale_down_stabilization_seconds: Some(3601),
     });
     gw.spec.placement = Some(PlacementSettings {
         node_selector: [("bad key!".to_string(), "ok".to_string())].into(),
@@ -355,6 +370,7 @@ fn invalid_placement_and_autoscaling_are_named_by_field() {
         "spec.replicas: must be unset when spec.autoscaling is set",
         "spec.autoscaling.minReplicas: must be between 1 and maxReplicas (4), got 6",
         "spec.autoscaling.targetCPUUtilizationPercentage",
+        "spec.autoscaling.scaleDownStabilizationSeconds: must be between 0 and 3600, got 3601",
         "spec.placement.nodeSelector[\"bad key!\"]: invalid key",
         "spec.placement.tolerations[0].value: must be empty when operator is Exists",
         "spec.placement.tolerations[1].operator: \"Sometimes\" is not Exists or Equal",
@@ -369,11 +385,11 @@ fn invalid_placement_and_autoscaling_are_named_by_field() {
             "no error starting {field:?} in {errs:#?}"
         );
     }
-    assert_eq!(errs.len(), 11, "{errs:#?}");
+    assert_eq!(errs.len(), 12, "{errs:#?}");
     // build_all refuses it with the same errors.
     assert!(matches!(
         build_all(&gw, &claims(&["acme-shop"], &[]), &ctx()),
-        Err(BuildError::Invalid(e)) if e.len() == 11
+        Err(BuildError::Invalid(e)) if e.len() == 12
     ));
     // A valid placement passes.
     let mut ok = tenant("acme");

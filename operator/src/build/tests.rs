@@ -351,6 +351,7 @@ fn every_built_kind_is_a_managed_kind() {
         min_replicas: Some(2),
         max_replicas: 4,
         target_cpu_utilization_percentage: None,
+        ..Default::default()
     });
     let objs = build_all(&gw, &claims(&["acme-shop"], &[]), &ctx()).unwrap();
     let built: std::collections::BTreeSet<&str> = objs.iter().map(|d| d.kind()).collect();

@@ -235,6 +235,7 @@ fn autoscaled_ready_message_counts_against_the_deployment_replicas() {
         min_replicas: Some(2),
         max_replicas: 8,
         target_cpu_utilization_percentage: None,
+        ..Default::default()
     });
     let ready_message = |d: &Deployment| {
         let u = applied(&gw, &claims(&["acme-shop"], &[]), Some(d), None, &at(0));
