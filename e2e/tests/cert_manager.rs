@@ -548,13 +548,12 @@ async fn http01_certificate_through_the_tenants_gateway_served_by_sni_and_renewe
         )
         .await;
         if let Err(e) = seen {
-            eprintln!("DIAG: {e:#}");
-            let mut logs = kubectl();
-            logs.args(["-n", SYSTEM_NS, "logs", "-l", &format!("tenantgateway.io/tenant={acme},app.kubernetes.io/component=envoy"), "-c", "envoy", "--tail=-1"]);
-            eprintln!("DIAG acme envoy log:\n{}", run(logs).unwrap_or_default());
             let mut logs = kubectl();
             logs.args(["-n", "pebble", "logs", "deployment/pebble", "--tail=40"]);
-            eprintln!("DIAG pebble log:\n{}", run(logs).unwrap_or_default());
+            return Err(e.context(format!(
+                "pebble's log:\n{}",
+                run(logs).unwrap_or_default()
+            )));
         }
         ensure!(
             !access_log(&globex)?
