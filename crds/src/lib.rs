@@ -126,7 +126,12 @@ pub struct AutoscalingSettings {
     pub max_replicas: i32,
     /// Average CPU utilization of the pods' requests to aim for (default 80).
     /// Envoy gets a CPU request of 100m when `envoy.resources` sets none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Spelled as in autoscaling/v1 (CPU, not Cpu).
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: Option<i32>,
     /// How long the HorizontalPodAutoscaler waits, in seconds, before it
@@ -703,6 +708,26 @@ mod tests {
         assert_eq!(spec.listeners.proxy_protocol, None);
         assert_eq!(spec.listeners.client_ip_detection, None);
         assert_eq!(spec.service.external_traffic_policy, None);
+    }
+
+    #[test]
+    fn autoscaling_target_is_spelt_cpu_in_capitals_as_in_autoscaling_v1() {
+        let spec: TenantGatewaySpec = serde_json::from_str(
+            r#"{"autoscaling": {"maxReplicas": 3, "targetCPUUtilizationPercentage": 20}}"#,
+        )
+        .unwrap();
+        let a = spec.autoscaling.as_ref().unwrap();
+        assert_eq!(a.target_cpu(), 20);
+        assert_eq!(
+            serde_json::to_value(&spec).unwrap()["autoscaling"]["targetCPUUtilizationPercentage"],
+            20
+        );
+        // The schema the API server prunes by carries the same name.
+        let schema = serde_json::to_value(TenantGateway::crd()).unwrap();
+        let props = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"]["autoscaling"]["properties"];
+        assert_eq!(props["targetCPUUtilizationPercentage"]["maximum"], 100.0);
+        assert!(props.get("targetCpuUtilizationPercentage").is_none());
     }
 
     #[test]

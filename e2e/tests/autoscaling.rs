@@ -163,7 +163,19 @@ async fn hpa_scales_the_fleet_out_under_load_and_back() -> Result<()> {
         let hpas = Api::<HorizontalPodAutoscaler>::namespaced(c.clone(), SYSTEM_NS);
         let addr = ready_gateway(&c, &tenant).await?;
         served_from(addr, HOST, "/", &ns.name).await?;
-        let behavior = hpas.get(&name).await?.spec.and_then(|s| s.behavior);
+        let hpa_spec = hpas.get(&name).await?.spec;
+        // The spec's target reaches the HPA (a misspelt CRD field would be
+        // pruned silently and leave the default 80).
+        let target = hpa_spec
+            .as_ref()
+            .and_then(|s| s.metrics.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.resource.as_ref())
+            .find(|r| r.name == "cpu")
+            .and_then(|r| r.target.average_utilization);
+        assert_eq!(target, Some(TARGET_CPU), "HPA CPU target");
+        let behavior = hpa_spec.and_then(|s| s.behavior);
         let window = behavior
             .and_then(|b| b.scale_down)
             .and_then(|d| d.stabilization_window_seconds);
