@@ -326,3 +326,63 @@ async fn changes_go_live_without_envoy_restarts_and_fail_no_requests() -> Result
     ns.cleanup().await?;
     result
 }
+
+/// Issue 15 item 6: the sidecar writes an Ingress's `status.loadBalancer`
+/// only once its Envoy has ACKed the routes that serve it, so a client that
+/// waits for the status and then sends its first request gets a 200, never
+/// Envoy's 404. One replica: the rule is per pod (each pod's sidecar writes
+/// after its own Envoy), so with several replicas behind one Service another
+/// pod may still be a moment behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_status_appears_only_once_the_gateway_answers_it() -> Result<()> {
+    if skip_requested("an_ingress_status_appears_only_once_the_gateway_answers_it") {
+        return Ok(());
+    }
+    install_operator()?;
+    let c = client().await?;
+    let ns = TestNamespace::create("acked").await?;
+    let tenant = format!("acked-{}", &ns.name[ns.name.len() - 6..]);
+    deploy_echo(&ns, "login", 1).await?;
+    create_ingress(&ns, "login", "shop.example.com", "/login", "login").await?;
+    create_tgw_with(&c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
+    let result = guarded(async {
+        let gw = ready_gateway(&c, &tenant).await?;
+        served_from(gw, "shop.example.com", "/login", &ns.name).await?;
+        let want = format!("ns={} ", ns.name);
+        for i in 0..10 {
+            let (name, host) = (format!("web-{i}"), format!("s{i}.example.com"));
+            create_ingress(&ns, &name, &host, "/", "login").await?;
+            let api = ns.api::<Ingress>();
+            // Polled every 10 ms (wait_until's 500 ms would hide a race).
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let has = api
+                    .get(&name)
+                    .await?
+                    .status
+                    .and_then(|s| s.load_balancer)
+                    .and_then(|l| l.ingress)
+                    .is_some_and(|v| !v.is_empty());
+                if has {
+                    break;
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{name} got no status in 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The first request after the status appeared.
+            let (code, body) = get(gw, &host, "/").await?;
+            anyhow::ensure!(
+                code == 200 && body.contains(&want),
+                "{name} had its status but {host} answered {code} {body}"
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    delete_tgw(&c, &tenant).await;
+    ns.cleanup().await?;
+    result
+}

@@ -12,6 +12,8 @@ use xds::Snapshot;
 pub struct AdsFixture {
     pub snapshots: watch::Sender<Arc<Snapshot>>,
     pub stats: AdsStats,
+    /// What Envoy runs ([`AdsServer::served`]).
+    pub served: watch::Receiver<Option<Arc<Snapshot>>>,
     pub socket: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -28,6 +30,7 @@ impl AdsFixture {
         let socket = dir.path().join("ads.sock");
         let (tx, rx) = watch::channel(Arc::new(initial));
         let (server, stats) = AdsServer::new(rx);
+        let served = server.served();
         let (stop, stopped) = oneshot::channel::<()>();
         let path = socket.clone();
         tokio::spawn(async move {
@@ -45,6 +48,7 @@ impl AdsFixture {
         Self {
             snapshots: tx,
             stats,
+            served,
             socket,
             shutdown: Some(stop),
             _dir: dir,

@@ -560,3 +560,73 @@ async fn unix_socket_is_private_replaces_a_stale_socket_shutdown_ends_streams_an
         "not a socket"
     );
 }
+
+/// The signal a status writer waits for (`AdsServer::served`): each time it
+/// names the snapshot just pushed, that snapshot's new route answers at once
+/// — a client that trusts a status written then never gets a 404. Also for a
+/// new cluster (the route's cluster must be warm first) and a removed route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_names_a_snapshot_only_once_envoy_answers_its_new_routes() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let port = free_port();
+    let addr = listener_addr(port);
+    // Snapshot i: /r1 … /ri, each to its own cluster (odd ones on b).
+    let config = |i: usize| {
+        let names: Vec<(String, String)> = (1..=i)
+            .map(|k| (format!("/r{k}/"), format!("c{k}")))
+            .collect();
+        let routes: Vec<(&str, &str)> = names
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        let backends: Vec<(&str, SocketAddr)> = names
+            .iter()
+            .enumerate()
+            .map(|(k, (_, c))| {
+                (
+                    c.as_str(),
+                    if k.is_multiple_of(2) { b.addr } else { a.addr },
+                )
+            })
+            .collect();
+        http_config(port, &routes, &backends)
+    };
+    let (ads, _envoy) = start(config(1), "node-served").await;
+    let mut served = ads.served.clone();
+    assert_served(addr, "/r1/", "b").await;
+    let backend_of = |k: usize| if (k - 1).is_multiple_of(2) { "b" } else { "a" };
+    for i in 2..=20 {
+        let snap = Arc::new(Snapshot::from(&config(i)));
+        ads.snapshots.send_replace(snap.clone());
+        tokio::time::timeout(
+            UP,
+            served.wait_for(|s| s.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("snapshot {i} never reported served"))
+        .expect("ADS server alive");
+        let r = http_get(addr, "shop.example.com", &format!("/r{i}/"))
+            .await
+            .expect("GET");
+        assert!(
+            r.status == 200 && r.body.starts_with(&format!("backend={} ", backend_of(i))),
+            "snapshot {i} reported served, but /r{i}/ answered {} {}",
+            r.status,
+            r.body
+        );
+    }
+    // A removal: once served, the route is gone.
+    let snap = Arc::new(Snapshot::from(&config(5)));
+    ads.snapshots.send_replace(snap.clone());
+    tokio::time::timeout(
+        UP,
+        served.wait_for(|s| s.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap))),
+    )
+    .await
+    .expect("the smaller snapshot reported served")
+    .expect("ADS server alive");
+    let r = http_get(addr, "shop.example.com", "/r20")
+        .await
+        .expect("GET");
+    assert_eq!(r.status, 404, "a removed route once served");
+}

@@ -181,6 +181,29 @@ impl AdsLifecycle {
     }
 }
 
+/// Status the state machine asked for, held until Envoy runs the snapshot it
+/// was computed from: a client that trusts `status.loadBalancer` or a
+/// Gateway's `Programmed` must not get a 404 (issue 15 item 6). A newer
+/// request replaces an older one (each covers every object it names).
+#[derive(Default)]
+struct PendingStatus {
+    snapshot: Option<Arc<Snapshot>>,
+    ingresses: Option<Vec<(String, String)>>,
+    gateway: Option<GatewayApiStatus>,
+}
+
+/// Whether status computed from `pending` may be written while Envoy runs
+/// `served`: the same snapshot, or one with the same listeners and routes
+/// (an endpoint-only change since, or an identical translation).
+pub(crate) fn status_due(pending: &Arc<Snapshot>, served: Option<&Arc<Snapshot>>) -> bool {
+    served.is_some_and(|s| {
+        Arc::ptr_eq(pending, s)
+            || [ResourceType::Listener, ResourceType::Route]
+                .into_iter()
+                .all(|ty| pending.version(ty) == s.version(ty))
+    })
+}
+
 /// What the sidecar holds while it runs, and the effects it executes with it.
 pub(crate) struct ClusterEffects {
     pub(crate) tenant: TenantWatch,
@@ -198,6 +221,10 @@ pub(crate) struct ClusterEffects {
     stats: AdsStats,
     configured: Arc<AtomicBool>,
     snapshots: watch::Sender<Arc<Snapshot>>,
+    /// What this pod's Envoy runs (its listeners and routes ACKed).
+    served: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// Status computed from a snapshot Envoy does not run yet.
+    pending_status: PendingStatus,
     ads: AdsLifecycle,
     /// The first change of the current round, for the convergence histogram.
     round_started: Instant,
@@ -221,6 +248,7 @@ impl ClusterEffects {
         let (snapshots, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
         let authz = AuthzServer::new(snapshot_rx.clone());
         let (server, stats) = AdsServer::new(snapshot_rx);
+        let served = server.served();
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -241,6 +269,8 @@ impl ClusterEffects {
             stats,
             configured: Arc::new(AtomicBool::new(false)),
             snapshots,
+            served,
+            pending_status: PendingStatus::default(),
             ads: AdsLifecycle::new(server, authz, cfg.socket.clone()),
             round_started: Instant::now(),
             last_translation: None,
@@ -258,6 +288,78 @@ impl ClusterEffects {
             drain_timeout: Duration::from_secs(30),
             metrics: Arc::new(move || metrics.encode()),
         }
+    }
+
+    /// Changes when what Envoy runs changes: the shell then calls
+    /// [`Self::flush_status`].
+    pub(crate) fn served(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.served.clone()
+    }
+
+    /// Write the held status if Envoy now runs the snapshot it came from.
+    pub(crate) async fn flush_status(&mut self) {
+        let Some(snapshot) = self.pending_status.snapshot.clone() else {
+            return;
+        };
+        let served = self.served.borrow().clone();
+        if !status_due(&snapshot, served.as_ref()) {
+            tracing::debug!("status held until Envoy ACKs the snapshot it describes");
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending_status);
+        if let Some(ingresses) = pending.ingresses {
+            self.patch_ingress_status(&ingresses).await;
+        }
+        if let Some(status) = pending.gateway {
+            self.patch_gateway_status(&status).await;
+        }
+    }
+
+    /// Hold status for the snapshot ADS holds now (the one just published,
+    /// or an identical one kept) until Envoy runs it.
+    fn hold_status(&mut self) -> &mut PendingStatus {
+        self.pending_status.snapshot = Some(self.snapshots.borrow().clone());
+        &mut self.pending_status
+    }
+
+    /// status.loadBalancer of every Ingress we serve, once the Service has an address.
+    async fn patch_ingress_status(&mut self, ingresses: &[(String, String)]) {
+        let addresses = self
+            .service
+            .borrow()
+            .as_ref()
+            .map(status::published_addresses);
+        let Some(addresses) = addresses.filter(|a| !a.is_empty()) else {
+            return;
+        };
+        for (ns, name) in ingresses {
+            let Some(ing) = self.tenant.ingress(ns, name) else {
+                continue;
+            };
+            let Some(patch) = status::status_patch(&ing, &addresses) else {
+                continue;
+            };
+            let api: Api<Ingress> = Api::namespaced(self.client.clone(), ns);
+            if let Err(e) = api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "could not write Ingress status");
+            }
+        }
+    }
+
+    async fn patch_gateway_status(&mut self, status: &GatewayApiStatus) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let service = self.service.borrow().clone();
+        let writer = StatusWriter {
+            client: &self.client,
+            fleet,
+            controller: xds::CONTROLLER_NAME,
+        };
+        writer.write(status, &self.tenant, service.as_ref()).await;
     }
 
     /// Keep the claimed-namespaces gauge in step with the claims ConfigMap.
@@ -431,47 +533,81 @@ impl SidecarEffects for ClusterEffects {
         }
     }
 
-    /// status.loadBalancer of every Ingress we serve, once the Service has an address.
+    /// Held until Envoy runs the snapshot that serves them ([`PendingStatus`]).
     async fn write_status(&mut self, ingresses: &[(String, String)]) {
-        let addresses = self
-            .service
-            .borrow()
-            .as_ref()
-            .map(status::published_addresses);
-        let Some(addresses) = addresses.filter(|a| !a.is_empty()) else {
-            return;
-        };
-        for (ns, name) in ingresses {
-            let Some(ing) = self.tenant.ingress(ns, name) else {
-                continue;
-            };
-            let Some(patch) = status::status_patch(&ing, &addresses) else {
-                continue;
-            };
-            let api: Api<Ingress> = Api::namespaced(self.client.clone(), ns);
-            if let Err(e) = api
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "could not write Ingress status");
-            }
-        }
+        self.hold_status().ingresses = Some(ingresses.to_vec());
+        self.flush_status().await;
     }
 
     async fn write_gateway_status(&mut self, status: &GatewayApiStatus) {
-        let Some(fleet) = &self.fleet else {
+        if self.fleet.is_none() {
             return;
-        };
-        let service = self.service.borrow().clone();
-        let writer = StatusWriter {
-            client: &self.client,
-            fleet,
-            controller: xds::CONTROLLER_NAME,
-        };
-        writer.write(status, &self.tenant, service.as_ref()).await;
+        }
+        self.hold_status().gateway = Some(status.clone());
+        self.flush_status().await;
     }
 
     async fn stop(&mut self) {
         self.ads.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::google::protobuf::Any;
+
+    fn snapshot(parts: &[(ResourceType, &str, &[u8])]) -> Arc<Snapshot> {
+        let mut s = Snapshot::default();
+        for (ty, name, bytes) in parts {
+            s.insert(
+                *ty,
+                *name,
+                Any {
+                    type_url: "t".into(),
+                    value: bytes.to_vec(),
+                },
+            );
+        }
+        Arc::new(s)
+    }
+
+    #[test]
+    fn status_waits_for_the_listeners_and_routes_it_describes() {
+        use ResourceType::*;
+        let s1 = snapshot(&[
+            (Listener, "http", b"l"),
+            (Route, "r", b"r1"),
+            (Endpoint, "e", b"1"),
+        ]);
+        assert!(!status_due(&s1, None), "no Envoy runs anything yet");
+        assert!(status_due(&s1, Some(&s1)));
+        // An identical translation published again: the same content.
+        let s1_again = snapshot(&[
+            (Listener, "http", b"l"),
+            (Route, "r", b"r1"),
+            (Endpoint, "e", b"1"),
+        ]);
+        assert!(status_due(&s1_again, Some(&s1)));
+        // Endpoints moved on since: what the status describes is still run.
+        let s1_endpoints = snapshot(&[
+            (Listener, "http", b"l"),
+            (Route, "r", b"r1"),
+            (Endpoint, "e", b"2"),
+        ]);
+        assert!(status_due(&s1, Some(&s1_endpoints)));
+        // New routes (a new Ingress) are not run while Envoy has the old ones.
+        let s2 = snapshot(&[
+            (Listener, "http", b"l"),
+            (Route, "r", b"r2"),
+            (Endpoint, "e", b"1"),
+        ]);
+        assert!(!status_due(&s2, Some(&s1)));
+        let s3 = snapshot(&[
+            (Listener, "https", b"l"),
+            (Route, "r", b"r1"),
+            (Endpoint, "e", b"1"),
+        ]);
+        assert!(!status_due(&s3, Some(&s1)), "a new listener too");
     }
 }

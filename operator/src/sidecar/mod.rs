@@ -145,9 +145,20 @@ pub async fn run(
     let mut state = SidecarState::new(cfg.debounce);
     tokio::pin!(shutdown);
 
+    let mut served = world.served();
+    let mut ads_alive = true;
     while !state.is_stopped() {
         let input = tokio::select! {
             _ = &mut shutdown => Input::Shutdown,
+            // Envoy runs a new snapshot: status held for it may go out. Not
+            // an input: what is served changes no decision of the machine.
+            r = served.changed(), if ads_alive => {
+                match r {
+                    Ok(()) => world.flush_status().await,
+                    Err(_) => ads_alive = false,
+                }
+                continue;
+            }
             r = claims.changed() => match r {
                 Ok(()) => claims_input(&cfg, &mut world, claims.borrow_and_update().as_ref()),
                 Err(_) => Input::Shutdown,

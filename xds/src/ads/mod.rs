@@ -69,6 +69,7 @@ pub struct AdsServer {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     stats: AdsStats,
     drain: Arc<watch::Sender<bool>>,
+    served: Arc<watch::Sender<Option<Arc<Snapshot>>>>,
 }
 
 impl AdsServer {
@@ -76,12 +77,22 @@ impl AdsServer {
     pub fn new(snapshots: watch::Receiver<Arc<Snapshot>>) -> (Self, AdsStats) {
         let stats = AdsStats::default();
         let (drain, _) = watch::channel(false);
+        let (served, _) = watch::channel(None);
         let server = Self {
             snapshots,
             stats: stats.clone(),
             drain: Arc::new(drain),
+            served: Arc::new(served),
         };
         (server, stats)
+    }
+
+    /// The latest snapshot an Envoy on some stream of this server runs: its
+    /// listeners and routes ACKed ([`StreamState::serves`]). A status that
+    /// says an object is served is true once this holds the snapshot it was
+    /// computed from (or one with the same listeners and routes).
+    pub fn served(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.served.subscribe()
     }
 
     pub fn drain_signal(&self) -> DrainSignal {
@@ -113,6 +124,7 @@ impl AggregatedDiscoveryService for AdsServer {
             snapshots: self.snapshots.clone(),
             drain: self.drain.subscribe(),
             stats: self.stats.clone(),
+            served: self.served.clone(),
             node: String::new(),
         };
         tokio::spawn(driver.run().instrument(tracing::info_span!("ads_stream")));
@@ -157,6 +169,7 @@ struct StreamDriver {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     drain: watch::Receiver<bool>,
     stats: AdsStats,
+    served: Arc<watch::Sender<Option<Arc<Snapshot>>>>,
     node: String,
 }
 
@@ -217,6 +230,15 @@ impl StreamDriver {
                 if self.outbound.send(Ok(resp)).await.is_err() {
                     return;
                 }
+            }
+            if state.serves(&snap) {
+                self.served.send_if_modified(|current| {
+                    if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &snap)) {
+                        return false;
+                    }
+                    *current = Some(snap.clone());
+                    true
+                });
             }
             if !state.waiting_for_eds_subscription() {
                 eds_wait = None;

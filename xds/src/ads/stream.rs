@@ -1,7 +1,7 @@
 //! The per-stream xDS state machine, free of I/O so it can be tested without
 //! Envoy: requests and snapshots in, responses and ACK/NACK events out.
 
-use super::refs::{eds_name, References};
+use super::refs::{eds_name, rds_names, References};
 use crate::snapshot::{ResourceType, Snapshot};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
@@ -189,6 +189,39 @@ impl StreamState {
         let mut step = Step::default();
         self.push_due(snap, &mut step);
         step
+    }
+
+    /// Whether Envoy on this stream runs `snap`'s listeners and routes: both
+    /// types ACKed with exactly the snapshot's content (routes: the ones its
+    /// listeners subscribe to) and nothing of either in flight. Clusters,
+    /// endpoints and secrets a route needs are in place by then: routes and
+    /// listeners are only pushed once those are ACKed. What Envoy NACKed is
+    /// not served; an endpoint-only change leaves this true.
+    pub fn serves(&self, snap: &Snapshot) -> bool {
+        // The routes the snapshot's listeners use count even before Envoy
+        // re-subscribes for them (it ACKs new listeners while they warm).
+        let used: BTreeSet<String> = snap
+            .resources(ResourceType::Listener)
+            .flat_map(|(_, l)| rds_names(l))
+            .collect();
+        [ResourceType::Listener, ResourceType::Route]
+            .into_iter()
+            .all(|ty| match self.get(ty) {
+                Some(st) if st.requested => {
+                    !st.pending
+                        && snap
+                            .resources(ty)
+                            .filter(|(n, _)| match &st.subscription {
+                                Subscription::Wildcard => true,
+                                Subscription::Names(names) => {
+                                    names.contains(*n) || used.contains(*n)
+                                }
+                            })
+                            .eq(st.acked.iter())
+                }
+                // Never subscribed: served only if there is nothing to serve.
+                _ => snap.len(ty) == 0,
+            })
     }
 
     /// True while later types wait for Envoy to subscribe to the endpoints of
@@ -593,6 +626,79 @@ mod tests {
         let nonces: BTreeSet<_> = last.values().map(|r| r.nonce.clone()).collect();
         assert_eq!(nonces.len(), 4, "every response has its own nonce");
         assert!(!st.waiting_for_eds_subscription());
+    }
+
+    #[test]
+    fn serves_only_once_listeners_and_routes_of_the_snapshot_are_acked() {
+        let s1 = snap(&["a"], &["a"]);
+        let mut st = StreamState::new();
+        assert!(!st.serves(&s1), "nothing subscribed, nothing served");
+        // Part way through start-up: clusters and endpoints, no routes yet.
+        let cds = only(&st.on_request(&req(Cluster, &[], None), &s1), Cluster);
+        st.on_request(&req(Listener, &[], None), &s1);
+        st.on_request(&req(Cluster, &[], Some(&cds)), &s1);
+        let eds = only(&st.on_request(&req(Endpoint, &["a"], None), &s1), Endpoint);
+        let lds = only(
+            &st.on_request(&req(Endpoint, &["a"], Some(&eds)), &s1),
+            Listener,
+        );
+        assert!(!st.serves(&s1), "LDS in flight");
+        st.on_request(&req(Listener, &[], Some(&lds)), &s1);
+        assert!(
+            !st.serves(&s1),
+            "listeners ACKed, but the routes they use were never sent"
+        );
+        let rds = only(&st.on_request(&req(Route, &["r"], None), &s1), Route);
+        assert!(!st.serves(&s1), "RDS in flight");
+        st.on_request(&req(Route, &["r"], Some(&rds)), &s1);
+        assert!(st.serves(&s1));
+
+        // A new route to a new cluster: served only after its RDS ACK.
+        let s2 = snap(&["a", "b"], &["a", "b"]);
+        assert!(!st.serves(&s2));
+        let cds2 = only(&st.on_snapshot(&s2), Cluster);
+        let step = st.on_request(&req(Cluster, &[], Some(&cds2)), &s2);
+        assert!(step.responses.is_empty(), "routes wait for EDS of b");
+        let eds2 = only(
+            &st.on_request(&req(Endpoint, &["a", "b"], None), &s2),
+            Endpoint,
+        );
+        let rds2 = only(
+            &st.on_request(&req(Endpoint, &["a", "b"], Some(&eds2)), &s2),
+            Route,
+        );
+        assert!(!st.serves(&s2), "the route to b is in flight");
+        assert!(
+            !st.serves(&s1),
+            "with routes in flight no snapshot is claimed, not even the last one"
+        );
+        // Envoy rejects it: it keeps running s1's routes, s2 is not served.
+        let mut rejected = nack(Route, &rds2, &rds.version_info);
+        rejected.resource_names = vec!["r".into()];
+        st.on_request(&rejected, &s2);
+        assert!(!st.serves(&s2), "a NACKed route is not served");
+        // An endpoint-only change of what is served leaves it served.
+        let s3 = snap(&["a", "b"], &["a"]);
+        let step = st.on_snapshot(&s3);
+        let rds3 = only(&step, Route);
+        st.on_request(&req(Route, &["r"], Some(&rds3)), &s3);
+        assert!(st.serves(&s3));
+        let mut s4 = s3.clone();
+        s4.insert(
+            Endpoint,
+            "a",
+            Any {
+                type_url: ClusterLoadAssignment::type_url(),
+                value: ClusterLoadAssignment {
+                    cluster_name: "a".into(),
+                    endpoints: vec![Default::default()],
+                    ..Default::default()
+                }
+                .encode_to_vec(),
+            },
+        );
+        assert_ne!(s4.version(Endpoint), s3.version(Endpoint));
+        assert!(st.serves(&s4), "endpoints do not decide what is served");
     }
 
     #[test]
