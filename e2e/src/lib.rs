@@ -234,6 +234,14 @@ where
     }
 }
 
+/// The pod's `Ready` condition is `True` (a terminating pod may still be).
+pub fn pod_ready(p: &k8s_openapi::api::core::v1::Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// Waits until the Deployment's observed generation is current and all replicas are
 /// updated and available.
 pub async fn wait_deployment_ready(

@@ -190,7 +190,7 @@ async fn a_gateway_pod_deleted_under_load_fails_no_keepalive_request_and_at_most
                 let gone = pods
                     .iter()
                     .all(|p| p.metadata.name.as_deref() != Some(victim.as_str()));
-                let ready = pods.iter().filter(|p| is_ready(p)).count();
+                let ready = pods.iter().filter(|p| e2e::pod_ready(p)).count();
                 Ok((gone && ready == 2).then_some(()))
             },
         )
@@ -232,7 +232,7 @@ async fn a_killed_envoy_comes_back_with_the_full_config_while_the_other_pod_serv
                 let restarted = pod_restarts(&p)
                     .iter()
                     .any(|(n, r)| n == "envoy" && *r >= 1);
-                Ok((restarted && is_ready(&p)).then_some(p))
+                Ok((restarted && e2e::pod_ready(&p)).then_some(p))
             },
         )
         .await?;
@@ -254,13 +254,6 @@ async fn a_killed_envoy_comes_back_with_the_full_config_while_the_other_pod_serv
     .await;
     f.stop().await?;
     result
-}
-
-fn is_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 async fn operator_pods(c: &Client) -> Result<Vec<Pod>> {
@@ -287,7 +280,7 @@ async fn scale_operator(c: &Client, replicas: i32) -> Result<()> {
         Duration::from_secs(120),
         || async {
             let pods = operator_pods(c).await?;
-            Ok((pods.len() == replicas as usize && pods.iter().all(is_ready)).then_some(()))
+            Ok((pods.len() == replicas as usize && pods.iter().all(e2e::pod_ready)).then_some(()))
         },
     )
     .await

@@ -57,14 +57,9 @@ fn node_of(p: &Pod) -> Option<String> {
     p.spec.as_ref().and_then(|s| s.node_name.clone())
 }
 
+/// Ready and not terminating.
 fn is_ready(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-        && p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+    p.metadata.deletion_timestamp.is_none() && e2e::pod_ready(p)
 }
 
 /// An echo backend of two replicas pinned to `node`, so that draining or
