@@ -437,7 +437,7 @@ impl Traffic {
     /// was sent. See there for why.
     pub async fn finish_via_node_port(self, what: &str) -> Result<usize> {
         let (ok, failed, refused, errors) = self.stop().await?;
-        eprintln!("{what}: {ok} ok, {failed} failed ({refused} refused at connect)");
+        eprintln!("{what}: {ok} ok, {failed} failed ({refused} refused at connect) {errors:?}");
         ensure!(
             failed == refused,
             "{what}: {} failed requests besides refused connects: {errors:?}",
@@ -471,7 +471,7 @@ impl Traffic {
             .filter(|e| e.starts_with("GET timed out after connecting"))
             .count();
         eprintln!(
-            "{what}: {ok} ok, {failed} failed ({refused} refused at connect, {hung} unanswered)"
+            "{what}: {ok} ok, {failed} failed ({refused} refused at connect, {hung} unanswered) {errors:?}"
         );
         ensure!(
             failed == refused + hung,
