@@ -454,42 +454,6 @@ impl Traffic {
     }
 }
 
-impl Traffic {
-    /// Like [`Traffic::finish_via_node_port`], for the NodePort traffic while a
-    /// gateway pod is deleted and drains: also at most one request in
-    /// [`NODE_PORT_REFUSED_PER`] (at least one, counted together with refused
-    /// connects) may go unanswered after connecting. OPEN DEFECT, not an
-    /// artefact: in about one drain run in eight (after the drain-order fix;
-    /// five in nine before it) one connection that kube-proxy sent to the
-    /// terminating pod right as it was deleted is accepted and never answered
-    /// (conntrack: established to the deleted pod, no reply until the client's
-    /// 5 s timeout). Every other failure (5xx, reset) still fails the test.
-    pub async fn finish_draining(self, what: &str) -> Result<usize> {
-        let (ok, failed, refused, errors) = self.stop().await?;
-        let hung = errors
-            .iter()
-            .filter(|e| e.starts_with("GET timed out after connecting"))
-            .count();
-        eprintln!(
-            "{what}: {ok} ok, {failed} failed ({refused} refused at connect, {hung} unanswered) {errors:?}"
-        );
-        ensure!(
-            failed == refused + hung,
-            "{what}: {} failed requests besides refused or unanswered connects: {errors:?}",
-            failed - refused - hung
-        );
-        let allowed = ((ok + failed) / NODE_PORT_REFUSED_PER).max(1);
-        ensure!(
-            refused + hung <= allowed,
-            "{what}: {} of {} connections refused or unanswered (at most {allowed}): {errors:?}",
-            refused + hung,
-            ok + failed
-        );
-        ensure!(ok > 20, "{what}: too little traffic: {ok}");
-        Ok(ok)
-    }
-}
-
 /// Refused connects tolerated through a NodePort: one per this many (at
 /// least one). Observed: one refused connect in some runs of 2,000–8,000
 /// requests while kube-proxy rewrote its rules (a gateway pod NotReady→Ready

@@ -477,3 +477,45 @@ async fn envoy_readiness_is_served_by_envoy_and_fails_when_a_drain_starts() {
         503
     );
 }
+
+/// Issue 15 item 7: once Envoy drains (the preStop's `/healthcheck/fail`), a request that asks `Connection: close`
+/// gets its answer at once and the server's close within 2.5 s (tolerance:
+/// the HCM's `drain_timeout`, 1 s, plus Envoy's delayed close, 1 s). Envoy's
+/// default `drain_timeout` (5 s) held such a connection open after the
+/// response, so a client waiting for the close (RFC 9112 §9.6; the e2e
+/// drain tests' client, 5 s) counted a request a pod answered as it started
+/// terminating as never answered. With 5 s this test fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_envoy_closes_a_connection_close_request_within_2_5_s_of_answering_it() {
+    let b = backends(&["a"]).await;
+    let yaml = String::from(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a, namespace: shop}\nspec:\n  rules:\n  - http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}]}\n---\n",
+    ) + &service_yaml("shop", "a", &[&b["a"]]);
+    let opts = options(&["shop"]);
+    let gw = Gateway::start("drain-close", &translate(&objects(&yaml), &opts), opts).await;
+    let http = gw.http();
+    let budget = testkit::Timeouts {
+        connect: Duration::from_secs(2),
+        exchange: Duration::from_secs(3),
+    };
+    let answered_and_closed = |what: &'static str| async move {
+        for i in 0..3 {
+            let started = Instant::now();
+            let r = testkit::get_then_reset(http, "x", "/p", budget)
+                .await
+                .unwrap_or_else(|e| panic!("{what}, request {i}: {e}"));
+            let took = started.elapsed();
+            assert_eq!(r.status, 200, "{what}: {}", r.body);
+            assert!(
+                took < Duration::from_millis(2500),
+                "{what}, request {i}: answered and closed after {took:?}"
+            );
+            println!("{what}: answered and closed in {took:?}");
+        }
+    };
+    answered_and_closed("serving").await;
+    assert_eq!(gw.envoy.admin_post("/healthcheck/fail").await, 200);
+    // drainClose() is now true for every connection, as during the
+    // listeners' graceful drain that follows in the preStop.
+    answered_and_closed("health check failed").await;
+}
