@@ -4,12 +4,26 @@ use std::future::Future;
 use std::net::TcpListener as StdTcpListener;
 use std::time::{Duration, Instant};
 
-/// A loopback port that was free a moment ago.
+/// Ports [`free_port`] handed out in this process: the kernel may give the
+/// same free port to two binds in a row, and a test that asks for an HTTP,
+/// an HTTPS and a TCP port must get three different ones (a duplicate failed
+/// CI once: "port … is the gateway's HTTP or HTTPS port").
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A loopback port that was free a moment ago, never one this process was
+/// given before.
 pub fn free_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = StdTcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A port number free for both TCP and UDP on 127.0.0.1 right now. The two
@@ -61,4 +75,14 @@ where
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     None
+}
+
+#[cfg(test)]
+mod free_port_tests {
+    #[test]
+    fn free_port_never_hands_out_a_port_twice() {
+        let ports: Vec<u16> = (0..500).map(|_| super::free_port()).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }
