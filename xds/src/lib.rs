@@ -32,4 +32,7 @@ pub mod yaml;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
 pub use model::{AccessLog, ClientAddress, ForwardedForTrust};
-pub use translate::{translate, GatewayOptions, TcpProxy, TenantObjects, Translation, UdpProxy};
+pub use translate::{
+    translate, GatewayOptions, TcpProxy, TenantObjects, Translated, Translation, Translator,
+    UdpProxy,
+};

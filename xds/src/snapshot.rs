@@ -11,7 +11,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The xDS resource types we serve, in make-before-break push order:
 /// secrets and clusters/endpoints before the listeners and routes using them.
@@ -78,11 +78,20 @@ pub struct EnvoyResources {
 /// Packed resources by type and name. Encoding is deterministic (route
 /// configurations, whose per-filter-config maps may hold several entries, are
 /// encoded canonically), so equal configs give equal bytes and versions.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     resources: BTreeMap<ResourceType, BTreeMap<String, Any>>,
     /// Published with the resources, so a route and its policy change together.
     auth: Arc<AuthTable>,
+    /// [`Snapshot::version`] of each type (in [`ResourceType::ALL`] order),
+    /// hashed once: the sidecar and every ADS stream ask for it per change.
+    versions: [OnceLock<String>; 5],
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.resources == other.resources && self.auth == other.auth
+    }
 }
 
 fn pack<M: Message + prost::Name>(m: &M) -> Any {
@@ -143,7 +152,7 @@ mod canonical {
         buf
     }
 
-    fn virtual_host(vh: &VirtualHost) -> Vec<u8> {
+    pub(super) fn virtual_host(vh: &VirtualHost) -> Vec<u8> {
         let mut shell = vh.clone();
         shell.routes.clear();
         shell.typed_per_filter_config.clear();
@@ -160,18 +169,44 @@ mod canonical {
     }
 
     pub(super) fn route_configuration(rc: &RouteConfiguration) -> Vec<u8> {
-        let mut shell = rc.clone();
-        shell.virtual_hosts.clear();
+        let shell = RouteConfiguration {
+            virtual_hosts: Vec::new(),
+            ..rc.clone()
+        };
+        let hosts: Vec<Vec<u8>> = rc.virtual_hosts.iter().map(virtual_host).collect();
+        from_parts(&shell, hosts.iter().map(Vec::as_slice))
+    }
+
+    /// A route configuration without virtual hosts, then its virtual hosts
+    /// encoded by [`virtual_host`], in order.
+    pub(super) fn from_parts<'a>(
+        shell: &RouteConfiguration,
+        virtual_hosts: impl Iterator<Item = &'a [u8]>,
+    ) -> Vec<u8> {
+        debug_assert!(shell.virtual_hosts.is_empty());
         let mut buf = shell.encode_to_vec();
-        for vh in &rc.virtual_hosts {
-            append_bytes(
-                ROUTE_CONFIGURATION_VIRTUAL_HOSTS,
-                &virtual_host(vh),
-                &mut buf,
-            );
+        for vh in virtual_hosts {
+            append_bytes(ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vh, &mut buf);
         }
         buf
     }
+}
+
+/// A virtual host as route configurations are encoded (canonically).
+pub(crate) fn encode_virtual_host(
+    vh: &envoy_types::pb::envoy::config::route::v3::VirtualHost,
+) -> Vec<u8> {
+    canonical::virtual_host(vh)
+}
+
+/// A route configuration from its shell (no virtual hosts) and its virtual
+/// hosts encoded by [`encode_virtual_host`]: the bytes [`Snapshot`] holds
+/// for the whole configuration.
+pub(crate) fn encode_route_configuration<'a>(
+    shell: &RouteConfiguration,
+    virtual_hosts: impl Iterator<Item = &'a [u8]>,
+) -> Vec<u8> {
+    canonical::from_parts(shell, virtual_hosts)
 }
 
 impl Snapshot {
@@ -181,6 +216,7 @@ impl Snapshot {
     }
 
     pub fn insert(&mut self, ty: ResourceType, name: impl Into<String>, any: Any) {
+        self.versions[ty as usize] = OnceLock::new();
         self.resources
             .entry(ty)
             .or_default()
@@ -205,6 +241,12 @@ impl Snapshot {
 
     /// A content hash of every resource of this type (names and bytes).
     pub fn version(&self, ty: ResourceType) -> String {
+        self.versions[ty as usize]
+            .get_or_init(|| self.hash(ty))
+            .clone()
+    }
+
+    fn hash(&self, ty: ResourceType) -> String {
         let mut h = Sha256::new();
         for (name, any) in self.resources(ty) {
             h.update((name.len() as u64).to_be_bytes());
@@ -532,6 +574,35 @@ mod tests {
             type_url: url.into(),
             value: v.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_cached_version_is_dropped_by_an_insert_of_its_type_only() {
+        for (i, ty) in ResourceType::ALL.into_iter().enumerate() {
+            assert_eq!(ty as usize, i, "versions are indexed by ResourceType::ALL");
+        }
+        let mut s = Snapshot::default();
+        s.insert(ResourceType::Cluster, "a", any("t/c", b"1"));
+        s.insert(ResourceType::Route, "r", any("t/r", b"1"));
+        let (cluster, route) = (
+            s.version(ResourceType::Cluster),
+            s.version(ResourceType::Route),
+        );
+        s.insert(ResourceType::Cluster, "a", any("t/c", b"2"));
+        assert_ne!(
+            s.version(ResourceType::Cluster),
+            cluster,
+            "read after an insert"
+        );
+        assert_eq!(s.version(ResourceType::Route), route);
+        let mut fresh = Snapshot::default();
+        fresh.insert(ResourceType::Cluster, "a", any("t/c", b"2"));
+        fresh.insert(ResourceType::Route, "r", any("t/r", b"1"));
+        assert_eq!(
+            fresh.version(ResourceType::Cluster),
+            s.version(ResourceType::Cluster)
+        );
+        assert_eq!(fresh, s, "equality ignores which versions were read");
     }
 
     #[test]

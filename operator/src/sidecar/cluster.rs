@@ -72,19 +72,25 @@ fn changed_types(previous: Option<&Snapshot>, snapshot: &Snapshot) -> Vec<Resour
         .collect()
 }
 
-/// Wait until Envoy ACKs every type whose version changed, for the convergence histogram.
+/// Wait until Envoy ACKs every type whose version changed, for the
+/// convergence histogram and the round's log line: when each type was ACKed,
+/// counted from `start`, in the order of `before`; None on timeout.
 async fn wait_for_acks(
     stats: AdsStats,
     before: Vec<(ResourceType, u64)>,
     timeout: Duration,
-) -> Option<Duration> {
+) -> Option<Vec<(ResourceType, Duration)>> {
     let start = Instant::now();
+    let mut acked: Vec<Option<Duration>> = vec![None; before.len()];
     while start.elapsed() < timeout {
-        if before
-            .iter()
-            .all(|(ty, acks)| stats.counters(*ty).acks > *acks)
-        {
-            return Some(start.elapsed());
+        for ((ty, acks), at) in before.iter().zip(acked.iter_mut()) {
+            if at.is_none() && stats.counters(*ty).acks > *acks {
+                *at = Some(start.elapsed());
+            }
+        }
+        if acked.iter().all(Option::is_some) {
+            let times = acked.into_iter().flatten();
+            return Some(before.iter().map(|(ty, _)| *ty).zip(times).collect());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -95,6 +101,10 @@ async fn wait_for_acks(
 #[derive(Clone, Copy)]
 struct TranslationSummary {
     started: Instant,
+    /// Collecting the watched objects, translating them, encoding the snapshot.
+    objects: Duration,
+    translate: Duration,
+    snapshot: Duration,
     routable_paths: usize,
     diagnostics: usize,
     namespaces: usize,
@@ -392,6 +402,7 @@ impl ClusterEffects {
         };
         let core = self.tenant.objects(namespaces);
         let routes = self.tenant.gateway_api_routes(namespaces);
+        let collected = Instant::now();
         let objects = xds::GatewayApiObjects {
             gateway,
             http_routes: routes.http_routes,
@@ -419,19 +430,24 @@ impl ClusterEffects {
             client_address: self.options.client_address.clone(),
         };
         let t = xds::translate_gateway(&objects, &options);
+        let translated = Instant::now();
         self.metrics
             .translation_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.diagnostics.set(t.diagnostics.len() as i64);
         let status = super::gateway::wanted_status(&t);
+        let snapshot = Arc::new(Snapshot::from(&t.resources));
         self.last_translation = Some(TranslationSummary {
             started,
+            objects: collected - started,
+            translate: translated - collected,
+            snapshot: translated.elapsed(),
             routable_paths: t.routes.len(),
             diagnostics: t.diagnostics.len(),
             namespaces: namespaces.len(),
         });
         TranslationOutcome {
-            snapshot: Arc::new(Snapshot::from(&t.resources)),
+            snapshot,
             diagnostics: t.diagnostics.into_iter().collect(),
             served_ingresses: Vec::new(),
             gateway_api: Some(Arc::new(status)),
@@ -459,21 +475,27 @@ impl SidecarEffects for ClusterEffects {
         }
         let started = Instant::now();
         let objects = self.tenant.objects(namespaces);
+        let collected = Instant::now();
         let mut options = self.options.clone();
         options.namespaces = Some(namespaces.clone());
         let t = translate(&objects, &options);
+        let translated = Instant::now();
         self.metrics
             .translation_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.diagnostics.set(t.diagnostics.len() as i64);
+        let snapshot = Arc::new(Snapshot::from(&t.resources));
         self.last_translation = Some(TranslationSummary {
             started,
+            objects: collected - started,
+            translate: translated - collected,
+            snapshot: translated.elapsed(),
             routable_paths: t.routable_paths,
             diagnostics: t.diagnostics.len(),
             namespaces: namespaces.len(),
         });
         TranslationOutcome {
-            snapshot: Arc::new(Snapshot::from(&t.resources)),
+            snapshot,
             diagnostics: t.diagnostics.into_iter().collect(),
             served_ingresses: t.served_ingresses,
             gateway_api: None,
@@ -499,10 +521,40 @@ impl SidecarEffects for ClusterEffects {
         );
         let (stats, hist) = (self.stats.clone(), self.metrics.convergence_seconds.clone());
         let waited_before_translating = summary.started.duration_since(self.round_started);
+        let published = Instant::now();
+        let before_publish = published.duration_since(summary.started);
         tokio::spawn(async move {
-            if let Some(d) = wait_for_acks(stats, awaited, Duration::from_secs(30)).await {
-                hist.observe((d + waited_before_translating).as_secs_f64());
-            }
+            let Some(acked) = wait_for_acks(stats, awaited, Duration::from_secs(30)).await else {
+                return;
+            };
+            let last = acked.iter().map(|(_, d)| *d).max().unwrap_or_default();
+            let total = waited_before_translating + before_publish + last;
+            hist.observe(total.as_secs_f64());
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let acked_ms = |ty: ResourceType| {
+                acked
+                    .iter()
+                    .find(|(t, _)| *t == ty)
+                    .map_or(-1.0, |(_, d)| ms(*d))
+            };
+            // Where a round's time goes (docs/benchmarks.md): waiting for the
+            // debounce, collecting, translating, encoding, then each changed
+            // type's ACK counted from the publish (-1: unchanged).
+            tracing::info!(
+                waited_ms = ms(waited_before_translating),
+                objects_ms = ms(summary.objects),
+                translate_ms = ms(summary.translate),
+                snapshot_ms = ms(summary.snapshot),
+                publish_ms = ms(before_publish
+                    .saturating_sub(summary.objects + summary.translate + summary.snapshot)),
+                cluster_ack_ms = acked_ms(ResourceType::Cluster),
+                endpoint_ack_ms = acked_ms(ResourceType::Endpoint),
+                listener_ack_ms = acked_ms(ResourceType::Listener),
+                route_ack_ms = acked_ms(ResourceType::Route),
+                total_ms = ms(total),
+                routable_paths = summary.routable_paths,
+                "configuration converged"
+            );
         });
     }
 

@@ -11,13 +11,15 @@ mod route;
 mod secret;
 
 use crate::model::Model;
-use crate::snapshot::EnvoyResources;
+use crate::snapshot::{EnvoyResources, Snapshot};
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
     ApiVersion, ConfigSource, DataSource, SocketAddress,
 };
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::{Any, Duration};
 use prost::{Message, Name};
+pub(crate) use route::RouteMemo;
 
 pub const HTTP_LISTENER: &str = "http";
 pub const HTTPS_LISTENER: &str = "https";
@@ -28,7 +30,7 @@ pub const HTTPS_ROUTE_CONFIG: &str = "https";
 const SNI_HEADER: &str = "x-tenantgateway-sni";
 
 /// Which listener a route configuration is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Scheme {
     Http,
     Https,
@@ -46,6 +48,37 @@ impl Scheme {
 
 /// Every Envoy resource of one tenant's model.
 pub(crate) fn build(model: &Model) -> EnvoyResources {
+    let (mut resources, tables) = build_without_routes(model);
+    resources.routes = tables
+        .into_iter()
+        .map(|(name, scheme)| route::configuration(model, name, scheme))
+        .collect();
+    resources
+}
+
+/// [`build`] packed as a snapshot, the route tables through `memo`: the
+/// virtual hosts of hosts whose routes did not change since the memo's last
+/// build are not built or encoded again. Byte for byte
+/// `Snapshot::from(&build(model))`.
+pub(crate) fn build_snapshot(model: &Model, memo: &mut route::RouteMemo) -> Snapshot {
+    let (resources, tables) = build_without_routes(model);
+    let mut snapshot = Snapshot::from(&resources);
+    memo.encoded = 0;
+    for (name, scheme) in tables {
+        let value = route::configuration_encoded(model, name, scheme, memo);
+        let any = Any {
+            type_url: <RouteConfiguration as Name>::type_url(),
+            value,
+        };
+        snapshot.insert(crate::snapshot::ResourceType::Route, name, any);
+    }
+    memo.finish();
+    snapshot
+}
+
+/// Every resource but the route tables, and the route tables to build
+/// (name and scheme), in name order.
+fn build_without_routes(model: &Model) -> (EnvoyResources, Vec<(&'static str, Scheme)>) {
     let http_filters = filters::HttpFilters::of(model);
     let mut listeners = vec![listener::http(model, &http_filters)];
     let https = listener::https(model, &http_filters);
@@ -64,18 +97,16 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
             .map(|(port, udp)| listener::udp(model, *port, &udp.backend)),
     );
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    EnvoyResources {
-        // The https route table only exists when an https listener uses it:
-        // building (and pushing) an unused copy doubled the work per change.
-        routes: std::iter::once(route::configuration(model, HTTP_ROUTE_CONFIG, Scheme::Http))
-            .chain(
-                has_https.then(|| route::configuration(model, HTTPS_ROUTE_CONFIG, Scheme::Https)),
-            )
-            .collect(),
+    // The https route table only exists when an https listener uses it:
+    // building (and pushing) an unused copy doubled the work per change.
+    let mut tables = vec![(HTTP_ROUTE_CONFIG, Scheme::Http)];
+    tables.extend(has_https.then_some((HTTPS_ROUTE_CONFIG, Scheme::Https)));
+    let resources = EnvoyResources {
         listeners,
         auth: crate::authz::AuthTable::of(model),
         ..backends_and_secrets(model)
-    }
+    };
+    (resources, tables)
 }
 
 /// The clusters, endpoints and secrets of a model (any listener layout).

@@ -27,12 +27,21 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::Int64Range;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent, FractionalPercent};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteConfiguration {
     RouteConfiguration {
-        name: name.to_string(),
         virtual_hosts: virtual_hosts(model, scheme),
+        ..configuration_shell(model, name, scheme)
+    }
+}
+
+/// The route configuration without its virtual hosts.
+fn configuration_shell(model: &Model, name: &str, scheme: Scheme) -> RouteConfiguration {
+    RouteConfiguration {
+        name: name.to_string(),
+        virtual_hosts: Vec::new(),
         // `Host: shop.example.com:8080` matches the vhost `shop.example.com`.
         ignore_port_in_host_matching: true,
         // As ingress-nginx, never the client's own headers: the client
@@ -57,95 +66,251 @@ pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteC
     }
 }
 
-/// Requests whose host matches a host of the table are answered by its
-/// routes, then the fallback; requests matching no host use the routes
-/// without host.
-fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
-    let table = &model.routes;
-    let any = HostMatch::Any;
-    let fallback_for = |host: &HostMatch, auth: Option<&HeaderMatcher>| -> Vec<Route> {
-        match &table.fallback {
-            Some(d) => envoy_routes(d, host, auth, scheme, model.host_has_tls(host)),
-            None => vec![not_found(host, auth)],
-        }
-    };
-    let catch_all: Vec<Route> = table
-        .hosts
-        .get(&any)
-        .into_iter()
-        .flatten()
-        .chain(table.fallback.iter())
-        .flat_map(|r| envoy_routes(r, &any, None, scheme, false))
-        .collect();
+/// Everything a host's virtual host is made of besides the host and the
+/// scheme: the virtual host is a pure function of these, which is what lets
+/// [`RouteMemo`] reuse it.
+struct HostParts<'m> {
+    routes: &'m [ModelRoute],
+    tls: bool,
+    guard: Vec<Route>,
+    fallback: Option<&'m ModelRoute>,
+    /// The catch-all routes a wildcard host ends with (empty for the others).
+    catch_all: &'m [Route],
+}
 
-    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
-    for (host, routes) in &table.hosts {
-        let tls = model.host_has_tls(host);
+impl<'m> HostParts<'m> {
+    fn of(
+        model: &'m Model,
+        scheme: Scheme,
+        host: &HostMatch,
+        routes: &'m [ModelRoute],
+        catch_all: &'m [Route],
+    ) -> Self {
         let guard = model
             .tls
             .get(host.display())
             .and_then(|sni| sni.client_auth.as_deref())
             .map(|c| client_certificate_guard(model, c, host, scheme))
             .unwrap_or_default();
-        let (domain, authority) = match host {
-            HostMatch::Any => continue,
-            HostMatch::Exact(h) => (h.clone(), None),
-            HostMatch::Wildcard(w) => (w.clone(), Some(one_label_authority(w))),
-        };
-        let expand = |rs: &mut dyn Iterator<Item = &ModelRoute>| -> Vec<Route> {
-            rs.flat_map(|r| envoy_routes(r, host, authority.as_ref(), scheme, tls))
-                .collect()
-        };
-        // Over plain HTTP, a host's client-certificate guard redirects every
-        // request to HTTPS; its ACME HTTP-01 challenge routes stay in front of
-        // it and are answered (see `PathMatch::is_acme_challenge`).
-        let (mut head, mut list) = if scheme == Scheme::Http && !guard.is_empty() {
-            (
-                expand(&mut routes.iter().filter(|r| r.path.is_acme_challenge())),
-                expand(&mut routes.iter().filter(|r| !r.path.is_acme_challenge())),
-            )
-        } else {
-            (Vec::new(), expand(&mut routes.iter()))
-        };
-        match &authority {
-            None => {
-                if table.fallback.is_some() {
-                    list.extend(fallback_for(host, None));
-                }
-            }
-            Some(auth) => {
-                list.extend(fallback_for(host, Some(auth)));
-                // Deeper names (a.b.example.com) match no rule host: fall back.
-                list.extend(catch_all.iter().cloned());
-            }
-        }
-        head.dedup();
-        list.dedup();
-        head.extend(guard);
-        head.extend(list);
-        let list = head;
-        vhosts.insert(
-            domain.clone(),
-            VirtualHost {
-                name: domain.clone(),
-                domains: vec![domain],
-                routes: list,
-                ..Default::default()
+        Self {
+            routes,
+            tls: model.host_has_tls(host),
+            guard,
+            fallback: model.routes.fallback.as_ref(),
+            catch_all: match host {
+                HostMatch::Wildcard(_) => catch_all,
+                HostMatch::Any | HostMatch::Exact(_) => &[],
             },
-        );
+        }
+    }
+}
+
+/// [`HostParts`] kept from an earlier build.
+struct OwnedHostParts {
+    routes: Vec<ModelRoute>,
+    tls: bool,
+    guard: Vec<Route>,
+    fallback: Option<ModelRoute>,
+    catch_all: Vec<Route>,
+}
+
+impl OwnedHostParts {
+    fn of(p: &HostParts<'_>) -> Self {
+        Self {
+            routes: p.routes.to_vec(),
+            tls: p.tls,
+            guard: p.guard.clone(),
+            fallback: p.fallback.cloned(),
+            catch_all: p.catch_all.to_vec(),
+        }
+    }
+
+    fn same(&self, p: &HostParts<'_>) -> bool {
+        self.tls == p.tls
+            && self.routes == p.routes
+            && self.guard == p.guard
+            && self.fallback.as_ref() == p.fallback
+            && self.catch_all == p.catch_all
+    }
+}
+
+/// The encoded virtual host of every host of the last build, with what it
+/// was made of: a build reuses the bytes of every host whose parts did not
+/// change, so a change costs the hosts it touches (plus comparing the
+/// others), not the whole table.
+#[derive(Default)]
+pub(crate) struct RouteMemo {
+    hosts: HashMap<(Scheme, HostMatch), (OwnedHostParts, Arc<Vec<u8>>)>,
+    /// What the build in progress used (the next `hosts`).
+    used: HashMap<(Scheme, HostMatch), (OwnedHostParts, Arc<Vec<u8>>)>,
+    /// Virtual hosts encoded by the last build (the others were reused).
+    pub(crate) encoded: usize,
+}
+
+impl RouteMemo {
+    /// Forget the hosts the finished build did not use.
+    pub(crate) fn finish(&mut self) {
+        self.hosts = std::mem::take(&mut self.used);
+    }
+
+    fn virtual_host(
+        &mut self,
+        host: &HostMatch,
+        scheme: Scheme,
+        parts: &HostParts<'_>,
+    ) -> Option<Arc<Vec<u8>>> {
+        let key = (scheme, host.clone());
+        let entry = match self.hosts.remove(&key) {
+            Some(kept) if kept.0.same(parts) => kept,
+            _ => {
+                let vhost = host_virtual_host(host, scheme, parts)?;
+                self.encoded += 1;
+                let bytes = Arc::new(crate::snapshot::encode_virtual_host(&vhost));
+                (OwnedHostParts::of(parts), bytes)
+            }
+        };
+        let bytes = entry.1.clone();
+        self.used.insert(key, entry);
+        Some(bytes)
+    }
+}
+
+/// [`configuration`] encoded as [`crate::snapshot::Snapshot`] encodes it,
+/// through `memo`: byte for byte the same (the incremental property test).
+pub(super) fn configuration_encoded(
+    model: &Model,
+    name: &str,
+    scheme: Scheme,
+    memo: &mut RouteMemo,
+) -> Vec<u8> {
+    let catch_all = catch_all_routes(model, scheme);
+    let mut parts: BTreeMap<String, Arc<Vec<u8>>> = BTreeMap::new();
+    for (host, routes) in &model.routes.hosts {
+        let hp = HostParts::of(model, scheme, host, routes, &catch_all);
+        if let (Some(bytes), Some(domain)) = (memo.virtual_host(host, scheme, &hp), domain(host)) {
+            parts.insert(domain.to_string(), bytes);
+        }
+    }
+    for (host, vhost) in custom_errors_hosts(model) {
+        parts
+            .entry(host)
+            .or_insert_with(|| Arc::new(crate::snapshot::encode_virtual_host(&vhost)));
+    }
+    let last = crate::snapshot::encode_virtual_host(&catch_all_virtual_host(catch_all));
+    let shell = configuration_shell(model, name, scheme);
+    crate::snapshot::encode_route_configuration(
+        &shell,
+        parts
+            .values()
+            .map(|b| b.as_slice())
+            .chain(std::iter::once(last.as_slice())),
+    )
+}
+
+/// The virtual host name (and domain) of a rule host; None for no host.
+fn domain(host: &HostMatch) -> Option<&str> {
+    match host {
+        HostMatch::Any => None,
+        HostMatch::Exact(h) | HostMatch::Wildcard(h) => Some(h),
+    }
+}
+
+/// The routes of requests matching no host: the routes without host, then
+/// the fallback.
+fn catch_all_routes(model: &Model, scheme: Scheme) -> Vec<Route> {
+    let table = &model.routes;
+    let any = HostMatch::Any;
+    table
+        .hosts
+        .get(&any)
+        .into_iter()
+        .flatten()
+        .chain(table.fallback.iter())
+        .flat_map(|r| envoy_routes(r, &any, None, scheme, false))
+        .collect()
+}
+
+fn catch_all_virtual_host(routes: Vec<Route>) -> VirtualHost {
+    VirtualHost {
+        name: "*".into(),
+        domains: vec!["*".into()],
+        routes,
+        ..Default::default()
+    }
+}
+
+/// Requests whose host matches a host of the table are answered by its
+/// routes, then the fallback; requests matching no host use the routes
+/// without host.
+fn virtual_hosts(model: &Model, scheme: Scheme) -> Vec<VirtualHost> {
+    let catch_all = catch_all_routes(model, scheme);
+    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+    for (host, routes) in &model.routes.hosts {
+        let parts = HostParts::of(model, scheme, host, routes, &catch_all);
+        if let Some(vhost) = host_virtual_host(host, scheme, &parts) {
+            vhosts.insert(vhost.name.clone(), vhost);
+        }
     }
     // A rule host spelled like an internal one (`*.custom-errors.invalid`) keeps its own.
     for (host, vhost) in custom_errors_hosts(model) {
         vhosts.entry(host).or_insert(vhost);
     }
     let mut out: Vec<VirtualHost> = vhosts.into_values().collect();
-    out.push(VirtualHost {
-        name: "*".into(),
-        domains: vec!["*".into()],
-        routes: catch_all,
-        ..Default::default()
-    });
+    out.push(catch_all_virtual_host(catch_all));
     out
+}
+
+/// The virtual host of one rule host (None for no host: its routes are
+/// the catch-all's).
+fn host_virtual_host(host: &HostMatch, scheme: Scheme, p: &HostParts<'_>) -> Option<VirtualHost> {
+    let (domain, authority) = match host {
+        HostMatch::Any => return None,
+        HostMatch::Exact(h) => (h.clone(), None),
+        HostMatch::Wildcard(w) => (w.clone(), Some(one_label_authority(w))),
+    };
+    let fallback_for = |auth: Option<&HeaderMatcher>| -> Vec<Route> {
+        match p.fallback {
+            Some(d) => envoy_routes(d, host, auth, scheme, p.tls),
+            None => vec![not_found(host, auth)],
+        }
+    };
+    let expand = |rs: &mut dyn Iterator<Item = &ModelRoute>| -> Vec<Route> {
+        rs.flat_map(|r| envoy_routes(r, host, authority.as_ref(), scheme, p.tls))
+            .collect()
+    };
+    // Over plain HTTP, a host's client-certificate guard redirects every
+    // request to HTTPS; its ACME HTTP-01 challenge routes stay in front of
+    // it and are answered (see `PathMatch::is_acme_challenge`).
+    let (mut head, mut list) = if scheme == Scheme::Http && !p.guard.is_empty() {
+        (
+            expand(&mut p.routes.iter().filter(|r| r.path.is_acme_challenge())),
+            expand(&mut p.routes.iter().filter(|r| !r.path.is_acme_challenge())),
+        )
+    } else {
+        (Vec::new(), expand(&mut p.routes.iter()))
+    };
+    match &authority {
+        None => {
+            if p.fallback.is_some() {
+                list.extend(fallback_for(None));
+            }
+        }
+        Some(auth) => {
+            list.extend(fallback_for(Some(auth)));
+            // Deeper names (a.b.example.com) match no rule host: fall back.
+            list.extend(p.catch_all.iter().cloned());
+        }
+    }
+    head.dedup();
+    list.dedup();
+    head.extend(p.guard.iter().cloned());
+    head.extend(list);
+    Some(VirtualHost {
+        name: domain.clone(),
+        domains: vec![domain],
+        routes: head,
+        ..Default::default()
+    })
 }
 
 /// A virtual host per internal error host of `custom-http-errors`: its one
