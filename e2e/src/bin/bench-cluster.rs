@@ -1,11 +1,15 @@
 //! Benchmarks on a real cluster (issue 7): route propagation and scale.
 //!
-//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|scale|all] [runs]
+//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|claim|scale|all] [runs]
 //!
 //! Propagation: time from an Ingress create / update / backend scale-up being
 //! accepted by the API server to the first 200 through the tenant's Envoy (via
 //! its NodePort), with 1, 100 and 3,000 existing routes in the tenant; `httproute`
 //! measures the same for HTTPRoutes on a Gateway (via the Gateway's address).
+//! The propagation run also reads the sidecar's log and reports the median of
+//! each phase of its rounds (debounce, collect, translate, encode, publish,
+//! per-type ACK). Claim: a namespace claimed by a running tenant → its
+//! Ingress served (at most 10 runs).
 //! Scale: sidecar and Envoy memory with 5,000 routes; 100 TenantGateways on one
 //! operator (time to all Ready, operator memory, memory after deleting them).
 //! Memory is read from /proc on this node (the local cluster).
@@ -15,10 +19,10 @@ use anyhow::{anyhow, Result};
 use e2e::gateway::*;
 use e2e::{client, node_internal_ip, wait_until, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -35,6 +39,8 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
 
 struct Report {
     rows: Vec<String>,
+    /// Markdown rows of the per-phase breakdown (`breakdown`).
+    phases: Vec<String>,
     json: std::fs::File,
 }
 
@@ -44,6 +50,7 @@ impl Report {
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
             rows: Vec::new(),
+            phases: Vec::new(),
             json: std::fs::File::create(dir.join("cluster.jsonl"))?,
         })
     }
@@ -236,6 +243,7 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
         let api = ns.api::<Ingress>();
         for existing in [1usize, 100, 3000] {
             ensure_routes(&ns, gw, existing).await?;
+            let level_started = Instant::now();
             let (mut create, mut update) = (Vec::new(), Vec::new());
             for i in 0..runs {
                 let host = format!("probe-{existing}-{i}.example.com");
@@ -259,10 +267,15 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
             }
             report.add("Ingress create → first 200", existing, &mut create)?;
             report.add("Ingress update → first 200", existing, &mut update)?;
+            // The probe's rounds: the tenant then holds its `existing` paths
+            // plus the probe's one.
+            let probe = existing as u64 + 1;
+            breakdown(c, report, &tenant, probe..=probe, level_started.elapsed()).await?;
         }
         // Backend scale-up (0 → 1) with 3,000 routes: includes pod start; the
         // endpoint-ready → first 200 part is what the gateway adds.
         deploy_echo(&ns, "scaled", 0).await?;
+        let scale_started = Instant::now();
         let ing = ingress_with_paths("scaled", "scaled.example.com", 0..1, "scaled");
         api.create(&PostParams::default(), &ing).await?;
         let deployments = ns.api::<Deployment>();
@@ -322,11 +335,181 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
             3000,
             &mut gateway_part,
         )?;
+        breakdown(c, report, &tenant, 3001..=3001, scale_started.elapsed()).await?;
         Ok::<_, anyhow::Error>(())
     }
     .await;
     delete_tgw(c, &tenant).await;
     ns.cleanup().await?;
+    result
+}
+
+/// The phases of the sidecar's "configuration converged" log line, in the
+/// order a round goes through them (operator/src/sidecar/cluster.rs).
+const PHASES: [&str; 10] = [
+    "waited_ms",
+    "objects_ms",
+    "translate_ms",
+    "snapshot_ms",
+    "publish_ms",
+    "cluster_ack_ms",
+    "endpoint_ack_ms",
+    "listener_ack_ms",
+    "route_ack_ms",
+    "total_ms",
+];
+
+/// Where the sidecar's rounds went while the tenant held `paths` routable
+/// paths: the median of every phase of the "configuration converged" lines
+/// of the tenant's sidecars (container `xds`) logged in the last
+/// `since` seconds, split into rounds that changed routes and rounds that
+/// changed only endpoints. A phase of an unchanged type logs -1 and is
+/// left out of its median.
+async fn breakdown(
+    c: &Client,
+    report: &mut Report,
+    tenant: &str,
+    paths: std::ops::RangeInclusive<u64>,
+    since: Duration,
+) -> Result<()> {
+    let pods = Api::<Pod>::namespaced(c.clone(), SYSTEM_NS);
+    let mut rounds: Vec<serde_json::Value> = Vec::new();
+    for p in gateway_pods(c, tenant).await? {
+        let name = p.metadata.name.unwrap_or_default();
+        let lp = LogParams {
+            container: Some("xds".into()),
+            since_seconds: Some(since.as_secs() as i64 + 1),
+            ..LogParams::default()
+        };
+        let logs = pods.logs(&name, &lp).await?;
+        rounds.extend(
+            logs.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|mut v| v.get_mut("fields").map(serde_json::Value::take))
+                .filter(|f| f["message"] == "configuration converged")
+                .filter(|f| {
+                    f["routable_paths"]
+                        .as_u64()
+                        .is_some_and(|n| paths.contains(&n))
+                }),
+        );
+    }
+    let routes_changed = |f: &serde_json::Value| f["route_ack_ms"].as_f64().unwrap_or(-1.0) >= 0.0;
+    for (kind, keep) in [("routes changed", true), ("endpoints only", false)] {
+        let of_kind: Vec<&serde_json::Value> = rounds
+            .iter()
+            .filter(|f| routes_changed(f) == keep)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let mut cells = Vec::new();
+        let mut json = serde_json::Map::new();
+        for phase in PHASES {
+            let mut v: Vec<f64> = of_kind
+                .iter()
+                .filter_map(|f| f[phase].as_f64())
+                .filter(|ms| *ms >= 0.0)
+                .collect();
+            let p50 = percentile(&mut v, 0.5);
+            cells.push(if v.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{p50:.1}")
+            });
+            json.insert(phase.into(), serde_json::json!(p50));
+        }
+        let what = format!("sidecar round breakdown, {kind}");
+        writeln!(
+            report.json,
+            "{}",
+            serde_json::json!({"bench": what, "paths": paths.start(), "rounds": of_kind.len(), "p50_ms": json})
+        )?;
+        report.phases.push(format!(
+            "| {kind} | {} | {} | {} |",
+            paths.start(),
+            of_kind.len(),
+            cells.join(" | ")
+        ));
+    }
+    Ok(())
+}
+
+/// Until an EndpointSlice of Service `svc` in `ns` has a Ready endpoint.
+async fn endpoint_ready(ns: &TestNamespace, svc: &str) -> Result<()> {
+    let slices = ns.api::<EndpointSlice>();
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={svc}"));
+    wait_until(
+        &format!("{}/{svc} has a ready endpoint", ns.name),
+        Duration::from_secs(120),
+        || async {
+            let list = slices.list(&lp).await?;
+            Ok(list
+                .items
+                .iter()
+                .flat_map(|s| &s.endpoints)
+                .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+                .then_some(()))
+        },
+    )
+    .await
+}
+
+/// Namespace claimed → its Ingress served (issue 15, item 5): a namespace
+/// with a ready backend and an Ingress already in it is added to a running
+/// tenant's `spec.namespaces.names`; the time from the API server accepting
+/// that patch to the first 200 for the Ingress through the tenant's Envoy.
+/// The operator then writes the claim, the RoleBindings of the namespace and
+/// the claims ConfigMap; the sidecar starts watching the namespace (retrying
+/// the 403 of a binding the authorizer has not caught up with) and serves it.
+/// Each run claims a new namespace; the tenant keeps the ones before.
+async fn claim(c: &Client, report: &mut Report, runs: usize) -> Result<()> {
+    let base = TestNamespace::create("claim").await?;
+    let tenant = format!("claim-{}", &base.name[base.name.len() - 6..]);
+    deploy_echo(&base, "login", 1).await?;
+    create_tgw_with(c, &tenant, serde_json::json!({"names": [base.name]}), 1).await?;
+    let mut claimed: Vec<TestNamespace> = Vec::new();
+    let result = async {
+        let gw = ready_gateway(c, &tenant).await?;
+        let mut names = vec![base.name.clone()];
+        let mut served = Vec::new();
+        for i in 0..runs {
+            let ns = TestNamespace::create("claimed").await?;
+            deploy_echo(&ns, "login", 1).await?;
+            let host = format!("claimed-{i}.example.com");
+            ns.api::<Ingress>()
+                .create(
+                    &PostParams::default(),
+                    &ingress_with_paths("claimed", &host, 0..1, "login"),
+                )
+                .await?;
+            endpoint_ready(&ns, "login").await?;
+            names.push(ns.name.clone());
+            claimed.push(ns);
+            tgw_api(c)
+                .patch(
+                    &tenant,
+                    &PatchParams::default(),
+                    &Patch::Merge(&serde_json::json!({"spec": {"namespaces": {"names": names}}})),
+                )
+                .await?;
+            let t0 = Instant::now();
+            let t1 = first_200(gw, &host, "/r0", Duration::from_secs(60)).await?;
+            served.push((t1 - t0).as_secs_f64() * 1000.0);
+        }
+        report.add(
+            "namespace claimed → its Ingress's first 200",
+            1,
+            &mut served,
+        )?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    delete_tgw(c, &tenant).await;
+    for ns in claimed {
+        ns.cleanup().await?;
+    }
+    base.cleanup().await?;
     result
 }
 
@@ -613,12 +796,25 @@ async fn main() -> Result<()> {
     if what == "httproute" || what == "all" {
         propagation_httproute(&c, &mut report, runs).await?;
     }
+    if what == "claim" || what == "all" {
+        claim(&c, &mut report, runs.min(10)).await?;
+    }
     if what == "scale" || what == "all" {
         scale(&c, &mut report).await?;
     }
     println!("| measurement | routes | runs | p50 ms | p99 ms |\n|---|---|---|---|---|");
     for r in report.rows.iter().filter(|r| r.matches('|').count() == 6) {
         println!("{r}");
+    }
+    if !report.phases.is_empty() {
+        println!(
+            "\n| sidecar rounds (medians, ms) | paths | rounds | {} |\n|---|---|---|{}",
+            PHASES.map(|p| p.trim_end_matches("_ms")).join(" | "),
+            "---|".repeat(PHASES.len())
+        );
+        for r in &report.phases {
+            println!("{r}");
+        }
     }
     println!("\n| measurement | value |\n|---|---|");
     for r in report.rows.iter().filter(|r| r.matches('|').count() == 3) {

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use xds::ads::{serve_unix, AdsServer, AdsStats, DrainSignal};
 use xds::authz::AuthzServer;
 use xds::bootstrap::authz_socket_path;
-use xds::{translate, Diagnostic, GatewayOptions, ResourceType, Snapshot};
+use xds::{Diagnostic, GatewayOptions, ResourceType, Snapshot};
 
 /// Follow one named object in the gateway namespace (RBAC: resourceNames).
 pub(crate) fn follow<K>(api: Api<K>, name: &str) -> watch::Receiver<Option<K>>
@@ -239,6 +239,8 @@ pub(crate) struct ClusterEffects {
     /// The first change of the current round, for the convergence histogram.
     round_started: Instant,
     last_translation: Option<TranslationSummary>,
+    /// The Ingress fleet's incremental translation.
+    translator: xds::Translator,
 }
 
 impl ClusterEffects {
@@ -284,6 +286,7 @@ impl ClusterEffects {
             ads: AdsLifecycle::new(server, authz, cfg.socket.clone()),
             round_started: Instant::now(),
             last_translation: None,
+            translator: xds::Translator::default(),
         }
     }
 
@@ -478,13 +481,15 @@ impl SidecarEffects for ClusterEffects {
         let collected = Instant::now();
         let mut options = self.options.clone();
         options.namespaces = Some(namespaces.clone());
-        let t = translate(&objects, &options);
+        // Lowering and encoding in one: the route tables of unchanged hosts
+        // are reused (see `xds::Translator`), so `snapshot_ms` is 0 here.
+        let t = self.translator.translate(&objects, &options);
         let translated = Instant::now();
         self.metrics
             .translation_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.diagnostics.set(t.diagnostics.len() as i64);
-        let snapshot = Arc::new(Snapshot::from(&t.resources));
+        let snapshot = Arc::new(t.snapshot);
         self.last_translation = Some(TranslationSummary {
             started,
             objects: collected - started,

@@ -134,15 +134,18 @@ impl OwnedHostParts {
     }
 }
 
+/// Per (scheme, host): what its virtual host was made of, and its bytes.
+type HostMemo = HashMap<(Scheme, HostMatch), (OwnedHostParts, Arc<Vec<u8>>)>;
+
 /// The encoded virtual host of every host of the last build, with what it
 /// was made of: a build reuses the bytes of every host whose parts did not
 /// change, so a change costs the hosts it touches (plus comparing the
 /// others), not the whole table.
 #[derive(Default)]
 pub(crate) struct RouteMemo {
-    hosts: HashMap<(Scheme, HostMatch), (OwnedHostParts, Arc<Vec<u8>>)>,
+    hosts: HostMemo,
     /// What the build in progress used (the next `hosts`).
-    used: HashMap<(Scheme, HostMatch), (OwnedHostParts, Arc<Vec<u8>>)>,
+    used: HostMemo,
     /// Virtual hosts encoded by the last build (the others were reused).
     pub(crate) encoded: usize,
 }
