@@ -359,3 +359,43 @@ fn a_change_to_one_ingress_encodes_only_its_host_and_an_endpoint_change_none() {
         changed.snapshot.version(ResourceType::Endpoint)
     );
 }
+
+/// A backend scaled 0 → 1 (its EndpointSlice goes from no endpoints and no
+/// ports, as the EndpointSlice controller writes it for a selector that
+/// matches no pod, to one ready endpoint) and back: only EDS changes.
+#[test]
+fn a_backend_scaled_from_zero_and_back_changes_endpoints_only() {
+    let mut tenant = many_hosts();
+    let empty: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "svc0-x", "namespace": NS,
+                     "labels": {"kubernetes.io/service-name": "svc0"}},
+        "addressType": "IPv4", "endpoints": null, "ports": null
+    }))
+    .expect("valid EndpointSlice");
+    let mut translator = Translator::default();
+    tenant.slices.insert("svc0".into(), empty.clone());
+    let zero = translator.translate(&tenant.objects(), &options());
+    tenant.slices.insert("svc0".into(), slice("svc0", true, 1));
+    let one = translator.translate(&tenant.objects(), &options());
+    tenant.slices.insert("svc0".into(), empty);
+    let back = translator.translate(&tenant.objects(), &options());
+    for (what, a, b) in [("0 → 1", &zero, &one), ("1 → 0", &one, &back)] {
+        for ty in [
+            ResourceType::Cluster,
+            ResourceType::Listener,
+            ResourceType::Route,
+        ] {
+            assert_eq!(
+                a.snapshot.version(ty),
+                b.snapshot.version(ty),
+                "{what}: {ty:?} changed"
+            );
+        }
+        assert_ne!(
+            a.snapshot.version(ResourceType::Endpoint),
+            b.snapshot.version(ResourceType::Endpoint),
+            "{what}: the endpoints changed"
+        );
+        assert_eq!(b.virtual_hosts_encoded, 0, "{what}");
+    }
+}

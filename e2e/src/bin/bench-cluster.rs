@@ -385,7 +385,12 @@ async fn breakdown(
         rounds.extend(
             logs.lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter_map(|mut v| v.get_mut("fields").map(serde_json::Value::take))
+                .filter_map(|mut v| {
+                    let at = v["timestamp"].take();
+                    let mut f = v.get_mut("fields").map(serde_json::Value::take)?;
+                    f.as_object_mut()?.insert("timestamp".into(), at);
+                    Some(f)
+                })
                 .filter(|f| f["message"] == "configuration converged")
                 .filter(|f| {
                     f["routable_paths"]
@@ -393,6 +398,19 @@ async fn breakdown(
                         .is_some_and(|n| paths.contains(&n))
                 }),
         );
+    }
+    // Every round as it was logged, for a second look (target/bench/rounds.jsonl).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    let mut raw = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("rounds.jsonl"))?;
+    for f in &rounds {
+        writeln!(
+            raw,
+            "{}",
+            serde_json::json!({"paths": paths.start(), "round": f})
+        )?;
     }
     let routes_changed = |f: &serde_json::Value| f["route_ack_ms"].as_f64().unwrap_or(-1.0) >= 0.0;
     for (kind, keep) in [("routes changed", true), ("endpoints only", false)] {

@@ -101,6 +101,9 @@ async fn wait_for_acks(
 #[derive(Clone, Copy)]
 struct TranslationSummary {
     started: Instant,
+    /// From the first change it covers to its start (0 for a change
+    /// translated at once; up to the debounce for one that came in a window).
+    waited: Duration,
     /// Collecting the watched objects, translating them, encoding the snapshot.
     objects: Duration,
     translate: Duration,
@@ -236,14 +239,19 @@ pub(crate) struct ClusterEffects {
     /// Status computed from a snapshot Envoy does not run yet.
     pending_status: PendingStatus,
     ads: AdsLifecycle,
-    /// The first change of the current round, for the convergence histogram.
-    round_started: Instant,
+    /// The first change not yet translated, for the convergence histogram.
+    pending_since: Option<Instant>,
     last_translation: Option<TranslationSummary>,
     /// The Ingress fleet's incremental translation.
     translator: xds::Translator,
 }
 
 impl ClusterEffects {
+    /// A change came in (the start of the round that will translate it).
+    pub(crate) fn note_change(&mut self) {
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
     /// Everything but I/O: watches start as claims arrive, ADS after the first snapshot.
     pub(crate) fn new(
         cfg: &SidecarConfig,
@@ -284,7 +292,7 @@ impl ClusterEffects {
             served,
             pending_status: PendingStatus::default(),
             ads: AdsLifecycle::new(server, authz, cfg.socket.clone()),
-            round_started: Instant::now(),
+            pending_since: None,
             last_translation: None,
             translator: xds::Translator::default(),
         }
@@ -442,6 +450,10 @@ impl ClusterEffects {
         let snapshot = Arc::new(Snapshot::from(&t.resources));
         self.last_translation = Some(TranslationSummary {
             started,
+            waited: self
+                .pending_since
+                .take()
+                .map_or(Duration::ZERO, |at| started.saturating_duration_since(at)),
             objects: collected - started,
             translate: translated - collected,
             snapshot: translated.elapsed(),
@@ -468,7 +480,6 @@ impl SidecarEffects for ClusterEffects {
     }
 
     fn arm_debounce(&mut self, after: Duration) {
-        self.round_started = Instant::now();
         self.debounce_deadline = Some(tokio::time::Instant::now() + after);
     }
 
@@ -492,6 +503,10 @@ impl SidecarEffects for ClusterEffects {
         let snapshot = Arc::new(t.snapshot);
         self.last_translation = Some(TranslationSummary {
             started,
+            waited: self
+                .pending_since
+                .take()
+                .map_or(Duration::ZERO, |at| started.saturating_duration_since(at)),
             objects: collected - started,
             translate: translated - collected,
             snapshot: translated.elapsed(),
@@ -525,7 +540,7 @@ impl SidecarEffects for ClusterEffects {
             "pushed new configuration"
         );
         let (stats, hist) = (self.stats.clone(), self.metrics.convergence_seconds.clone());
-        let waited_before_translating = summary.started.duration_since(self.round_started);
+        let waited_before_translating = summary.waited;
         let published = Instant::now();
         let before_publish = published.duration_since(summary.started);
         tokio::spawn(async move {

@@ -179,6 +179,9 @@ pub async fn run(
         };
         // Sync state is read from the reflectors on every wake-up, so the
         // check at the end of a debounce sees every namespace listed by then.
+        if matches!(input, Input::ObjectsChanged | Input::ClaimsChanged(_)) {
+            world.note_change();
+        }
         for ns in world.tenant.synced_namespaces() {
             feed(&mut state, &mut world, Input::NamespaceSynced(ns)).await;
         }
