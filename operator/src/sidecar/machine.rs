@@ -31,8 +31,7 @@ pub enum Input {
 pub enum Effect {
     StartWatch(String),
     StopWatch(String),
-    /// Send `Input::DebounceElapsed` after this long (the coalescing window
-    /// opened by a translation).
+    /// Send `Input::DebounceElapsed` after this long.
     ArmDebounce(Duration),
     /// Translate the objects of exactly these (fully synced) namespaces.
     Translate {
@@ -73,11 +72,7 @@ pub struct SidecarState {
     claimed: Option<BTreeSet<String>>,
     /// Claimed namespaces whose watches have completed their first list.
     synced: BTreeSet<String>,
-    /// A coalescing window is open (its `Effect::ArmDebounce` runs out
-    /// with `Input::DebounceElapsed`).
     debouncing: bool,
-    /// A change came in the open window: translate when it closes.
-    pending: bool,
     /// The last snapshot handed to ADS; None means ADS has not started.
     published: Option<Arc<Snapshot>>,
     /// The problems of the last translation, each already reported once.
@@ -92,7 +87,6 @@ impl SidecarState {
             claimed: None,
             synced: BTreeSet::new(),
             debouncing: false,
-            pending: false,
             published: None,
             reported: BTreeSet::new(),
             stopped: false,
@@ -127,11 +121,10 @@ impl SidecarState {
             Input::DebounceElapsed if !self.debouncing => Vec::new(),
             Input::DebounceElapsed => {
                 self.debouncing = false;
-                if std::mem::take(&mut self.pending) {
-                    self.changed()
-                } else {
-                    Vec::new()
-                }
+                self.complete_namespaces()
+                    .map(|namespaces| Effect::Translate { namespaces })
+                    .into_iter()
+                    .collect()
             }
             Input::Translated(outcome) => self.translated(outcome),
             Input::Shutdown => {
@@ -153,29 +146,14 @@ impl SidecarState {
         effects
     }
 
-    /// Coalesce a burst of changes, leading edge first: a change outside a
-    /// window is translated at once and opens a window of `debounce`; the
-    /// changes within it are translated together when it closes (which opens
-    /// the next window). So a lone change waits for nothing, and a burst is
-    /// translated at most once per window plus once at its start.
+    /// Coalesce a burst of changes: the first one arms the debounce, later
+    /// ones within the window are covered by the translation it leads to.
     fn changed(&mut self) -> Vec<Effect> {
         if self.debouncing {
-            self.pending = true;
             return Vec::new();
         }
-        // Nothing to translate yet (claims unread, or a first snapshot still
-        // waiting for a namespace to list): nothing to wait for either; the
-        // namespace's sync is itself a change.
-        let Some(namespaces) = self.complete_namespaces() else {
-            return Vec::new();
-        };
         self.debouncing = true;
-        // Translate first, so the window counts from the end of the
-        // translation (the shell executes effects in order).
-        vec![
-            Effect::Translate { namespaces },
-            Effect::ArmDebounce(self.debounce),
-        ]
+        vec![Effect::ArmDebounce(self.debounce)]
     }
 
     /// What to translate. Before the first snapshot: the claimed namespaces
@@ -266,17 +244,13 @@ mod tests {
         }
     }
 
-    /// A sidecar whose claims are read and whose every namespace has listed:
-    /// the last one to list was translated at once, and its window has closed.
+    /// A sidecar whose claims are read and whose every namespace has listed.
     fn synced(namespaces: &[&str]) -> SidecarState {
         let mut s = SidecarState::new(DEBOUNCE);
         s.step(Input::ClaimsChanged(Some(set(namespaces))));
-        let mut effects = Vec::new();
         for ns in namespaces {
-            effects = s.step(Input::NamespaceSynced(ns.to_string()));
+            s.step(Input::NamespaceSynced(ns.to_string()));
         }
-        assert_eq!(effects, vec![translate(namespaces), ARM]);
-        assert_eq!(elapse(&mut s), None);
         s
     }
 
@@ -292,26 +266,19 @@ mod tests {
         Effect::StopWatch(ns.into())
     }
 
-    fn translate(namespaces: &[&str]) -> Effect {
-        Effect::Translate {
-            namespaces: set(namespaces),
-        }
-    }
-
-    /// The coalescing window a translation opens.
-    const ARM: Effect = Effect::ArmDebounce(DEBOUNCE);
-
-    /// Close the open window: the namespaces translated then (the changes
-    /// that came in it), if any.
+    /// Let the debounce run out: the namespaces translated, if any.
     fn elapse(s: &mut SidecarState) -> Option<BTreeSet<String>> {
-        match s.step(Input::DebounceElapsed).as_slice() {
-            [] => None,
-            [Effect::Translate { namespaces }, a] if *a == ARM => Some(namespaces.clone()),
-            other => panic!("unexpected effects {other:?}"),
-        }
+        let mut effects = s.step(Input::DebounceElapsed).into_iter();
+        let translated = match effects.next() {
+            Some(Effect::Translate { namespaces }) => Some(namespaces),
+            None => None,
+            Some(other) => panic!("unexpected effect {other:?}"),
+        };
+        assert_eq!(effects.next(), None);
+        translated
     }
 
-    /// One change outside any window, and its window closing: the effects.
+    /// One change, its debounce, and the translation it leads to (if any).
     fn round(s: &mut SidecarState) -> Vec<Effect> {
         let mut effects = s.step(Input::ObjectsChanged);
         effects.extend(s.step(Input::DebounceElapsed));
@@ -321,10 +288,17 @@ mod tests {
     #[test]
     fn nothing_is_translated_until_the_claims_configmap_has_been_read() {
         let mut s = SidecarState::new(DEBOUNCE);
-        assert_eq!(round(&mut s), vec![], "nothing to translate, no window");
-        assert_eq!(s.step(Input::ClaimsChanged(None)), vec![]);
+        assert_eq!(round(&mut s), vec![Effect::ArmDebounce(DEBOUNCE)]);
+        s.step(Input::ClaimsChanged(None));
+        assert_eq!(elapse(&mut s), None);
         // An empty claim set is complete: the tenant serves nothing, deliberately.
-        assert_eq!(claim(&mut s, &[]), vec![translate(&[]), ARM]);
+        claim(&mut s, &[]);
+        assert_eq!(
+            s.step(Input::DebounceElapsed),
+            vec![Effect::Translate {
+                namespaces: set(&[])
+            }]
+        );
     }
 
     #[test]
@@ -332,18 +306,20 @@ mod tests {
         let mut s = SidecarState::new(DEBOUNCE);
         assert_eq!(
             claim(&mut s, &["a", "b"]),
-            vec![start("a"), start("b")],
-            "nothing translates while a and b list"
+            vec![start("a"), start("b"), Effect::ArmDebounce(DEBOUNCE),]
         );
-        assert_eq!(
-            s.step(Input::NamespaceSynced("a".into())),
-            vec![],
-            "b is still listing"
-        );
+        assert_eq!(s.step(Input::NamespaceSynced("a".into())), vec![]);
+        assert_eq!(elapse(&mut s), None, "b is still listing");
         assert_eq!(
             s.step(Input::NamespaceSynced("b".into())),
-            vec![translate(&["a", "b"]), ARM],
-            "the last namespace to list is a change, translated at once"
+            vec![Effect::ArmDebounce(DEBOUNCE)],
+            "a namespace that finishes listing is a change"
+        );
+        assert_eq!(
+            s.step(Input::DebounceElapsed),
+            vec![Effect::Translate {
+                namespaces: set(&["a", "b"])
+            }]
         );
         let first = snapshot(&["a/web"]);
         assert_eq!(
@@ -356,8 +332,7 @@ mod tests {
                 Effect::StartAds,
             ]
         );
-        assert_eq!(elapse(&mut s), None);
-        assert_eq!(round(&mut s), vec![translate(&["a", "b"]), ARM]);
+        round(&mut s);
         let second = snapshot(&["a/web", "b/web"]);
         assert_eq!(
             s.step(Input::Translated(outcome(second.clone(), &[]))),
@@ -376,27 +351,28 @@ mod tests {
         let mut s = SidecarState::new(DEBOUNCE);
         claim(&mut s, &["a", "b"]);
         s.step(Input::NamespaceSynced("a".into()));
+        assert_eq!(elapse(&mut s), None);
         for _ in 0..10 {
-            assert_eq!(round(&mut s), vec![]);
+            let effects = round(&mut s);
+            assert_eq!(effects, vec![Effect::ArmDebounce(DEBOUNCE)]);
         }
     }
 
     #[test]
     fn claims_change_watches_new_namespaces_stops_released_ones_and_translates_only_claimed() {
         let mut s = synced(&["a", "b"]);
+        assert_eq!(elapse(&mut s), Some(set(&["a", "b"])));
         assert_eq!(
             claim(&mut s, &["b", "c"]),
-            vec![stop("a"), start("c")],
-            "c is still listing"
+            vec![stop("a"), start("c"), Effect::ArmDebounce(DEBOUNCE),]
         );
+        assert_eq!(elapse(&mut s), None, "c is still listing");
+        // A late sync report from a's stopped watch must not count.
+        assert_eq!(s.step(Input::NamespaceSynced("a".into())), vec![]);
+        s.step(Input::NamespaceSynced("c".into()));
         assert_eq!(
-            s.step(Input::NamespaceSynced("a".into())),
-            vec![],
-            "a late sync report from a's stopped watch does not count"
-        );
-        assert_eq!(
-            s.step(Input::NamespaceSynced("c".into())),
-            vec![translate(&["b", "c"]), ARM],
+            elapse(&mut s),
+            Some(set(&["b", "c"])),
             "the released namespace is no longer translated"
         );
     }
@@ -404,54 +380,73 @@ mod tests {
     #[test]
     fn once_serving_a_newly_claimed_namespace_still_listing_stalls_no_other_change() {
         let mut s = synced(&["a"]);
+        assert_eq!(elapse(&mut s), Some(set(&["a"])));
         let first = snapshot(&["a/web"]);
         s.step(Input::Translated(outcome(first, &[])));
         assert_eq!(
             claim(&mut s, &["a", "new"]),
-            vec![start("new"), translate(&["a"]), ARM],
+            vec![start("new"), Effect::ArmDebounce(DEBOUNCE)]
+        );
+        assert_eq!(
+            elapse(&mut s),
+            Some(set(&["a"])),
             "the claim itself translates what has synced"
         );
-        assert_eq!(elapse(&mut s), None);
         // Changes in `a` keep going live while `new` lists (or retries a 403).
         for _ in 0..3 {
-            assert_eq!(round(&mut s), vec![translate(&["a"]), ARM]);
+            assert_eq!(
+                round(&mut s),
+                vec![
+                    Effect::ArmDebounce(DEBOUNCE),
+                    Effect::Translate {
+                        namespaces: set(&["a"])
+                    }
+                ]
+            );
         }
         assert_eq!(
             s.step(Input::NamespaceSynced("new".into())),
-            vec![translate(&["a", "new"]), ARM]
+            vec![Effect::ArmDebounce(DEBOUNCE)]
         );
-        assert_eq!(elapse(&mut s), None);
+        assert_eq!(elapse(&mut s), Some(set(&["a", "new"])));
         // Releasing a namespace does not wait for one still listing either.
-        assert_eq!(
-            claim(&mut s, &["new", "later"]),
-            vec![stop("a"), start("later"), translate(&["new"]), ARM]
-        );
+        claim(&mut s, &["new", "later"]);
+        assert_eq!(elapse(&mut s), Some(set(&["new"])));
     }
 
     #[test]
     fn a_namespace_claimed_again_must_list_again_before_translating() {
         let mut s = synced(&["a"]);
-        assert_eq!(claim(&mut s, &[]), vec![stop("a"), translate(&[]), ARM]);
-        assert_eq!(elapse(&mut s), None);
-        assert_eq!(claim(&mut s, &["a"]), vec![start("a")]);
+        s.step(Input::DebounceElapsed);
         assert_eq!(
-            s.step(Input::NamespaceSynced("a".into())),
-            vec![translate(&["a"]), ARM]
+            claim(&mut s, &[]),
+            vec![stop("a"), Effect::ArmDebounce(DEBOUNCE)]
         );
+        s.step(Input::DebounceElapsed);
+        assert_eq!(
+            claim(&mut s, &["a"]),
+            vec![start("a"), Effect::ArmDebounce(DEBOUNCE)]
+        );
+        assert_eq!(elapse(&mut s), None);
+        s.step(Input::NamespaceSynced("a".into()));
+        assert_eq!(elapse(&mut s), Some(set(&["a"])));
     }
 
     #[test]
     fn a_missing_claims_configmap_keeps_the_watches_and_the_translation() {
         let mut s = synced(&["a"]);
+        s.step(Input::DebounceElapsed);
         assert_eq!(
             s.step(Input::ClaimsChanged(None)),
-            vec![translate(&["a"]), ARM]
+            vec![Effect::ArmDebounce(DEBOUNCE)]
         );
+        assert_eq!(elapse(&mut s), Some(set(&["a"])));
     }
 
     #[test]
-    fn a_lone_change_is_translated_at_once_and_a_burst_once_more_when_its_window_closes() {
+    fn a_burst_of_changes_within_the_debounce_window_gives_one_translation() {
         let mut s = synced(&["a"]);
+        s.step(Input::DebounceElapsed);
         let mut effects = Vec::new();
         for i in 0..100 {
             effects.extend(s.step(if i % 10 == 0 {
@@ -460,20 +455,18 @@ mod tests {
                 Input::ObjectsChanged
             }));
         }
-        // The first change is translated at once and opens the window; the
-        // other 99 neither translate nor re-arm nor extend it.
-        assert_eq!(effects, vec![translate(&["a"]), ARM]);
+        // Armed once, by the first change: later ones neither re-arm nor extend the window.
+        assert_eq!(effects, vec![Effect::ArmDebounce(DEBOUNCE)]);
+        assert_eq!(elapse(&mut s), Some(set(&["a"])));
         assert_eq!(
-            elapse(&mut s),
-            Some(set(&["a"])),
-            "the rest of the burst, once, opening the next window"
+            s.step(Input::DebounceElapsed),
+            vec![],
+            "no second translation"
         );
-        assert_eq!(elapse(&mut s), None, "nothing came in that window");
-        assert_eq!(s.step(Input::DebounceElapsed), vec![], "a stray timer");
         assert_eq!(
             s.step(Input::ObjectsChanged),
-            vec![translate(&["a"]), ARM],
-            "the next change is translated at once"
+            vec![Effect::ArmDebounce(DEBOUNCE)],
+            "the next change starts a new window"
         );
     }
 
