@@ -243,7 +243,7 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
         let api = ns.api::<Ingress>();
         for existing in [1usize, 100, 3000] {
             ensure_routes(&ns, gw, existing).await?;
-            let level_started = Instant::now();
+            let level_started = k8s_openapi::jiff::Timestamp::now();
             let (mut create, mut update) = (Vec::new(), Vec::new());
             for i in 0..runs {
                 let host = format!("probe-{existing}-{i}.example.com");
@@ -270,12 +270,12 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
             // The probe's rounds: the tenant then holds its `existing` paths
             // plus the probe's one.
             let probe = existing as u64 + 1;
-            breakdown(c, report, &tenant, probe..=probe, level_started.elapsed()).await?;
+            breakdown(c, report, &tenant, probe..=probe, level_started).await?;
         }
         // Backend scale-up (0 → 1) with 3,000 routes: includes pod start; the
         // endpoint-ready → first 200 part is what the gateway adds.
         deploy_echo(&ns, "scaled", 0).await?;
-        let scale_started = Instant::now();
+        let scale_started = k8s_openapi::jiff::Timestamp::now();
         let ing = ingress_with_paths("scaled", "scaled.example.com", 0..1, "scaled");
         api.create(&PostParams::default(), &ing).await?;
         let deployments = ns.api::<Deployment>();
@@ -335,7 +335,7 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
             3000,
             &mut gateway_part,
         )?;
-        breakdown(c, report, &tenant, 3001..=3001, scale_started.elapsed()).await?;
+        breakdown(c, report, &tenant, 3001..=3001, scale_started).await?;
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -370,15 +370,18 @@ async fn breakdown(
     report: &mut Report,
     tenant: &str,
     paths: std::ops::RangeInclusive<u64>,
-    since: Duration,
+    since: k8s_openapi::jiff::Timestamp,
 ) -> Result<()> {
+    let elapsed = (k8s_openapi::jiff::Timestamp::now() - since)
+        .get_seconds()
+        .max(0);
     let pods = Api::<Pod>::namespaced(c.clone(), SYSTEM_NS);
     let mut rounds: Vec<serde_json::Value> = Vec::new();
     for p in gateway_pods(c, tenant).await? {
         let name = p.metadata.name.unwrap_or_default();
         let lp = LogParams {
             container: Some("xds".into()),
-            since_seconds: Some(since.as_secs() as i64 + 1),
+            since_seconds: Some(elapsed + 1),
             ..LogParams::default()
         };
         let logs = pods.logs(&name, &lp).await?;
@@ -392,6 +395,13 @@ async fn breakdown(
                     Some(f)
                 })
                 .filter(|f| f["message"] == "configuration converged")
+                // `since_seconds` is whole seconds: drop the rounds before `since`.
+                .filter(|f| {
+                    f["timestamp"]
+                        .as_str()
+                        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                        .is_some_and(|t| t >= since)
+                })
                 .filter(|f| {
                     f["routable_paths"]
                         .as_u64()
