@@ -1,7 +1,7 @@
 //! Benchmark: translate one tenant with N Ingress paths across H hosts.
 //! Prints median/p99 time over R runs and the memory translation adds at peak.
 //!
-//!     cargo run --release -p tenant-gateway-xds --example translate_bench -- [paths] [hosts] [runs]
+//!     cargo run --release -p tenant-gateway-xds --example translate_bench -- [paths] [hosts] [runs] [incremental runs]
 
 use std::time::Instant;
 use testkit::objects::{
@@ -95,7 +95,8 @@ fn main() {
         after as f64 / 1024.0,
         (after.saturating_sub(before)) as f64 / 1024.0
     );
-    incremental(objects, &opts, runs);
+    // A fourth argument: the runs of the incremental part (e.g. many, to profile it).
+    incremental(objects, &opts, args.get(3).copied().unwrap_or(runs));
 }
 
 /// `xds::Translator` (the sidecar's): one Ingress's path moved per run,
