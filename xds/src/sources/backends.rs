@@ -22,6 +22,15 @@ pub(crate) struct BackendIndex<'a> {
     secrets: BTreeMap<Key, &'a Secret>,
 }
 
+/// A Service port a backend names, resolved ([`BackendIndex::resolve_port`]).
+pub(crate) struct ResolvedPort<'a> {
+    /// The cluster name, `<namespace>/<service>/<port>`.
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) service: String,
+    port: &'a ServicePort,
+}
+
 fn key(ns: &str, name: &str) -> Key {
     (ns.to_string(), name.to_string())
 }
@@ -100,6 +109,18 @@ impl<'a> BackendIndex<'a> {
         namespace: &str,
         backend: &IngressServiceBackend,
     ) -> Result<Backend, BackendError> {
+        self.resolve_port(namespace, backend)
+            .map(|port| self.backend(port))
+    }
+
+    /// The Service port a backend names and its cluster name, without
+    /// reading its endpoints ([`Self::backend`] does): a source that already
+    /// holds the cluster skips that work.
+    pub(crate) fn resolve_port(
+        &self,
+        namespace: &str,
+        backend: &IngressServiceBackend,
+    ) -> Result<ResolvedPort<'a>, BackendError> {
         let svc = self
             .services
             .get(&key(namespace, &backend.name))
@@ -108,16 +129,26 @@ impl<'a> BackendIndex<'a> {
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             return Err(BackendError::ExternalName(backend.name.clone()));
         }
-        let svc_port = service_port(svc, backend)?;
-        let endpoints = self.ready_endpoints(namespace, &backend.name, svc_port);
-        Ok(Backend {
-            name: cluster_name(namespace, &backend.name, svc_port.port),
+        let port = service_port(svc, backend)?;
+        Ok(ResolvedPort {
+            name: cluster_name(namespace, &backend.name, port.port),
             namespace: namespace.to_string(),
             service: backend.name.clone(),
+            port,
+        })
+    }
+
+    /// The backend of a resolved port, with its ready endpoints.
+    pub(crate) fn backend(&self, p: ResolvedPort<'a>) -> Backend {
+        let endpoints = self.ready_endpoints(&p.namespace, &p.service, p.port);
+        Backend {
+            name: p.name,
+            namespace: p.namespace,
+            service: p.service,
             endpoints,
             settings: ClusterSettings::default(),
             fallbacks: Vec::new(),
-        })
+        }
     }
 
     /// The ready (address, target port) pairs of one Service port, from the

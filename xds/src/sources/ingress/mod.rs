@@ -375,12 +375,13 @@ impl Collector<'_, '_> {
             self.diags.error(cx.obj, field.to_string(), what);
             return Target::Unavailable;
         };
-        match self.index.resolve_service(&cx.obj.namespace, svc) {
-            Ok(mut backend) => {
+        match self.index.resolve_port(&cx.obj.namespace, svc) {
+            Ok(port) => {
                 let mut settings = cx.cluster_settings.clone();
+                let mut upstream = None;
                 if settings.service_upstream {
                     match self.index.cluster_ip(&cx.obj.namespace, svc) {
-                        Ok(ip_port) => backend.endpoints = [ip_port].into(),
+                        Ok(ip_port) => upstream = Some(ip_port),
                         Err(e) => {
                             settings.service_upstream = false;
                             self.diags.push(
@@ -392,8 +393,17 @@ impl Collector<'_, '_> {
                         }
                     }
                 }
-                let (namespace, service) = (backend.namespace.clone(), backend.service.clone());
-                let main = self.add_backend(backend, &settings);
+                let (namespace, service) = (port.namespace.clone(), port.service.clone());
+                // Most paths name a cluster an earlier path added: its
+                // endpoints are read once, by the first.
+                let main = backend_name(&port.name, &settings);
+                if !self.model.backends.contains_key(&main) {
+                    let mut backend = self.index.backend(port);
+                    if let Some(ip_port) = upstream {
+                        backend.endpoints = [ip_port].into();
+                    }
+                    self.add_backend(backend, &settings);
+                }
                 match &cx.fallback {
                     Some(fallback) if *fallback != main => {
                         let name = format!("{main}|or|{fallback}");
@@ -425,8 +435,7 @@ impl Collector<'_, '_> {
     /// A backend with its settings in the model; its cluster name.
     fn add_backend(&mut self, mut backend: Backend, settings: &ClusterSettings) -> String {
         if !settings.is_default() {
-            // A distinct cluster per settings; default ones keep their name.
-            backend.name = format!("{}/{}", backend.name, settings_hash(settings));
+            backend.name = backend_name(&backend.name, settings);
             backend.settings = settings.clone();
         }
         let name = backend.name.clone();
@@ -565,6 +574,16 @@ fn annotation_key(ing: &Ingress, suffix: &str) -> String {
         ours
     } else {
         format!("{}{suffix}", annotations::NGINX)
+    }
+}
+
+/// The cluster name of a Service port's cluster with these settings: a
+/// distinct cluster per settings; default ones keep the port's name.
+fn backend_name(port_cluster: &str, settings: &ClusterSettings) -> String {
+    if settings.is_default() {
+        port_cluster.to_string()
+    } else {
+        format!("{port_cluster}/{}", settings_hash(settings))
     }
 }
 
