@@ -591,21 +591,35 @@ async fn http01_certificate_through_the_tenants_gateway_served_by_sni_and_renewe
         .map_err(|e| e.context(diagnose(&acme_ns.name)))?;
         let path = format!("/.well-known/acme-challenge/{token}");
         // The solver's Ingress is in acme's namespace, of the tenants' class.
-        let solver_ings = acme_ns
-            .api::<Ingress>()
-            .list(&ListParams::default().labels(SOLVER_LABEL))
-            .await?;
-        ensure!(
-            solver_ings.items.iter().any(|i| {
-                let spec = i.spec.as_ref();
-                spec.and_then(|s| s.ingress_class_name.as_deref()) == Some("tenant-gateway")
-                    && spec
-                        .and_then(|s| s.rules.as_ref())
-                        .is_some_and(|r| r.iter().any(|r| r.host.as_deref() == Some(&pay)))
-            }),
-            "no solver Ingress for {pay} in {}",
-            acme_ns.name
-        );
+        // Waited for, not listed once: cert-manager's solver reads Ingresses
+        // from its informer, and when that lags behind its own create it
+        // makes a second one, then deletes both ("multiple challenge solver
+        // ingresses found ... cleaned up") and creates one again, all after
+        // the Challenge says `presented`.
+        let ingresses = acme_ns.api::<Ingress>();
+        wait_until(
+            &format!("the solver Ingress for {pay} in {}", acme_ns.name),
+            Duration::from_secs(60),
+            || async {
+                let solver_ings = ingresses
+                    .list(&ListParams::default().labels(SOLVER_LABEL))
+                    .await?;
+                Ok(solver_ings
+                    .items
+                    .iter()
+                    .any(|i| {
+                        let spec = i.spec.as_ref();
+                        spec.and_then(|s| s.ingress_class_name.as_deref())
+                            == Some("tenant-gateway")
+                            && spec
+                                .and_then(|s| s.rules.as_ref())
+                                .is_some_and(|r| r.iter().any(|r| r.host.as_deref() == Some(&pay)))
+                    })
+                    .then_some(()))
+            },
+        )
+        .await
+        .map_err(|e| e.context(diagnose(&acme_ns.name)))?;
         wait_until(
             &format!("{acme}'s gateway answering {pay}{path} with the key"),
             Duration::from_secs(90),
