@@ -291,20 +291,10 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
                 .await?;
             let t0 = Instant::now();
             let ready_at = async {
-                loop {
-                    let list = slices
-                        .list(&ListParams::default().labels("kubernetes.io/service-name=scaled"))
-                        .await?;
-                    let ready = list
-                        .items
-                        .iter()
-                        .flat_map(|s| &s.endpoints)
-                        .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true));
-                    if ready {
-                        return Ok::<_, anyhow::Error>(Instant::now());
-                    }
+                while !has_ready_endpoint(&slices, "scaled").await? {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                Ok::<_, anyhow::Error>(Instant::now())
             };
             let (ready_at, served_at) = tokio::join!(
                 ready_at,
@@ -463,22 +453,25 @@ async fn breakdown(
     Ok(())
 }
 
+/// Does an EndpointSlice of Service `svc` have a Ready endpoint?
+async fn has_ready_endpoint(slices: &Api<EndpointSlice>, svc: &str) -> Result<bool> {
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={svc}"));
+    Ok(slices
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .flat_map(|s| &s.endpoints)
+        .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true)))
+}
+
 /// Until an EndpointSlice of Service `svc` in `ns` has a Ready endpoint.
 async fn endpoint_ready(ns: &TestNamespace, svc: &str) -> Result<()> {
     let slices = ns.api::<EndpointSlice>();
-    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={svc}"));
     wait_until(
         &format!("{}/{svc} has a ready endpoint", ns.name),
         Duration::from_secs(120),
-        || async {
-            let list = slices.list(&lp).await?;
-            Ok(list
-                .items
-                .iter()
-                .flat_map(|s| &s.endpoints)
-                .any(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-                .then_some(()))
-        },
+        || async { Ok(has_ready_endpoint(&slices, svc).await?.then_some(())) },
     )
     .await
 }

@@ -252,6 +252,14 @@ impl ClusterEffects {
         self.pending_since.get_or_insert_with(Instant::now);
     }
 
+    /// How long the changes a translation starting at `started` covers have
+    /// waited for it (0 when none was noted); the next round starts afresh.
+    fn waited_until(&mut self, started: Instant) -> Duration {
+        self.pending_since
+            .take()
+            .map_or(Duration::ZERO, |at| started.saturating_duration_since(at))
+    }
+
     /// Everything but I/O: watches start as claims arrive, ADS after the first snapshot.
     pub(crate) fn new(
         cfg: &SidecarConfig,
@@ -450,10 +458,7 @@ impl ClusterEffects {
         let snapshot = Arc::new(Snapshot::from(&t.resources));
         self.last_translation = Some(TranslationSummary {
             started,
-            waited: self
-                .pending_since
-                .take()
-                .map_or(Duration::ZERO, |at| started.saturating_duration_since(at)),
+            waited: self.waited_until(started),
             objects: collected - started,
             translate: translated - collected,
             snapshot: translated.elapsed(),
@@ -503,10 +508,7 @@ impl SidecarEffects for ClusterEffects {
         let snapshot = Arc::new(t.snapshot);
         self.last_translation = Some(TranslationSummary {
             started,
-            waited: self
-                .pending_since
-                .take()
-                .map_or(Duration::ZERO, |at| started.saturating_duration_since(at)),
+            waited: self.waited_until(started),
             objects: collected - started,
             translate: translated - collected,
             snapshot: translated.elapsed(),
