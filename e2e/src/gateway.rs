@@ -235,19 +235,7 @@ pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
             operator_logs(40)
         )));
     }
-    let svc = Api::<Service>::namespaced(c.clone(), SYSTEM_NS)
-        .get(&format!("tgw-{name}"))
-        .await?;
-    let port = svc
-        .spec
-        .and_then(|s| s.ports)
-        .into_iter()
-        .flatten()
-        .find(|p| p.name.as_deref() == Some("http"))
-        .and_then(|p| p.node_port)
-        .ok_or_else(|| anyhow!("tgw-{name} has no http NodePort"))?;
-    let ip = node_internal_ip(c).await?;
-    let addr: SocketAddr = format!("{ip}:{port}").parse()?;
+    let addr = node_port_addr(c, SYSTEM_NS, &format!("tgw-{name}"), "http").await?;
     // Ready (Deployment available) comes before kube-proxy has programmed the
     // new NodePort: wait until it answers at all (any HTTP status).
     wait_until(
@@ -257,6 +245,24 @@ pub async fn ready_gateway(c: &Client, name: &str) -> Result<SocketAddr> {
     )
     .await?;
     Ok(addr)
+}
+
+/// `<node InternalIP>:<nodePort>` of the port named `port` of Service `ns/svc`.
+pub async fn node_port_addr(c: &Client, ns: &str, svc: &str, port: &str) -> Result<SocketAddr> {
+    let service = Api::<Service>::namespaced(c.clone(), ns)
+        .get(svc)
+        .await
+        .map_err(|e| anyhow!("Service {ns}/{svc}: {e}"))?;
+    let node_port = service
+        .spec
+        .and_then(|s| s.ports)
+        .into_iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some(port))
+        .and_then(|p| p.node_port)
+        .ok_or_else(|| anyhow!("{ns}/{svc} has no {port} NodePort"))?;
+    let ip = node_internal_ip(c).await?;
+    Ok(format!("{ip}:{node_port}").parse()?)
 }
 
 /// The last `lines` log lines of every operator pod, for failure messages.
@@ -408,7 +414,8 @@ impl Traffic {
         }
     }
 
-    async fn stop(self) -> Result<(usize, usize, usize, Vec<String>)> {
+    /// Stop; (ok, failed, of failed: refused at connect, the first errors).
+    pub async fn stop(self) -> Result<(usize, usize, usize, Vec<String>)> {
         self.stop.store(true, Ordering::Relaxed);
         let errors = self.task.await?;
         Ok((

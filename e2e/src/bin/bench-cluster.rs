@@ -1,6 +1,6 @@
 //! Benchmarks on a real cluster (issue 7): route propagation and scale.
 //!
-//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|claim|scale|all] [runs]
+//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|claim|scale|all|contour] [runs]
 //!
 //! Propagation: time from an Ingress create / update / backend scale-up being
 //! accepted by the API server to the first 200 through the tenant's Envoy (via
@@ -13,6 +13,9 @@
 //! Scale: sidecar and Envoy memory with 5,000 routes; 100 TenantGateways on one
 //! operator (time to all Ready, operator memory, memory after deleting them).
 //! Memory is read from /proc on this node (the local cluster).
+//! Contour: the same routes through ours and through Contour (`hack/contour up`
+//! first), interleaved in one run (see `contour.rs`); `BENCH_LEVELS` (default
+//! `1,100,3000`) and `BENCH_CHANGES` (default 1000) set its route counts and churn.
 //! JSON lines go to target/bench/cluster.jsonl; a markdown table to stdout.
 
 use anyhow::{anyhow, Result};
@@ -28,6 +31,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use testkit::HttpConn;
+
+#[path = "bench_cluster/contour.rs"]
+mod contour;
 
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -127,23 +133,53 @@ async fn first_200(gw: SocketAddr, host: &str, path: &str, timeout: Duration) ->
 }
 
 fn ingress_with_paths(name: &str, host: &str, paths: std::ops::Range<usize>, svc: &str) -> Ingress {
+    ingress_of_class(name, host, paths, svc, None)
+}
+
+/// An Ingress of `paths` as Prefix `/r<i>` for `host`, of IngressClass
+/// `class` (None: no class, which a TenantGateway serves by default).
+fn ingress_of_class(
+    name: &str,
+    host: &str,
+    paths: std::ops::Range<usize>,
+    svc: &str,
+    class: Option<&str>,
+) -> Ingress {
     let paths: Vec<serde_json::Value> = paths
         .map(|i| serde_json::json!({"path": format!("/r{i}"), "pathType": "Prefix", "backend": {"service": {"name": svc, "port": {"name": "http"}}}}))
         .collect();
-    obj(
-        serde_json::json!({"metadata": {"name": name}, "spec": {"rules": [{"host": host, "http": {"paths": paths}}]}}),
-    )
+    let mut spec = serde_json::json!({"rules": [{"host": host, "http": {"paths": paths}}]});
+    if let Some(class) = class {
+        spec["ingressClassName"] = class.into();
+    }
+    obj(serde_json::json!({"metadata": {"name": name}, "spec": spec}))
 }
 
 /// Make the tenant hold exactly `n` base routes (100 paths per Ingress).
 async fn ensure_routes(ns: &TestNamespace, gw: SocketAddr, n: usize) -> Result<()> {
+    ensure_routes_of_class(ns, gw, n, None).await
+}
+
+/// [`ensure_routes`] with Ingresses of IngressClass `class`.
+async fn ensure_routes_of_class(
+    ns: &TestNamespace,
+    gw: SocketAddr,
+    n: usize,
+    class: Option<&str>,
+) -> Result<()> {
     let api = ns.api::<Ingress>();
     let per = 100;
     let want = n.div_ceil(per);
     for k in 0..want {
         let lo = k * per;
         let hi = ((k + 1) * per).min(n);
-        let ing = ingress_with_paths(&format!("base-{k}"), "base.example.com", lo..hi, "login");
+        let ing = ingress_of_class(
+            &format!("base-{k}"),
+            "base.example.com",
+            lo..hi,
+            "login",
+            class,
+        );
         api.patch(
             &format!("base-{k}"),
             &PatchParams::apply("bench").force(),
@@ -173,6 +209,66 @@ async fn ensure_routes(ns: &TestNamespace, gw: SocketAddr, n: usize) -> Result<(
         .await?;
     }
     Ok(())
+}
+
+/// The name of the first gateway pod of `tenant`.
+async fn first_gateway_pod(c: &Client, tenant: &str) -> Result<String> {
+    gateway_pods(c, tenant)
+        .await?
+        .first()
+        .and_then(|p| p.metadata.name.clone())
+        .ok_or_else(|| anyhow!("no gateway pod of {tenant}"))
+}
+
+/// One probe Ingress (of class `class`) in `ns`: created, then its path
+/// moved, then deleted; (create → first 200, update → first 200) in ms.
+async fn probe_ingress(
+    ns: &TestNamespace,
+    gw: SocketAddr,
+    existing: usize,
+    i: usize,
+    class: Option<&str>,
+) -> Result<(f64, f64)> {
+    let host = format!("probe-{existing}-{i}.example.com");
+    let name = format!("probe-{existing}-{i}");
+    probe_object(&ns.api::<Ingress>(), gw, &host, &name, |paths| {
+        ingress_of_class(&name, &host, paths, "login", class)
+    })
+    .await
+}
+
+/// A route object `make(0..1)` for `host` created, then replaced by
+/// `make(1..2)` (its path moved), then deleted; (create → first 200 on
+/// `/r0`, update → first 200 on `/r1`) in ms.
+async fn probe_object<K>(
+    api: &Api<K>,
+    gw: SocketAddr,
+    host: &str,
+    name: &str,
+    make: impl Fn(std::ops::Range<usize>) -> K,
+) -> Result<(f64, f64)>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::Serialize
+        + k8s_openapi::serde::de::DeserializeOwned,
+{
+    api.create(&PostParams::default(), &make(0..1)).await?;
+    let t0 = Instant::now();
+    let t1 = first_200(gw, host, "/r0", Duration::from_secs(60)).await?;
+    let create = (t1 - t0).as_secs_f64() * 1000.0;
+    api.patch(
+        name,
+        &PatchParams::apply("bench").force(),
+        &Patch::Apply(&make(1..2)),
+    )
+    .await?;
+    let t0 = Instant::now();
+    let t1 = first_200(gw, host, "/r1", Duration::from_secs(60)).await?;
+    let update = (t1 - t0).as_secs_f64() * 1000.0;
+    api.delete(name, &DeleteParams::default()).await?;
+    Ok((create, update))
 }
 
 fn proc_rss_and_cpu(needle: &str, env: Option<&str>) -> Option<(f64, f64)> {
@@ -246,24 +342,9 @@ async fn propagation(c: &Client, report: &mut Report, runs: usize) -> Result<()>
             let level_started = k8s_openapi::jiff::Timestamp::now();
             let (mut create, mut update) = (Vec::new(), Vec::new());
             for i in 0..runs {
-                let host = format!("probe-{existing}-{i}.example.com");
-                let name = format!("probe-{existing}-{i}");
-                let ing = ingress_with_paths(&name, &host, 0..1, "login");
-                api.create(&PostParams::default(), &ing).await?;
-                let t0 = Instant::now();
-                let t1 = first_200(gw, &host, "/r0", Duration::from_secs(30)).await?;
-                create.push((t1 - t0).as_secs_f64() * 1000.0);
-                let moved = ingress_with_paths(&name, &host, 1..2, "login");
-                api.patch(
-                    &name,
-                    &PatchParams::apply("bench").force(),
-                    &Patch::Apply(&moved),
-                )
-                .await?;
-                let t0 = Instant::now();
-                let t1 = first_200(gw, &host, "/r1", Duration::from_secs(30)).await?;
-                update.push((t1 - t0).as_secs_f64() * 1000.0);
-                api.delete(&name, &DeleteParams::default()).await?;
+                let (c, u) = probe_ingress(&ns, gw, existing, i, None).await?;
+                create.push(c);
+                update.push(u);
             }
             report.add("Ingress create → first 200", existing, &mut create)?;
             report.add("Ingress update → first 200", existing, &mut update)?;
@@ -645,22 +726,12 @@ async fn propagation_httproute(c: &Client, report: &mut Report, runs: usize) -> 
             for i in 0..runs {
                 let host = format!("probe-{existing}-{i}.example.com");
                 let name = format!("probe-{existing}-{i}");
-                let r = http_route_with_paths(&ns.name, &name, &host, 0..1, "login");
-                api.create(&PostParams::default(), &r).await?;
-                let t0 = Instant::now();
-                let t1 = first_200(gw, &host, "/r0", Duration::from_secs(30)).await?;
-                create.push((t1 - t0).as_secs_f64() * 1000.0);
-                let moved = http_route_with_paths(&ns.name, &name, &host, 1..2, "login");
-                api.patch(
-                    &name,
-                    &PatchParams::apply("bench").force(),
-                    &Patch::Apply(&moved),
-                )
+                let (c, u) = probe_object(&api, gw, &host, &name, |paths| {
+                    http_route_with_paths(&ns.name, &name, &host, paths, "login")
+                })
                 .await?;
-                let t0 = Instant::now();
-                let t1 = first_200(gw, &host, "/r1", Duration::from_secs(30)).await?;
-                update.push((t1 - t0).as_secs_f64() * 1000.0);
-                api.delete(&name, &DeleteParams::default()).await?;
+                create.push(c);
+                update.push(u);
             }
             report.add("HTTPRoute create → first 200", existing, &mut create)?;
             report.add("HTTPRoute update → first 200", existing, &mut update)?;
@@ -681,11 +752,7 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
     create_tgw_with(c, &tenant, serde_json::json!({"names": [ns.name]}), 1).await?;
     let result = async {
         let gw = ready_gateway(c, &tenant).await?;
-        let pod = gateway_pods(c, &tenant)
-            .await?
-            .first()
-            .and_then(|p| p.metadata.name.clone())
-            .ok_or_else(|| anyhow!("no gateway pod"))?;
+        let pod = first_gateway_pod(c, &tenant).await?;
         let env = format!("POD_NAME={pod}");
         let sidecar = format!("tenant-gateway xds --tenant {tenant} ");
         let (idle_mib, cpu0) = proc_rss_and_cpu(&sidecar, Some(&env))
@@ -822,6 +889,10 @@ async fn main() -> Result<()> {
     }
     if what == "scale" || what == "all" {
         scale(&c, &mut report).await?;
+    }
+    // Not in `all`: it needs `hack/contour up`.
+    if what == "contour" {
+        contour::side_by_side(&c, &mut report, runs).await?;
     }
     println!("| measurement | routes | runs | p50 ms | p99 ms |\n|---|---|---|---|---|");
     for r in report.rows.iter().filter(|r| r.matches('|').count() == 6) {
