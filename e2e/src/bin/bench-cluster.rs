@@ -1,6 +1,6 @@
 //! Benchmarks on a real cluster (issue 7): route propagation and scale.
 //!
-//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|claim|scale|all|contour] [runs]
+//!     cargo run --release -p tenant-gateway-e2e --bin bench-cluster -- [propagation|httproute|claim|scale|all|contour|tenants] [runs]
 //!
 //! Propagation: time from an Ingress create / update / backend scale-up being
 //! accepted by the API server to the first 200 through the tenant's Envoy (via
@@ -13,6 +13,8 @@
 //! Scale: sidecar and Envoy memory with 5,000 routes; 100 TenantGateways on one
 //! operator (time to all Ready, operator memory, memory after deleting them).
 //! Memory is read from /proc on this node (the local cluster).
+//! Tenants: `runs` TenantGateways (replicas 0) on one operator, as the second
+//! half of `scale` does with 100.
 //! Contour: the same routes through ours and through Contour (`hack/contour up`
 //! first), interleaved in one run (see `contour.rs`); `BENCH_LEVELS` (default
 //! `1,100,3000`) and `BENCH_CHANGES` (default 1000) set its route counts and churn.
@@ -798,11 +800,18 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
     ns.cleanup().await?;
     result?;
 
-    // 100 tenants on one operator (replicas 0: the operator's work without 200 pods).
-    let (op_before, _) = proc_rss_and_cpu("tenant-gateway operator", None)
+    tenants(c, report, 100).await
+}
+
+/// `count` TenantGateways (replicas 0: the operator's work without their
+/// pods) created back to back on one operator: the time until all are
+/// Accepted and Ready, the operator's RSS and CPU time, and its RSS after
+/// deleting them.
+async fn tenants(c: &Client, report: &mut Report, count: usize) -> Result<()> {
+    let (op_before, cpu_before) = proc_rss_and_cpu("tenant-gateway operator", None)
         .ok_or_else(|| anyhow!("operator process not found on this node"))?;
     let api = tgw_api(c);
-    let names: Vec<String> = (0..100).map(|i| format!("scale-t{i:03}")).collect();
+    let names: Vec<String> = (0..count).map(|i| format!("scale-t{i:04}")).collect();
     let t0 = Instant::now();
     for n in &names {
         let tgw: kube::api::DynamicObject = obj(serde_json::json!({
@@ -812,9 +821,10 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
         }));
         api.create(&PostParams::default(), &tgw).await?;
     }
+    let created = t0.elapsed();
     wait_until(
-        "100 TenantGateways Ready",
-        Duration::from_secs(600),
+        &format!("{count} TenantGateways Ready"),
+        Duration::from_secs(1800),
         || async {
             let list = api.list(&ListParams::default()).await?;
             let ready = list
@@ -831,19 +841,19 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
                         && condition(t, "Accepted").map(|c| c.0).as_deref() == Some("True")
                 })
                 .count();
-            Ok((ready == 100).then_some(()))
+            Ok((ready == count).then_some(()))
         },
     )
     .await?;
     let took = t0.elapsed();
-    let (op_100, _) = proc_rss_and_cpu("tenant-gateway operator", None)
+    let (op_all, cpu_all) = proc_rss_and_cpu("tenant-gateway operator", None)
         .ok_or_else(|| anyhow!("operator gone"))?;
     for n in &names {
         let _ = api.delete(n, &DeleteParams::background()).await;
     }
     wait_until(
-        "100 TenantGateways gone",
-        Duration::from_secs(300),
+        &format!("{count} TenantGateways gone"),
+        Duration::from_secs(1800),
         || async {
             let list = api.list(&ListParams::default()).await?;
             Ok((!list.items.iter().any(|t| {
@@ -860,12 +870,19 @@ async fn scale(c: &Client, report: &mut Report) -> Result<()> {
     let (op_after, _) = proc_rss_and_cpu("tenant-gateway operator", None)
         .ok_or_else(|| anyhow!("operator gone"))?;
     report.value(
-        "100 TenantGateways created → all Accepted and Ready",
+        &format!(
+            "{count} TenantGateways created (all sent after {:.1} s) → all Accepted and Ready",
+            created.as_secs_f64()
+        ),
         format!("{:.1} s", took.as_secs_f64()),
     )?;
     report.value(
-        "operator RSS: before / with 100 tenants / after deleting them",
-        format!("{op_before:.1} / {op_100:.1} / {op_after:.1} MiB"),
+        &format!("operator RSS: before / with {count} tenants / after deleting them"),
+        format!("{op_before:.1} / {op_all:.1} / {op_after:.1} MiB"),
+    )?;
+    report.value(
+        &format!("operator CPU until {count} tenants Ready"),
+        format!("{:.1} CPU-s", cpu_all - cpu_before),
     )?;
     Ok(())
 }
@@ -889,6 +906,9 @@ async fn main() -> Result<()> {
     }
     if what == "scale" || what == "all" {
         scale(&c, &mut report).await?;
+    }
+    if what == "tenants" {
+        tenants(&c, &mut report, runs).await?;
     }
     // Not in `all`: it needs `hack/contour up`.
     if what == "contour" {
