@@ -15,3 +15,5 @@ pub mod migrate;
 pub mod reconcile;
 pub mod render;
 pub mod sidecar;
+#[cfg(test)]
+mod test_objects;

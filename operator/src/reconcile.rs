@@ -3,6 +3,7 @@
 //! delete this tenant's labelled objects the pass did not produce → status
 //! (computed by the pure [`status`] module).
 
+pub(crate) mod fan_out;
 mod status;
 
 pub use status::{StatusEvent, StatusUpdate};
@@ -58,6 +59,11 @@ pub enum ReconcileError {
 /// one hung API request must not keep a tenant from ever being reconciled.
 pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// Passes running at once: each holds its desired objects and requests in
+/// flight, so a thousand tenants created together must not all run at once
+/// (they did, and the operator was OOM-killed at its 256 MiB limit).
+pub const CONCURRENCY: u16 = 8;
+
 /// Where a reconcile pass is, for the timeout error.
 #[derive(Default)]
 pub(crate) struct Stage(std::sync::Mutex<String>);
@@ -100,6 +106,7 @@ pub struct Context {
     pub metrics: Arc<OperatorMetrics>,
     /// [`RECONCILE_TIMEOUT`] in the operator; short in tests.
     pub reconcile_timeout: Duration,
+    pub swept: Swept,
 }
 
 pub(crate) fn dyn_api(
@@ -145,6 +152,57 @@ fn tenant_selector(tenant: &str) -> String {
     )
 }
 
+/// (kind, namespace, name) of an object a pass produces.
+pub(crate) type ObjectKey = (String, Option<String>, String);
+
+pub(crate) fn object_keys(desired: &[Desired]) -> BTreeSet<ObjectKey> {
+    desired
+        .iter()
+        .map(|d| {
+            (
+                d.kind().to_string(),
+                d.namespace().map(String::from),
+                d.name().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// What this process's last complete sweep of each tenant (by uid) left:
+/// exactly the objects that pass desired. While a pass desires all of
+/// those again, none of the tenant's objects can be stale, and the sweep's
+/// LIST of every managed kind — cluster-wide, by label, so each costs the
+/// API server in proportion to every tenant's objects — is skipped. A new
+/// process, a new uid or a pass that desires less sweeps again.
+#[derive(Default)]
+pub struct Swept(std::sync::Mutex<std::collections::HashMap<String, BTreeSet<ObjectKey>>>);
+
+impl Swept {
+    /// Can nothing of the tenant `uid` be stale when it desires `keys`?
+    pub(crate) fn covers(&self, uid: &str, keys: &BTreeSet<ObjectKey>) -> bool {
+        self.0
+            .lock()
+            .map(|m| m.get(uid).is_some_and(|left| left.is_subset(keys)))
+            .unwrap_or(false)
+    }
+
+    /// The tenant `uid`'s sweep left `keys`; tenants no longer in `live`
+    /// are forgotten once they are as many as the live ones.
+    pub(crate) fn record(&self, uid: &str, keys: BTreeSet<ObjectKey>, live: &Store<TenantGateway>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(uid.to_string(), keys);
+            if m.len() > 2 * live.state().len() + 16 {
+                let uids: BTreeSet<String> = live
+                    .state()
+                    .iter()
+                    .filter_map(|g| g.metadata.uid.clone())
+                    .collect();
+                m.retain(|uid, _| uids.contains(uid));
+            }
+        }
+    }
+}
+
 /// Delete stale: delete the objects `selector` matches that the pass did
 /// not produce, kind by kind in [`MANAGED_KINDS`] order (or the reverse:
 /// the ServiceAccount last, so that its presence says a removal is unfinished).
@@ -154,16 +212,7 @@ pub(crate) async fn delete_stale(
     desired: &[Desired],
     reverse: bool,
 ) -> Result<usize, ReconcileError> {
-    let keep: BTreeSet<(String, Option<String>, String)> = desired
-        .iter()
-        .map(|d| {
-            (
-                d.kind().to_string(),
-                d.namespace().map(String::from),
-                d.name().to_string(),
-            )
-        })
-        .collect();
+    let keep = object_keys(desired);
     let lp = ListParams::default().labels(selector);
     let mut deleted = 0;
     let mut kinds: Vec<ApiResource> = MANAGED_KINDS.iter().map(|k| k.api_resource()).collect();
@@ -295,14 +344,19 @@ async fn reconcile_pass(
     let published = published_addresses(&ctx, &gw);
     build::set_published_addresses(&mut desired, &published);
     apply_all(&ctx.client, &desired, stage).await?;
-    stage.set("deleting stale objects");
-    delete_stale(
-        &ctx.client,
-        &tenant_selector(&gw.name_any()),
-        &desired,
-        false,
-    )
-    .await?;
+    let keys = object_keys(&desired);
+    let uid = gw.metadata.uid.clone().unwrap_or_default();
+    if !ctx.swept.covers(&uid, &keys) {
+        stage.set("deleting stale objects");
+        delete_stale(
+            &ctx.client,
+            &tenant_selector(&gw.name_any()),
+            &desired,
+            false,
+        )
+        .await?;
+        ctx.swept.record(&uid, keys, &ctx.gateways);
+    }
     let (deployment, service) = observe_workload(&ctx, &gw, stage).await?;
     let update = status::applied(
         &gw,
@@ -450,6 +504,15 @@ pub(crate) async fn log_controller_error<K, E: std::fmt::Display>(
     }
 }
 
+/// A stream's `for_each` body that wakes the fan-out.
+fn wake<T>(changed: &Arc<tokio::sync::Notify>) -> impl FnMut(T) -> futures::future::Ready<()> {
+    let changed = changed.clone();
+    move |_| {
+        changed.notify_one();
+        futures::future::ready(())
+    }
+}
+
 /// Run the controller until `shutdown` completes.
 pub async fn run(
     client: Client,
@@ -462,6 +525,9 @@ pub async fn run(
 
     // Namespaces: a store for claim resolution, and a trigger to re-arbitrate.
     let (ns_store, ns_writer) = kube::runtime::reflector::store::<Namespace>();
+    // Every change of a Namespace, Node or TenantGateway wakes the fan-out,
+    // which reconciles the tenants whose shared inputs moved (`fan_out`).
+    let changed = Arc::new(tokio::sync::Notify::new());
     let ns_stream = watcher(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
@@ -469,7 +535,7 @@ pub async fn run(
     .default_backoff()
     .modify(|n: &mut Namespace| n.managed_fields_mut().clear())
     .reflect(ns_writer);
-    tokio::spawn(ns_stream.for_each(|_| async {}));
+    tokio::spawn(ns_stream.for_each(wake(&changed)));
 
     // Nodes and the operator's own Services, for the published addresses.
     let (node_store, node_writer) = kube::runtime::reflector::store::<Node>();
@@ -477,7 +543,15 @@ pub async fn run(
         .default_backoff()
         .modify(|n: &mut Node| n.managed_fields_mut().clear())
         .reflect(node_writer);
-    tokio::spawn(node_stream.for_each(|_| async {}));
+    tokio::spawn(node_stream.for_each(wake(&changed)));
+    // The TenantGateways as the passes and the fan-out read them: one store,
+    // so that a tenant the fan-out sends reads the change that moved it.
+    let (gw_store, gw_writer) = kube::runtime::reflector::store::<TenantGateway>();
+    let gw_stream = watcher(gws.clone(), watcher::Config::default())
+        .default_backoff()
+        .modify(|g: &mut TenantGateway| g.managed_fields_mut().clear())
+        .reflect(gw_writer);
+    tokio::spawn(gw_stream.for_each(wake(&changed)));
     let (svc_store, svc_writer) = kube::runtime::reflector::store::<Service>();
     let svc_stream = watcher(Api::<Service>::all(client.clone()), managed.clone())
         .default_backoff()
@@ -500,11 +574,13 @@ pub async fn run(
         }
         _ = shutdown.clone() => return,
     }
-    // Addresses too (a pass before would publish the cluster IP for a moment).
+    // Addresses too (a pass before would publish the cluster IP for a moment),
+    // and the TenantGateways the passes arbitrate over.
     tokio::select! {
         _ = async {
             let _ = node_store.wait_until_ready().await;
             let _ = svc_store.wait_until_ready().await;
+            let _ = gw_store.wait_until_ready().await;
         } => {}
         _ = shutdown.clone() => return,
     }
@@ -529,11 +605,17 @@ pub async fn run(
 
     // The controller holds every reconcile until its TenantGateway store has
     // listed everything (its own single wait on that store).
-    let controller = Controller::new(gws.clone(), watcher::Config::default());
-    let gw_store = controller.store();
-    let for_ns = gw_store.clone();
-    let for_gw = gw_store.clone();
-    let for_nodes = gw_store.clone();
+    let controller = Controller::new(gws.clone(), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let (fan_tx, fan_rx) = futures::channel::mpsc::unbounded();
+    tokio::spawn(fan_out::run(
+        gw_store.clone(),
+        ns_store.clone(),
+        node_store.clone(),
+        build.operator_namespace.clone(),
+        changed,
+        fan_tx,
+    ));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -551,6 +633,7 @@ pub async fn run(
         recorder,
         metrics,
         reconcile_timeout: RECONCILE_TIMEOUT,
+        swept: Swept::default(),
     });
     let controller = MANAGED_KINDS
         .iter()
@@ -561,24 +644,9 @@ pub async fn run(
             c.owns_with(api, ar, managed.clone())
         });
     controller
-        // Any Namespace change may move claims: re-arbitrate every tenant.
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-            move |_ns: Namespace| all_refs(&for_ns),
-        )
-        // A node joining, leaving or changing address moves published addresses.
-        .watches(
-            Api::<Node>::all(client.clone()),
-            watcher::Config::default(),
-            move |_n: Node| all_refs(&for_nodes),
-        )
-        // One tenant's spec or deletion can hand namespaces to another.
-        .watches(
-            gws,
-            watcher::Config::default(),
-            move |_gw: TenantGateway| all_refs(&for_gw),
-        )
+        // Another tenant's, a Namespace's or a Node's change that moves
+        // what this tenant's pass reads.
+        .reconcile_on(fan_rx)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(log_controller_error)
@@ -622,6 +690,51 @@ mod tests {
             k8s_openapi::jiff::Timestamp::from_second(age).unwrap(),
         ));
         Arc::new(g)
+    }
+
+    fn key(kind: &str, name: &str) -> ObjectKey {
+        (
+            kind.into(),
+            Some("tenant-gateway-system".into()),
+            name.into(),
+        )
+    }
+
+    /// The sweep is skipped only while a pass desires everything the last
+    /// sweep of that same tenant (uid) left.
+    #[test]
+    fn a_sweep_is_skipped_only_while_nothing_left_can_be_stale() {
+        let swept = Swept::default();
+        let live = kube::runtime::reflector::store::<TenantGateway>().0;
+        let two: BTreeSet<ObjectKey> = [key("Deployment", "tgw-a"), key("Service", "tgw-a")].into();
+        assert!(!swept.covers("uid-a", &two), "never swept");
+        swept.record("uid-a", two.clone(), &live);
+        assert!(swept.covers("uid-a", &two));
+        let mut three = two.clone();
+        three.insert(key("RoleBinding", "tgw-a"));
+        assert!(
+            swept.covers("uid-a", &three),
+            "desiring more leaves nothing stale"
+        );
+        let one: BTreeSet<ObjectKey> = [key("Deployment", "tgw-a")].into();
+        assert!(!swept.covers("uid-a", &one), "the Service would be stale");
+        assert!(
+            !swept.covers("uid-b", &two),
+            "another tenant, or a recreated one"
+        );
+    }
+
+    #[test]
+    fn swept_tenants_that_are_gone_are_forgotten() {
+        let swept = Swept::default();
+        let live = kube::runtime::reflector::store::<TenantGateway>().0;
+        let keys: BTreeSet<ObjectKey> = [key("Service", "tgw-x")].into();
+        for i in 0..17 {
+            swept.record(&format!("uid-{i}"), keys.clone(), &live);
+        }
+        // 17 > 2 × 0 live + 16: none of them is in the store.
+        assert!(!swept.covers("uid-0", &keys));
+        assert_eq!(swept.0.lock().unwrap().len(), 0);
     }
 
     /// A tenant's pruning never reaches its Gateway fleets (same tenant
@@ -675,6 +788,7 @@ mod tests {
             ),
             metrics: Arc::new(OperatorMetrics::default()),
             reconcile_timeout: Duration::from_millis(500),
+            swept: Swept::default(),
         });
         let started = Instant::now();
         let err = reconcile(acme, ctx).await.unwrap_err();

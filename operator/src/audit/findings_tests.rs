@@ -5,13 +5,13 @@ use super::findings::*;
 use super::rbac::{ObjectRef, RbacObjects, Request};
 use crate::build::{build_all, Desired};
 use crate::claims::resolve_claims;
-use crds::{TenantGateway, TenantGatewaySpec, TenantGatewayStatus};
+use crds::{TenantGateway, TenantGatewayStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Namespace, Volume};
+use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Volume};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -26,33 +26,7 @@ fn yaml_docs<T: serde::de::DeserializeOwned>(text: &str, kind: &str) -> Vec<T> {
         .collect()
 }
 
-fn ns(name: &str) -> Namespace {
-    Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-fn gw(name: &str, secs: i64, namespaces: &[&str]) -> TenantGateway {
-    let mut g = TenantGateway::new(
-        name,
-        TenantGatewaySpec {
-            namespaces: crds::NamespaceSelection {
-                names: namespaces.iter().map(|s| s.to_string()).collect(),
-                selector: None,
-            },
-            ..Default::default()
-        },
-    );
-    g.metadata.uid = Some(format!("uid-{name}"));
-    g.metadata.creation_timestamp = Some(Time(
-        k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap(),
-    ));
-    g
-}
+use crate::test_objects::{namespace as ns, tenant as gw};
 
 fn sa(tenant: &str) -> Subject {
     Subject {

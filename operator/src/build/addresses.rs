@@ -155,6 +155,32 @@ fn node_address(n: &Node) -> Option<String> {
     })
 }
 
+/// What [`published_addresses`] reads of one Node: a change of anything
+/// else of it (its heartbeat, its images) moves no address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeInput {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub address: Option<String>,
+    pub ready: bool,
+}
+
+/// [`NodeInput`] of every node, sorted by name.
+pub fn node_inputs(nodes: &[impl std::borrow::Borrow<Node>]) -> Vec<NodeInput> {
+    let mut out: Vec<NodeInput> = nodes
+        .iter()
+        .map(|n| n.borrow())
+        .map(|n| NodeInput {
+            name: n.metadata.name.clone().unwrap_or_default(),
+            labels: n.metadata.labels.clone().unwrap_or_default(),
+            address: node_address(n),
+            ready: node_ready(n) && n.metadata.deletion_timestamp.is_none(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn node_entries(
     nodes: &[impl std::borrow::Borrow<Node>],
     selector: &BTreeMap<String, String>,

@@ -30,8 +30,8 @@ mod pss;
 mod tests;
 
 pub use addresses::{
-    annotation_value, gateway_addresses, published_addresses, published_on, service_addresses,
-    PUBLISHED_ADDRESSES_ANNOTATION,
+    annotation_value, gateway_addresses, node_inputs, published_addresses, published_on,
+    service_addresses, NodeInput, PUBLISHED_ADDRESSES_ANNOTATION,
 };
 pub use config_maps::{build_bootstrap_config_map, build_claims_config_map, envoy_bootstrap_yaml};
 pub use meta::{
