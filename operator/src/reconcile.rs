@@ -504,6 +504,25 @@ pub(crate) async fn log_controller_error<K, E: std::fmt::Display>(
     }
 }
 
+/// The TenantGateway that controls an object, as the controller keys it.
+/// Not `owns`: kube-rs puts the owned object's namespace into the owner's
+/// reference, and a cluster-scoped TenantGateway referred to with a namespace
+/// is another key than the same one without, so the two ran side by side
+/// (seen at 1,000 tenants: one tenant's passes overlapping in time).
+fn owning_tenant(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<ObjectRef<TenantGateway>> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == TenantGateway::kind(&())
+                && o.api_version == TenantGateway::api_version(&())
+        })
+        .map(|o| ObjectRef::new(&o.name))
+}
+
 /// A stream's `for_each` body that wakes the fan-out.
 fn wake<T>(changed: &Arc<tokio::sync::Notify>) -> impl FnMut(T) -> futures::future::Ready<()> {
     let changed = changed.clone();
@@ -641,7 +660,9 @@ pub async fn run(
         .map(|k| k.api_resource())
         .fold(controller, |c, ar| {
             let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
-            c.owns_with(api, ar, managed.clone())
+            c.watches_with(api, ar, managed.clone(), |o: DynamicObject| {
+                owning_tenant(&o.metadata)
+            })
         });
     controller
         // Another tenant's, a Namespace's or a Node's change that moves
@@ -735,6 +756,28 @@ mod tests {
         // 17 > 2 × 0 live + 16: none of them is in the store.
         assert!(!swept.covers("uid-0", &keys));
         assert_eq!(swept.0.lock().unwrap().len(), 0);
+    }
+
+    /// Objects map to their controlling TenantGateway without a namespace,
+    /// as the primary watch keys it, and a Gateway's fleet to no tenant.
+    #[test]
+    fn an_owned_object_maps_to_its_tenant_as_the_controller_keys_it() {
+        let mut tenant = (*gw("acme", 1, "acme")).clone();
+        tenant.metadata.uid = Some("uid-acme".into());
+        let meta = ObjectMeta {
+            namespace: Some("tenant-gateway-system".into()),
+            owner_references: Some(vec![build::owner_reference(&tenant).unwrap()]),
+            ..Default::default()
+        };
+        let r = owning_tenant(&meta).unwrap();
+        assert_eq!(r, ObjectRef::<TenantGateway>::from_obj(&tenant));
+        assert_eq!(r.namespace, None);
+        let mut gateway_owned = meta.clone();
+        if let Some(refs) = gateway_owned.owner_references.as_mut() {
+            refs[0].kind = "Gateway".into();
+            refs[0].api_version = "gateway.networking.k8s.io/v1".into();
+        }
+        assert_eq!(owning_tenant(&gateway_owned), None);
     }
 
     /// A tenant's pruning never reaches its Gateway fleets (same tenant
