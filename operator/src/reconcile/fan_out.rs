@@ -88,15 +88,20 @@ impl World {
 /// Until the sender is dropped: after each batch of changes that `changed`
 /// signals, the tenants whose shared inputs moved go to `tx`. The stores are
 /// the ones their passes read, so a tenant sent here reads the change. The
-/// caller has waited for the stores' first lists.
+/// caller has waited for the Namespace and Node stores' first lists; `listed`
+/// turns true after the TenantGateways' (the controller itself waits on that
+/// store, and a Store wakes only one of several waiters).
 pub async fn run(
     gateways: Store<TenantGateway>,
     namespaces: Store<Namespace>,
     nodes: Store<Node>,
     reserved: String,
-    changed: Arc<Notify>,
+    (changed, mut listed): (Arc<Notify>, tokio::sync::watch::Receiver<bool>),
     tx: futures::channel::mpsc::UnboundedSender<ObjectRef<TenantGateway>>,
 ) {
+    if listed.wait_for(|done| *done).await.is_err() {
+        return;
+    }
     let world = || {
         let ns: Vec<Namespace> = namespaces.state().iter().map(|n| (**n).clone()).collect();
         World::of(&gateways.state(), &ns, &nodes.state(), &reserved)
