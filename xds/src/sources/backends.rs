@@ -88,6 +88,14 @@ fn key(ns: &str, name: &str) -> Key {
     (ns.to_string(), name.to_string())
 }
 
+impl ResolvedPort<'_> {
+    /// The name of the Service port (its endpoints are those of the
+    /// EndpointSlices' port of the same name).
+    pub(crate) fn port_name(&self) -> Option<&str> {
+        self.port.name.as_deref()
+    }
+}
+
 pub(crate) fn cluster_name(namespace: &str, service: &str, port: i32) -> String {
     format!("{namespace}/{service}/{port}")
 }
@@ -196,6 +204,12 @@ impl<'a> BackendIndex<'a> {
             &mut changed,
         );
         changed
+    }
+
+    /// Record that the endpoints of a Service were read (from a copy of
+    /// a backend resolved earlier).
+    pub(crate) fn read_endpoints(&self, namespace: &str, service: &str) {
+        self.read(|| Dep::Endpoints(key(namespace, service)));
     }
 
     fn get_service(&self, namespace: &str, name: &str) -> Option<&'a Service> {

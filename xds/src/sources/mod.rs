@@ -26,11 +26,19 @@ pub(crate) struct Lowered {
 /// Lowering that keeps what it can for the next call: the Ingresses'
 /// prepared shares and arbitrated hosts ([`ingress::IngressMemo`]) and the
 /// route table. A new one lowers everything.
-#[derive(Default)]
 pub(crate) struct Lowering {
     ingress: ingress::IngressMemo,
     /// The route table of the last model, handed back ([`Self::keep`]).
     hosts: BTreeMap<HostMatch, Vec<Route>>,
+}
+
+impl Default for Lowering {
+    fn default() -> Self {
+        Self {
+            ingress: ingress::IngressMemo::keeping(),
+            hosts: BTreeMap::new(),
+        }
+    }
 }
 
 impl Lowering {
@@ -67,11 +75,15 @@ impl Lowering {
     }
 }
 
-/// Lower everything (no memo).
+/// Lower everything, keeping nothing.
 pub(crate) fn lower(
     objects: &TenantObjects,
     options: &GatewayOptions,
     diags: &mut Diagnostics,
 ) -> Lowered {
-    Lowering::default().lower(objects, options, diags)
+    let mut once = Lowering {
+        ingress: ingress::IngressMemo::default(),
+        hosts: BTreeMap::new(),
+    };
+    once.lower(objects, options, diags)
 }

@@ -17,7 +17,7 @@ use super::hosts::HostRequest;
 use super::lower::{self, IngressRoute, Target};
 use super::prepare::{prepare, Body, Op, Prepared, Rank, Seq};
 use super::tls::HostClientAuth;
-use super::{annotations, class, route, IngressContext};
+use super::{annotations, class, route, BackendCache, IngressContext};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Backend, HostMatch, Model, PathMatch, RoutePolicy};
 use crate::sources::backends::{BackendIndex, Seen};
@@ -28,6 +28,8 @@ use std::sync::Arc;
 /// What one lowering of the tenant's Ingresses keeps for the next.
 #[derive(Default)]
 pub(crate) struct IngressMemo {
+    /// Keep anything: false for a lowering that is the only one.
+    keep: bool,
     options: Option<GatewayOptions>,
     /// The Services, EndpointSlices and Secrets of the last lowering.
     seen: Seen,
@@ -35,7 +37,7 @@ pub(crate) struct IngressMemo {
     prepared: HashMap<(String, String, usize), Arc<Prepared>>,
     hosts: HashMap<HostMatch, HostMemo>,
     /// The backends the hosts' paths add: name → by when they were added.
-    votes: BTreeMap<String, BTreeMap<Seq, Backend>>,
+    votes: BTreeMap<String, BTreeMap<Seq, Arc<Backend>>>,
     /// The routes each host of the model's route table was lowered from.
     lowered: HashMap<HostMatch, Arc<Vec<IngressRoute>>>,
 }
@@ -53,7 +55,7 @@ struct HostMemo {
 struct HostOut {
     routes: Arc<Vec<IngressRoute>>,
     diags: Vec<Diagnostic>,
-    backends: Vec<(Seq, Backend)>,
+    backends: Vec<(Seq, Arc<Backend>)>,
 }
 
 /// What a lowering gives besides the model.
@@ -66,6 +68,14 @@ pub(crate) struct IngressLowering {
 }
 
 impl IngressMemo {
+    /// A memo that keeps what each lowering can reuse for the next.
+    pub(crate) fn keeping() -> Self {
+        Self {
+            keep: true,
+            ..Self::default()
+        }
+    }
+
     /// Lower every Ingress of the tenant into `model`, oldest first. The
     /// model's route table must be the one of the last call (or empty).
     pub(crate) fn lower(
@@ -76,15 +86,17 @@ impl IngressMemo {
         model: &mut Model,
         diags: &mut Diagnostics,
     ) -> IngressLowering {
-        if self.options.as_ref() != Some(options) {
-            *self = Self {
-                options: Some(options.clone()),
-                ..Self::default()
-            };
-        }
-        let changed = index.changes_since(&mut self.seen);
-        if !changed.is_empty() {
-            self.prepared.retain(|_, p| p.deps.is_disjoint(&changed));
+        if self.keep {
+            if self.options.as_ref() != Some(options) {
+                *self = Self {
+                    options: Some(options.clone()),
+                    ..Self::keeping()
+                };
+            }
+            let changed = index.changes_since(&mut self.seen);
+            if !changed.is_empty() {
+                self.prepared.retain(|_, p| p.deps.is_disjoint(&changed));
+            }
         }
         let ingresses = self.prepare(objects, options, index);
         let mut served: Vec<(String, String)> = ingresses
@@ -124,6 +136,7 @@ impl IngressMemo {
     ) -> Vec<Arc<Prepared>> {
         let mut copies: HashMap<(&str, &str), usize> = HashMap::new();
         let mut kept = HashMap::with_capacity(self.prepared.len());
+        let mut cache = BackendCache::new();
         let mut out = Vec::new();
         for ing in class::served_ingresses(objects, options) {
             let ns = ing.metadata.namespace.as_deref().unwrap_or_default();
@@ -133,9 +146,11 @@ impl IngressMemo {
             *copy += 1;
             let p = match self.prepared.remove(&key) {
                 Some(p) if p.same_source(ing) => p,
-                _ => Arc::new(prepare(ing, key.2, options, index)),
+                _ => Arc::new(prepare(ing, key.2, options, index, &mut cache, self.keep)),
             };
-            kept.insert(key, p.clone());
+            if self.keep {
+                kept.insert(key, p.clone());
+            }
             out.push(p);
         }
         self.prepared = kept;
@@ -158,6 +173,19 @@ impl IngressMemo {
             for host in hosts {
                 by_host.entry(host).or_default().push(p);
             }
+        }
+        if !self.keep {
+            for (host, ingresses) in by_host {
+                let out = lower_host(host, &ingresses);
+                arb.diags.extend(&out.diags);
+                for (seq, b) in out.backends {
+                    arb.add_earliest(seq, b);
+                }
+                if !out.routes.is_empty() {
+                    arb.hosts.insert(host.clone(), out.routes);
+                }
+            }
+            return;
         }
         let votes = &mut self.votes;
         self.hosts.retain(|host, memo| {
@@ -232,10 +260,14 @@ impl IngressMemo {
             if current {
                 continue;
             }
-            let mut sorted = (*routes).clone();
+            let mut sorted = if self.keep {
+                self.lowered.insert(host.clone(), routes.clone());
+                (*routes).clone()
+            } else {
+                Arc::unwrap_or_clone(routes)
+            };
             sorted.sort_by(|a, b| a.path.precedence_key().cmp(&b.path.precedence_key()));
             table.insert(host.clone(), sorted.into_iter().map(lower::route).collect());
-            self.lowered.insert(host.clone(), routes);
             relowered.insert(host);
         }
         relowered
@@ -243,7 +275,7 @@ impl IngressMemo {
 
     /// The model's backends: of each name the earliest added, whether by
     /// a host's paths or by the tenant-wide arbitration (`tenant`).
-    fn backends(&self, tenant: BTreeMap<String, (Seq, Backend)>) -> BTreeMap<String, Backend> {
+    fn backends(&self, tenant: BTreeMap<String, (Seq, Arc<Backend>)>) -> BTreeMap<String, Backend> {
         let mut out = tenant;
         for (name, by_seq) in &self.votes {
             let Some((seq, b)) = by_seq.first_key_value() else {
@@ -256,11 +288,13 @@ impl IngressMemo {
                 }
             }
         }
-        out.into_iter().map(|(name, (_, b))| (name, b)).collect()
+        out.into_iter()
+            .map(|(name, (_, b))| (name, Arc::unwrap_or_clone(b)))
+            .collect()
     }
 }
 
-fn unvote(votes: &mut BTreeMap<String, BTreeMap<Seq, Backend>>, out: &HostOut) {
+fn unvote(votes: &mut BTreeMap<String, BTreeMap<Seq, Arc<Backend>>>, out: &HostOut) {
     for (seq, b) in &out.backends {
         if let Some(by_seq) = votes.get_mut(&b.name) {
             by_seq.remove(seq);
@@ -275,8 +309,9 @@ fn unvote(votes: &mut BTreeMap<String, BTreeMap<Seq, Backend>>, out: &HostOut) {
 pub(super) struct Arbiter<'m> {
     pub(super) model: &'m mut Model,
     pub(super) diags: &'m mut Diagnostics,
-    /// Backends added by contexts, default backends and passthrough hosts.
-    backends: BTreeMap<String, (Seq, Backend)>,
+    /// Backends added by contexts, default backends and passthrough hosts
+    /// (and without a memo, by the hosts' paths).
+    backends: BTreeMap<String, (Seq, Arc<Backend>)>,
     /// Each host's routes (arbitrated), before precedence order.
     pub(super) hosts: BTreeMap<HostMatch, Arc<Vec<IngressRoute>>>,
     default_backend: Option<IngressRoute>,
@@ -319,11 +354,19 @@ impl<'m> Arbiter<'m> {
     pub(super) fn apply<T: Clone>(&mut self, op: &Op<T>, seq: Seq) -> T {
         self.diags.extend(&op.diags);
         for b in &op.backends {
-            self.backends
-                .entry(b.name.clone())
-                .or_insert_with(|| (seq.clone(), b.clone()));
+            self.add_earliest(seq.clone(), b.clone());
         }
         op.value.clone()
+    }
+
+    /// A backend, unless one of its name was added earlier.
+    fn add_earliest(&mut self, seq: Seq, b: Arc<Backend>) {
+        match self.backends.get(&b.name) {
+            Some((earlier, _)) if *earlier <= seq => {}
+            _ => {
+                self.backends.insert(b.name.clone(), (seq, b));
+            }
+        }
     }
 
     /// The tenant-wide share of one Ingress, in lowering order.
@@ -385,7 +428,7 @@ pub(super) struct HostLowering<'h> {
     pub(super) claimed: BTreeMap<PathMatch, String>,
     pub(super) routes: Vec<IngressRoute>,
     pub(super) diags: Diagnostics,
-    pub(super) backends: Vec<(Seq, Backend)>,
+    pub(super) backends: Vec<(Seq, Arc<Backend>)>,
 }
 
 /// One host's paths from its Ingresses (in lowering order), arbitrated.

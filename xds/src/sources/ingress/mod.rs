@@ -34,7 +34,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use lower::{IngressRoute, Target};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub(crate) use memo::IngressMemo;
@@ -61,8 +61,14 @@ struct Collector<'a, 'o> {
     /// The tenant's namespaces (None: every namespace is in scope).
     namespaces: Option<&'a BTreeSet<String>>,
     diags: Diagnostics,
-    backends: BTreeMap<String, Backend>,
+    backends: BTreeMap<String, Arc<Backend>>,
+    /// The Service port backends resolved during one lowering, by cluster
+    /// name and Service port name, with their settings: most paths name a
+    /// cluster another path added, whose endpoints are read once.
+    cache: &'a mut BackendCache,
 }
+
+pub(super) type BackendCache = HashMap<(String, Option<String>), (ClusterSettings, Arc<Backend>)>;
 
 impl Collector<'_, '_> {
     /// The Ingress's settings lowered once; None when its upstream CA does
@@ -196,12 +202,22 @@ impl Collector<'_, '_> {
                 // Most paths name a cluster an earlier path added: its
                 // endpoints are read once, by the first.
                 let main = backend_name(&port.name, &settings);
-                if !self.backends.contains_key(&main) {
-                    let mut backend = self.index.backend(port);
-                    if let Some(ip_port) = upstream {
-                        backend.endpoints = [ip_port].into();
+                let cached = (main.clone(), port.port_name().map(str::to_string));
+                match self.cache.get(&cached).filter(|(s, _)| *s == settings) {
+                    Some((_, backend)) => {
+                        self.index.read_endpoints(&namespace, &service);
+                        self.backends.insert(main.clone(), backend.clone());
                     }
-                    self.add_backend(backend, &settings);
+                    None => {
+                        let mut backend = self.index.backend(port);
+                        if let Some(ip_port) = upstream {
+                            backend.endpoints = [ip_port].into();
+                        }
+                        self.add_backend(backend, &settings);
+                        if let Some(backend) = self.backends.get(&main) {
+                            self.cache.insert(cached, (settings, backend.clone()));
+                        }
+                    }
                 }
                 match &cx.fallback {
                     Some(fallback) if *fallback != main => {
@@ -214,7 +230,9 @@ impl Collector<'_, '_> {
                             settings: ClusterSettings::default(),
                             fallbacks: vec![main, fallback.clone()],
                         };
-                        self.backends.entry(name.clone()).or_insert(aggregate);
+                        self.backends
+                            .entry(name.clone())
+                            .or_insert_with(|| Arc::new(aggregate));
                         Target::Cluster(name)
                     }
                     _ => Target::Cluster(main),
@@ -238,7 +256,9 @@ impl Collector<'_, '_> {
             backend.settings = settings.clone();
         }
         let name = backend.name.clone();
-        self.backends.entry(name.clone()).or_insert(backend);
+        self.backends
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(backend));
         name
     }
 

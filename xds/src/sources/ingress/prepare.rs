@@ -7,7 +7,7 @@
 
 use super::hosts::HostRequest;
 use super::lower::Target;
-use super::{annotation_key, annotations, rules, Collector, IngressContext};
+use super::{annotation_key, annotations, rules, BackendCache, Collector, IngressContext};
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Severity};
 use crate::model::{Backend, Certificate, HostMatch, PathMatch, WeightedBackend};
 use crate::sources::backends::{BackendIndex, Dep};
@@ -40,7 +40,7 @@ pub(super) type Seq = (Arc<Rank>, u8, usize);
 #[derive(Debug)]
 pub(super) struct Op<T> {
     pub value: T,
-    pub backends: Vec<Backend>,
+    pub backends: Vec<Arc<Backend>>,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -72,7 +72,7 @@ pub(super) struct TlsEntry {
 pub(super) struct Body {
     pub cx: IngressContext,
     /// The backends its context adds (`mirror-target`, `default-backend`).
-    pub context_backends: Vec<Backend>,
+    pub context_backends: Vec<Arc<Backend>>,
     /// `spec.defaultBackend`'s target (main Ingresses).
     pub default_backend: Option<Op<Target>>,
     /// Its valid rule hosts.
@@ -94,6 +94,8 @@ pub(super) struct Body {
 /// One Ingress prepared for the arbitration.
 pub(super) struct Prepared {
     pub rank: Arc<Rank>,
+    /// Prepared to be reused: `annotations` and `spec` are the Ingress's.
+    kept: bool,
     /// What lowering reads of the Ingress, to tell whether it changed.
     annotations: Option<BTreeMap<String, String>>,
     spec: Option<IngressSpec>,
@@ -109,7 +111,8 @@ pub(super) struct Prepared {
 impl Prepared {
     /// Whether `ing` is the Ingress this was prepared from, as lowering reads it.
     pub(super) fn same_source(&self, ing: &Ingress) -> bool {
-        self.rank.created == ing.metadata.creation_timestamp
+        self.kept
+            && self.rank.created == ing.metadata.creation_timestamp
             && self.annotations == ing.metadata.annotations
             && self.spec == ing.spec
     }
@@ -134,12 +137,15 @@ impl Collector<'_, '_> {
 }
 
 /// Prepare one Ingress (`copy`: how many of the same namespace and name
-/// come before it).
+/// come before it). `keep`: it may be reused, so what it read is recorded
+/// (else it is never [`Prepared::same_source`]).
 pub(super) fn prepare(
     ing: &Ingress,
     copy: usize,
     options: &GatewayOptions,
     index: &BackendIndex<'_>,
+    cache: &mut BackendCache,
+    keep: bool,
 ) -> Prepared {
     let namespace = ing.metadata.namespace.clone().unwrap_or_default();
     let name = ing.metadata.name.clone().unwrap_or_default();
@@ -149,9 +155,10 @@ pub(super) fn prepare(
         namespaces: options.namespaces.as_ref(),
         diags: Diagnostics::default(),
         backends: BTreeMap::new(),
+        cache,
     };
     let mut always = Vec::new();
-    let ((canary, body), deps) = index.recording(|| {
+    let mut lower = || {
         let parsed = annotations::parse(ing.metadata.annotations.as_ref(), &obj, &mut c.diags);
         let canary = parsed.settings.canary.is_some();
         let body = match &ing.spec {
@@ -161,7 +168,12 @@ pub(super) fn prepare(
             _ => None,
         };
         (canary, body)
-    });
+    };
+    let ((canary, body), deps) = if keep {
+        index.recording(lower)
+    } else {
+        (lower(), BTreeSet::new())
+    };
     always.extend(c.diags.take());
     Prepared {
         rank: Arc::new(Rank {
@@ -171,8 +183,13 @@ pub(super) fn prepare(
             name,
             copy,
         }),
-        annotations: ing.metadata.annotations.clone(),
-        spec: ing.spec.clone(),
+        kept: keep,
+        annotations: if keep {
+            ing.metadata.annotations.clone()
+        } else {
+            None
+        },
+        spec: if keep { ing.spec.clone() } else { None },
         deps,
         diags: always,
         body,

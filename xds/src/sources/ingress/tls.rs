@@ -358,7 +358,9 @@ impl Collector<'_, '_> {
         match self.index.resolve_service(&cx.obj.namespace, svc) {
             Ok(backend) => {
                 let name = backend.name.clone();
-                self.backends.entry(name.clone()).or_insert(backend);
+                self.backends
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(backend));
                 vec![WeightedBackend {
                     backend: name,
                     weight: 1,
