@@ -155,6 +155,7 @@ impl RouteMemo {
     /// Forget the hosts the finished build did not use.
     pub(crate) fn finish(&mut self) {
         self.hosts = std::mem::take(&mut self.used);
+        self.used.reserve(self.hosts.len());
     }
 
     fn virtual_host(

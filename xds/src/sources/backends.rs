@@ -6,6 +6,7 @@ use crate::translate::{GatewayOptions, TenantObjects};
 use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::cell::RefCell;
@@ -41,6 +42,13 @@ pub(crate) struct Seen {
     services: HashMap<Key, Service>,
     slices: HashMap<Key, Vec<EndpointSlice>>,
     secrets: HashMap<Key, Secret>,
+}
+
+/// Whether two objects are one version of one object: the API server gives
+/// every change of an object a new resourceVersion (objects without one,
+/// e.g. from manifest files, are compared by content).
+pub(crate) fn same_version(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    a.resource_version.is_some() && a.resource_version == b.resource_version && a.uid == b.uid
 }
 
 /// Compare `now` with `seen`, key by key: the keys added, removed or
@@ -182,7 +190,7 @@ impl<'a> BackendIndex<'a> {
         diff(
             &mut seen.services,
             &self.services,
-            |a, b| a == *b,
+            |a, b| same_version(&a.metadata, &b.metadata) || a == *b,
             |s| (*s).clone(),
             Dep::Service,
             &mut changed,
@@ -190,7 +198,12 @@ impl<'a> BackendIndex<'a> {
         diff(
             &mut seen.slices,
             &self.slices,
-            |a, b| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == *y),
+            |a, b| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| same_version(&x.metadata, &y.metadata) || x == *y)
+            },
             |v| v.iter().map(|es| (*es).clone()).collect(),
             Dep::Endpoints,
             &mut changed,
@@ -198,7 +211,7 @@ impl<'a> BackendIndex<'a> {
         diff(
             &mut seen.secrets,
             &self.secrets,
-            |a, b| a == *b,
+            |a, b| same_version(&a.metadata, &b.metadata) || a == *b,
             |s| (*s).clone(),
             Dep::Secret,
             &mut changed,

@@ -10,10 +10,10 @@ use super::lower::Target;
 use super::{annotation_key, annotations, rules, BackendCache, Collector, IngressContext};
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Severity};
 use crate::model::{Backend, Certificate, HostMatch, PathMatch, WeightedBackend};
-use crate::sources::backends::{BackendIndex, Dep};
+use crate::sources::backends::{same_version, BackendIndex, Dep};
 use crate::translate::GatewayOptions;
 use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend, IngressSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -96,6 +96,8 @@ pub(super) struct Prepared {
     pub rank: Arc<Rank>,
     /// Prepared to be reused: `annotations` and `spec` are the Ingress's.
     kept: bool,
+    /// The Ingress's uid and resourceVersion.
+    version: ObjectMeta,
     /// What lowering reads of the Ingress, to tell whether it changed.
     annotations: Option<BTreeMap<String, String>>,
     spec: Option<IngressSpec>,
@@ -109,10 +111,16 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
-    /// Whether `ing` is the Ingress this was prepared from, as lowering reads it.
+    /// Whether `ing` is the Ingress this was prepared from, as lowering
+    /// reads it: the same object version, or the same content.
     pub(super) fn same_source(&self, ing: &Ingress) -> bool {
-        self.kept
-            && self.rank.created == ing.metadata.creation_timestamp
+        if !self.kept {
+            return false;
+        }
+        if same_version(&self.version, &ing.metadata) {
+            return true;
+        }
+        self.rank.created == ing.metadata.creation_timestamp
             && self.annotations == ing.metadata.annotations
             && self.spec == ing.spec
     }
@@ -184,6 +192,11 @@ pub(super) fn prepare(
             copy,
         }),
         kept: keep,
+        version: ObjectMeta {
+            uid: ing.metadata.uid.clone(),
+            resource_version: ing.metadata.resource_version.clone(),
+            ..ObjectMeta::default()
+        },
         annotations: if keep {
             ing.metadata.annotations.clone()
         } else {
