@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release -p tenant-gateway-xds --example translate_bench -- [paths] [hosts] [runs] [incremental runs]
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::time::Instant;
 use testkit::objects::{
@@ -72,7 +73,8 @@ fn main() {
     let paths = args.first().copied().unwrap_or(10_000);
     let hosts = args.get(1).copied().unwrap_or(1_000);
     let runs = args.get(2).copied().unwrap_or(21);
-    let objects = tenant(paths, hosts);
+    let mut objects = tenant(paths, hosts);
+    versioned(&mut objects);
     let opts = GatewayOptions::default();
     let before = vm_hwm_kib();
     let mut times = Vec::with_capacity(runs);
@@ -103,6 +105,26 @@ fn main() {
     );
     // A fourth argument: the runs of the incremental part (e.g. many, to profile it).
     incremental(objects, &opts, args.get(3).copied().unwrap_or(runs));
+}
+
+/// Every object a uid and resourceVersion, as the API server gives them
+/// (the sidecar's objects come from it).
+fn versioned(o: &mut TenantObjects) {
+    let metas = o
+        .ingresses
+        .iter_mut()
+        .map(|i| &mut i.metadata)
+        .chain(o.services.iter_mut().map(|s| &mut s.metadata))
+        .chain(o.endpoint_slices.iter_mut().map(|e| &mut e.metadata));
+    for (i, m) in metas.enumerate() {
+        m.uid = Some(format!("uid-{i}"));
+        m.resource_version = Some("1".into());
+    }
+}
+
+/// A new resourceVersion, as the API server gives a changed object.
+fn bump(m: &mut ObjectMeta, run: usize) {
+    m.resource_version = Some((run + 2).to_string());
 }
 
 /// `xds::Translator` (the sidecar's), after a first full call: one
@@ -136,6 +158,7 @@ fn incremental(mut objects: TenantObjects, opts: &GatewayOptions, runs: usize) {
         {
             path.path = Some(moved.into());
         }
+        bump(&mut objects.ingresses[0].metadata, i);
         ingress_encoded = timed(&objects, &mut ingress);
     }
     for i in 0..runs {
@@ -147,12 +170,14 @@ fn incremental(mut objects: TenantObjects, opts: &GatewayOptions, runs: usize) {
         {
             port.target_port = Some(IntOrString::Int(if i % 2 == 0 { 8081 } else { 8080 }));
         }
+        bump(&mut objects.services[0].metadata, i);
         timed(&objects, &mut service);
     }
     for i in 0..runs {
         if let Some(ep) = objects.endpoint_slices[0].endpoints.first_mut() {
             ep.addresses = vec![format!("10.0.0.{}", 1 + i % 2)];
         }
+        bump(&mut objects.endpoint_slices[0].metadata, i);
         timed(&objects, &mut endpoints);
     }
     for times in [&mut ingress, &mut service, &mut endpoints] {

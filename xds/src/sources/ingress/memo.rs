@@ -35,11 +35,11 @@ pub(crate) struct IngressMemo {
     seen: Seen,
     /// Each Ingress (namespace, name, copy) as last prepared.
     prepared: HashMap<(String, String, usize), Arc<Prepared>>,
-    hosts: HashMap<HostMatch, HostMemo>,
+    hosts: BTreeMap<HostMatch, HostMemo>,
     /// The backends the hosts' paths add: name → by when they were added.
     votes: BTreeMap<String, BTreeMap<Seq, Arc<Backend>>>,
     /// The routes each host of the model's route table was lowered from.
-    lowered: HashMap<HostMatch, Arc<Vec<IngressRoute>>>,
+    lowered: BTreeMap<HostMatch, Arc<Vec<IngressRoute>>>,
 }
 
 /// One host's arbitrated paths and the Ingresses they came from.
@@ -108,6 +108,9 @@ impl IngressMemo {
         let mut arb = Arbiter::new(model, diags);
         for p in &ingresses {
             arb.ingress(p);
+        }
+        if !arb.host_requests.is_empty() {
+            arb.host_owners(&ingresses);
         }
         self.lower_hosts(&ingresses, &mut arb);
         arb.apply_client_certificates();
@@ -187,56 +190,57 @@ impl IngressMemo {
             }
             return;
         }
-        let votes = &mut self.votes;
-        self.hosts.retain(|host, memo| {
-            let kept = by_host.contains_key(host);
-            if !kept {
-                unvote(votes, &memo.out);
+        // Old and new hosts side by side (both in host order). The hosts
+        // whose Ingresses changed lose their backends first: a path that
+        // moved between hosts keeps its `Seq`.
+        let mut old = std::mem::take(&mut self.hosts).into_iter().peekable();
+        let mut hosts = Vec::with_capacity(by_host.len());
+        for (host, ingresses) in by_host {
+            while let Some((gone, memo)) = old.next_if(|(h, _)| h < host) {
+                drop(gone);
+                unvote(&mut self.votes, &memo.out);
             }
-            kept
-        });
-        // The hosts whose Ingresses changed lose their backends first: a
-        // path that moved between hosts keeps its `Seq`.
-        let mut stale = Vec::new();
-        for (host, ingresses) in &by_host {
-            let same = self.hosts.get(*host).is_some_and(|m| {
-                m.ingresses.len() == ingresses.len()
-                    && m.ingresses
+            let kept = old.next_if(|(h, _)| h == host).and_then(|(_, memo)| {
+                let same = memo.ingresses.len() == ingresses.len()
+                    && memo
+                        .ingresses
                         .iter()
-                        .zip(ingresses)
-                        .all(|(a, b)| Arc::ptr_eq(a, b))
-            });
-            if !same {
-                if let Some(old) = self.hosts.remove(*host) {
-                    unvote(&mut self.votes, &old.out);
+                        .zip(&ingresses)
+                        .all(|(a, b)| Arc::ptr_eq(a, b));
+                if !same {
+                    unvote(&mut self.votes, &memo.out);
                 }
-                stale.push(*host);
-            }
+                same.then_some(memo)
+            });
+            hosts.push((host, ingresses, kept));
         }
-        for host in stale {
-            let ingresses = &by_host[host];
-            let out = lower_host(host, ingresses);
-            for (seq, b) in &out.backends {
-                self.votes
-                    .entry(b.name.clone())
-                    .or_default()
-                    .insert(seq.clone(), b.clone());
-            }
-            let memo = HostMemo {
-                ingresses: ingresses.iter().map(|p| (*p).clone()).collect(),
-                out,
-            };
-            self.hosts.insert(host.clone(), memo);
+        for (_, memo) in old {
+            unvote(&mut self.votes, &memo.out);
         }
-        for host in by_host.keys() {
-            let Some(memo) = self.hosts.get(*host) else {
-                continue;
-            };
+        let mut memos = Vec::with_capacity(hosts.len());
+        let mut routes = Vec::with_capacity(hosts.len());
+        for (host, ingresses, kept) in hosts {
+            let memo = kept.unwrap_or_else(|| {
+                let out = lower_host(host, &ingresses);
+                for (seq, b) in &out.backends {
+                    self.votes
+                        .entry(b.name.clone())
+                        .or_default()
+                        .insert(seq.clone(), b.clone());
+                }
+                HostMemo {
+                    ingresses: ingresses.iter().map(|p| (*p).clone()).collect(),
+                    out,
+                }
+            });
             arb.diags.extend(&memo.out.diags);
             if !memo.out.routes.is_empty() {
-                arb.hosts.insert((*host).clone(), memo.out.routes.clone());
+                routes.push((host.clone(), memo.out.routes.clone()));
             }
+            memos.push((host.clone(), memo));
         }
+        self.hosts = memos.into_iter().collect();
+        arb.hosts = routes.into_iter().collect();
     }
 
     /// The model's route table made of `hosts`: a host whose routes are
@@ -247,29 +251,39 @@ impl IngressMemo {
         hosts: BTreeMap<HostMatch, Arc<Vec<IngressRoute>>>,
         model: &mut Model,
     ) -> BTreeSet<HostMatch> {
-        let table = &mut model.routes.hosts;
-        table.retain(|h, _| hosts.contains_key(h));
-        self.lowered.retain(|h, _| hosts.contains_key(h));
+        // The old table and what it was lowered from, side by side with
+        // the new routes (all in host order).
+        let mut old_table = std::mem::take(&mut model.routes.hosts)
+            .into_iter()
+            .peekable();
+        let mut old_lowered = std::mem::take(&mut self.lowered).into_iter().peekable();
+        let (mut table, mut lowered) = (Vec::with_capacity(hosts.len()), Vec::new());
         let mut relowered = BTreeSet::new();
         for (host, routes) in hosts {
-            let current = self
-                .lowered
-                .get(&host)
-                .is_some_and(|l| Arc::ptr_eq(l, &routes))
-                && table.contains_key(&host);
-            if current {
-                continue;
+            while old_table.next_if(|(h, _)| *h < host).is_some() {}
+            while old_lowered.next_if(|(h, _)| *h < host).is_some() {}
+            let was = old_table.next_if(|(h, _)| *h == host);
+            let from = old_lowered.next_if(|(h, _)| *h == host);
+            match (was, from) {
+                (Some(was), Some(from)) if Arc::ptr_eq(&from.1, &routes) => {
+                    table.push(was);
+                    lowered.push(from);
+                    continue;
+                }
+                _ => {}
             }
             let mut sorted = if self.keep {
-                self.lowered.insert(host.clone(), routes.clone());
+                lowered.push((host.clone(), routes.clone()));
                 (*routes).clone()
             } else {
                 Arc::unwrap_or_clone(routes)
             };
             sorted.sort_by(|a, b| a.path.precedence_key().cmp(&b.path.precedence_key()));
-            table.insert(host.clone(), sorted.into_iter().map(lower::route).collect());
+            table.push((host.clone(), sorted.into_iter().map(lower::route).collect()));
             relowered.insert(host);
         }
+        model.routes.hosts = table.into_iter().collect();
+        self.lowered = lowered.into_iter().collect();
         relowered
     }
 
@@ -386,11 +400,6 @@ impl<'m> Arbiter<'m> {
         if let Some(target) = &body.default_backend {
             self.default_backend(&p.rank, target, cx);
         }
-        for host in &body.hosts {
-            self.host_owner
-                .entry(host.clone())
-                .or_insert_with(|| cx.owner.clone());
-        }
         self.host_requests
             .extend(body.host_requests.iter().cloned());
         for (i, host) in body.passthrough.iter().enumerate() {
@@ -401,6 +410,18 @@ impl<'m> Arbiter<'m> {
         }
         for entry in &body.tls {
             self.tls(cx, entry);
+        }
+    }
+
+    /// Each rule host's oldest (main) Ingress, for the hosts annotations ask for.
+    fn host_owners(&mut self, ingresses: &[Arc<Prepared>]) {
+        for p in ingresses.iter().filter(|p| !p.rank.canary) {
+            let Some(body) = &p.body else { continue };
+            for host in &body.hosts {
+                self.host_owner
+                    .entry(host.clone())
+                    .or_insert_with(|| body.cx.owner.clone());
+            }
         }
     }
 
