@@ -33,13 +33,28 @@ pub(crate) struct IngressMemo {
     options: Option<GatewayOptions>,
     /// The Services, EndpointSlices and Secrets of the last lowering.
     seen: Seen,
-    /// Each Ingress (namespace, name, copy) as last prepared.
-    prepared: HashMap<(String, String, usize), Arc<Prepared>>,
+    /// Each Ingress as last prepared, by `namespace/name` (and copy).
+    prepared: HashMap<String, Copies>,
+    /// The number of the lowering in progress.
+    epoch: u64,
+    /// The served Ingresses of the last lowering, sorted, and in lowering order.
+    served: Vec<(String, String)>,
+    order: Vec<Arc<Rank>>,
     hosts: BTreeMap<HostMatch, HostMemo>,
     /// The backends the hosts' paths add: name → by when they were added.
     votes: BTreeMap<String, BTreeMap<Seq, Arc<Backend>>>,
     /// The routes each host of the model's route table was lowered from.
     lowered: BTreeMap<HostMatch, Arc<Vec<IngressRoute>>>,
+}
+
+/// The Ingresses of one namespace and name (normally one).
+#[derive(Default)]
+struct Copies {
+    /// The lowering that last saw them.
+    epoch: u64,
+    /// How many that lowering saw.
+    seen: usize,
+    prepared: Vec<Arc<Prepared>>,
 }
 
 /// One host's arbitrated paths and the Ingresses they came from.
@@ -95,15 +110,13 @@ impl IngressMemo {
             }
             let changed = index.changes_since(&mut self.seen);
             if !changed.is_empty() {
-                self.prepared.retain(|_, p| p.deps.is_disjoint(&changed));
+                for copies in self.prepared.values_mut() {
+                    copies.prepared.retain(|p| p.deps.is_disjoint(&changed));
+                }
             }
         }
         let ingresses = self.prepare(objects, options, index);
-        let mut served: Vec<(String, String)> = ingresses
-            .iter()
-            .map(|p| (p.rank.namespace.clone(), p.rank.name.clone()))
-            .collect();
-        served.sort();
+        let served = self.served(&ingresses);
 
         let mut arb = Arbiter::new(model, diags);
         for p in &ingresses {
@@ -137,29 +150,70 @@ impl IngressMemo {
         options: &GatewayOptions,
         index: &BackendIndex<'_>,
     ) -> Vec<Arc<Prepared>> {
-        let mut copies: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut kept = HashMap::with_capacity(self.prepared.len());
+        self.epoch += 1;
+        let epoch = self.epoch;
         let mut cache = BackendCache::new();
         let mut out = Vec::new();
+        let mut key = String::new();
         for ing in class::served_ingresses(objects, options) {
             let ns = ing.metadata.namespace.as_deref().unwrap_or_default();
             let name = ing.metadata.name.as_deref().unwrap_or_default();
-            let copy = copies.entry((ns, name)).or_insert(0);
-            let key = (ns.to_string(), name.to_string(), *copy);
-            *copy += 1;
-            let p = match self.prepared.remove(&key) {
-                Some(p) if p.same_source(ing) => p,
-                _ => Arc::new(prepare(ing, key.2, options, index, &mut cache, self.keep)),
+            key.clear();
+            key.extend([ns, "/", name]);
+            let copies = match self.prepared.get_mut(key.as_str()) {
+                Some(c) => c,
+                None => self.prepared.entry(key.clone()).or_default(),
             };
-            if self.keep {
-                kept.insert(key, p.clone());
+            if copies.epoch != epoch {
+                copies.epoch = epoch;
+                copies.seen = 0;
             }
+            let copy = copies.seen;
+            copies.seen += 1;
+            let p = match copies.prepared.get(copy) {
+                Some(p) if p.same_source(ing) => p.clone(),
+                _ => {
+                    let p = Arc::new(prepare(ing, copy, options, index, &mut cache, self.keep));
+                    if self.keep {
+                        copies.prepared.truncate(copy);
+                        copies.prepared.push(p.clone());
+                    }
+                    p
+                }
+            };
             out.push(p);
         }
-        self.prepared = kept;
+        self.prepared.retain(|_, c| {
+            c.prepared.truncate(c.seen);
+            c.epoch == epoch && !c.prepared.is_empty()
+        });
         // Canaries attach to the main routes: after them all.
         out.sort_by_key(|p| p.rank.canary);
         out
+    }
+
+    /// The served Ingresses as (namespace, name), sorted: the last
+    /// lowering's when the same Ingresses are lowered in the same order.
+    fn served(&mut self, ingresses: &[Arc<Prepared>]) -> Vec<(String, String)> {
+        let same = self.keep
+            && self.order.len() == ingresses.len()
+            && self.order.iter().zip(ingresses).all(|(r, p)| {
+                Arc::ptr_eq(r, &p.rank)
+                    || (r.namespace == p.rank.namespace && r.name == p.rank.name)
+            });
+        if !same {
+            let mut served: Vec<(String, String)> = ingresses
+                .iter()
+                .map(|p| (p.rank.namespace.clone(), p.rank.name.clone()))
+                .collect();
+            served.sort();
+            if !self.keep {
+                return served;
+            }
+            self.served = served;
+        }
+        self.order = ingresses.iter().map(|p| p.rank.clone()).collect();
+        self.served.clone()
     }
 
     /// Every host's paths, arbitrated again where its Ingresses changed.

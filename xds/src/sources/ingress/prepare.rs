@@ -114,7 +114,11 @@ impl Prepared {
     /// Whether `ing` is the Ingress this was prepared from, as lowering
     /// reads it: the same object version, or the same content.
     pub(super) fn same_source(&self, ing: &Ingress) -> bool {
-        if !self.kept {
+        let (ns, name) = (&ing.metadata.namespace, &ing.metadata.name);
+        if !self.kept
+            || ns.as_deref() != Some(self.rank.namespace.as_str())
+            || name.as_deref() != Some(self.rank.name.as_str())
+        {
             return false;
         }
         if same_version(&self.version, &ing.metadata) {
