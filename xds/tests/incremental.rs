@@ -85,6 +85,7 @@ fn annotations(rng: &mut Rng) -> BTreeMap<String, String> {
             &[
                 "http://svc2.shop.svc.cluster.local/auth",
                 "http://svc1.shop.svc:81/auth",
+                "http://svc2.other.svc/auth",
             ],
         ),
         (
@@ -647,4 +648,52 @@ fn a_backend_scaled_from_zero_and_back_changes_endpoints_only() {
         );
         assert_eq!(b.virtual_hosts_encoded, 0, "{what}");
     }
+}
+
+/// Two Ingresses name one cluster (`shop/dns/80`) with other endpoints: by
+/// port number (TCP, 8080) and by the name of the UDP port of the same
+/// number (8081). The older one's backend is served; aging them in turn
+/// must swap it.
+#[test]
+fn the_older_ingress_keeps_a_shared_cluster_name_when_creation_order_changes() {
+    let mut tenant = Tenant {
+        options: options(),
+        ..Tenant::default()
+    };
+    tenant
+        .services
+        .insert("dns".into(), service_variant("dns", 3));
+    tenant.slices.insert("dns".into(), slice("dns", true, 1));
+    let ingress = |name: &str, host: &str, port: Value, created: &str| -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": NS, "creationTimestamp": created},
+            "spec": {"rules": [{"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "dns", "port": port}}}]}}]}
+        }))
+        .expect("valid Ingress")
+    };
+    let mut translator = Translator::default();
+    let mut endpoints = Vec::new();
+    for (a, b) in [("01", "02"), ("02", "01"), ("01", "02")] {
+        let time = |d: &str| format!("2024-01-{d}T00:00:00Z");
+        let number = json!({"number": 80});
+        let named = json!({"name": "alt"});
+        tenant
+            .ingresses
+            .insert("a".into(), ingress("a", "a.example.com", number, &time(a)));
+        tenant
+            .ingresses
+            .insert("b".into(), ingress("b", "b.example.com", named, &time(b)));
+        let objects = tenant.objects();
+        let inc = translator.translate(&objects, &tenant.options);
+        let full = Snapshot::from(&translate(&objects, &tenant.options).resources);
+        assert!(inc.snapshot == full, "created {a} and {b}");
+        endpoints.push(full.version(ResourceType::Endpoint));
+    }
+    assert_ne!(
+        endpoints[0], endpoints[1],
+        "the other Ingress's backend is served"
+    );
+    assert_eq!(endpoints[0], endpoints[2]);
 }
