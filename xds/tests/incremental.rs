@@ -682,9 +682,14 @@ fn the_older_ingress_keeps_a_shared_cluster_name_when_creation_order_changes() {
         tenant
             .ingresses
             .insert("a".into(), ingress("a", "a.example.com", number, &time(a)));
-        tenant
-            .ingresses
-            .insert("b".into(), ingress("b", "b.example.com", named, &time(b)));
+        let mut b_ing = ingress("b", "b.example.com", named.clone(), &time(b));
+        // Its default backend too: one the tenant-wide arbitration adds.
+        if let Some(spec) = b_ing.spec.as_mut() {
+            spec.default_backend =
+                serde_json::from_value(json!({"service": {"name": "dns", "port": named}}))
+                    .expect("valid backend");
+        }
+        tenant.ingresses.insert("b".into(), b_ing);
         let objects = tenant.objects();
         let inc = translator.translate(&objects, &tenant.options);
         let full = Snapshot::from(&translate(&objects, &tenant.options).resources);
