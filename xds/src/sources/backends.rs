@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Metadata;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::cell::RefCell;
@@ -53,7 +54,7 @@ pub(crate) fn same_version(a: &ObjectMeta, b: &ObjectMeta) -> bool {
 
 /// Compare `now` with `seen`, key by key: the keys added, removed or
 /// changed are put in `changed` (as `dep`), and `seen` becomes `now`.
-fn diff<V: PartialEq, N>(
+fn diff<V, N>(
     seen: &mut HashMap<Key, V>,
     now: &BTreeMap<Key, N>,
     same: impl Fn(&V, &N) -> bool,
@@ -81,6 +82,28 @@ fn diff<V: PartialEq, N>(
             }
         }
     }
+}
+
+/// [`diff`] of one object per key.
+fn diff_objects<K: Clone + PartialEq + Metadata<Ty = ObjectMeta>>(
+    seen: &mut HashMap<Key, K>,
+    now: &BTreeMap<Key, &K>,
+    dep: fn(Key) -> Dep,
+    changed: &mut BTreeSet<Dep>,
+) {
+    diff(
+        seen,
+        now,
+        |a, b| same_object(a, b),
+        |o| (*o).clone(),
+        dep,
+        changed,
+    );
+}
+
+/// The same version of one object, or the same content.
+fn same_object<K: PartialEq + Metadata<Ty = ObjectMeta>>(a: &K, b: &K) -> bool {
+    same_version(a.metadata(), b.metadata()) || a == b
 }
 
 /// A Service port a backend names, resolved ([`BackendIndex::resolve_port`]).
@@ -187,35 +210,21 @@ impl<'a> BackendIndex<'a> {
     /// `seen` updated to this index's.
     pub(crate) fn changes_since(&self, seen: &mut Seen) -> BTreeSet<Dep> {
         let mut changed = BTreeSet::new();
-        diff(
+        diff_objects(
             &mut seen.services,
             &self.services,
-            |a, b| same_version(&a.metadata, &b.metadata) || a == *b,
-            |s| (*s).clone(),
             Dep::Service,
             &mut changed,
         );
         diff(
             &mut seen.slices,
             &self.slices,
-            |a, b| {
-                a.len() == b.len()
-                    && a.iter()
-                        .zip(b)
-                        .all(|(x, y)| same_version(&x.metadata, &y.metadata) || x == *y)
-            },
+            |a, b| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_object(x, *y)),
             |v| v.iter().map(|es| (*es).clone()).collect(),
             Dep::Endpoints,
             &mut changed,
         );
-        diff(
-            &mut seen.secrets,
-            &self.secrets,
-            |a, b| same_version(&a.metadata, &b.metadata) || a == *b,
-            |s| (*s).clone(),
-            Dep::Secret,
-            &mut changed,
-        );
+        diff_objects(&mut seen.secrets, &self.secrets, Dep::Secret, &mut changed);
         changed
     }
 

@@ -18,15 +18,11 @@ impl HostLowering<'_> {
     ) {
         let (cx, p) = (&body.cx, &body.paths[i]);
         if !self.claimed.contains_key(&p.path) {
-            self.diags.error(
-                &cx.obj,
-                p.field.clone(),
-                format!(
-                    "canary for host {} path {}, which no main Ingress serves; not served",
-                    self.host.display(),
-                    p.path.display()
-                ),
+            let msg = format!(
+                "canary for {}, which no main Ingress serves; not served",
+                self.host_path(p)
             );
+            self.diags.error(&cx.obj, p.field.clone(), msg);
             return;
         }
         let target = self.apply(&p.target, (rank.clone(), 3, i));
@@ -41,16 +37,12 @@ impl HostLowering<'_> {
             }
             Some(main) => {
                 let holder = main.canary.as_ref().map(|c| c.source.clone());
-                self.diags.error(
-                    &cx.obj,
-                    p.field.clone(),
-                    format!(
-                        "host {} path {} already has the canary {}; not served",
-                        self.host.display(),
-                        p.path.display(),
-                        holder.unwrap_or_default()
-                    ),
+                let msg = format!(
+                    "{} already has the canary {}; not served",
+                    self.host_path(p),
+                    holder.unwrap_or_default()
                 );
+                self.diags.error(&cx.obj, p.field.clone(), msg);
             }
             None => {}
         }

@@ -15,7 +15,7 @@
 
 use super::hosts::HostRequest;
 use super::lower::{self, IngressRoute, Target};
-use super::prepare::{prepare, Body, Op, Prepared, Rank, Seq};
+use super::prepare::{prepare, Body, Op, Prepared, PreparedPath, Rank, Seq};
 use super::tls::HostClientAuth;
 use super::{annotations, class, route, BackendCache, IngressContext};
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -550,6 +550,11 @@ impl HostLowering<'_> {
         op.value.clone()
     }
 
+    /// `host <host> path <path>`, for reports.
+    pub(super) fn host_path(&self, p: &PreparedPath) -> String {
+        format!("host {} path {}", self.host.display(), p.path.display())
+    }
+
     /// A path is served unless an older Ingress (or an earlier path of this
     /// one) already serves it.
     fn serve_path(&mut self, rank: &Arc<Rank>, body: &Body, i: usize) {
@@ -560,15 +565,8 @@ impl HostLowering<'_> {
             } else {
                 format!("is already served by the older Ingress {holder}")
             };
-            self.diags.error(
-                &cx.obj,
-                p.field.clone(),
-                format!(
-                    "host {} path {} {why}; this path is not served",
-                    self.host.display(),
-                    p.path.display()
-                ),
-            );
+            let msg = format!("{} {why}; this path is not served", self.host_path(p));
+            self.diags.error(&cx.obj, p.field.clone(), msg);
             return;
         }
         let target = self.apply(&p.target, (rank.clone(), 3, i));
