@@ -16,7 +16,9 @@ impl HostLowering<'_> {
         i: usize,
         canary: &Canary,
     ) {
-        let (cx, p) = (&body.cx, &body.paths[i]);
+        let (cx, Some(p)) = (&body.cx, body.paths.get(i)) else {
+            return;
+        };
         if !self.claimed.contains_key(&p.path) {
             let msg = format!(
                 "canary for {}, which no main Ingress serves; not served",

@@ -171,7 +171,7 @@ impl IngressMemo {
             let copy = copies.seen;
             copies.seen += 1;
             let p = match copies.prepared.get(copy) {
-                Some(p) if p.same_source(ing) => p.clone(),
+                Some(p) if p.rank.copy == copy && p.same_source(ing) => p.clone(),
                 _ => {
                     let p = Arc::new(prepare(ing, copy, options, index, &mut cache, self.keep));
                     if self.keep {
@@ -558,7 +558,9 @@ impl HostLowering<'_> {
     /// A path is served unless an older Ingress (or an earlier path of this
     /// one) already serves it.
     fn serve_path(&mut self, rank: &Arc<Rank>, body: &Body, i: usize) {
-        let (cx, p) = (&body.cx, &body.paths[i]);
+        let (cx, Some(p)) = (&body.cx, body.paths.get(i)) else {
+            return;
+        };
         if let Some(holder) = self.claimed.get(&p.path) {
             let why = if *holder == cx.owner {
                 "is listed earlier in this Ingress".to_string()
