@@ -702,3 +702,31 @@ fn the_older_ingress_keeps_a_shared_cluster_name_when_creation_order_changes() {
     );
     assert_eq!(endpoints[0], endpoints[2]);
 }
+
+/// A canary Ingress older than its main one still attaches to the main
+/// route: canaries are lowered after every main Ingress, whatever their age
+/// (through the Translator as in full).
+#[test]
+fn a_canary_older_than_its_main_ingress_still_attaches() {
+    let mut tenant = many_hosts();
+    let canary: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "canary", "namespace": NS, "creationTimestamp": "2023-01-01T00:00:00Z",
+                     "annotations": {"nginx.ingress.kubernetes.io/canary": "true",
+                                     "nginx.ingress.kubernetes.io/canary-weight": "30"}},
+        "spec": {"rules": [{"host": "h1.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "svc1", "port": {"name": "http"}}}}]}}]}
+    }))
+    .expect("valid Ingress");
+    tenant.ingresses.insert("canary".into(), canary);
+    tenant.services.insert("svc1".into(), service("svc1"));
+    let full = translate(&tenant.objects(), &options());
+    assert!(full.diagnostics.is_empty(), "{:?}", full.diagnostics);
+    let routes = format!("{:?}", full.resources.routes);
+    assert!(
+        routes.contains("shop/svc1/80"),
+        "the canary's cluster is routed to"
+    );
+    let inc = Translator::default().translate(&tenant.objects(), &options());
+    assert!(inc.snapshot == Snapshot::from(&full.resources));
+}
