@@ -3,6 +3,8 @@
 //!
 //!     cargo run --release -p tenant-gateway-xds --example translate_bench -- [paths] [hosts] [runs] [incremental runs]
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::time::Instant;
 use testkit::objects::{
     http_service, ingress, ingress_path, ingress_rule, ready_endpoint_slice, service_backend,
@@ -71,7 +73,8 @@ fn main() {
     let paths = args.first().copied().unwrap_or(10_000);
     let hosts = args.get(1).copied().unwrap_or(1_000);
     let runs = args.get(2).copied().unwrap_or(21);
-    let objects = tenant(paths, hosts);
+    let mut objects = tenant(paths, hosts);
+    versioned(&mut objects);
     let opts = GatewayOptions::default();
     let before = vm_hwm_kib();
     let mut times = Vec::with_capacity(runs);
@@ -104,8 +107,30 @@ fn main() {
     incremental(objects, &opts, args.get(3).copied().unwrap_or(runs));
 }
 
-/// `xds::Translator` (the sidecar's): one Ingress's path moved per run,
-/// alternating between two values, after a first full call.
+/// Every object a uid and resourceVersion, as the API server gives them
+/// (the sidecar's objects come from it).
+fn versioned(o: &mut TenantObjects) {
+    let metas = o
+        .ingresses
+        .iter_mut()
+        .map(|i| &mut i.metadata)
+        .chain(o.services.iter_mut().map(|s| &mut s.metadata))
+        .chain(o.endpoint_slices.iter_mut().map(|e| &mut e.metadata));
+    for (i, m) in metas.enumerate() {
+        m.uid = Some(format!("uid-{i}"));
+        m.resource_version = Some("1".into());
+    }
+}
+
+/// A new resourceVersion, as the API server gives a changed object.
+fn bump(m: &mut ObjectMeta, run: usize) {
+    m.resource_version = Some((run + 2).to_string());
+}
+
+/// `xds::Translator` (the sidecar's), after a first full call: one
+/// Ingress's path moved per run (alternating between two values); then one
+/// Service changed per run (a port's target port, alternating; it backs
+/// 1 % of the paths); then one EndpointSlice's addresses changed per run.
 fn incremental(mut objects: TenantObjects, opts: &GatewayOptions, runs: usize) {
     let mut translator = Translator::default();
     let start = Instant::now();
@@ -113,8 +138,15 @@ fn incremental(mut objects: TenantObjects, opts: &GatewayOptions, runs: usize) {
     let first_ms = start.elapsed().as_secs_f64() * 1000.0;
     let paths = first.routable_paths;
     std::hint::black_box(first);
-    let mut times = Vec::with_capacity(runs);
-    let mut encoded = 0;
+    // One call timed; the virtual hosts it encoded.
+    let mut timed = |objects: &TenantObjects, times: &mut Vec<f64>| {
+        let start = Instant::now();
+        let t = translator.translate(objects, opts);
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(t).virtual_hosts_encoded
+    };
+    let mut ingress_encoded = 0;
+    let (mut ingress, mut service, mut endpoints) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs {
         let moved = if i % 2 == 0 { "/moved" } else { "/app0/v0" };
         if let Some(path) = objects.ingresses[0]
@@ -126,16 +158,36 @@ fn incremental(mut objects: TenantObjects, opts: &GatewayOptions, runs: usize) {
         {
             path.path = Some(moved.into());
         }
-        let start = Instant::now();
-        let t = translator.translate(&objects, opts);
-        times.push(start.elapsed().as_secs_f64() * 1000.0);
-        encoded = t.virtual_hosts_encoded;
-        std::hint::black_box(t);
+        bump(&mut objects.ingresses[0].metadata, i);
+        ingress_encoded = timed(&objects, &mut ingress);
     }
-    times.sort_by(|a, b| a.total_cmp(b));
+    for i in 0..runs {
+        if let Some(port) = objects.services[0]
+            .spec
+            .as_mut()
+            .and_then(|s| s.ports.as_mut())
+            .and_then(|p| p.first_mut())
+        {
+            port.target_port = Some(IntOrString::Int(if i % 2 == 0 { 8081 } else { 8080 }));
+        }
+        bump(&mut objects.services[0].metadata, i);
+        timed(&objects, &mut service);
+    }
+    for i in 0..runs {
+        if let Some(ep) = objects.endpoint_slices[0].endpoints.first_mut() {
+            ep.addresses = vec![format!("10.0.0.{}", 1 + i % 2)];
+        }
+        bump(&mut objects.endpoint_slices[0].metadata, i);
+        timed(&objects, &mut endpoints);
+    }
+    for times in [&mut ingress, &mut service, &mut endpoints] {
+        times.sort_by(|a, b| a.total_cmp(b));
+    }
     println!(
-        "{{\"bench\":\"translate_incremental\",\"paths\":{paths},\"runs\":{runs},\"first_ms\":{first_ms:.1},\"one_ingress_change_median_ms\":{:.1},\"p99_ms\":{:.1},\"virtual_hosts_encoded\":{encoded}}}",
-        percentile(&times, 0.5),
-        percentile(&times, 0.99),
+        "{{\"bench\":\"translate_incremental\",\"paths\":{paths},\"runs\":{runs},\"first_ms\":{first_ms:.1},\"one_ingress_change_median_ms\":{:.1},\"p99_ms\":{:.1},\"virtual_hosts_encoded\":{ingress_encoded},\"one_service_change_median_ms\":{:.1},\"endpoints_change_median_ms\":{:.1}}}",
+        percentile(&ingress, 0.5),
+        percentile(&ingress, 0.99),
+        percentile(&service, 0.5),
+        percentile(&endpoints, 0.5),
     );
 }

@@ -88,6 +88,15 @@ impl Diagnostics {
         self.push(Severity::Error, object, field, message)
     }
 
+    /// Everything pushed so far, leaving none.
+    pub(crate) fn take(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.0)
+    }
+
+    pub(crate) fn extend<'d>(&mut self, diags: impl IntoIterator<Item = &'d Diagnostic>) {
+        self.0.extend(diags.into_iter().cloned());
+    }
+
     /// Sorted and deduplicated, so output is deterministic.
     pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.0.sort();

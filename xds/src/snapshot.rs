@@ -184,7 +184,11 @@ mod canonical {
         virtual_hosts: impl Iterator<Item = &'a [u8]>,
     ) -> Vec<u8> {
         debug_assert!(shell.virtual_hosts.is_empty());
-        let mut buf = shell.encode_to_vec();
+        let virtual_hosts: Vec<&[u8]> = virtual_hosts.collect();
+        // Each part's key and length take at most 11 bytes.
+        let size = shell.encoded_len() + virtual_hosts.iter().map(|v| v.len() + 11).sum::<usize>();
+        let mut buf = Vec::with_capacity(size);
+        buf.extend_from_slice(&shell.encode_to_vec());
         for vh in virtual_hosts {
             append_bytes(ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vh, &mut buf);
         }

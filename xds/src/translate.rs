@@ -122,10 +122,13 @@ pub fn translate(objects: &TenantObjects, options: &GatewayOptions) -> Translati
 /// [`translate`] that remembers what it built: each call gives the snapshot
 /// `Snapshot::from(&translate(objects, options).resources)` byte for byte
 /// (the property test `incremental.rs` checks it over random sequences of
-/// changes), but the virtual hosts of hosts whose routes did not change since
-/// the last call are neither built nor encoded again.
+/// changes), but an Ingress is lowered again only when it or an object it
+/// read changed, a host's routes only when its Ingresses did, and the
+/// virtual hosts of hosts whose routes did not change since the last call
+/// are neither built nor encoded again.
 #[derive(Default)]
 pub struct Translator {
+    lowering: crate::sources::Lowering,
     routes: crate::envoy::RouteMemo,
 }
 
@@ -143,12 +146,15 @@ pub struct Translated {
 impl Translator {
     pub fn translate(&mut self, objects: &TenantObjects, options: &GatewayOptions) -> Translated {
         let mut diags = Diagnostics::default();
-        let lowered = crate::sources::lower(objects, options, &mut diags);
-        let snapshot = crate::envoy::build_snapshot(&lowered.model, &mut self.routes);
+        let lowered = self.lowering.lower(objects, options, &mut diags);
+        let snapshot =
+            crate::envoy::build_snapshot(&lowered.model, &lowered.relowered, &mut self.routes);
+        let routable_paths = lowered.model.routable_paths();
+        self.lowering.keep(lowered.model);
         Translated {
             snapshot,
             diagnostics: diags.into_sorted(),
-            routable_paths: lowered.model.routable_paths(),
+            routable_paths,
             served_ingresses: lowered.served_ingresses,
             virtual_hosts_encoded: self.routes.encoded,
         }

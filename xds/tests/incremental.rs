@@ -1,13 +1,18 @@
 //! Incremental translation (`xds::Translator`) against the reference, the
 //! full translation: over random sequences of changes to a tenant (Ingresses
-//! with the annotations that make routes depend on each other, Services,
-//! endpoints, TLS Secrets), every step's snapshot must be byte for byte
+//! with the annotations that make routes depend on each other or on other
+//! objects, their creation order, Services and their ports, endpoints,
+//! Secrets for TLS, basic auth and CAs, IngressClasses, the gateway's
+//! options), every step's snapshot must be byte for byte
 //! `Snapshot::from(&translate(..).resources)`, with the same diagnostics.
+//! Half the seeds give objects a uid and resourceVersion (bumped on every
+//! change, as the API server does), half do not.
 
 use base64::Engine;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use xds::{translate, GatewayOptions, ResourceType, Snapshot, TenantObjects, Translator};
@@ -38,7 +43,8 @@ impl Rng {
 }
 
 const NS: &str = "shop";
-const SEEDS: u64 = 60;
+const SEEDS: u64 = 80;
+const STEPS: u64 = 40;
 const HOSTS: &[&str] = &[
     "a.example.com",
     "b.example.com",
@@ -71,6 +77,25 @@ fn annotations(rng: &mut Rng) -> BTreeMap<String, String> {
         ("affinity", &["cookie"]),
         ("proxy-body-size", &["1k"]),
         ("ssl-passthrough", &["true"]),
+        ("auth-tls-secret", &["ca0", "cert0", "missing"]),
+        ("auth-tls-verify-client", &["on", "optional"]),
+        ("proxy-ssl-secret", &["shop/ca0", "shop/missing"]),
+        (
+            "auth-url",
+            &[
+                "http://svc2.shop.svc.cluster.local/auth",
+                "http://svc1.shop.svc:81/auth",
+                "http://svc2.other.svc/auth",
+            ],
+        ),
+        (
+            "mirror-target",
+            &[
+                "http://svc2.shop.svc.cluster.local:80",
+                "http://missing.shop.svc:80",
+            ],
+        ),
+        ("service-upstream", &["true"]),
     ];
     let mut out = BTreeMap::new();
     for (key, values) in options {
@@ -78,6 +103,17 @@ fn annotations(rng: &mut Rng) -> BTreeMap<String, String> {
             let v = rng.pick(values);
             out.insert(format!("nginx.ingress.kubernetes.io/{key}"), v.to_string());
         }
+    }
+    if rng.chance(10) {
+        out.insert(
+            "nginx.ingress.kubernetes.io/auth-type".into(),
+            "basic".into(),
+        );
+        let secret = rng.pick(&["auth0", "missing"]);
+        out.insert(
+            "nginx.ingress.kubernetes.io/auth-secret".into(),
+            secret.into(),
+        );
     }
     if rng.chance(15) {
         out.insert("nginx.ingress.kubernetes.io/canary".into(), "true".into());
@@ -140,11 +176,29 @@ fn random_ingress(rng: &mut Rng, name: &str) -> Ingress {
 }
 
 fn service(name: &str) -> Service {
+    service_variant(name, 0)
+}
+
+/// A Service in one of its shapes: both ports; only `http`, on another
+/// target port; `http` on port 81 and headless; both ports by the same
+/// number, TCP and UDP (`alt` is UDP); ExternalName.
+fn service_variant(name: &str, variant: usize) -> Service {
+    let spec = match variant {
+        0 => json!({"clusterIP": "10.96.0.10", "ports": [
+            {"name": "http", "port": 80, "targetPort": 8080},
+            {"name": "alt", "port": 81, "targetPort": 8081}]}),
+        1 => json!({"clusterIP": "10.96.0.11", "ports": [
+            {"name": "http", "port": 80, "targetPort": 8081}]}),
+        2 => json!({"clusterIP": "None", "ports": [
+            {"name": "http", "port": 81, "targetPort": 8080}]}),
+        3 => json!({"clusterIP": "10.96.0.10", "ports": [
+            {"name": "http", "port": 80, "targetPort": 8080},
+            {"name": "alt", "port": 80, "targetPort": 8081, "protocol": "UDP"}]}),
+        _ => json!({"type": "ExternalName", "externalName": "example.org"}),
+    };
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": NS},
-        "spec": {"clusterIP": "10.96.0.10", "ports": [
-            {"name": "http", "port": 80, "targetPort": 8080},
-            {"name": "alt", "port": 81, "targetPort": 8081}]}
+        "spec": spec,
     }))
     .expect("valid Service")
 }
@@ -176,9 +230,33 @@ fn tls_secret(name: &str, valid: bool) -> Secret {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": NS},
         "type": "kubernetes.io/tls",
-        "data": {"tls.crt": b64(&crt), "tls.key": b64(&key)}
+        "data": {"tls.crt": b64(&crt), "tls.key": b64(&key), "ca.crt": b64(&crt)}
     }))
     .expect("valid Secret")
+}
+
+/// `auth0`: a basic-auth Secret, with one user or with none usable.
+fn auth_secret(usable: bool) -> Secret {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let line = if usable {
+        "user:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="
+    } else {
+        "user:not-a-hash"
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": "auth0", "namespace": NS},
+        "type": "Opaque",
+        "data": {"auth": b64(line)}
+    }))
+    .expect("valid Secret")
+}
+
+fn ingress_class(name: &str) -> IngressClass {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"controller": "tenantgateway.io/gateway"}
+    }))
+    .expect("valid IngressClass")
 }
 
 /// The tenant, changed one object at a time.
@@ -188,6 +266,12 @@ struct Tenant {
     services: BTreeMap<String, Service>,
     slices: BTreeMap<String, EndpointSlice>,
     secrets: BTreeMap<String, Secret>,
+    classes: BTreeMap<String, IngressClass>,
+    /// Give objects a uid and resourceVersion (a new one on every change).
+    versions: bool,
+    /// The last resourceVersion given.
+    version: u64,
+    options: GatewayOptions,
 }
 
 impl Tenant {
@@ -197,14 +281,58 @@ impl Tenant {
             services: self.services.values().cloned().collect(),
             endpoint_slices: self.slices.values().cloned().collect(),
             secrets: self.secrets.values().cloned().collect(),
-            ingress_classes: Vec::new(),
+            ingress_classes: self.classes.values().cloned().collect(),
         }
+    }
+
+    /// A new uid and resourceVersion for every object whose content changed
+    /// since the last call (none without `versions`).
+    fn bump_versions(&mut self, before: &TenantObjects) {
+        if !self.versions {
+            return;
+        }
+        fn bump<K: k8s_openapi::Metadata<Ty = ObjectMeta> + Clone + PartialEq>(
+            objects: &mut BTreeMap<String, K>,
+            before: &[K],
+            version: &mut u64,
+        ) {
+            for o in objects.values_mut() {
+                let mut unversioned = o.clone();
+                let meta = unversioned.metadata_mut();
+                meta.resource_version = None;
+                meta.uid = None;
+                let same = before.iter().any(|b| {
+                    let mut b = b.clone();
+                    let m = b.metadata_mut();
+                    m.resource_version = None;
+                    m.uid = None;
+                    b == unversioned
+                });
+                if !same || o.metadata().resource_version.is_none() {
+                    *version += 1;
+                    let meta = o.metadata_mut();
+                    meta.resource_version = Some(version.to_string());
+                    meta.uid.get_or_insert_with(|| format!("uid-{version}"));
+                }
+            }
+        }
+        bump(&mut self.ingresses, &before.ingresses, &mut self.version);
+        bump(&mut self.services, &before.services, &mut self.version);
+        bump(&mut self.slices, &before.endpoint_slices, &mut self.version);
+        bump(&mut self.secrets, &before.secrets, &mut self.version);
     }
 
     /// One random change; returns what it was, for a failure's report.
     fn change(&mut self, rng: &mut Rng) -> String {
+        let before = self.objects();
+        let what = self.change_one(rng);
+        self.bump_versions(&before);
+        what
+    }
+
+    fn change_one(&mut self, rng: &mut Rng) -> String {
         let name = format!("ing{}", rng.below(6));
-        match rng.below(10) {
+        match rng.below(16) {
             0..=4 => {
                 let ing = random_ingress(rng, &name);
                 self.ingresses.insert(name.clone(), ing);
@@ -227,13 +355,72 @@ impl Tenant {
                 self.slices.insert(svc.clone(), s);
                 format!("change endpoints of {svc}")
             }
-            _ => {
+            9 => {
                 let sec = rng.pick(SECRETS).to_string();
                 if self.secrets.remove(&sec).is_none() {
                     self.secrets
                         .insert(sec.clone(), tls_secret(&sec, rng.chance(80)));
                 }
                 format!("toggle Secret {sec}")
+            }
+            10 => {
+                let svc = rng.pick(&SERVICES[..3]).to_string();
+                let variant = rng.below(5);
+                self.services
+                    .insert(svc.clone(), service_variant(&svc, variant));
+                format!("Service {svc} ports variant {variant}")
+            }
+            11 => {
+                let (sec, valid) = (rng.pick(&["auth0", "ca0"]), rng.chance(70));
+                if rng.chance(30) {
+                    self.secrets.remove(sec);
+                    return format!("delete Secret {sec}");
+                }
+                let secret = match sec {
+                    "auth0" => auth_secret(valid),
+                    _ => tls_secret(sec, valid),
+                };
+                self.secrets.insert(sec.to_string(), secret);
+                format!("Secret {sec} valid {valid}")
+            }
+            12 => {
+                // Older or newer: who wins a shared host and path changes.
+                let Some(ing) = self.ingresses.get_mut(&name) else {
+                    return format!("no Ingress {name} to age");
+                };
+                let created = format!("2024-01-0{}T00:00:00Z", 1 + rng.below(3));
+                ing.metadata.creation_timestamp =
+                    serde_json::from_value(json!(created)).expect("valid time");
+                format!("Ingress {name} created {created}")
+            }
+            13 => {
+                let class = rng.pick(&["tenant-gateway", "other"]).to_string();
+                if self.classes.remove(&class).is_none() {
+                    self.classes.insert(class.clone(), ingress_class(&class));
+                }
+                format!("toggle IngressClass {class}")
+            }
+            14 => {
+                // Only the annotations: the spec is the same.
+                let Some(ing) = self.ingresses.get_mut(&name) else {
+                    return format!("no Ingress {name} to annotate");
+                };
+                ing.metadata.annotations = Some(annotations(rng));
+                format!("annotations of Ingress {name}")
+            }
+            _ => {
+                let o = &mut self.options;
+                match rng.below(3) {
+                    0 => o.serve_unclassed = !o.serve_unclassed,
+                    1 => o.http_port = if o.http_port == 8080 { 8081 } else { 8080 },
+                    _ => {
+                        o.namespaces = match o.namespaces {
+                            None => Some([NS.to_string()].into()),
+                            Some(_) => None,
+                        }
+                    }
+                }
+                "change the gateway's options".to_string()
             }
         }
     }
@@ -246,23 +433,84 @@ fn options() -> GatewayOptions {
     }
 }
 
+/// How often the sequences served what the memo depends on (the test is
+/// vacuous for a dependency never served).
+#[derive(Debug, Default)]
+struct Seen {
+    auth: usize,
+    tls: usize,
+    fallback_clusters: usize,
+    passthrough: usize,
+    upstream_ip: usize,
+    mirrors: usize,
+    conflicts: usize,
+    canaries: usize,
+}
+
+impl Seen {
+    fn note(&mut self, t: &xds::Translation) {
+        let r = &t.resources;
+        self.auth += usize::from(!r.auth.is_empty());
+        self.tls += usize::from(!r.secrets.is_empty());
+        let clusters = r.clusters.iter().map(|c| c.name.as_str());
+        self.fallback_clusters += clusters.clone().filter(|c| c.contains("|or|")).count();
+        self.passthrough += r
+            .listeners
+            .iter()
+            .flat_map(|l| &l.filter_chains)
+            .filter(|c| c.name.starts_with("passthrough"))
+            .count();
+        let routes = format!("{:?}", r.routes);
+        self.mirrors +=
+            usize::from(routes.contains("request_mirror_policies: [RequestMirrorPolicy"));
+        self.canaries += usize::from(routes.contains("canary"));
+        let endpoints = format!("{:?}", r.endpoints);
+        self.upstream_ip += usize::from(endpoints.contains("10.96.0."));
+        self.conflicts += t
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("already served by the older Ingress"))
+            .count();
+    }
+
+    fn assert_all(&self) {
+        eprintln!("{self:?}");
+        let all = [
+            self.auth,
+            self.tls,
+            self.fallback_clusters,
+            self.passthrough,
+            self.upstream_ip,
+            self.mirrors,
+            self.conflicts,
+            self.canaries,
+        ];
+        assert!(all.iter().all(|n| *n > 0), "{self:?}");
+    }
+}
+
 #[test]
 fn incremental_translation_equals_full_translation_over_random_sequences_of_changes() {
     let (mut steps, mut reused, mut hosts) = (0, 0usize, 0usize);
+    let mut seen = Seen::default();
     for seed in 0..SEEDS {
         let mut rng = Rng(seed);
-        let mut tenant = Tenant::default();
+        let mut tenant = Tenant {
+            versions: seed % 2 == 0,
+            options: options(),
+            ..Tenant::default()
+        };
         for s in SERVICES[..2].iter() {
             tenant.services.insert(s.to_string(), service(s));
             tenant.slices.insert(s.to_string(), slice(s, true, 1));
         }
         let mut translator = Translator::default();
         let mut history = Vec::new();
-        for step in 0..30 {
+        for step in 0..STEPS {
             history.push(tenant.change(&mut rng));
             let objects = tenant.objects();
-            let full = translate(&objects, &options());
-            let inc = translator.translate(&objects, &options());
+            let full = translate(&objects, &tenant.options);
+            let inc = translator.translate(&objects, &tenant.options);
             let want = Snapshot::from(&full.resources);
             for ty in ResourceType::ALL {
                 let got: Vec<_> = inc.snapshot.resources(ty).collect();
@@ -279,6 +527,7 @@ fn incremental_translation_equals_full_translation_over_random_sequences_of_chan
             assert_eq!(inc.diagnostics, full.diagnostics, "seed {seed} step {step}");
             assert_eq!(inc.served_ingresses, full.served_ingresses);
             assert_eq!(inc.routable_paths, full.routable_paths);
+            seen.note(&full);
             let vhosts: usize = full
                 .resources
                 .routes
@@ -299,7 +548,8 @@ fn incremental_translation_equals_full_translation_over_random_sequences_of_chan
         reused < hosts,
         "every virtual host was reused: nothing changed"
     );
-    assert_eq!(steps, SEEDS * 30);
+    assert_eq!(steps, SEEDS * STEPS);
+    seen.assert_all();
 }
 
 /// One Ingress per host; 50 hosts.
@@ -398,4 +648,85 @@ fn a_backend_scaled_from_zero_and_back_changes_endpoints_only() {
         );
         assert_eq!(b.virtual_hosts_encoded, 0, "{what}");
     }
+}
+
+/// Two Ingresses name one cluster (`shop/dns/80`) with other endpoints: by
+/// port number (TCP, 8080) and by the name of the UDP port of the same
+/// number (8081). The older one's backend is served; aging them in turn
+/// must swap it.
+#[test]
+fn the_older_ingress_keeps_a_shared_cluster_name_when_creation_order_changes() {
+    let mut tenant = Tenant {
+        options: options(),
+        ..Tenant::default()
+    };
+    tenant
+        .services
+        .insert("dns".into(), service_variant("dns", 3));
+    tenant.slices.insert("dns".into(), slice("dns", true, 1));
+    let ingress = |name: &str, host: &str, port: Value, created: &str| -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": NS, "creationTimestamp": created},
+            "spec": {"rules": [{"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "dns", "port": port}}}]}}]}
+        }))
+        .expect("valid Ingress")
+    };
+    let mut translator = Translator::default();
+    let mut endpoints = Vec::new();
+    for (a, b) in [("01", "02"), ("02", "01"), ("01", "02")] {
+        let time = |d: &str| format!("2024-01-{d}T00:00:00Z");
+        let number = json!({"number": 80});
+        let named = json!({"name": "alt"});
+        tenant
+            .ingresses
+            .insert("a".into(), ingress("a", "a.example.com", number, &time(a)));
+        let mut b_ing = ingress("b", "b.example.com", named.clone(), &time(b));
+        // Its default backend too: one the tenant-wide arbitration adds.
+        if let Some(spec) = b_ing.spec.as_mut() {
+            spec.default_backend =
+                serde_json::from_value(json!({"service": {"name": "dns", "port": named}}))
+                    .expect("valid backend");
+        }
+        tenant.ingresses.insert("b".into(), b_ing);
+        let objects = tenant.objects();
+        let inc = translator.translate(&objects, &tenant.options);
+        let full = Snapshot::from(&translate(&objects, &tenant.options).resources);
+        assert!(inc.snapshot == full, "created {a} and {b}");
+        endpoints.push(full.version(ResourceType::Endpoint));
+    }
+    assert_ne!(
+        endpoints[0], endpoints[1],
+        "the other Ingress's backend is served"
+    );
+    assert_eq!(endpoints[0], endpoints[2]);
+}
+
+/// A canary Ingress older than its main one still attaches to the main
+/// route: canaries are lowered after every main Ingress, whatever their age
+/// (through the Translator as in full).
+#[test]
+fn a_canary_older_than_its_main_ingress_still_attaches() {
+    let mut tenant = many_hosts();
+    let canary: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "canary", "namespace": NS, "creationTimestamp": "2023-01-01T00:00:00Z",
+                     "annotations": {"nginx.ingress.kubernetes.io/canary": "true",
+                                     "nginx.ingress.kubernetes.io/canary-weight": "30"}},
+        "spec": {"rules": [{"host": "h1.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "svc1", "port": {"name": "http"}}}}]}}]}
+    }))
+    .expect("valid Ingress");
+    tenant.ingresses.insert("canary".into(), canary);
+    tenant.services.insert("svc1".into(), service("svc1"));
+    let full = translate(&tenant.objects(), &options());
+    assert!(full.diagnostics.is_empty(), "{:?}", full.diagnostics);
+    let routes = format!("{:?}", full.resources.routes);
+    assert!(
+        routes.contains("shop/svc1/80"),
+        "the canary's cluster is routed to"
+    );
+    let inc = Translator::default().translate(&tenant.objects(), &options());
+    assert!(inc.snapshot == Snapshot::from(&full.resources));
 }

@@ -10,7 +10,7 @@ mod listener;
 mod route;
 mod secret;
 
-use crate::model::Model;
+use crate::model::{HostMatch, Model};
 use crate::snapshot::{EnvoyResources, Snapshot};
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, data_source, socket_address, Address, AggregatedConfigSource,
@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::{Any, Duration};
 use prost::{Message, Name};
 pub(crate) use route::RouteMemo;
+use std::collections::BTreeSet;
 
 pub const HTTP_LISTENER: &str = "http";
 pub const HTTPS_LISTENER: &str = "https";
@@ -59,13 +60,18 @@ pub(crate) fn build(model: &Model) -> EnvoyResources {
 /// [`build`] packed as a snapshot, the route tables through `memo`: the
 /// virtual hosts of hosts whose routes did not change since the memo's last
 /// build are not built or encoded again. Byte for byte
-/// `Snapshot::from(&build(model))`.
-pub(crate) fn build_snapshot(model: &Model, memo: &mut route::RouteMemo) -> Snapshot {
+/// `Snapshot::from(&build(model))`. Only the routes of the hosts in
+/// `relowered` may differ from those of the memo's last build.
+pub(crate) fn build_snapshot(
+    model: &Model,
+    relowered: &BTreeSet<HostMatch>,
+    memo: &mut route::RouteMemo,
+) -> Snapshot {
     let (resources, tables) = build_without_routes(model);
     let mut snapshot = Snapshot::from(&resources);
     memo.encoded = 0;
     for (name, scheme) in tables {
-        let value = route::configuration_encoded(model, name, scheme, memo);
+        let value = route::configuration_encoded(model, name, scheme, memo, relowered);
         let any = Any {
             type_url: <RouteConfiguration as Name>::type_url(),
             value,

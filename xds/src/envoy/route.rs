@@ -27,7 +27,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::Int64Range;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent, FractionalPercent};
 use envoy_types::pb::google::protobuf::{Any, BoolValue, UInt32Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub(super) fn configuration(model: &Model, name: &str, scheme: Scheme) -> RouteConfiguration {
@@ -125,9 +125,10 @@ impl OwnedHostParts {
         }
     }
 
-    fn same(&self, p: &HostParts<'_>) -> bool {
+    /// `routes_kept`: the caller knows the routes are those of the last build.
+    fn same(&self, p: &HostParts<'_>, routes_kept: bool) -> bool {
         self.tls == p.tls
-            && self.routes == p.routes
+            && (routes_kept || self.routes == p.routes)
             && self.guard == p.guard
             && self.fallback.as_ref() == p.fallback
             && self.catch_all == p.catch_all
@@ -154,6 +155,7 @@ impl RouteMemo {
     /// Forget the hosts the finished build did not use.
     pub(crate) fn finish(&mut self) {
         self.hosts = std::mem::take(&mut self.used);
+        self.used.reserve(self.hosts.len());
     }
 
     fn virtual_host(
@@ -161,10 +163,11 @@ impl RouteMemo {
         host: &HostMatch,
         scheme: Scheme,
         parts: &HostParts<'_>,
+        routes_kept: bool,
     ) -> Option<Arc<Vec<u8>>> {
         let key = (scheme, host.clone());
         let entry = match self.hosts.remove(&key) {
-            Some(kept) if kept.0.same(parts) => kept,
+            Some(kept) if kept.0.same(parts, routes_kept) => kept,
             _ => {
                 let vhost = host_virtual_host(host, scheme, parts)?;
                 self.encoded += 1;
@@ -180,17 +183,23 @@ impl RouteMemo {
 
 /// [`configuration`] encoded as [`crate::snapshot::Snapshot`] encodes it,
 /// through `memo`: byte for byte the same (the incremental property test).
+/// The routes of hosts not in `relowered` are those of the memo's last
+/// build, so they are not compared again.
 pub(super) fn configuration_encoded(
     model: &Model,
     name: &str,
     scheme: Scheme,
     memo: &mut RouteMemo,
+    relowered: &BTreeSet<HostMatch>,
 ) -> Vec<u8> {
     let catch_all = catch_all_routes(model, scheme);
     let mut parts: BTreeMap<String, Arc<Vec<u8>>> = BTreeMap::new();
     for (host, routes) in &model.routes.hosts {
         let hp = HostParts::of(model, scheme, host, routes, &catch_all);
-        if let (Some(bytes), Some(domain)) = (memo.virtual_host(host, scheme, &hp), domain(host)) {
+        let kept = !relowered.contains(host);
+        if let (Some(bytes), Some(domain)) =
+            (memo.virtual_host(host, scheme, &hp, kept), domain(host))
+        {
             parts.insert(domain.to_string(), bytes);
         }
     }

@@ -6,9 +6,12 @@ use crate::translate::{GatewayOptions, TenantObjects};
 use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Metadata;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -20,6 +23,87 @@ pub(crate) struct BackendIndex<'a> {
     services: BTreeMap<Key, &'a Service>,
     slices: BTreeMap<Key, Vec<&'a EndpointSlice>>,
     secrets: BTreeMap<Key, &'a Secret>,
+    /// While [`Self::recording`]: every object looked up (found or not).
+    reads: RefCell<Option<BTreeSet<Dep>>>,
+}
+
+/// An object lowering looked up, by namespace and name: what a memo of
+/// its result depends on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Dep {
+    Service(Key),
+    /// The EndpointSlices of a Service.
+    Endpoints(Key),
+    Secret(Key),
+}
+
+/// The objects an index was last made of ([`BackendIndex::changes_since`]).
+#[derive(Default)]
+pub(crate) struct Seen {
+    services: HashMap<Key, Service>,
+    slices: HashMap<Key, Vec<EndpointSlice>>,
+    secrets: HashMap<Key, Secret>,
+}
+
+/// Whether two objects are one version of one object: the API server gives
+/// every change of an object a new resourceVersion (objects without one,
+/// e.g. from manifest files, are compared by content).
+pub(crate) fn same_version(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    a.resource_version.is_some() && a.resource_version == b.resource_version && a.uid == b.uid
+}
+
+/// Compare `now` with `seen`, key by key: the keys added, removed or
+/// changed are put in `changed` (as `dep`), and `seen` becomes `now`.
+fn diff<V, N>(
+    seen: &mut HashMap<Key, V>,
+    now: &BTreeMap<Key, N>,
+    same: impl Fn(&V, &N) -> bool,
+    own: impl Fn(&N) -> V,
+    dep: impl Fn(Key) -> Dep,
+    changed: &mut BTreeSet<Dep>,
+) {
+    seen.retain(|k, _| {
+        let kept = now.contains_key(k);
+        if !kept {
+            changed.insert(dep(k.clone()));
+        }
+        kept
+    });
+    for (k, v) in now {
+        match seen.get_mut(k) {
+            Some(old) if same(old, v) => {}
+            Some(old) => {
+                *old = own(v);
+                changed.insert(dep(k.clone()));
+            }
+            None => {
+                seen.insert(k.clone(), own(v));
+                changed.insert(dep(k.clone()));
+            }
+        }
+    }
+}
+
+/// [`diff`] of one object per key.
+fn diff_objects<K: Clone + PartialEq + Metadata<Ty = ObjectMeta>>(
+    seen: &mut HashMap<Key, K>,
+    now: &BTreeMap<Key, &K>,
+    dep: fn(Key) -> Dep,
+    changed: &mut BTreeSet<Dep>,
+) {
+    diff(
+        seen,
+        now,
+        |a, b| same_object(a, b),
+        |o| (*o).clone(),
+        dep,
+        changed,
+    );
+}
+
+/// The same version of one object, or the same content.
+fn same_object<K: PartialEq + Metadata<Ty = ObjectMeta>>(a: &K, b: &K) -> bool {
+    same_version(a.metadata(), b.metadata()) || a == b
 }
 
 /// A Service port a backend names, resolved ([`BackendIndex::resolve_port`]).
@@ -33,6 +117,14 @@ pub(crate) struct ResolvedPort<'a> {
 
 fn key(ns: &str, name: &str) -> Key {
     (ns.to_string(), name.to_string())
+}
+
+impl ResolvedPort<'_> {
+    /// The name of the Service port (its endpoints are those of the
+    /// EndpointSlices' port of the same name).
+    pub(crate) fn port_name(&self) -> Option<&str> {
+        self.port.name.as_deref()
+    }
 }
 
 pub(crate) fn cluster_name(namespace: &str, service: &str, port: i32) -> String {
@@ -94,12 +186,71 @@ impl<'a> BackendIndex<'a> {
             services,
             slices,
             secrets,
+            reads: RefCell::new(None),
         }
+    }
+
+    /// `f`'s result and every object it looked up in the index.
+    pub(crate) fn recording<T>(&self, f: impl FnOnce() -> T) -> (T, BTreeSet<Dep>) {
+        let outer = self.reads.replace(Some(BTreeSet::new()));
+        let out = f();
+        let reads = self.reads.replace(outer).unwrap_or_default();
+        (out, reads)
+    }
+
+    fn read(&self, dep: impl FnOnce() -> Dep) {
+        if let Ok(mut reads) = self.reads.try_borrow_mut() {
+            if let Some(reads) = reads.as_mut() {
+                reads.insert(dep());
+            }
+        }
+    }
+
+    /// The objects that differ from `seen` (added, removed or changed),
+    /// `seen` updated to this index's.
+    pub(crate) fn changes_since(&self, seen: &mut Seen) -> BTreeSet<Dep> {
+        let mut changed = BTreeSet::new();
+        diff_objects(
+            &mut seen.services,
+            &self.services,
+            Dep::Service,
+            &mut changed,
+        );
+        diff(
+            &mut seen.slices,
+            &self.slices,
+            |a, b| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_object(x, *y)),
+            |v| v.iter().map(|es| (*es).clone()).collect(),
+            Dep::Endpoints,
+            &mut changed,
+        );
+        diff_objects(&mut seen.secrets, &self.secrets, Dep::Secret, &mut changed);
+        changed
+    }
+
+    /// Record that the endpoints of a Service were read (from a copy of
+    /// a backend resolved earlier).
+    pub(crate) fn read_endpoints(&self, namespace: &str, service: &str) {
+        self.read(|| Dep::Endpoints(key(namespace, service)));
+    }
+
+    fn get_service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+        let k = key(namespace, name);
+        let found = self.services.get(&k).copied();
+        self.read(|| Dep::Service(k));
+        found
+    }
+
+    fn get_secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
+        let k = key(namespace, name);
+        let found = self.secrets.get(&k).copied();
+        self.read(|| Dep::Secret(k));
+        found
     }
 
     /// A Service of the index.
     pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
-        self.services.get(&key(namespace, name)).copied()
+        self.get_service(namespace, name)
     }
 
     /// Resolve a service backend in `namespace`. `Err` is a human-readable
@@ -122,8 +273,7 @@ impl<'a> BackendIndex<'a> {
         backend: &IngressServiceBackend,
     ) -> Result<ResolvedPort<'a>, BackendError> {
         let svc = self
-            .services
-            .get(&key(namespace, &backend.name))
+            .get_service(namespace, &backend.name)
             .ok_or_else(|| BackendError::ServiceNotFound(backend.name.clone()))?;
         let spec = svc.spec.as_ref();
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
@@ -161,12 +311,10 @@ impl<'a> BackendIndex<'a> {
     ) -> BTreeSet<(String, u16)> {
         let port_name = svc_port.name.as_deref().unwrap_or("");
         let mut endpoints = BTreeSet::new();
-        for es in self
-            .slices
-            .get(&key(namespace, service))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
+        let k = key(namespace, service);
+        let slices = self.slices.get(&k).map(Vec::as_slice).unwrap_or(&[]);
+        self.read(|| Dep::Endpoints(k));
+        for es in slices {
             if es.address_type != "IPv4" && es.address_type != "IPv6" {
                 continue;
             }
@@ -248,8 +396,7 @@ impl<'a> BackendIndex<'a> {
         backend: &IngressServiceBackend,
     ) -> Result<(String, u16), String> {
         let svc = self
-            .services
-            .get(&key(namespace, &backend.name))
+            .get_service(namespace, &backend.name)
             .ok_or_else(|| BackendError::ServiceNotFound(backend.name.clone()).to_string())?;
         let port = service_port(svc, backend).map_err(|e| e.to_string())?;
         let ip = svc
@@ -279,7 +426,7 @@ impl<'a> BackendIndex<'a> {
         namespace: &str,
         name: &str,
     ) -> Option<BTreeMap<String, Vec<u8>>> {
-        let secret = self.secrets.get(&key(namespace, name))?;
+        let secret = self.get_secret(namespace, name)?;
         let mut out: BTreeMap<String, Vec<u8>> = secret
             .string_data
             .iter()
@@ -300,8 +447,7 @@ impl<'a> BackendIndex<'a> {
     /// sidecar may read), as validated PEM.
     pub(crate) fn resolve_ca(&self, namespace: &str, name: &str) -> Result<Vec<u8>, String> {
         let secret = self
-            .secrets
-            .get(&key(namespace, name))
+            .get_secret(namespace, name)
             .ok_or_else(|| format!("Secret {namespace}/{name} not found"))?;
         if secret.type_.as_deref() != Some("kubernetes.io/tls") {
             return Err(format!(
@@ -321,7 +467,7 @@ impl<'a> BackendIndex<'a> {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Vec<u8>>, String> {
-        let Some(secret) = self.secrets.get(&key(namespace, name)) else {
+        let Some(secret) = self.get_secret(namespace, name) else {
             return Ok(None);
         };
         let Some(crl) = secret_value(secret, "ca.crl") else {
@@ -344,8 +490,7 @@ impl<'a> BackendIndex<'a> {
         name: &str,
     ) -> Result<Certificate, String> {
         let secret = self
-            .secrets
-            .get(&key(namespace, name))
+            .get_secret(namespace, name)
             .ok_or_else(|| format!("Secret {namespace}/{name} not found"))?;
         let get = |k: &str| secret_value(secret, k);
         let cert =

@@ -95,7 +95,10 @@ impl Collector<'_, '_> {
             diags.push(Severity::Warning, obj, field.clone(), msg);
         };
         for p in problems {
-            warn(self.diags, format!("Secret {ns}/{secret}: {p}; ignored"));
+            warn(
+                &mut self.diags,
+                format!("Secret {ns}/{secret}: {p}; ignored"),
+            );
         }
         let mut users = BTreeMap::new();
         for (user, hash) in entries {
@@ -105,14 +108,14 @@ impl Collector<'_, '_> {
                     users.entry(user).or_insert(hash);
                 }
                 Err(e) => warn(
-                    self.diags,
+                    &mut self.diags,
                     format!("Secret {ns}/{secret}: user {user:?}: {e}; this user cannot log in"),
                 ),
             }
         }
         if users.is_empty() {
             warn(
-                self.diags,
+                &mut self.diags,
                 format!("Secret {ns}/{secret} holds no usable user: every request answers 401"),
             );
         }

@@ -2,68 +2,51 @@
 //! path instead of conflicting with it.
 
 use super::lower::AttachedCanary;
-use super::{rules, Collector, IngressContext};
-use crate::diagnostics::Severity;
+use super::memo::HostLowering;
+use super::prepare::{Body, Rank};
 use crate::sources::ingress::annotations::Canary;
-use k8s_openapi::api::networking::v1::IngressSpec;
+use std::sync::Arc;
 
-impl Collector<'_, '_> {
+impl HostLowering<'_> {
+    /// The canary Ingress's path `i` (of this host) onto its main route.
     pub(super) fn attach_canary(
         &mut self,
-        spec: &IngressSpec,
+        rank: &Arc<Rank>,
+        body: &Body,
+        i: usize,
         canary: &Canary,
-        cx: &IngressContext<'_>,
     ) {
-        if spec.default_backend.is_some() {
-            self.diags.push(
-                Severity::Warning,
-                cx.obj,
-                "spec.defaultBackend",
-                "ignored on a canary Ingress",
+        let (cx, Some(p)) = (&body.cx, body.paths.get(i)) else {
+            return;
+        };
+        if !self.claimed.contains_key(&p.path) {
+            let msg = format!(
+                "canary for {}, which no main Ingress serves; not served",
+                self.host_path(p)
             );
+            self.diags.error(&cx.obj, p.field.clone(), msg);
+            return;
         }
-        let rules = rules::valid_rules(spec, &cx.settings, cx.obj, "", self.diags);
-        for p in &rules.paths {
-            if !self.claimed.contains_key(&(p.host.clone(), p.path.clone())) {
-                self.diags.error(
-                    cx.obj,
-                    p.field.clone(),
-                    format!(
-                        "canary for host {} path {}, which no main Ingress serves; not served",
-                        p.host.display(),
-                        p.path.display()
-                    ),
+        let target = self.apply(&p.target, (rank.clone(), 3, i));
+        let main = self.routes.iter_mut().find(|r| r.path == p.path);
+        match main {
+            Some(main) if main.canary.is_none() => {
+                main.canary = Some(AttachedCanary {
+                    target,
+                    canary: canary.clone(),
+                    source: cx.owner.clone(),
+                });
+            }
+            Some(main) => {
+                let holder = main.canary.as_ref().map(|c| c.source.clone());
+                let msg = format!(
+                    "{} already has the canary {}; not served",
+                    self.host_path(p),
+                    holder.unwrap_or_default()
                 );
-                continue;
+                self.diags.error(&cx.obj, p.field.clone(), msg);
             }
-            let target = self.target(p.backend, cx, &format!("{}.backend", p.field));
-            let main = self
-                .hosts
-                .get_mut(&p.host)
-                .and_then(|routes| routes.iter_mut().find(|r| r.path == p.path));
-            match main {
-                Some(main) if main.canary.is_none() => {
-                    main.canary = Some(AttachedCanary {
-                        target,
-                        canary: canary.clone(),
-                        source: cx.owner.clone(),
-                    });
-                }
-                Some(main) => {
-                    let holder = main.canary.as_ref().map(|c| c.source.clone());
-                    self.diags.error(
-                        cx.obj,
-                        p.field.clone(),
-                        format!(
-                            "host {} path {} already has the canary {}; not served",
-                            p.host.display(),
-                            p.path.display(),
-                            holder.unwrap_or_default()
-                        ),
-                    );
-                }
-                None => {}
-            }
+            None => {}
         }
     }
 }

@@ -6,6 +6,7 @@
 //! another Ingress's wildcard already covers is reported and left alone.
 
 use super::lower::{self, IngressRoute, Target};
+use super::memo::Arbiter;
 use super::{annotation_key, annotations, rules, Collector, IngressContext};
 use crate::diagnostics::{ObjectRef, Severity};
 use crate::model::{HostMatch, PathMatch, Provenance, Redirect, SniCertificate};
@@ -56,11 +57,11 @@ impl Collector<'_, '_> {
         &mut self,
         ing: &Ingress,
         spec: &IngressSpec,
-        cx: &IngressContext<'_>,
-    ) {
+        cx: &IngressContext,
+    ) -> Vec<HostRequest> {
         let s = &cx.settings;
         if s.server_aliases.is_empty() && !s.from_to_www {
-            return;
+            return Vec::new();
         }
         // Its exact rule hosts, in spec order.
         let mut hosts: Vec<String> = Vec::new();
@@ -86,7 +87,7 @@ impl Collector<'_, '_> {
             if wanted && hosts.is_empty() {
                 self.diags.push(
                     Severity::Warning,
-                    cx.obj,
+                    &cx.obj,
                     field(suffix),
                     "ignored: the Ingress has no rule with a host name",
                 );
@@ -103,9 +104,11 @@ impl Collector<'_, '_> {
                 out.push(request("from-to-www-redirect", Kind::Www, h));
             }
         }
-        self.host_requests.extend(out);
+        out
     }
+}
 
+impl Arbiter<'_> {
     /// Serve the recorded aliases, then the www redirects (oldest Ingress first).
     pub(super) fn serve_requested_hosts(&mut self) {
         let requests = std::mem::take(&mut self.host_requests);
@@ -168,7 +171,7 @@ impl Collector<'_, '_> {
                 canary: None,
             };
             self.hosts
-                .insert(HostMatch::Exact(from.clone()), vec![route]);
+                .insert(HostMatch::Exact(from.clone()), Arc::new(vec![route]));
             self.share_tls(&r, &from);
         }
     }

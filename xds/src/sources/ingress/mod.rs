@@ -13,8 +13,10 @@ pub(crate) mod class;
 mod custom_errors_tests;
 mod hosts;
 mod lower;
+mod memo;
 #[cfg(test)]
 mod nginx_rest_tests;
+mod prepare;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -23,84 +25,23 @@ mod tls;
 use super::backends::{BackendError, BackendIndex};
 use crate::diagnostics::{Diagnostics, ObjectRef};
 use crate::model::{
-    Backend, BackendProtocol, ClientAuth, ClusterSettings, CustomErrors, HostMatch, Mirror, Model,
-    PathMatch, Provenance, RoutePolicy,
+    Backend, BackendProtocol, ClientAuth, ClusterSettings, CustomErrors, Mirror, PathMatch,
+    Provenance, RoutePolicy,
 };
-use crate::translate::{GatewayOptions, TenantObjects};
-use annotations::{IngressSettings, Parsed};
+use annotations::IngressSettings;
 use k8s_openapi::api::networking::v1::{
     Ingress, IngressBackend, IngressServiceBackend, ServiceBackendPort,
 };
 use lower::{IngressRoute, Target};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// (host, path) → owning Ingress.
-type Claims = BTreeMap<(HostMatch, PathMatch), String>;
-
-/// Lower every Ingress of the tenant into `model`, oldest first; returns the
-/// Ingresses served (their class matched), as (namespace, name), sorted.
-pub(crate) fn lower(
-    objects: &TenantObjects,
-    options: &GatewayOptions,
-    index: &BackendIndex<'_>,
-    model: &mut Model,
-    diags: &mut Diagnostics,
-) -> Vec<(String, String)> {
-    let parsed = parse_annotations(class::served_ingresses(objects, options), diags);
-    let mut c = Collector {
-        index,
-        namespaces: options.namespaces.as_ref(),
-        diags,
-        model,
-        hosts: BTreeMap::new(),
-        default_backend: None,
-        claimed: Claims::new(),
-        default_owner: None,
-        tls_owner: BTreeMap::new(),
-        host_owner: BTreeMap::new(),
-        host_requests: Vec::new(),
-        client_auth: BTreeMap::new(),
-        passthrough_owner: BTreeMap::new(),
-    };
-    let mut served = Vec::new();
-    for (ing, parsed) in parsed {
-        let ns = ing.metadata.namespace.as_deref().unwrap_or_default();
-        let name = ing.metadata.name.as_deref().unwrap_or_default();
-        served.push((ns.to_string(), name.to_string()));
-        c.ingress(ing, parsed, &Arc::new(ObjectRef::new("Ingress", ns, name)));
-    }
-    served.sort();
-    c.finish();
-    served
-}
-
-/// Each Ingress with its parsed annotations; canary Ingresses attach to the
-/// main routes, so they come after them all.
-fn parse_annotations<'o>(
-    ingresses: Vec<&'o Ingress>,
-    diags: &mut Diagnostics,
-) -> Vec<(&'o Ingress, Parsed)> {
-    let mut parsed: Vec<(&Ingress, Parsed)> = ingresses
-        .into_iter()
-        .map(|ing| {
-            let obj = ObjectRef::new(
-                "Ingress",
-                ing.metadata.namespace.as_deref().unwrap_or_default(),
-                ing.metadata.name.as_deref().unwrap_or_default(),
-            );
-            let p = annotations::parse(ing.metadata.annotations.as_ref(), &obj, diags);
-            (ing, p)
-        })
-        .collect();
-    parsed.sort_by_key(|(_, p)| p.settings.canary.is_some());
-    parsed
-}
+pub(crate) use memo::IngressMemo;
 
 /// What one Ingress asks for, shared by all its paths.
-struct IngressContext<'i> {
-    obj: &'i Arc<ObjectRef>,
+pub(super) struct IngressContext {
+    obj: Arc<ObjectRef>,
     /// `namespace/name`.
     owner: String,
     settings: Arc<IngressSettings>,
@@ -112,74 +53,33 @@ struct IngressContext<'i> {
     fallback: Option<String>,
 }
 
+/// Resolves one Ingress's annotations, backends and Secrets
+/// ([`prepare`]): what it reports and the backends it adds are collected
+/// here, for the arbitration to use or not.
 struct Collector<'a, 'o> {
     index: &'a BackendIndex<'o>,
     /// The tenant's namespaces (None: every namespace is in scope).
     namespaces: Option<&'a BTreeSet<String>>,
-    diags: &'a mut Diagnostics,
-    model: &'a mut Model,
-    hosts: BTreeMap<HostMatch, Vec<IngressRoute>>,
-    default_backend: Option<IngressRoute>,
-    claimed: Claims,
-    default_owner: Option<String>,
-    /// SNI host → the Ingress that configured its TLS.
-    tls_owner: BTreeMap<String, String>,
-    /// Rule host → the oldest Ingress with a rule for it.
-    host_owner: BTreeMap<HostMatch, String>,
-    /// `server-alias` and `from-to-www-redirect` hosts, served once every
-    /// Ingress's own hosts are known.
-    host_requests: Vec<hosts::HostRequest>,
-    /// Host → the client certificates the oldest Ingress asking for them set.
-    client_auth: BTreeMap<String, tls::HostClientAuth>,
-    /// SNI host → the Ingress whose `ssl-passthrough` passes its TLS through.
-    passthrough_owner: BTreeMap<String, String>,
+    diags: Diagnostics,
+    backends: BTreeMap<String, Arc<Backend>>,
+    /// The Service port backends resolved during one lowering, by cluster
+    /// name and Service port name, with their settings: most paths name a
+    /// cluster another path added, whose endpoints are read once.
+    cache: &'a mut BackendCache,
 }
 
-impl Collector<'_, '_> {
-    fn ingress(&mut self, ing: &Ingress, parsed: Parsed, obj: &Arc<ObjectRef>) {
-        let Some(spec) = &ing.spec else { return };
-        if parsed.drop_rules {
-            return;
-        }
-        let Some(cx) = self.context(ing, parsed.settings, obj) else {
-            return;
-        };
-        if let Some(canary) = &cx.settings.canary {
-            self.attach_canary(spec, canary, &cx);
-            return;
-        }
-        if let Some(backend) = &spec.default_backend {
-            self.default_backend(backend, &cx);
-        }
-        let rules = rules::valid_rules(spec, &cx.settings, obj, "; rule not served", self.diags);
-        for host in &rules.hosts {
-            self.host_owner
-                .entry(host.clone())
-                .or_insert_with(|| cx.owner.clone());
-        }
-        self.request_hosts(ing, spec, &cx);
-        if cx.settings.ssl_passthrough {
-            self.passthrough(ing, &rules, &cx);
-        }
-        self.ask_client_certificates(ing, spec, &rules.hosts, &cx);
-        for p in rules.paths {
-            self.serve_path(p, &cx);
-        }
-        if let Some(root) = &cx.settings.app_root {
-            self.app_root(root, &rules.hosts, &cx);
-        }
-        self.tls(spec, &cx);
-    }
+pub(super) type BackendCache = HashMap<(String, Option<String>), (ClusterSettings, Arc<Backend>)>;
 
+impl Collector<'_, '_> {
     /// The Ingress's settings lowered once; None when its upstream CA does
     /// not resolve (a backend must not be reached unverified when
     /// verification was asked), reported.
-    fn context<'i>(
+    fn context(
         &mut self,
         ing: &Ingress,
         settings: IngressSettings,
-        obj: &'i Arc<ObjectRef>,
-    ) -> Option<IngressContext<'i>> {
+        obj: &Arc<ObjectRef>,
+    ) -> Option<IngressContext> {
         let owner = format!("{}/{}", obj.namespace, obj.name);
         let mut cluster_settings = settings.cluster(&owner);
         if let Some(secret) = &settings.proxy_ssl.secret {
@@ -246,7 +146,7 @@ impl Collector<'_, '_> {
             self.custom_errors(ing, obj, &settings.custom_http_errors, fallback.as_deref());
         Some(IngressContext {
             fallback,
-            obj,
+            obj: obj.clone(),
             policy: Arc::new(policy),
             owner,
             settings: Arc::new(settings),
@@ -255,107 +155,12 @@ impl Collector<'_, '_> {
         })
     }
 
-    fn route(
-        &self,
-        cx: &IngressContext<'_>,
-        field: String,
-        path: PathMatch,
-        target: Target,
-    ) -> IngressRoute {
-        IngressRoute {
-            provenance: Provenance::new(cx.obj, field),
-            rewrite: lower::rewrite(&cx.settings, &path),
-            path,
-            target,
-            policy: cx.policy.clone(),
-            canary: None,
-        }
-    }
-
-    fn default_backend(&mut self, backend: &IngressBackend, cx: &IngressContext<'_>) {
-        let field = "spec.defaultBackend";
-        if let Some(holder) = &self.default_owner {
-            self.diags.error(
-                cx.obj,
-                field,
-                format!("ignored: the older Ingress {holder} already sets the default backend"),
-            );
-            return;
-        }
-        let target = self.target_or_redirect(backend, cx, field);
-        let route = self.route(cx, field.into(), PathMatch::Prefix("/".into()), target);
-        self.default_backend = Some(route);
-        self.default_owner = Some(cx.owner.clone());
-    }
-
-    /// A path is served unless an older Ingress (or an earlier path of this
-    /// one) already serves its host and path.
-    fn serve_path(&mut self, p: rules::RulePath<'_>, cx: &IngressContext<'_>) {
-        let slot = (p.host.clone(), p.path.clone());
-        if let Some(holder) = self.claimed.get(&slot) {
-            let why = if *holder == cx.owner {
-                "is listed earlier in this Ingress".to_string()
-            } else {
-                format!("is already served by the older Ingress {holder}")
-            };
-            self.diags.error(
-                cx.obj,
-                p.field,
-                format!(
-                    "host {} path {} {why}; this path is not served",
-                    p.host.display(),
-                    p.path.display()
-                ),
-            );
-            return;
-        }
-        let target = self.target_or_redirect(p.backend, cx, &format!("{}.backend", p.field));
-        self.claimed.insert(slot, cx.owner.clone());
-        let mut route = self.route(cx, p.field, p.path, target);
-        if let (Some(errors), Some(svc)) = (&cx.policy.custom_errors, &p.backend.service) {
-            route.policy = Arc::new(RoutePolicy {
-                custom_errors: Some(Arc::new(lower::with_service(errors, svc))),
-                ..(*cx.policy).clone()
-            });
-        }
-        self.hosts.entry(p.host).or_default().push(route);
-    }
-
-    /// ingress-nginx answers `/` of every host of the Ingress with a redirect.
-    fn app_root(&mut self, root: &str, hosts: &BTreeSet<HostMatch>, cx: &IngressContext<'_>) {
-        let field = annotations::field("nginx.ingress.kubernetes.io/app-root");
-        for host in hosts {
-            let slot = (host.clone(), PathMatch::Exact("/".into()));
-            if let Some(holder) = self.claimed.get(&slot).filter(|h| **h != cx.owner) {
-                self.diags.error(
-                    cx.obj,
-                    field.clone(),
-                    format!(
-                        "host {} path / is already served by the older Ingress {holder}; app-root is not applied there",
-                        host.display()
-                    ),
-                );
-                continue;
-            }
-            let route = self.route(
-                cx,
-                field.clone(),
-                PathMatch::Exact("/".into()),
-                Target::AppRoot(root.to_string()),
-            );
-            let routes = self.hosts.entry(host.clone()).or_default();
-            routes.retain(|r| r.path != PathMatch::Exact("/".into()));
-            self.claimed.insert(slot, cx.owner.clone());
-            routes.push(route);
-        }
-    }
-
     /// The Ingress's redirect when it has one (its backends are not used,
     /// as nginx's `return` answers before proxying), else [`Self::target`].
     fn target_or_redirect(
         &mut self,
         backend: &IngressBackend,
-        cx: &IngressContext<'_>,
+        cx: &IngressContext,
         field: &str,
     ) -> Target {
         match &cx.settings.redirect {
@@ -365,14 +170,14 @@ impl Collector<'_, '_> {
     }
 
     /// The cluster a backend resolves to, or 503 (reported) when it does not.
-    fn target(&mut self, backend: &IngressBackend, cx: &IngressContext<'_>, field: &str) -> Target {
+    fn target(&mut self, backend: &IngressBackend, cx: &IngressContext, field: &str) -> Target {
         let Some(svc) = &backend.service else {
             let what = if backend.resource.is_some() {
                 "resource backends are not supported; use a service backend"
             } else {
                 "backend names no service"
             };
-            self.diags.error(cx.obj, field.to_string(), what);
+            self.diags.error(&cx.obj, field.to_string(), what);
             return Target::Unavailable;
         };
         match self.index.resolve_port(&cx.obj.namespace, svc) {
@@ -386,7 +191,7 @@ impl Collector<'_, '_> {
                             settings.service_upstream = false;
                             self.diags.push(
                                 crate::diagnostics::Severity::Warning,
-                                cx.obj,
+                                &cx.obj,
                                 format!("{field}.service.name"),
                                 format!("{e}: service-upstream is not applied, the Service's endpoints are used"),
                             );
@@ -397,12 +202,22 @@ impl Collector<'_, '_> {
                 // Most paths name a cluster an earlier path added: its
                 // endpoints are read once, by the first.
                 let main = backend_name(&port.name, &settings);
-                if !self.model.backends.contains_key(&main) {
-                    let mut backend = self.index.backend(port);
-                    if let Some(ip_port) = upstream {
-                        backend.endpoints = [ip_port].into();
+                let cached = (main.clone(), port.port_name().map(str::to_string));
+                match self.cache.get(&cached).filter(|(s, _)| *s == settings) {
+                    Some((_, backend)) => {
+                        self.index.read_endpoints(&namespace, &service);
+                        self.backends.insert(main.clone(), backend.clone());
                     }
-                    self.add_backend(backend, &settings);
+                    None => {
+                        let mut backend = self.index.backend(port);
+                        if let Some(ip_port) = upstream {
+                            backend.endpoints = [ip_port].into();
+                        }
+                        self.add_backend(backend, &settings);
+                        if let Some(backend) = self.backends.get(&main) {
+                            self.cache.insert(cached, (settings, backend.clone()));
+                        }
+                    }
                 }
                 match &cx.fallback {
                     Some(fallback) if *fallback != main => {
@@ -415,7 +230,9 @@ impl Collector<'_, '_> {
                             settings: ClusterSettings::default(),
                             fallbacks: vec![main, fallback.clone()],
                         };
-                        self.model.backends.entry(name.clone()).or_insert(aggregate);
+                        self.backends
+                            .entry(name.clone())
+                            .or_insert_with(|| Arc::new(aggregate));
                         Target::Cluster(name)
                     }
                     _ => Target::Cluster(main),
@@ -423,7 +240,7 @@ impl Collector<'_, '_> {
             }
             Err(e) => {
                 self.diags.error(
-                    cx.obj,
+                    &cx.obj,
                     format!("{field}.service.{}", e.field_suffix()),
                     format!("{e}; the path answers 503"),
                 );
@@ -439,7 +256,9 @@ impl Collector<'_, '_> {
             backend.settings = settings.clone();
         }
         let name = backend.name.clone();
-        self.model.backends.entry(name.clone()).or_insert(backend);
+        self.backends
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(backend));
         name
     }
 
@@ -543,21 +362,17 @@ impl Collector<'_, '_> {
         };
         Ok(self.add_backend(backend, &settings))
     }
+}
 
-    /// Routes in precedence order, lowered into the model.
-    fn finish(mut self) {
-        // Before the aliases: they share their host's TLS, client CA included.
-        self.apply_client_certificates();
-        self.serve_requested_hosts();
-        let table = &mut self.model.routes;
-        for (host, mut routes) in self.hosts {
-            routes.sort_by(|a, b| a.path.precedence_key().cmp(&b.path.precedence_key()));
-            table
-                .hosts
-                .insert(host, routes.into_iter().map(lower::route).collect());
-        }
-        table.fallback = self.default_backend.map(lower::route);
-        self.model.passthrough.sort_by(|a, b| a.name.cmp(&b.name));
+/// A route of the Ingress `cx`.
+fn route(cx: &IngressContext, field: String, path: PathMatch, target: Target) -> IngressRoute {
+    IngressRoute {
+        provenance: Provenance::new(&cx.obj, field),
+        rewrite: lower::rewrite(&cx.settings, &path),
+        path,
+        target,
+        policy: cx.policy.clone(),
+        canary: None,
     }
 }
 

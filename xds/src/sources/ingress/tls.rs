@@ -6,8 +6,10 @@
 //! through or terminate, never both.
 
 use super::lower::{IngressRoute, Target};
+use super::memo::Arbiter;
+use super::prepare::{Body, PassthroughHost, Rank, TlsEntry};
 use super::{annotation_key, annotations, rules, Collector, IngressContext};
-use crate::diagnostics::{ObjectRef, Severity};
+use crate::diagnostics::{Diagnostic, ObjectRef, Severity};
 use crate::model::{
     ClientAuth, ClientVerify, HostMatch, PathMatch, Provenance, SniCertificate, TcpChain,
     WeightedBackend,
@@ -27,8 +29,11 @@ pub(super) struct HostClientAuth {
 }
 
 impl Collector<'_, '_> {
-    pub(super) fn tls(&mut self, spec: &IngressSpec, cx: &IngressContext<'_>) {
-        let obj = cx.obj;
+    /// The Ingress's TLS entries whose Secret resolves, with their valid
+    /// hosts; the others reported.
+    pub(super) fn tls_entries(&mut self, spec: &IngressSpec, cx: &IngressContext) -> Vec<TlsEntry> {
+        let obj = &cx.obj;
+        let mut out = Vec::new();
         for (ti, tls) in spec.tls.iter().flatten().enumerate() {
             let hosts = tls.hosts.as_deref().unwrap_or(&[]);
             let Some(secret_name) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) else {
@@ -61,59 +66,77 @@ impl Collector<'_, '_> {
                     continue;
                 }
             };
+            let mut valid = Vec::new();
             for (hi, h) in hosts.iter().enumerate() {
                 let field = format!("spec.tls[{ti}].hosts[{hi}]");
-                if let Err(e) = rules::parse_host(h) {
-                    self.diags.error(obj, field, e);
-                    continue;
+                match rules::parse_host(h) {
+                    Ok(_) => valid.push((field, h.clone())),
+                    Err(e) => self.diags.error(obj, field, e),
                 }
-                if let Some(holder) = self.passthrough_owner.get(h) {
-                    let (sev, msg) = if *holder == cx.owner {
-                        (
-                            Severity::Warning,
-                            format!("ignored: ssl-passthrough sends TLS for host {h} to the backend, which presents its own certificate"),
-                        )
-                    } else {
-                        (
-                            Severity::Error,
-                            format!("TLS for host {h} is passed through to its backend by the older Ingress {holder} (ssl-passthrough); not terminated here"),
-                        )
-                    };
-                    self.diags.push(sev, obj, field, msg);
-                    continue;
-                }
-                if let Some(holder) = self.tls_owner.get(h) {
-                    let same_certificate = self
-                        .model
-                        .tls
-                        .get(h)
-                        .is_some_and(|sni| sni.certificate == secret.name);
-                    if *holder != cx.owner || !same_certificate {
-                        self.diags.error(
-                            obj,
-                            field,
-                            format!("TLS for host {h} is already configured by the older Ingress {holder}"),
-                        );
-                    }
-                    continue;
-                }
-                self.tls_owner.insert(h.clone(), cx.owner.clone());
-                let sni = SniCertificate {
-                    certificate: secret.name.clone(),
-                    min_version: cx.settings.tls_min_version,
-                    client_auth: None,
-                    provenance: Provenance::new(obj, field),
+            }
+            out.push(TlsEntry {
+                secret,
+                hosts: valid,
+            });
+        }
+        out
+    }
+}
+
+impl Arbiter<'_> {
+    /// A TLS entry's hosts: the oldest Ingress configuring a host wins it.
+    pub(super) fn tls(&mut self, cx: &IngressContext, entry: &TlsEntry) {
+        let obj = &cx.obj;
+        let secret = &entry.secret;
+        for (field, h) in &entry.hosts {
+            if let Some(holder) = self.passthrough_owner.get(h) {
+                let (sev, msg) = if *holder == cx.owner {
+                    (
+                        Severity::Warning,
+                        format!("ignored: ssl-passthrough sends TLS for host {h} to the backend, which presents its own certificate"),
+                    )
+                } else {
+                    (
+                        Severity::Error,
+                        format!("TLS for host {h} is passed through to its backend by the older Ingress {holder} (ssl-passthrough); not terminated here"),
+                    )
                 };
-                self.model.tls.insert(h.clone(), sni);
+                self.diags.push(sev, obj, field.clone(), msg);
+                continue;
             }
-            if self
-                .model
-                .tls
-                .values()
-                .any(|sni| sni.certificate == secret.name)
-            {
-                self.model.certificates.insert(secret.name.clone(), secret);
+            if let Some(holder) = self.tls_owner.get(h) {
+                let same_certificate = self
+                    .model
+                    .tls
+                    .get(h)
+                    .is_some_and(|sni| sni.certificate == secret.name);
+                if *holder != cx.owner || !same_certificate {
+                    self.diags.error(
+                        obj,
+                        field.clone(),
+                        format!(
+                            "TLS for host {h} is already configured by the older Ingress {holder}"
+                        ),
+                    );
+                }
+                continue;
             }
+            self.tls_owner.insert(h.clone(), cx.owner.clone());
+            let sni = SniCertificate {
+                certificate: secret.name.clone(),
+                min_version: cx.settings.tls_min_version,
+                client_auth: None,
+                provenance: Provenance::new(obj, field.clone()),
+            };
+            self.model.tls.insert(h.clone(), sni);
+            self.tls_certificates.insert(secret.name.clone());
+        }
+        // Its certificate is served when any host uses it (an older
+        // Ingress's included).
+        if self.tls_certificates.contains(&secret.name) {
+            self.model
+                .certificates
+                .insert(secret.name.clone(), secret.clone());
         }
     }
 }
@@ -135,16 +158,15 @@ impl Collector<'_, '_> {
         })
     }
 
-    /// Record the client certificates an Ingress asks of its hosts (its
-    /// rules' and its TLS entries'); a host keeps the oldest Ingress's.
-    pub(super) fn ask_client_certificates(
+    /// The host names an Ingress asks client certificates of (its rules'
+    /// and its TLS entries'), and the annotation as a diagnostic field.
+    pub(super) fn client_certificate_names(
         &mut self,
         ing: &Ingress,
         spec: &IngressSpec,
         hosts: &BTreeSet<HostMatch>,
-        cx: &IngressContext<'_>,
-    ) {
-        let Some(auth) = &cx.client_auth else { return };
+        cx: &IngressContext,
+    ) -> (BTreeSet<String>, String) {
         let field = annotations::field(&annotation_key(ing, "auth-tls-secret"));
         let names: BTreeSet<String> = hosts
             .iter()
@@ -162,19 +184,29 @@ impl Collector<'_, '_> {
         if names.is_empty() {
             self.diags.push(
                 Severity::Warning,
-                cx.obj,
+                &cx.obj,
                 field.clone(),
                 "ignored: the Ingress has no host name (client certificates are asked per TLS host)",
             );
         }
-        for name in names {
-            match self.client_auth.get(&name) {
+        (names, field)
+    }
+}
+
+impl Arbiter<'_> {
+    /// Record the client certificates an Ingress asks of its hosts; a
+    /// host keeps the oldest Ingress's.
+    pub(super) fn ask_client_certificates(&mut self, body: &Body, auth: &Arc<ClientAuth>) {
+        let cx = &body.cx;
+        let field = &body.client_certificates_field;
+        for name in &body.client_certificates {
+            match self.client_auth.get(name) {
                 Some(held) if held.auth != *auth => {
                     let msg = format!(
                         "host {name} already asks for client certificates with other settings, set by the older Ingress {}; those apply to the host",
                         held.owner
                     );
-                    self.diags.error(cx.obj, field.clone(), msg);
+                    self.diags.error(&cx.obj, field.clone(), msg);
                 }
                 Some(_) => {}
                 None => {
@@ -184,7 +216,7 @@ impl Collector<'_, '_> {
                         field: field.clone(),
                         auth: auth.clone(),
                     };
-                    self.client_auth.insert(name, held);
+                    self.client_auth.insert(name.clone(), held);
                 }
             }
         }
@@ -223,33 +255,76 @@ impl Collector<'_, '_> {
                     Some(r) => r.policy.clone(),
                     None => continue,
                 };
-                *routes = vec![IngressRoute {
+                *routes = Arc::new(vec![IngressRoute {
                     provenance: Provenance::new(&held.obj, held.field.clone()),
                     path: PathMatch::Prefix("/".into()),
                     target: Target::Unavailable,
                     rewrite: None,
                     policy,
                     canary: None,
-                }];
+                }]);
             }
         }
     }
 
-    /// `ssl-passthrough`: each rule host's TLS goes, untouched, to the
-    /// backend of its first path (as ingress-nginx, which ignores paths).
+    /// A passthrough host, unless an older Ingress terminates or passes
+    /// through its TLS.
     pub(super) fn passthrough(
         &mut self,
-        ing: &Ingress,
-        rules: &rules::Rules<'_>,
-        cx: &IngressContext<'_>,
+        rank: &Arc<Rank>,
+        body: &Body,
+        i: usize,
+        p: &PassthroughHost,
     ) {
-        let field = annotations::field(&annotation_key(ing, "ssl-passthrough"));
+        let cx = &body.cx;
+        let host = &p.host;
+        let holder = self
+            .tls_owner
+            .get(host)
+            .map(|h| format!("TLS for host {host} is already terminated by the older Ingress {h}"))
+            .or_else(|| {
+                self.passthrough_owner.get(host).map(|h| {
+                    format!(
+                        "TLS for host {host} is already passed through by the older Ingress {h}"
+                    )
+                })
+            });
+        if let Some(why) = holder {
+            self.diags.error(
+                &cx.obj,
+                body.passthrough_field.clone(),
+                format!("{why}; not passed through here"),
+            );
+            return;
+        }
+        let backends = self.apply(&p.backends, (rank.clone(), 2, i));
+        self.passthrough_owner
+            .insert(host.clone(), cx.owner.clone());
+        self.model.passthrough.push(TcpChain {
+            name: format!("passthrough|{host}"),
+            server_names: vec![host.clone()],
+            certificates: vec![],
+            backends,
+        });
+    }
+}
+
+impl Collector<'_, '_> {
+    /// `ssl-passthrough`: each rule host's TLS goes, untouched, to the
+    /// backend of its first path (as ingress-nginx, which ignores paths).
+    pub(super) fn passthrough_hosts(
+        &mut self,
+        rules: &rules::Rules<'_>,
+        cx: &IngressContext,
+        always: &mut Vec<Diagnostic>,
+    ) -> Vec<PassthroughHost> {
         let mut done: BTreeSet<&HostMatch> = BTreeSet::new();
+        let mut out = Vec::new();
         for p in &rules.paths {
             if p.host == HostMatch::Any {
                 let msg = "ignored for this rule: it has no host, and TLS is passed through by SNI host name";
                 self.diags
-                    .push(Severity::Warning, cx.obj, p.field.clone(), msg);
+                    .push(Severity::Warning, &cx.obj, p.field.clone(), msg);
                 continue;
             }
             let host = p.host.display().to_string();
@@ -258,36 +333,13 @@ impl Collector<'_, '_> {
                     "not used for TLS: ssl-passthrough sends every TLS connection for {host} to the first path's backend (ingress-nginx ignores paths too); plain HTTP still uses this path"
                 );
                 self.diags
-                    .push(Severity::Warning, cx.obj, p.field.clone(), msg);
+                    .push(Severity::Warning, &cx.obj, p.field.clone(), msg);
                 continue;
             }
-            let holder = self
-                .tls_owner
-                .get(&host)
-                .map(|h| format!("TLS for host {host} is already terminated by the older Ingress {h}"))
-                .or_else(|| {
-                    self.passthrough_owner.get(&host).map(|h| {
-                        format!("TLS for host {host} is already passed through by the older Ingress {h}")
-                    })
-                });
-            if let Some(why) = holder {
-                self.diags.error(
-                    cx.obj,
-                    field.clone(),
-                    format!("{why}; not passed through here"),
-                );
-                continue;
-            }
-            let backends = self.passthrough_backend(p, cx);
-            self.passthrough_owner
-                .insert(host.clone(), cx.owner.clone());
-            self.model.passthrough.push(TcpChain {
-                name: format!("passthrough|{host}"),
-                server_names: vec![host],
-                certificates: vec![],
-                backends,
-            });
+            let backends = self.op(always, |c| c.passthrough_backend(p, cx));
+            out.push(PassthroughHost { host, backends });
         }
+        out
     }
 
     /// A plain TCP cluster for the path's Service port (none: the
@@ -295,18 +347,20 @@ impl Collector<'_, '_> {
     fn passthrough_backend(
         &mut self,
         p: &rules::RulePath<'_>,
-        cx: &IngressContext<'_>,
+        cx: &IngressContext,
     ) -> Vec<WeightedBackend> {
         let field = format!("{}.backend", p.field);
         let Some(svc) = &p.backend.service else {
             let msg = "backend names no service; TLS connections for the host are closed";
-            self.diags.error(cx.obj, field, msg);
+            self.diags.error(&cx.obj, field, msg);
             return vec![];
         };
         match self.index.resolve_service(&cx.obj.namespace, svc) {
             Ok(backend) => {
                 let name = backend.name.clone();
-                self.model.backends.entry(name.clone()).or_insert(backend);
+                self.backends
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(backend));
                 vec![WeightedBackend {
                     backend: name,
                     weight: 1,
@@ -315,7 +369,7 @@ impl Collector<'_, '_> {
             }
             Err(e) => {
                 self.diags.error(
-                    cx.obj,
+                    &cx.obj,
                     format!("{field}.service.{}", e.field_suffix()),
                     format!("{e}; TLS connections for the host are closed"),
                 );
