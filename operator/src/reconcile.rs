@@ -212,7 +212,16 @@ pub(crate) async fn delete_stale(
     desired: &[Desired],
     reverse: bool,
 ) -> Result<usize, ReconcileError> {
-    let keep = object_keys(desired);
+    delete_stale_except(client, selector, &object_keys(desired), reverse).await
+}
+
+/// [`delete_stale`] with the keys of the objects to keep.
+async fn delete_stale_except(
+    client: &Client,
+    selector: &str,
+    keep: &BTreeSet<ObjectKey>,
+    reverse: bool,
+) -> Result<usize, ReconcileError> {
     let lp = ListParams::default().labels(selector);
     let mut deleted = 0;
     let mut kinds: Vec<ApiResource> = MANAGED_KINDS.iter().map(|k| k.api_resource()).collect();
@@ -348,13 +357,7 @@ async fn reconcile_pass(
     let uid = gw.metadata.uid.clone().unwrap_or_default();
     if !ctx.swept.covers(&uid, &keys) {
         stage.set("deleting stale objects");
-        delete_stale(
-            &ctx.client,
-            &tenant_selector(&gw.name_any()),
-            &desired,
-            false,
-        )
-        .await?;
+        delete_stale_except(&ctx.client, &tenant_selector(&gw.name_any()), &keys, false).await?;
         ctx.swept.record(&uid, keys, &ctx.gateways);
     }
     let (deployment, service) = observe_workload(&ctx, &gw, stage).await?;

@@ -103,7 +103,7 @@ pub async fn run(
         return;
     }
     let world = || {
-        let ns: Vec<Namespace> = namespaces.state().iter().map(|n| (**n).clone()).collect();
+        let ns = super::namespaces_of(&namespaces);
         World::of(&gateways.state(), &ns, &nodes.state(), &reserved)
     };
     let mut last = world();
